@@ -1,0 +1,83 @@
+# Strongroom: one Makefile for the whole tree.
+#
+#   make          build everything (CUDA sources only where nvcc exists)
+#   make deps     install what is missing (Debian 12 packages, Debian 13
+#                 mbedTLS/llhttp/yyjson unpacked into build/deps)
+#   make run      first-start set-up and start on the embedded default
+#   make test     unit tests, integration tests, unit tests under ASan+UBSan
+#   make bench    benchmarks, printed as ratios against anchors
+#   make lint     clang-format check and module-boundary check
+MAKEFLAGS += -r
+BUILD ?= build
+DEPS := $(BUILD)/deps
+DEPROOT := $(abspath $(DEPS)/root)
+DEPLIB := $(DEPROOT)/usr/lib/x86_64-linux-gnu
+DEPSTAMP := $(DEPS)/.complete-v1
+
+CC ?= cc
+OPT ?= -O2
+WARN := -Wall -Wextra -Wpointer-arith -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Werror -Wno-format-truncation
+CPPFLAGS := -D_GNU_SOURCE -I. -I$(DEPROOT)/usr/include -I/usr/include/p11-kit-1
+CFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC
+LDLIBS := -ldl -lpthread
+MBEDCRYPTO := $(DEPLIB)/libmbedcrypto.a
+
+NVCC := $(shell command -v /usr/local/cuda/bin/nvcc 2>/dev/null || command -v nvcc 2>/dev/null)
+
+# Sanitizer build of the unit tests (and of the fault-injection test).
+SAN := $(BUILD)/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+
+all: deps-check lib pkcs11 tools appliance-bin tests-build
+
+include lib/module.mk
+include pkcs11/module.mk
+include appliance/module.mk
+include tools/module.mk
+include tests/module.mk
+
+.PHONY: all deps deps-check run test test-unit test-integration test-asan \
+	bench lint format clean distclean
+
+deps:
+	@BUILD=$(BUILD) sh tools/deps.sh
+
+# Every build target depends on deps; tools/deps.sh returns at once when
+# everything is present.
+deps-check: $(DEPSTAMP)
+$(DEPSTAMP):
+	@BUILD=$(BUILD) sh tools/deps.sh
+
+$(BUILD)/obj/%.o: %.c | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(SAN)/obj/%.o: %.c | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SANFLAGS) -MMD -MP -c $< -o $@
+
+STATE ?= $(BUILD)/state
+run: all
+	@sh tools/run.sh "$(BUILD)" "$(STATE)"
+
+test: deps-check
+	@BUILD=$(BUILD) sh tests/run.sh
+
+bench: all
+	@BUILD=$(BUILD) sh tools/bench/run.sh
+
+lint:
+	@sh tools/lint.sh
+
+format:
+	@git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/asan $(BUILD)/bin $(BUILD)/lib $(BUILD)/test
+
+distclean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj $(BUILD)/asan -name '*.d' 2>/dev/null)

@@ -1,0 +1,221 @@
+/*
+ * pkcs11/session.c: the session pool and the recovery logic around every
+ * operation.
+ *
+ * An operation checks out one persistent session (p11__op_begin) and hands
+ * it back with the call's CK_RV (p11__op_end), which decides what broke: a
+ * session (reopen it, log in again) or the device (C_Finalize, C_Initialize,
+ * find the token, reopen everything). The caller then sees one clear error.
+ * This file must never retry an operation on the caller's behalf and never
+ * let the slot's session count drop to zero outside p11_close (the anchor
+ * session stays open: SoftHSMv2#464).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pkcs11/internal.h"
+
+int
+p11__pool_open(struct p11_ctx *ctx)
+{
+	CK_RV rv;
+	unsigned i;
+
+	ctx->sessions = calloc(ctx->nsessions, sizeof(*ctx->sessions));
+	if (ctx->sessions == NULL)
+		return -ENOMEM;
+	ctx->free_sessions = ctx->nsessions;
+	for (i = 0; i < ctx->nsessions; i++) {
+		rv = ctx->f->C_OpenSession(ctx->slot,
+		    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+		    &ctx->sessions[i].handle);
+		if (rv != CKR_OK) {
+			p11__set_last_rv(rv);
+			return p11_rv_to_error(rv);
+		}
+		ctx->sessions[i].open = 1;
+	}
+	return 0;
+}
+
+void
+p11__pool_close(struct p11_ctx *ctx)
+{
+	free(ctx->sessions);
+	ctx->sessions = NULL;
+	ctx->nsessions = 0;
+}
+
+/*
+ * Re-initialise the module. Called with the write lock held, so no other
+ * call is in flight. Returns 0 when the context is usable again.
+ */
+static int
+p11_reinit(struct p11_ctx *ctx)
+{
+	char err[256];
+	unsigned i;
+	CK_RV rv;
+	int rc;
+
+	p11__module_stop(ctx);
+	rc = p11__module_start(ctx, err, sizeof(err));
+	if (rc != 0) {
+		log_warnx("%s: HSM still unavailable: %s", __func__, err);
+		/* Leave it finalized so the next attempt starts clean. */
+		p11__module_stop(ctx);
+		return rc == P11_EPIN ? P11_EPIN : P11_ERECOVER;
+	}
+	for (i = 0; i < ctx->nsessions; i++) {
+		rv = ctx->f->C_OpenSession(ctx->slot,
+		    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+		    &ctx->sessions[i].handle);
+		/* A session that fails to open is retried at checkout. */
+		ctx->sessions[i].open = rv == CKR_OK;
+	}
+	atomic_fetch_add(&ctx->epoch, 1);
+	atomic_fetch_add(&ctx->recoveries, 1);
+	log_info("%s: HSM re-initialised (recovery %lu)", __func__,
+	    atomic_load(&ctx->recoveries));
+	return 0;
+}
+
+/* Take the write lock and repair, unless another thread already did. */
+static int
+p11_recover(struct p11_ctx *ctx)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&ctx->state);
+	if (ctx->broken) {
+		rc = p11_reinit(ctx);
+		if (rc == 0)
+			ctx->broken = 0;
+	}
+	pthread_rwlock_unlock(&ctx->state);
+	return rc;
+}
+
+static struct p11__session *
+p11_checkout(struct p11_ctx *ctx)
+{
+	struct p11__session *s = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&ctx->pool_lock);
+	while (ctx->free_sessions == 0)
+		pthread_cond_wait(&ctx->pool_cond, &ctx->pool_lock);
+	for (i = 0; i < ctx->nsessions; i++) {
+		if (!ctx->sessions[i].inuse) {
+			s = &ctx->sessions[i];
+			break;
+		}
+	}
+	s->inuse = 1;
+	ctx->free_sessions--;
+	pthread_mutex_unlock(&ctx->pool_lock);
+	return s;
+}
+
+static void
+p11_checkin(struct p11_ctx *ctx, struct p11__session *s)
+{
+	pthread_mutex_lock(&ctx->pool_lock);
+	s->inuse = 0;
+	ctx->free_sessions++;
+	pthread_cond_signal(&ctx->pool_cond);
+	pthread_mutex_unlock(&ctx->pool_lock);
+}
+
+/* Open a session that a failure closed; the caller holds the read lock. */
+static CK_RV
+p11_session_reopen(struct p11_ctx *ctx, struct p11__session *s)
+{
+	CK_RV rv;
+
+	if (s->open)
+		ctx->f->C_CloseSession(s->handle);
+	s->open = 0;
+	rv = ctx->f->C_OpenSession(ctx->slot,
+	    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s->handle);
+	if (rv != CKR_OK)
+		return rv;
+	s->open = 1;
+	return CKR_OK;
+}
+
+int
+p11__op_begin(struct p11_ctx *ctx, struct p11__op *op)
+{
+	CK_RV rv;
+	int rc;
+
+	op->ctx = ctx;
+	op->s = NULL;
+	pthread_rwlock_rdlock(&ctx->state);
+	if (ctx->broken) {
+		pthread_rwlock_unlock(&ctx->state);
+		rc = p11_recover(ctx);
+		if (rc != 0)
+			return rc;
+		pthread_rwlock_rdlock(&ctx->state);
+		if (ctx->broken) {
+			pthread_rwlock_unlock(&ctx->state);
+			return P11_ERECOVER;
+		}
+	}
+	op->epoch = atomic_load(&ctx->epoch);
+	op->s = p11_checkout(ctx);
+	if (!op->s->open) {
+		rv = p11_session_reopen(ctx, op->s);
+		if (rv != CKR_OK)
+			return p11__op_end(op, rv);
+	}
+	return 0;
+}
+
+/*
+ * Hand the session back. Any failure resets the session (close and
+ * reopen), because a fault may have left an operation active inside the
+ * module; session objects the caller must keep live on the anchor session,
+ * which is never reset. Device-level failures mark the context broken and
+ * re-initialise it before returning.
+ */
+int
+p11__op_end(struct p11__op *op, CK_RV rv)
+{
+	struct p11_ctx *ctx = op->ctx;
+	CK_RV rv2 = CKR_OK;
+	int rc, device;
+
+	if (rv == CKR_OK) {
+		p11_checkin(ctx, op->s);
+		pthread_rwlock_unlock(&ctx->state);
+		return 0;
+	}
+	p11__set_last_rv(rv);
+	rc = p11_rv_to_error(rv);
+	device = p11__rv_is_device_loss(rv);
+	if (!device) {
+		rv2 = p11_session_reopen(ctx, op->s);
+		if (rv2 == CKR_OK && rv == CKR_USER_NOT_LOGGED_IN &&
+		    p11__login(ctx, op->s->handle) != 0)
+			rv2 = p11_last_rv();
+		if (rv2 != CKR_OK)
+			device = p11__rv_is_device_loss(rv2);
+	}
+	if (device)
+		ctx->broken = 1;
+	p11_checkin(ctx, op->s);
+	pthread_rwlock_unlock(&ctx->state);
+	if (device) {
+		log_warnx("%s: %s; re-initialising the HSM module", __func__,
+		    p11_rv_name(rv2 != CKR_OK ? rv2 : rv));
+		p11_recover(ctx);
+		if (rc != P11_EDEVICE && rc != P11_ESESSION)
+			rc = P11_EDEVICE;
+	}
+	p11__set_last_rv(rv);
+	return rc;
+}

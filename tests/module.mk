@@ -1,0 +1,32 @@
+# tests/: cmocka unit tests (tests/unit/<module>/test_*.c), integration
+# tests (tests/integration/<area>/test_*.c and *.sh), and the fault-injection
+# PKCS#11 module (tests/fault/).
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/test_*.c))
+INTEG_SRCS := $(sort $(wildcard tests/integration/*/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/%.c=$(BUILD)/test/%)
+INTEG_BINS := $(INTEG_SRCS:tests/%.c=$(BUILD)/test/%)
+# Under ASan+UBSan: every unit test, and the integration tests listed here.
+SAN_INTEG := tests/integration/pkcs11/test_fault.c
+SAN_BINS := $(UNIT_SRCS:tests/%.c=$(SAN)/test/%) \
+	$(SAN_INTEG:tests/%.c=$(SAN)/test/%)
+FAULT_SO := $(BUILD)/lib/libsr_p11fault.so
+TEST_LIBS := $(P11_A) $(LIB_A) $(MBEDCRYPTO) -lcmocka $(LDLIBS)
+SAN_TEST_LIBS := $(P11_SAN_A) $(LIB_SAN_A) $(MBEDCRYPTO) -lcmocka $(LDLIBS)
+
+tests-build: $(UNIT_BINS) $(INTEG_BINS) $(FAULT_SO)
+tests-san: $(SAN_BINS) $(FAULT_SO)
+.PHONY: tests-build tests-san
+
+$(BUILD)/test/%: $(BUILD)/obj/tests/%.o $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(TEST_LIBS)
+
+$(SAN)/test/%: $(SAN)/obj/tests/%.o $(P11_SAN_A) $(LIB_SAN_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) $< -o $@ $(SAN_TEST_LIBS)
+
+# The fault module is a plain shared object without sanitizers: it stands in
+# for a vendor module, which is never instrumented either.
+$(FAULT_SO): tests/fault/p11fault.c | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fvisibility=hidden $< -o $@ -ldl -lpthread

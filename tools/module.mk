@@ -1,0 +1,14 @@
+# tools/: command-line tools and benchmarks.
+TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/p11-bench
+
+tools: $(TOOLS_BINS)
+.PHONY: tools
+
+$(BUILD)/bin/sr-p11: $(BUILD)/obj/tools/sr-p11.o $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
+
+$(BUILD)/bin/p11-bench: $(BUILD)/obj/tools/bench/p11_bench.o \
+	    $(BUILD)/obj/tools/bench/p11_raw.o $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)

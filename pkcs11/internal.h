@@ -69,6 +69,7 @@ struct p11_ctx {
 	pthread_rwlock_t state;
 	CK_SLOT_ID slot;
 	int initialized;      /* C_Initialize succeeded in this epoch */
+	int owns_init;        /* our C_Initialize did it: we finalize */
 	atomic_int broken;    /* the module needs re-initialising */
 	CK_SESSION_HANDLE anchor; /* never closed (SoftHSMv2#464) */
 	int anchor_open;

@@ -17,7 +17,7 @@ static const unsigned char p11_p256_oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
     0xce, 0x3d, 0x03, 0x01, 0x07};
 
 struct p11_tmpl {
-	CK_ATTRIBUTE a[20];
+	CK_ATTRIBUTE a[24];
 	CK_ULONG n;
 };
 
@@ -217,20 +217,17 @@ p11_tmpl_key(struct p11_tmpl *t, struct p11_ctx *ctx, struct p11_key *key,
 	p11_tmpl_bool(t, CKA_SENSITIVE, 1);
 	p11_tmpl_bool(t, CKA_EXTRACTABLE, flags & P11_KEY_EXTRACTABLE);
 	p11_tmpl_bool(t, CKA_DERIVE, flags & P11_KEY_DERIVE);
-	switch (key->kind) {
-	case P11_KEY_AES:
-		p11_tmpl_bool(t, CKA_WRAP, 1);
-		p11_tmpl_bool(t, CKA_UNWRAP, 1);
+	/* Every use is stated: modules differ in their defaults (SoftHSM2
+	 * lets a secret key encrypt, decrypt, wrap and unwrap unless told
+	 * otherwise), and a key should do one job. */
+	p11_tmpl_bool(t, CKA_UNWRAP, key->kind == P11_KEY_AES);
+	p11_tmpl_bool(t, CKA_SIGN, key->kind != P11_KEY_AES);
+	p11_tmpl_bool(t, CKA_DECRYPT, 0);
+	/* Private keys have no wrap, encrypt or verify attributes. */
+	if (key->kind != P11_KEY_EC_P256) {
+		p11_tmpl_bool(t, CKA_WRAP, key->kind == P11_KEY_AES);
 		p11_tmpl_bool(t, CKA_ENCRYPT, 0);
-		p11_tmpl_bool(t, CKA_DECRYPT, 0);
-		break;
-	case P11_KEY_HMAC:
-		p11_tmpl_bool(t, CKA_SIGN, 1);
-		p11_tmpl_bool(t, CKA_VERIFY, 1);
-		break;
-	default:
-		p11_tmpl_bool(t, CKA_SIGN, 1);
-		break;
+		p11_tmpl_bool(t, CKA_VERIFY, key->kind == P11_KEY_HMAC);
 	}
 	p11_tmpl_name(t, key);
 }
@@ -267,6 +264,9 @@ p11_key_create(struct p11_ctx *ctx, struct p11_key *key, unsigned flags,
 		p11_tmpl_bool(&pub, CKA_TOKEN, flags & P11_KEY_TOKEN);
 		p11_tmpl_bool(&pub, CKA_PRIVATE, 0);
 		p11_tmpl_bool(&pub, CKA_VERIFY, 1);
+		p11_tmpl_bool(&pub, CKA_ENCRYPT, 0);
+		p11_tmpl_bool(&pub, CKA_WRAP, 0);
+		p11_tmpl_bool(&pub, CKA_DERIVE, 0);
 		p11_tmpl_add(&pub, CKA_EC_PARAMS, p11_p256_oid,
 		    sizeof(p11_p256_oid));
 		p11_tmpl_name(&pub, key);

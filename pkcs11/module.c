@@ -192,6 +192,9 @@ p11__module_start(struct p11_ctx *ctx, char *err, size_t errlen)
 		return p11_rv_to_error(rv);
 	}
 	ctx->initialized = 1;
+	/* Another user of this module in the process initialised it first:
+	 * then it is theirs to finalize, never ours. */
+	ctx->owns_init = rv == CKR_OK;
 	rc = p11_find_slot(ctx, err, errlen);
 	if (rc != 0)
 		return rc;
@@ -221,7 +224,7 @@ p11__module_stop(struct p11_ctx *ctx)
 
 	if (!ctx->initialized)
 		return;
-	for (i = 0; i < ctx->nsessions; i++) {
+	for (i = 0; ctx->sessions != NULL && i < ctx->nsessions; i++) {
 		if (ctx->sessions[i].open)
 			ctx->f->C_CloseSession(ctx->sessions[i].handle);
 		ctx->sessions[i].open = 0;
@@ -231,7 +234,8 @@ p11__module_stop(struct p11_ctx *ctx)
 	if (ctx->anchor_open)
 		ctx->f->C_CloseSession(ctx->anchor);
 	ctx->anchor_open = 0;
-	ctx->f->C_Finalize(NULL);
+	if (ctx->owns_init)
+		ctx->f->C_Finalize(NULL);
 	ctx->initialized = 0;
 }
 

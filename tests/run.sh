@@ -1,0 +1,113 @@
+#!/bin/sh
+# tests/run.sh: what `make test` runs. Builds the tree, runs the unit tests
+# (cmocka), the integration tests (cmocka programs and shell scripts against
+# the real SoftHSM2, OpenSC and friends), then the unit tests and the
+# fault-injection test again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Its last line is "N passed, N failed". It never skips a phase silently.
+set -u
+
+BUILD=${BUILD:-build}
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+TIMEOUT=${SR_TEST_TIMEOUT:-600}
+export SR_TEST_TMP="$(pwd)/$BUILD/test-tmp"
+export SR_P11FAULT_SO="$(pwd)/$BUILD/lib/libsr_p11fault.so"
+export BUILD
+LOG="$BUILD/test-logs"
+rm -rf "$SR_TEST_TMP" "$LOG"
+mkdir -p "$SR_TEST_TMP" "$LOG"
+
+passed=0
+failed=0
+failures=""
+
+note_fail() {
+	failed=$((failed + $2))
+	failures="$failures
+  $1"
+}
+
+# Run one cmocka program; add its counts. A program that dies before its
+# summary counts as one failure.
+run_cmocka() {
+	name=$1
+	shift
+	out="$LOG/$(echo "$name" | tr '/' '_').log"
+	timeout "$TIMEOUT" "$@" >"$out" 2>&1
+	rc=$?
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\..*/\1/p' "$out" | tail -n 1)
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:.*/\1/p' "$out" | tail -n 1)
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	if [ "$f" -gt 0 ]; then
+		note_fail "$name (see $out)" "$f"
+		echo "FAIL $name: $p passed, $f failed"
+		sed 's/^/    /' "$out" | grep -v '^    \[ RUN\|^    \[       OK' | tail -n 40
+	else
+		echo "ok   $name: $p passed"
+	fi
+}
+
+# Run one shell test: it prints "ok N - what" / "not ok N - what" lines
+# (TAP) and exits non-zero on failure.
+run_script() {
+	name=$1
+	out="$LOG/$(echo "$name" | tr '/' '_').log"
+	timeout "$TIMEOUT" sh "$name" >"$out" 2>&1
+	rc=$?
+	p=$(grep -c '^ok ' "$out")
+	f=$(grep -c '^not ok ' "$out")
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	passed=$((passed + p))
+	if [ "$f" -gt 0 ]; then
+		note_fail "$name (see $out)" "$f"
+		echo "FAIL $name: $p passed, $f failed"
+		sed 's/^/    /' "$out" | tail -n 40
+	else
+		echo "ok   $name: $p passed"
+	fi
+}
+
+echo "== build"
+if ! make -s -j"$JOBS" all >"$LOG/build.log" 2>&1; then
+	cat "$LOG/build.log"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+echo "== unit tests"
+for t in $(find "$BUILD/test/unit" -type f -name 'test_*' | sort); do
+	run_cmocka "unit/${t#$BUILD/test/unit/}" "$t"
+done
+
+echo "== integration tests"
+for t in $(find "$BUILD/test/integration" -type f -name 'test_*' | sort); do
+	run_cmocka "integration/${t#$BUILD/test/integration/}" "$t"
+done
+for t in $(find tests/integration -type f -name 'test_*.sh' | sort); do
+	run_script "$t"
+done
+
+echo "== unit and fault-injection tests under ASan+UBSan"
+if ! make -s -j"$JOBS" tests-san >"$LOG/build-asan.log" 2>&1; then
+	cat "$LOG/build-asan.log"
+	note_fail "ASan build" 1
+else
+	export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+	export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
+	for t in $(find "$BUILD/asan/test" -type f -name 'test_*' | sort); do
+		run_cmocka "asan/${t#$BUILD/asan/test/}" "$t"
+	done
+fi
+
+if [ "$failed" -gt 0 ]; then
+	echo "Failed:$failures"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

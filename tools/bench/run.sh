@@ -1,0 +1,18 @@
+#!/bin/sh
+# tools/bench/run.sh: what `make bench` runs. Prints what is measured and on
+# which machine, then runs the benchmarks, which report ratios against their
+# anchors. It must never fail because a ratio misses its goal: only a
+# benchmark that could not measure (an operation error) fails the run.
+set -eu
+
+BUILD=${BUILD:-build}
+
+cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
+	head -n 1)
+hsm=$(dpkg-query -W -f '${Version}' softhsm2 2>/dev/null || echo unknown)
+
+echo "== pkcs11 layer vs raw PKCS#11 (same SoftHSM2 module, same token):" \
+	"ops/s and ratio layer/raw"
+echo "== machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; SoftHSM2 $hsm;" \
+	"SR_BENCH_SECONDS=${SR_BENCH_SECONDS:-1.2} per side per cell"
+"$BUILD/bin/p11-bench"

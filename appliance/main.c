@@ -25,9 +25,11 @@ usage(FILE *out)
 	    "[--foreground] [--verbose]\n"
 	    "       strongroomd --help | --version\n"
 	    "\n"
-	    "  --state-dir DIR  appliance state (default build/state); holds the\n"
+	    "  --state-dir DIR  appliance state (default build/state); holds "
+	    "the\n"
 	    "                   embedded SoftHSM2 token on first start\n"
-	    "  --uri URI        use this PKCS#11 token instead of the embedded\n"
+	    "  --uri URI        use this PKCS#11 token instead of the "
+	    "embedded\n"
 	    "                   one (see docs/hsm.md)\n");
 }
 
@@ -35,13 +37,13 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"uri", required_argument, NULL, 'u'},
-	    {"foreground", no_argument, NULL, 'f'},
-	    {"verbose", no_argument, NULL, 'v'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "uri", required_argument, NULL, 'u' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char uri[P11_URI_PATH_MAX + 512], err[256];
 	const char *state = "build/state", *given = NULL;
@@ -49,8 +51,8 @@ main(int argc, char **argv)
 	struct p11_ctx *hsm = NULL;
 	int ch, rc, i, verbosity = SR_LOG_INFO;
 
-	while ((ch = getopt_long(argc, argv, "s:u:fvhV", longopts, NULL)) !=
-	    -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "s:u:fvhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			state = optarg;
@@ -96,7 +98,7 @@ main(int argc, char **argv)
 	}
 	log_info("HSM ready; state folder %s", state);
 	log_warnx("the HTTPS front door is not built yet: nothing to serve, "
-		  "exiting");
+	          "exiting");
 	p11_close(hsm);
 	return 0;
 }

@@ -16,8 +16,8 @@ struct sr_errdesc {
 };
 
 static const struct sr_errdesc sr_errtab[] = {
-#define SR__ERR_DESC(name, value, text) {(value), #name, (text)},
-    SR_ERROR_MAP(SR__ERR_DESC)
+#define SR__ERR_DESC(name, value, text) { (value), #name, (text) },
+	SR_ERROR_MAP(SR__ERR_DESC)
 #undef SR__ERR_DESC
 };
 

@@ -29,8 +29,8 @@ sr_log_init(int verbosity, const char *procname)
 
 	sr_log_verbosity = verbosity;
 	if (procname != NULL)
-		snprintf(sr_log_procname, sizeof(sr_log_procname), "%s",
-		    procname);
+		snprintf(
+		    sr_log_procname, sizeof(sr_log_procname), "%s", procname);
 	p = getenv("SR_LOG_PRIORITY_PREFIX");
 	sr_log_prio_prefix = p != NULL && *p != '\0' && *p != '0';
 }
@@ -75,14 +75,14 @@ sr_log__vemit(int level, int errnum, const char *fmt, va_list ap)
 	int n, pos, saved = errno;
 	struct timespec ts;
 	struct tm tm;
-	static const int prio[] = {4, 6, 7};
+	static const int prio[] = { 4, 6, 7 };
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	pos = snprintf(line, sizeof(line),
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s%s%s %s: ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, sr_log_procname,
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, ts.tv_nsec / 1000000, sr_log_procname,
 	    sr_log_tag[0] ? "/" : "", sr_log_tag, sr_log_levelname(level));
 	n = vsnprintf(line + pos, sizeof(line) - (size_t)pos, fmt, ap);
 	if (n > 0)

@@ -35,24 +35,24 @@
  * sr_errname() read it. What a caller should do for each code is documented
  * in the owning module's header.
  */
-#define SR_ERROR_MAP(XX)                                                       \
-	XX(P11_EURI, -2001, "malformed PKCS#11 URI")                           \
-	XX(P11_EMODULE, -2002, "PKCS#11 module cannot be loaded or used")      \
-	XX(P11_ETOKEN, -2003, "token not found")                               \
-	XX(P11_EPIN, -2004, "PIN unavailable, incorrect or locked")            \
-	XX(P11_EMECH, -2005, "required mechanism missing from the module")     \
-	XX(P11_ENOTFOUND, -2006, "no object matches")                          \
-	XX(P11_EAMBIGUOUS, -2007, "more than one object matches")              \
-	XX(P11_EDEVICE, -2008, "HSM device failure; the layer recovered")      \
-	XX(P11_ESESSION, -2009, "HSM session lost; the layer recovered")       \
-	XX(P11_EKEY, -2010, "key cannot be used for this operation")           \
-	XX(P11_EDATA, -2011, "input rejected by the HSM")                      \
-	XX(P11_EINTEGRITY, -2012, "wrapped data failed its integrity check")   \
-	XX(P11_ENOMEM, -2013, "HSM or module out of memory")                   \
-	XX(P11_EGENERAL, -2014, "unexpected PKCS#11 failure")                  \
-	XX(P11_EEXISTS, -2015, "an object with this label already exists")    \
-	XX(P11_ENOTSUPP, -2016, "operation not supported by the module")       \
-	XX(P11_ERECOVER, -2017, "HSM unavailable; recovery did not succeed")   \
+#define SR_ERROR_MAP(XX) \
+	XX(P11_EURI, -2001, "malformed PKCS#11 URI") \
+	XX(P11_EMODULE, -2002, "PKCS#11 module cannot be loaded or used") \
+	XX(P11_ETOKEN, -2003, "token not found") \
+	XX(P11_EPIN, -2004, "PIN unavailable, incorrect or locked") \
+	XX(P11_EMECH, -2005, "required mechanism missing from the module") \
+	XX(P11_ENOTFOUND, -2006, "no object matches") \
+	XX(P11_EAMBIGUOUS, -2007, "more than one object matches") \
+	XX(P11_EDEVICE, -2008, "HSM device failure; the layer recovered") \
+	XX(P11_ESESSION, -2009, "HSM session lost; the layer recovered") \
+	XX(P11_EKEY, -2010, "key cannot be used for this operation") \
+	XX(P11_EDATA, -2011, "input rejected by the HSM") \
+	XX(P11_EINTEGRITY, -2012, "wrapped data failed its integrity check") \
+	XX(P11_ENOMEM, -2013, "HSM or module out of memory") \
+	XX(P11_EGENERAL, -2014, "unexpected PKCS#11 failure") \
+	XX(P11_EEXISTS, -2015, "an object with this label already exists") \
+	XX(P11_ENOTSUPP, -2016, "operation not supported by the module") \
+	XX(P11_ERECOVER, -2017, "HSM unavailable; recovery did not succeed") \
 	XX(P11_ESETUP, -2018, "token set-up failed")
 
 enum sr_error {
@@ -131,15 +131,15 @@ int sr_log__errno(void);
 
 #define log_warn(...) sr_log__emit(SR_LOG_WARN, sr_log__errno(), __VA_ARGS__)
 #define log_warnx(...) sr_log__emit(SR_LOG_WARN, 0, __VA_ARGS__)
-#define log_info(...)                                                          \
-	do {                                                                   \
-		if (sr_log_verbosity >= SR_LOG_INFO)                           \
-			sr_log__emit(SR_LOG_INFO, 0, __VA_ARGS__);             \
+#define log_info(...) \
+	do { \
+		if (sr_log_verbosity >= SR_LOG_INFO) \
+			sr_log__emit(SR_LOG_INFO, 0, __VA_ARGS__); \
 	} while (0)
-#define log_debug(...)                                                         \
-	do {                                                                   \
-		if (sr_log_verbosity >= SR_LOG_DEBUG)                          \
-			sr_log__emit(SR_LOG_DEBUG, 0, __VA_ARGS__);            \
+#define log_debug(...) \
+	do { \
+		if (sr_log_verbosity >= SR_LOG_DEBUG) \
+			sr_log__emit(SR_LOG_DEBUG, 0, __VA_ARGS__); \
 	} while (0)
 #define fatal(...) sr_log__fatal(sr_log__errno(), __VA_ARGS__)
 #define fatalx(...) sr_log__fatal(0, __VA_ARGS__)

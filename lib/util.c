@@ -69,7 +69,7 @@ sr_hex_decode(void *out, size_t cap, const char *hex, size_t hexlen)
 int
 sr_secret_read_file(struct sr_secret *out, const char *path, size_t max)
 {
-	struct sr_secret buf = {0};
+	struct sr_secret buf = { 0 };
 	struct stat st;
 	size_t got = 0;
 	ssize_t n;
@@ -134,8 +134,8 @@ sr_write_private_file(const char *path, const void *data, size_t len)
 	ssize_t n;
 	int fd, dfd, rc = 0;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	    0600);
+	fd = open(
+	    path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	while (len > 0) {

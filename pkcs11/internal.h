@@ -68,14 +68,14 @@ struct p11_ctx {
 	 */
 	pthread_rwlock_t state;
 	CK_SLOT_ID slot;
-	int initialized;      /* C_Initialize succeeded in this epoch */
-	int owns_init;        /* our C_Initialize did it: we finalize */
-	atomic_int broken;    /* the module needs re-initialising */
+	int initialized;          /* C_Initialize succeeded in this epoch */
+	int owns_init;            /* our C_Initialize did it: we finalize */
+	atomic_int broken;        /* the module needs re-initialising */
 	CK_SESSION_HANDLE anchor; /* never closed (SoftHSMv2#464) */
 	int anchor_open;
 	pthread_mutex_t anchor_lock; /* session objects are made here */
 	unsigned mechs;
-	atomic_ulong epoch;   /* bumped at each re-initialisation */
+	atomic_ulong epoch; /* bumped at each re-initialisation */
 	atomic_ulong recoveries;
 
 	/* The session pool, guarded by pool_lock. */
@@ -94,9 +94,9 @@ struct p11_key {
 	int has_label;
 	int token; /* a session object cannot be found again after recovery */
 	pthread_mutex_t lock;
-	CK_OBJECT_HANDLE handle;   /* private or secret key */
-	CK_OBJECT_HANDLE pub;      /* public half of an EC pair, or 0 */
-	unsigned long epoch;       /* ctx epoch when handle was found */
+	CK_OBJECT_HANDLE handle; /* private or secret key */
+	CK_OBJECT_HANDLE pub;    /* public half of an EC pair, or 0 */
+	unsigned long epoch;     /* ctx epoch when handle was found */
 };
 
 /* A checked-out session; the read lock on ctx->state is held with it. */
@@ -124,8 +124,8 @@ int p11__pool_open(struct p11_ctx *ctx);
 void p11__pool_close(struct p11_ctx *ctx);
 
 /* keys.c */
-int p11__key_handle(struct p11__op *op, struct p11_key *key,
-    CK_OBJECT_HANDLE *out, CK_RV *rv);
+int p11__key_handle(
+    struct p11__op *op, struct p11_key *key, CK_OBJECT_HANDLE *out, CK_RV *rv);
 void p11__key_invalidate(struct p11_key *key, CK_RV rv);
 int p11__find_one(struct p11__op *op, CK_OBJECT_CLASS cls,
     const struct p11_key *key, CK_OBJECT_HANDLE *out, CK_RV *rv);

@@ -13,8 +13,8 @@
 #include "pkcs11/internal.h"
 
 /* DER of the named curve prime256v1 (1.2.840.10045.3.1.7). */
-static const unsigned char p11_p256_oid[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
-    0xce, 0x3d, 0x03, 0x01, 0x07};
+static const unsigned char p11_p256_oid[] = { 0x06, 0x08, 0x2a, 0x86, 0x48,
+	0xce, 0x3d, 0x03, 0x01, 0x07 };
 
 struct p11_tmpl {
 	CK_ATTRIBUTE a[24];
@@ -24,8 +24,8 @@ struct p11_tmpl {
 static CK_BBOOL p11_true = CK_TRUE, p11_false = CK_FALSE;
 
 static void
-p11_tmpl_add(struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, const void *value,
-    CK_ULONG len)
+p11_tmpl_add(
+    struct p11_tmpl *t, CK_ATTRIBUTE_TYPE type, const void *value, CK_ULONG len)
 {
 	t->a[t->n].type = type;
 	t->a[t->n].pValue = (void *)(uintptr_t)value;
@@ -128,7 +128,7 @@ p11__find_one(struct p11__op *op, CK_OBJECT_CLASS cls,
 	CK_OBJECT_HANDLE found[2];
 	CK_OBJECT_CLASS kcls;
 	CK_KEY_TYPE type;
-	struct p11_tmpl t = {.n = 0};
+	struct p11_tmpl t = { .n = 0 };
 	CK_ULONG n = 0;
 
 	p11_class_of(key->kind, &kcls, &type);
@@ -158,8 +158,8 @@ p11__find_one(struct p11__op *op, CK_OBJECT_CLASS cls,
  * p11__find_one.
  */
 int
-p11__key_handle(struct p11__op *op, struct p11_key *key, CK_OBJECT_HANDLE *out,
-    CK_RV *rv)
+p11__key_handle(
+    struct p11__op *op, struct p11_key *key, CK_OBJECT_HANDLE *out, CK_RV *rv)
 {
 	CK_OBJECT_CLASS cls;
 	CK_KEY_TYPE type;
@@ -237,16 +237,22 @@ p11_tmpl_key(struct p11_tmpl *t, struct p11_ctx *ctx, struct p11_key *key,
  * made on the anchor session, which recovery alone ever closes, so a failed
  * operation elsewhere cannot take them with it.
  */
+struct p11_derive {
+	struct p11_key *base;
+	CK_MECHANISM mech;
+};
+
 static int
 p11_key_create(struct p11_ctx *ctx, struct p11_key *key, unsigned flags,
-    size_t len, const void *value)
+    size_t len, const void *value, const struct p11_derive *derive)
 {
-	struct p11_tmpl priv = {.n = 0}, pub = {.n = 0};
+	struct p11_tmpl priv = { .n = 0 }, pub = { .n = 0 };
 	CK_OBJECT_CLASS cls, pubcls = CKO_PUBLIC_KEY;
 	CK_KEY_TYPE type;
 	CK_ULONG vlen = len;
-	CK_MECHANISM m = {0, NULL, 0};
+	CK_MECHANISM m = { 0, NULL, 0 };
 	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE, hpub = CK_INVALID_HANDLE, x;
+	CK_OBJECT_HANDLE base = CK_INVALID_HANDLE;
 	CK_SESSION_HANDLE sh;
 	struct p11__op op;
 	CK_RV rv = CKR_OK;
@@ -267,12 +273,13 @@ p11_key_create(struct p11_ctx *ctx, struct p11_key *key, unsigned flags,
 		p11_tmpl_bool(&pub, CKA_ENCRYPT, 0);
 		p11_tmpl_bool(&pub, CKA_WRAP, 0);
 		p11_tmpl_bool(&pub, CKA_DERIVE, 0);
-		p11_tmpl_add(&pub, CKA_EC_PARAMS, p11_p256_oid,
-		    sizeof(p11_p256_oid));
+		p11_tmpl_add(
+		    &pub, CKA_EC_PARAMS, p11_p256_oid, sizeof(p11_p256_oid));
 		p11_tmpl_name(&pub, key);
 	} else {
-		m.mechanism = key->kind == P11_KEY_AES ? CKM_AES_KEY_GEN
-						       : CKM_GENERIC_SECRET_KEY_GEN;
+		m.mechanism = key->kind == P11_KEY_AES
+		    ? CKM_AES_KEY_GEN
+		    : CKM_GENERIC_SECRET_KEY_GEN;
 	}
 
 	rc = p11__op_begin(ctx, &op);
@@ -288,14 +295,26 @@ p11_key_create(struct p11_ctx *ctx, struct p11_key *key, unsigned flags,
 			return P11_EEXISTS;
 		}
 	}
+	if (derive != NULL) {
+		rc = p11__key_handle(&op, derive->base, &base, &rv);
+		if (rc == 1)
+			return p11__op_end(&op, rv);
+		if (rc != 0) {
+			p11__op_end(&op, CKR_OK);
+			return rc;
+		}
+	}
 	sh = anchor ? ctx->anchor : op.s->handle;
 	if (anchor)
 		pthread_mutex_lock(&ctx->anchor_lock);
-	if (value != NULL)
+	if (derive != NULL)
+		rv = ctx->f->C_DeriveKey(sh, (CK_MECHANISM_PTR)&derive->mech,
+		    base, priv.a, priv.n, &h);
+	else if (value != NULL)
 		rv = ctx->f->C_CreateObject(sh, priv.a, priv.n, &h);
 	else if (key->kind == P11_KEY_EC_P256)
-		rv = ctx->f->C_GenerateKeyPair(sh, &m, pub.a, pub.n, priv.a,
-		    priv.n, &hpub, &h);
+		rv = ctx->f->C_GenerateKeyPair(
+		    sh, &m, pub.a, pub.n, priv.a, priv.n, &hpub, &h);
 	else
 		rv = ctx->f->C_GenerateKey(sh, &m, priv.a, priv.n, &h);
 	if (anchor)
@@ -309,6 +328,8 @@ p11_key_create(struct p11_ctx *ctx, struct p11_key *key, unsigned flags,
 		key->pub = hpub;
 		key->epoch = op.epoch;
 	}
+	if (derive != NULL)
+		p11__key_invalidate(derive->base, rv);
 	return p11__op_end(&op, rv);
 }
 
@@ -323,9 +344,9 @@ p11_check_len(enum p11_key_kind kind, size_t len)
 }
 
 int
-p11_key_generate(struct p11_ctx *ctx, enum p11_key_kind kind,
-    const char *label, const void *id, size_t id_len, size_t len,
-    unsigned flags, struct p11_key **out)
+p11_key_generate(struct p11_ctx *ctx, enum p11_key_kind kind, const char *label,
+    const void *id, size_t id_len, size_t len, unsigned flags,
+    struct p11_key **out)
 {
 	struct p11_key *key;
 	int rc;
@@ -336,7 +357,7 @@ p11_key_generate(struct p11_ctx *ctx, enum p11_key_kind kind,
 	rc = p11_key_new(kind, label, id, id_len, flags & P11_KEY_TOKEN, &key);
 	if (rc != 0)
 		return rc;
-	rc = p11_key_create(ctx, key, flags, len, NULL);
+	rc = p11_key_create(ctx, key, flags, len, NULL, NULL);
 	if (rc != 0) {
 		p11_key_free(key);
 		return rc;
@@ -346,9 +367,9 @@ p11_key_generate(struct p11_ctx *ctx, enum p11_key_kind kind,
 }
 
 int
-p11_key_import(struct p11_ctx *ctx, enum p11_key_kind kind,
-    const char *label, const void *id, size_t id_len, const void *value,
-    size_t value_len, unsigned flags, struct p11_key **out)
+p11_key_import(struct p11_ctx *ctx, enum p11_key_kind kind, const char *label,
+    const void *id, size_t id_len, const void *value, size_t value_len,
+    unsigned flags, struct p11_key **out)
 {
 	struct p11_key *key;
 	int rc;
@@ -361,7 +382,67 @@ p11_key_import(struct p11_ctx *ctx, enum p11_key_kind kind,
 	rc = p11_key_new(kind, label, id, id_len, flags & P11_KEY_TOKEN, &key);
 	if (rc != 0)
 		return rc;
-	rc = p11_key_create(ctx, key, flags, value_len, value);
+	rc = p11_key_create(ctx, key, flags, value_len, value, NULL);
+	if (rc != 0) {
+		p11_key_free(key);
+		return rc;
+	}
+	*out = key;
+	return 0;
+}
+
+int
+p11_key_derive_sp800_108(struct p11_ctx *ctx, struct p11_key *base,
+    const void *label, size_t label_len, const void *context,
+    size_t context_len, enum p11_key_kind kind, const char *new_label,
+    size_t len, unsigned flags, struct p11_key **out)
+{
+	/* PKCS#11 3.0 CK_SP800_108_KDF_PARAMS: a 32-bit big-endian counter,
+	 * Label || 0x00 || Context as one byte array, then [L] in bits. */
+	struct p11__counter_format ctr = { CK_FALSE, 32 };
+	struct p11__dkm_length_format dkm = {
+		P11__SP800_108_DKM_LENGTH_SUM_OF_KEYS, CK_FALSE, 32
+	};
+	uint8_t fixed[255 + 1 + 255];
+	struct p11__prf_data_param dp[3];
+	struct p11__sp800_108_params params;
+	struct p11_derive derive;
+	struct p11_key *key;
+	int rc;
+
+	*out = NULL;
+	if (base == NULL || base->kind != P11_KEY_HMAC || label_len > 255 ||
+	    context_len > 255 || (label == NULL && label_len > 0) ||
+	    (context == NULL && context_len > 0) ||
+	    kind == P11_KEY_EC_P256)
+		return -EINVAL;
+	if (!p11_has_mech(ctx, P11_MECH_SP800_108_COUNTER_KDF))
+		return P11_EMECH;
+	rc = p11_check_len(kind, len);
+	if (rc != 0)
+		return rc;
+	if (label_len > 0)
+		memcpy(fixed, label, label_len);
+	fixed[label_len] = 0;
+	if (context_len > 0)
+		memcpy(fixed + label_len + 1, context, context_len);
+	dp[0] = (struct p11__prf_data_param){
+		P11__SP800_108_ITERATION_VARIABLE, &ctr, sizeof(ctr)
+	};
+	dp[1] = (struct p11__prf_data_param){ P11__SP800_108_BYTE_ARRAY, fixed,
+		label_len + 1 + context_len };
+	dp[2] = (struct p11__prf_data_param){ P11__SP800_108_DKM_LENGTH, &dkm,
+		sizeof(dkm) };
+	params = (struct p11__sp800_108_params){ CKM_SHA256_HMAC, 3, dp, 0,
+		NULL };
+	derive.base = base;
+	derive.mech.mechanism = CKM_SP800_108_COUNTER_KDF;
+	derive.mech.pParameter = &params;
+	derive.mech.ulParameterLen = sizeof(params);
+	rc = p11_key_new(kind, new_label, NULL, 0, flags & P11_KEY_TOKEN, &key);
+	if (rc != 0)
+		return rc;
+	rc = p11_key_create(ctx, key, flags, len, NULL, &derive);
 	if (rc != 0) {
 		p11_key_free(key);
 		return rc;
@@ -415,7 +496,7 @@ p11_key_find_uri(struct p11_ctx *ctx, enum p11_key_kind kind, const char *uri,
 	if ((u.type == P11_TYPE_SECRET_KEY && kind == P11_KEY_EC_P256) ||
 	    (u.type == P11_TYPE_PRIVATE && kind != P11_KEY_EC_P256) ||
 	    (u.type != P11_TYPE_ANY && u.type != P11_TYPE_SECRET_KEY &&
-		u.type != P11_TYPE_PRIVATE)) {
+	        u.type != P11_TYPE_PRIVATE)) {
 		if (err != NULL)
 			strcpy(err, "attribute 'type': does not name this key");
 		rc = P11_EURI;

@@ -21,16 +21,17 @@ static const struct {
 	CK_MECHANISM_TYPE type;
 	const char *name;
 } p11_mechtab[P11_MECH_COUNT] = {
-    [P11_MECH_AES_KEY_GEN] = {CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"},
-    [P11_MECH_AES_KEY_WRAP] = {CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP"},
-    [P11_MECH_GENERIC_SECRET_KEY_GEN] = {CKM_GENERIC_SECRET_KEY_GEN,
-	"CKM_GENERIC_SECRET_KEY_GEN"},
-    [P11_MECH_SHA256_HMAC] = {CKM_SHA256_HMAC, "CKM_SHA256_HMAC"},
-    [P11_MECH_EC_KEY_PAIR_GEN] = {CKM_EC_KEY_PAIR_GEN, "CKM_EC_KEY_PAIR_GEN"},
-    [P11_MECH_ECDSA] = {CKM_ECDSA, "CKM_ECDSA"},
-    [P11_MECH_ECDSA_SHA256] = {CKM_ECDSA_SHA256, "CKM_ECDSA_SHA256"},
-    [P11_MECH_SP800_108_COUNTER_KDF] = {CKM_SP800_108_COUNTER_KDF,
-	"CKM_SP800_108_COUNTER_KDF"},
+	[P11_MECH_AES_KEY_GEN] = { CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN" },
+	[P11_MECH_AES_KEY_WRAP] = { CKM_AES_KEY_WRAP, "CKM_AES_KEY_WRAP" },
+	[P11_MECH_GENERIC_SECRET_KEY_GEN] = { CKM_GENERIC_SECRET_KEY_GEN,
+	    "CKM_GENERIC_SECRET_KEY_GEN" },
+	[P11_MECH_SHA256_HMAC] = { CKM_SHA256_HMAC, "CKM_SHA256_HMAC" },
+	[P11_MECH_EC_KEY_PAIR_GEN] = { CKM_EC_KEY_PAIR_GEN,
+	    "CKM_EC_KEY_PAIR_GEN" },
+	[P11_MECH_ECDSA] = { CKM_ECDSA, "CKM_ECDSA" },
+	[P11_MECH_ECDSA_SHA256] = { CKM_ECDSA_SHA256, "CKM_ECDSA_SHA256" },
+	[P11_MECH_SP800_108_COUNTER_KDF] = { CKM_SP800_108_COUNTER_KDF,
+	    "CKM_SP800_108_COUNTER_KDF" },
 };
 
 CK_MECHANISM_TYPE
@@ -78,21 +79,24 @@ p11_field_copy(char *dst, size_t cap, const unsigned char *field, size_t flen)
 }
 
 static int
-p11_token_matches(const struct p11_uri *u, CK_SLOT_ID slot,
-    const CK_TOKEN_INFO *ti)
+p11_token_matches(
+    const struct p11_uri *u, CK_SLOT_ID slot, const CK_TOKEN_INFO *ti)
 {
 	if (u->has_slot_id && u->slot_id != slot)
 		return 0;
-	if (u->token[0] && !p11_field_eq(ti->label, sizeof(ti->label), u->token))
+	if (u->token[0] &&
+	    !p11_field_eq(ti->label, sizeof(ti->label), u->token))
 		return 0;
 	if (u->serial[0] &&
-	    !p11_field_eq(ti->serialNumber, sizeof(ti->serialNumber), u->serial))
+	    !p11_field_eq(
+	        ti->serialNumber, sizeof(ti->serialNumber), u->serial))
 		return 0;
 	if (u->manufacturer[0] &&
 	    !p11_field_eq(ti->manufacturerID, sizeof(ti->manufacturerID),
-		u->manufacturer))
+	        u->manufacturer))
 		return 0;
-	if (u->model[0] && !p11_field_eq(ti->model, sizeof(ti->model), u->model))
+	if (u->model[0] &&
+	    !p11_field_eq(ti->model, sizeof(ti->model), u->model))
 		return 0;
 	return 1;
 }
@@ -149,8 +153,8 @@ p11_probe_mechs(struct p11_ctx *ctx)
 
 	ctx->mechs = 0;
 	for (i = 0; i < P11_MECH_COUNT; i++)
-		if (ctx->f->C_GetMechanismInfo(ctx->slot, p11_mechtab[i].type,
-			&mi) == CKR_OK)
+		if (ctx->f->C_GetMechanismInfo(
+		        ctx->slot, p11_mechtab[i].type, &mi) == CKR_OK)
 			ctx->mechs |= 1u << i;
 }
 
@@ -161,8 +165,8 @@ p11__login(struct p11_ctx *ctx, CK_SESSION_HANDLE h)
 
 	if (!ctx->login)
 		return 0;
-	rv = ctx->f->C_Login(h, CKU_USER, sr_secret_bytes(&ctx->pin),
-	    sr_secret_len(&ctx->pin));
+	rv = ctx->f->C_Login(
+	    h, CKU_USER, sr_secret_bytes(&ctx->pin), sr_secret_len(&ctx->pin));
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return 0;
 	p11__set_last_rv(rv);
@@ -198,8 +202,8 @@ p11__module_start(struct p11_ctx *ctx, char *err, size_t errlen)
 	rc = p11_find_slot(ctx, err, errlen);
 	if (rc != 0)
 		return rc;
-	rv = ctx->f->C_OpenSession(ctx->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-	    NULL, NULL, &ctx->anchor);
+	rv = ctx->f->C_OpenSession(ctx->slot,
+	    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &ctx->anchor);
 	if (rv != CKR_OK) {
 		p11__set_last_rv(rv);
 		snprintf(err, errlen, "C_OpenSession: %s", p11_rv_name(rv));
@@ -208,7 +212,8 @@ p11__module_start(struct p11_ctx *ctx, char *err, size_t errlen)
 	ctx->anchor_open = 1;
 	rc = p11__login(ctx, ctx->anchor);
 	if (rc != 0) {
-		snprintf(err, errlen, "C_Login: %s", p11_rv_name(p11_last_rv()));
+		snprintf(
+		    err, errlen, "C_Login: %s", p11_rv_name(p11_last_rv()));
 		return rc;
 	}
 	p11_probe_mechs(ctx);
@@ -257,8 +262,8 @@ p11_read_pin(struct p11_ctx *ctx, char *err, size_t errlen)
 		path += 5;
 	rc = sr_secret_read_file(&ctx->pin, path, P11_PIN_MAX);
 	if (rc != 0) {
-		snprintf(err, errlen, "pin-source %s: %s", path,
-		    sr_strerror(rc));
+		snprintf(
+		    err, errlen, "pin-source %s: %s", path, sr_strerror(rc));
 		return P11_EPIN;
 	}
 	if (sr_secret_len(&ctx->pin) == 0) {
@@ -318,7 +323,8 @@ p11_check_mechs(struct p11_ctx *ctx, char *err, size_t errlen)
 		missing &= ~(1u << P11_MECH_ECDSA);
 	if (missing == 0)
 		return 0;
-	pos = (size_t)snprintf(err, errlen, "the token lacks required mechanisms:");
+	pos = (size_t)snprintf(
+	    err, errlen, "the token lacks required mechanisms:");
 	for (i = 0; i < P11_MECH_COUNT && pos < errlen; i++)
 		if (missing & (1u << i))
 			pos += (size_t)snprintf(err + pos, errlen - pos, " %s",
@@ -349,8 +355,8 @@ p11_open(const char *uri, const struct p11_options *opts, struct p11_ctx **out,
 		return rc;
 	}
 	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra,
-	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&ctx->state, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&ctx->pool_lock, NULL);
@@ -360,11 +366,13 @@ p11_open(const char *uri, const struct p11_options *opts, struct p11_ctx **out,
 	atomic_store(&ctx->epoch, 1);
 	ctx->nsessions = opts != NULL && opts->sessions ? opts->sessions : 8;
 	ctx->required_mechs = opts != NULL && opts->required_mechs
-	    ? opts->required_mechs : P11_MECHS_KEYSTORE;
+	    ? opts->required_mechs
+	    : P11_MECHS_KEYSTORE;
 	if (!ctx->uri.token[0] && !ctx->uri.serial[0] &&
 	    !ctx->uri.has_slot_id && !ctx->uri.model[0] &&
 	    !ctx->uri.manufacturer[0]) {
-		snprintf(err, errlen, "PKCS#11 URI: name the token with token=, "
+		snprintf(err, errlen,
+		    "PKCS#11 URI: name the token with token=, "
 		    "serial= or slot-id= (slot 0 is never assumed)");
 		rc = P11_EURI;
 		goto bad;
@@ -384,7 +392,8 @@ p11_open(const char *uri, const struct p11_options *opts, struct p11_ctx **out,
 	rc = p11__pool_open(ctx);
 	if (rc != 0) {
 		snprintf(err, errlen, "opening %u sessions: %s (%s)",
-		    ctx->nsessions, sr_strerror(rc), p11_rv_name(p11_last_rv()));
+		    ctx->nsessions, sr_strerror(rc),
+		    p11_rv_name(p11_last_rv()));
 		goto bad;
 	}
 	*out = ctx;

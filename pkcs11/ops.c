@@ -53,15 +53,15 @@ static CK_RV
 p11_sign(struct p11__op *op, CK_MECHANISM_TYPE mech, CK_OBJECT_HANDLE h,
     const void *msg, size_t len, uint8_t *sig, CK_ULONG *siglen)
 {
-	CK_MECHANISM m = {mech, NULL, 0};
+	CK_MECHANISM m = { mech, NULL, 0 };
 	CK_FUNCTION_LIST_PTR f = op->ctx->f;
 	CK_RV rv;
 
 	rv = f->C_SignInit(op->s->handle, &m, h);
 	if (rv != CKR_OK)
 		return rv;
-	return f->C_Sign(op->s->handle, (CK_BYTE_PTR)(uintptr_t)msg, len, sig,
-	    siglen);
+	return f->C_Sign(
+	    op->s->handle, (CK_BYTE_PTR)(uintptr_t)msg, len, sig, siglen);
 }
 
 int
@@ -94,64 +94,10 @@ p11_be32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-/* The module's own CKM_SP800_108_COUNTER_KDF into a short-lived session
- * object whose value is read and the object destroyed. */
-static CK_RV
-p11_kdf_native(struct p11__op *op, CK_OBJECT_HANDLE base, const void *label,
+int
+p11_kdf_sp800_108(struct p11_ctx *ctx, struct p11_key *key, const void *label,
     size_t label_len, const void *context, size_t context_len, uint8_t *out,
     size_t out_len)
-{
-	CK_FUNCTION_LIST_PTR f = op->ctx->f;
-	struct p11__counter_format ctr = {CK_FALSE, 32};
-	struct p11__dkm_length_format dkm = {
-	    P11__SP800_108_DKM_LENGTH_SUM_OF_KEYS, CK_FALSE, 32};
-	uint8_t fixed[2 * 255 + 1];
-	struct p11__prf_data_param dp[3];
-	struct p11__sp800_108_params params;
-	CK_MECHANISM m = {CKM_SP800_108_COUNTER_KDF, &params, sizeof(params)};
-	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-	CK_KEY_TYPE type = CKK_GENERIC_SECRET;
-	CK_ULONG vlen = out_len;
-	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_VALUE_LEN, &vlen, sizeof(vlen)},
-	    {CKA_TOKEN, &no, sizeof(no)},
-	    {CKA_SENSITIVE, &no, sizeof(no)},
-	    {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-	};
-	CK_ATTRIBUTE get = {CKA_VALUE, out, out_len};
-	CK_OBJECT_HANDLE dk = CK_INVALID_HANDLE;
-	CK_RV rv;
-
-	/* Fixed input: Label || 0x00 || Context, one byte array. */
-	memcpy(fixed, label, label_len);
-	fixed[label_len] = 0;
-	memcpy(fixed + label_len + 1, context, context_len);
-	dp[0] = (struct p11__prf_data_param){
-	    P11__SP800_108_ITERATION_VARIABLE, &ctr, sizeof(ctr)};
-	dp[1] = (struct p11__prf_data_param){P11__SP800_108_BYTE_ARRAY, fixed,
-	    label_len + 1 + context_len};
-	dp[2] = (struct p11__prf_data_param){
-	    P11__SP800_108_DKM_LENGTH, &dkm, sizeof(dkm)};
-	params = (struct p11__sp800_108_params){CKM_SHA256_HMAC, 3, dp, 0,
-	    NULL};
-	rv = f->C_DeriveKey(op->s->handle, &m, base, t, 6, &dk);
-	if (rv != CKR_OK)
-		return rv;
-	rv = f->C_GetAttributeValue(op->s->handle, dk, &get, 1);
-	if (rv == CKR_OK && get.ulValueLen != out_len)
-		rv = CKR_GENERAL_ERROR;
-	f->C_DestroyObject(op->s->handle, dk);
-	sr_wipe(fixed, sizeof(fixed));
-	return rv;
-}
-
-int
-p11_kdf_sp800_108(struct p11_ctx *ctx, struct p11_key *key,
-    const void *label, size_t label_len, const void *context,
-    size_t context_len, uint8_t *out, size_t out_len)
 {
 	/* [i] || Label || 0x00 || Context || [L], labels and contexts of at
 	 * most 255 bytes each. */
@@ -172,14 +118,6 @@ p11_kdf_sp800_108(struct p11_ctx *ctx, struct p11_key *key,
 	rc = p11_op_key(ctx, key, P11_KEY_HMAC, &op, &h);
 	if (rc != 0)
 		return rc;
-	if (p11_has_mech(ctx, P11_MECH_SP800_108_COUNTER_KDF)) {
-		rv = p11_kdf_native(&op, h, label, label_len, context,
-		    context_len, out, out_len);
-		/* A key without CKA_DERIVE falls back to the C_Sign path. */
-		if (rv != CKR_KEY_FUNCTION_NOT_PERMITTED &&
-		    rv != CKR_KEY_TYPE_INCONSISTENT)
-			goto out;
-	}
 	pos = 4;
 	memcpy(in + pos, label, label_len);
 	pos += label_len;
@@ -198,7 +136,6 @@ p11_kdf_sp800_108(struct p11_ctx *ctx, struct p11_key *key,
 		memcpy(out + done, block, take);
 		done += take;
 	}
-out:
 	sr_wipe(block, sizeof(block));
 	if (rv != CKR_OK)
 		sr_wipe(out, out_len);
@@ -206,8 +143,8 @@ out:
 }
 
 int
-p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key,
-    const void *msg, size_t msg_len, uint8_t sig[static 64])
+p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key, const void *msg,
+    size_t msg_len, uint8_t sig[static 64])
 {
 	uint8_t digest[32];
 	struct p11__op op;
@@ -229,8 +166,8 @@ p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key,
 			p11__op_end(&op, CKR_OK);
 			return P11_EGENERAL;
 		}
-		rv = p11_sign(&op, CKM_ECDSA, h, digest, sizeof(digest), sig,
-		    &n);
+		rv = p11_sign(
+		    &op, CKM_ECDSA, h, digest, sizeof(digest), sig, &n);
 	}
 	/* PKCS#11 returns r||s, each padded to the field size: JWS form. */
 	if (rv == CKR_OK && n != 64)
@@ -239,11 +176,11 @@ p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key,
 }
 
 int
-p11_ec_public_get(struct p11_ctx *ctx, struct p11_key *key,
-    uint8_t point[static 65])
+p11_ec_public_get(
+    struct p11_ctx *ctx, struct p11_key *key, uint8_t point[static 65])
 {
 	uint8_t der[80];
-	CK_ATTRIBUTE a = {CKA_EC_POINT, der, sizeof(der)};
+	CK_ATTRIBUTE a = { CKA_EC_POINT, der, sizeof(der) };
 	struct p11__op op;
 	CK_OBJECT_HANDLE h, pub;
 	CK_RV rv;
@@ -286,22 +223,22 @@ p11_wrap(struct p11_ctx *ctx, struct p11_key *kek, const void *plain,
 	CK_KEY_TYPE type = CKK_GENERIC_SECRET;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_TOKEN, &no, sizeof(no)},
-	    {CKA_SENSITIVE, &yes, sizeof(yes)},
-	    {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-	    {CKA_VALUE, (void *)(uintptr_t)plain, len},
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &type, sizeof(type) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &yes, sizeof(yes) },
+		{ CKA_VALUE, (void *)(uintptr_t)plain, len },
 	};
-	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_MECHANISM m = { CKM_AES_KEY_WRAP, NULL, 0 };
 	CK_OBJECT_HANDLE h, tmp = CK_INVALID_HANDLE;
 	CK_ULONG n = blob_cap;
 	struct p11__op op;
 	CK_RV rv;
 	int rc;
 
-	if (plain == NULL || blob == NULL || blob_len == NULL ||
-	    len % 8 != 0 || len < 16 || len > P11_WRAP_MAX)
+	if (plain == NULL || blob == NULL || blob_len == NULL || len % 8 != 0 ||
+	    len < 16 || len > P11_WRAP_MAX)
 		return -EINVAL;
 	if (blob_cap < len + 8)
 		return -ENOSPC;
@@ -329,21 +266,21 @@ p11_unwrap(struct p11_ctx *ctx, struct p11_key *kek, const void *blob,
 	CK_KEY_TYPE type = CKK_GENERIC_SECRET;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_TOKEN, &no, sizeof(no)},
-	    {CKA_SENSITIVE, &no, sizeof(no)},
-	    {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &type, sizeof(type) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_SENSITIVE, &no, sizeof(no) },
+		{ CKA_EXTRACTABLE, &yes, sizeof(yes) },
 	};
-	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_MECHANISM m = { CKM_AES_KEY_WRAP, NULL, 0 };
 	CK_OBJECT_HANDLE h, tmp = CK_INVALID_HANDLE;
-	CK_ATTRIBUTE get = {CKA_VALUE, NULL, 0};
+	CK_ATTRIBUTE get = { CKA_VALUE, NULL, 0 };
 	struct p11__op op;
 	CK_RV rv, rv2;
 	int rc, integrity;
 
-	if (blob == NULL || out == NULL || blob_len % 8 != 0 ||
-	    blob_len < 24 || blob_len > P11_WRAP_MAX + 8)
+	if (blob == NULL || out == NULL || blob_len % 8 != 0 || blob_len < 24 ||
+	    blob_len > P11_WRAP_MAX + 8)
 		return -EINVAL;
 	rc = sr_secret_alloc(out, blob_len - 8);
 	if (rc != 0)

@@ -143,8 +143,8 @@ struct p11_uri {
  * @return 0, P11_EURI, or -ENOMEM.
  * @note Any thread. Owns nothing of @p text after return.
  */
-int p11_uri_parse(const char *text, struct p11_uri *out,
-    char err[P11_URI_ERR_MAX]);
+int p11_uri_parse(
+    const char *text, struct p11_uri *out, char err[P11_URI_ERR_MAX]);
 
 /** @brief Wipe the PIN and zero the struct. Safe on a zeroed struct. */
 void p11_uri_clear(struct p11_uri *uri);
@@ -169,10 +169,10 @@ enum p11_mech {
 };
 
 /* The set the keystore needs; p11_open refuses a module lacking any. */
-#define P11_MECHS_KEYSTORE                                                     \
-	((1u << P11_MECH_AES_KEY_GEN) | (1u << P11_MECH_AES_KEY_WRAP) |        \
-	    (1u << P11_MECH_GENERIC_SECRET_KEY_GEN) |                          \
-	    (1u << P11_MECH_SHA256_HMAC) | (1u << P11_MECH_EC_KEY_PAIR_GEN) |  \
+#define P11_MECHS_KEYSTORE \
+	((1u << P11_MECH_AES_KEY_GEN) | (1u << P11_MECH_AES_KEY_WRAP) | \
+	    (1u << P11_MECH_GENERIC_SECRET_KEY_GEN) | \
+	    (1u << P11_MECH_SHA256_HMAC) | (1u << P11_MECH_EC_KEY_PAIR_GEN) | \
 	    (1u << P11_MECH_ECDSA))
 
 struct p11_options {
@@ -227,7 +227,7 @@ struct p11_token_info {
 	char token_model[17];
 	char token_manufacturer[33];
 	unsigned long slot_id;
-	unsigned mechs; /* bit set of enum p11_mech present */
+	unsigned mechs;           /* bit set of enum p11_mech present */
 	unsigned long recoveries; /* re-initialisations so far */
 };
 int p11_token_info(struct p11_ctx *ctx, struct p11_token_info *info);
@@ -248,9 +248,9 @@ int p11_rv_to_error(unsigned long rv);
 
 /* Kinds of key the layer creates and uses. */
 enum p11_key_kind {
-	P11_KEY_AES,        /* CKK_AES secret key */
-	P11_KEY_HMAC,       /* CKK_GENERIC_SECRET used with SHA256-HMAC */
-	P11_KEY_EC_P256,    /* the private half of a P-256 key pair */
+	P11_KEY_AES,     /* CKK_AES secret key */
+	P11_KEY_HMAC,    /* CKK_GENERIC_SECRET used with SHA256-HMAC */
+	P11_KEY_EC_P256, /* the private half of a P-256 key pair */
 };
 
 /*
@@ -301,8 +301,8 @@ int p11_key_import(struct p11_ctx *ctx, enum p11_key_kind kind,
  * @param[in] id     may be NULL (id_len 0) to match by label alone.
  * @return 0, P11_ENOTFOUND, P11_EAMBIGUOUS, recovery codes.
  */
-int p11_key_find(struct p11_ctx *ctx, enum p11_key_kind kind,
-    const char *label, const void *id, size_t id_len, struct p11_key **out);
+int p11_key_find(struct p11_ctx *ctx, enum p11_key_kind kind, const char *label,
+    const void *id, size_t id_len, struct p11_key **out);
 
 /**
  * @brief Find the key a PKCS#11 URI names with object=, id= and type=
@@ -333,15 +333,32 @@ int p11_hmac_sha256(struct p11_ctx *ctx, struct p11_key *key, const void *msg,
  * @brief NIST SP 800-108 KDF in counter mode with HMAC-SHA256 as PRF:
  * K(i) = HMAC(K_IN, [i]_32 || Label || 0x00 || Context || [L]_32), i from 1,
  * big-endian 32-bit counter and bit length, output the first @p out_len
- * bytes. Uses the module's CKM_SP800_108_COUNTER_KDF when present and the
- * key allows derive; otherwise one C_Sign(CKM_SHA256_HMAC) per 32-byte block.
- * The derived bytes leave the HSM either way; the caller owns @p out and must
- * wipe it.
+ * bytes, computed with one C_Sign(CKM_SHA256_HMAC) per 32-byte block. For
+ * keys whose bytes leave the HSM (device keys, DPS-style derivation); the
+ * caller owns @p out and must wipe it. A module's native
+ * CKM_SP800_108_COUNTER_KDF is not used here: a careful module (NSS
+ * softokn, hardware HSMs) refuses to release derived bytes from a
+ * sensitive base key. For keys that stay inside, use
+ * p11_key_derive_sp800_108().
  * @param out_len 1..1024 bytes.
  */
 int p11_kdf_sp800_108(struct p11_ctx *ctx, struct p11_key *key,
     const void *label, size_t label_len, const void *context,
     size_t context_len, uint8_t *out, size_t out_len);
+
+/**
+ * @brief The same SP 800-108 derivation with the module's native
+ * CKM_SP800_108_COUNTER_KDF, into a new key object that never leaves the
+ * HSM (an AES key of 16/24/32 bytes or an HMAC key of 32..64 bytes, same
+ * attribute policy as p11_key_generate). The base key must have been made
+ * with P11_KEY_DERIVE.
+ * @return 0, P11_EMECH when the module lacks the mechanism (SoftHSM2 2.6.1
+ *         does), P11_EKEY when the base key may not derive, recovery codes.
+ */
+int p11_key_derive_sp800_108(struct p11_ctx *ctx, struct p11_key *base,
+    const void *label, size_t label_len, const void *context,
+    size_t context_len, enum p11_key_kind kind, const char *new_label,
+    size_t len, unsigned flags, struct p11_key **out);
 
 /**
  * @brief ECDSA P-256 over SHA-256(@p msg), in the raw r||s form JWS (ES256)
@@ -352,8 +369,8 @@ int p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key,
     const void *msg, size_t msg_len, uint8_t sig[static 64]);
 
 /** @brief The public point of an EC P-256 key: 0x04 || X || Y. */
-int p11_ec_public_get(struct p11_ctx *ctx, struct p11_key *key,
-    uint8_t point[static 65]);
+int p11_ec_public_get(
+    struct p11_ctx *ctx, struct p11_key *key, uint8_t point[static 65]);
 
 /**
  * @brief Wrap @p len bytes of key material under an AES key with RFC 3394

@@ -22,7 +22,7 @@
 #define P11_URI_CAP (P11_URI_PATH_MAX + 512)
 
 struct p11_setup {
-	char dir[PATH_MAX];  /* absolute state_dir/hsm */
+	char dir[PATH_MAX]; /* absolute state_dir/hsm */
 	char conf[PATH_MAX + 32];
 	CK_FUNCTION_LIST_PTR f;
 	void *dl;
@@ -111,8 +111,8 @@ p11_write_conf(struct p11_setup *st)
 
 /* Slot of the initialised token labelled @p label, or of a free slot. */
 static CK_RV
-p11_setup_slot(struct p11_setup *st, const char *label, CK_SLOT_ID *slot,
-    int *initialised)
+p11_setup_slot(
+    struct p11_setup *st, const char *label, CK_SLOT_ID *slot, int *initialised)
 {
 	CK_SLOT_ID slots[64];
 	CK_ULONG n = 64, i;
@@ -139,7 +139,8 @@ p11_setup_slot(struct p11_setup *st, const char *label, CK_SLOT_ID *slot,
 			*slot = slots[i];
 			*initialised = 1;
 			return (ti.flags & CKF_USER_PIN_INITIALIZED)
-			    ? CKR_OK : CKR_USER_PIN_NOT_INITIALIZED;
+			    ? CKR_OK
+			    : CKR_USER_PIN_NOT_INITIALIZED;
 		}
 	}
 	return have_free ? CKR_OK : CKR_TOKEN_NOT_PRESENT;
@@ -149,7 +150,7 @@ static CK_RV
 p11_setup_token(struct p11_setup *st, const char *label,
     const struct sr_secret *so, const struct sr_secret *user)
 {
-	CK_C_INITIALIZE_ARGS args = {.flags = CKF_OS_LOCKING_OK};
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
 	unsigned char padded[32];
 	CK_SESSION_HANDLE h;
 	CK_SLOT_ID slot = 0;
@@ -171,21 +172,21 @@ p11_setup_token(struct p11_setup *st, const char *label,
 			goto out;
 		memset(padded, ' ', sizeof(padded));
 		memcpy(padded, label, strlen(label));
-		rv = st->f->C_InitToken(slot, sr_secret_bytes(so),
-		    sr_secret_len(so), padded);
+		rv = st->f->C_InitToken(
+		    slot, sr_secret_bytes(so), sr_secret_len(so), padded);
 		if (rv != CKR_OK)
 			goto out;
 		/* SoftHSM2 moves the new token to a new slot id: start over. */
 		st->f->C_Finalize(NULL);
 	}
-	rv = st->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-	    NULL, NULL, &h);
+	rv = st->f->C_OpenSession(
+	    slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h);
 	if (rv != CKR_OK)
 		goto out;
 	rv = st->f->C_Login(h, CKU_SO, sr_secret_bytes(so), sr_secret_len(so));
 	if (rv == CKR_OK) {
-		rv = st->f->C_InitPIN(h, sr_secret_bytes(user),
-		    sr_secret_len(user));
+		rv = st->f->C_InitPIN(
+		    h, sr_secret_bytes(user), sr_secret_len(user));
 		st->f->C_Logout(h);
 	}
 	st->f->C_CloseSession(h);
@@ -215,7 +216,7 @@ p11_setup_load(struct p11_setup *st, const char *module)
 static int
 p11_read_uri(const char *path, char *uri)
 {
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	int rc;
 
 	/* Not a secret, but the same careful small-file reader. */
@@ -229,12 +230,12 @@ p11_read_uri(const char *path, char *uri)
 }
 
 int
-p11_softhsm_setup(const char *state_dir, const char *module,
-    const char *label, char uri[P11_URI_PATH_MAX + 512], char errbuf[256])
+p11_softhsm_setup(const char *state_dir, const char *module, const char *label,
+    char uri[P11_URI_PATH_MAX + 512], char errbuf[256])
 {
 	char scratch[256], path[PATH_MAX + 32], tmp[PATH_MAX + 40];
-	struct sr_secret so = {0}, user = {0};
-	struct p11_setup st = {.err = errbuf != NULL ? errbuf : scratch};
+	struct sr_secret so = { 0 }, user = { 0 };
+	struct p11_setup st = { .err = errbuf != NULL ? errbuf : scratch };
 	const char *p;
 	CK_RV rv;
 	int rc;
@@ -243,11 +244,12 @@ p11_softhsm_setup(const char *state_dir, const char *module,
 	module = module != NULL ? module : P11_SOFTHSM_DEFAULT_MODULE;
 	for (p = label; *p != '\0'; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-			(*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-			*p == '.'))
+		        (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+		        *p == '.'))
 			break;
 	if (*p != '\0' || p == label || p - label > 32 || module[0] != '/') {
-		snprintf(st.err, 256, "token label must be 1-32 of [A-Za-z0-9._-] "
+		snprintf(st.err, 256,
+		    "token label must be 1-32 of [A-Za-z0-9._-] "
 		    "and the module path absolute");
 		return -EINVAL;
 	}

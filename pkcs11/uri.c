@@ -58,35 +58,35 @@ struct uri_attr {
 };
 
 static const struct uri_attr uri_attrs[A_COUNT] = {
-	[A_TOKEN] = {"token", URI_PATH},
-	[A_MANUF] = {"manufacturer", URI_PATH},
-	[A_SERIAL] = {"serial", URI_PATH},
-	[A_MODEL] = {"model", URI_PATH},
-	[A_OBJECT] = {"object", URI_PATH},
-	[A_ID] = {"id", URI_PATH},
-	[A_TYPE] = {"type", URI_PATH},
-	[A_SLOT_ID] = {"slot-id", URI_PATH},
-	[A_LIB_MANUF] = {"library-manufacturer", URI_PATH},
-	[A_LIB_DESC] = {"library-description", URI_PATH},
-	[A_LIB_VER] = {"library-version", URI_PATH},
-	[A_SLOT_DESC] = {"slot-description", URI_PATH},
-	[A_SLOT_MANUF] = {"slot-manufacturer", URI_PATH},
-	[A_MODULE_PATH] = {"module-path", URI_QUERY},
-	[A_MODULE_NAME] = {"module-name", URI_QUERY},
-	[A_PIN_SOURCE] = {"pin-source", URI_QUERY},
-	[A_PIN_VALUE] = {"pin-value", URI_QUERY},
-	[A_INIT_ARGS] = {"x-init-args", URI_QUERY},
+	[A_TOKEN] = { "token", URI_PATH },
+	[A_MANUF] = { "manufacturer", URI_PATH },
+	[A_SERIAL] = { "serial", URI_PATH },
+	[A_MODEL] = { "model", URI_PATH },
+	[A_OBJECT] = { "object", URI_PATH },
+	[A_ID] = { "id", URI_PATH },
+	[A_TYPE] = { "type", URI_PATH },
+	[A_SLOT_ID] = { "slot-id", URI_PATH },
+	[A_LIB_MANUF] = { "library-manufacturer", URI_PATH },
+	[A_LIB_DESC] = { "library-description", URI_PATH },
+	[A_LIB_VER] = { "library-version", URI_PATH },
+	[A_SLOT_DESC] = { "slot-description", URI_PATH },
+	[A_SLOT_MANUF] = { "slot-manufacturer", URI_PATH },
+	[A_MODULE_PATH] = { "module-path", URI_QUERY },
+	[A_MODULE_NAME] = { "module-name", URI_QUERY },
+	[A_PIN_SOURCE] = { "pin-source", URI_QUERY },
+	[A_PIN_VALUE] = { "pin-value", URI_QUERY },
+	[A_INIT_ARGS] = { "x-init-args", URI_QUERY },
 };
 
 static const struct {
 	const char *name;
 	enum p11_obj_type type;
 } uri_types[] = {
-	{"public", P11_TYPE_PUBLIC},
-	{"private", P11_TYPE_PRIVATE},
-	{"cert", P11_TYPE_CERT},
-	{"secret-key", P11_TYPE_SECRET_KEY},
-	{"data", P11_TYPE_DATA},
+	{ "public", P11_TYPE_PUBLIC },
+	{ "private", P11_TYPE_PRIVATE },
+	{ "cert", P11_TYPE_CERT },
+	{ "secret-key", P11_TYPE_SECRET_KEY },
+	{ "data", P11_TYPE_DATA },
 };
 
 /* The attribute being parsed, for messages. */
@@ -245,8 +245,8 @@ uri_decode(struct uri_parser *p, const struct uri_cur *c, unsigned char *dst,
 
 /* Decode a text value into a NUL-terminated field of @size bytes. */
 static int
-uri_text(struct uri_parser *p, const struct uri_cur *c, char *field,
-    size_t size)
+uri_text(
+    struct uri_parser *p, const struct uri_cur *c, char *field, size_t size)
 {
 	size_t len;
 	int rc;
@@ -282,7 +282,8 @@ uri_type(struct uri_parser *p, const struct uri_cur *c)
 			}
 		}
 	}
-	uri_err(p, "attribute 'type': unknown object type (want public, "
+	uri_err(p,
+	    "attribute 'type': unknown object type (want public, "
 	    "private, cert, secret-key or data)");
 	return P11_EURI;
 }
@@ -359,8 +360,7 @@ uri_value(struct uri_parser *p, const struct uri_cur *c)
 	case A_TOKEN:
 		return uri_text(p, c, o->token, sizeof(o->token));
 	case A_MANUF:
-		return uri_text(p, c, o->manufacturer,
-		    sizeof(o->manufacturer));
+		return uri_text(p, c, o->manufacturer, sizeof(o->manufacturer));
 	case A_SERIAL:
 		return uri_text(p, c, o->serial, sizeof(o->serial));
 	case A_MODEL:
@@ -384,7 +384,8 @@ uri_value(struct uri_parser *p, const struct uri_cur *c)
 	case A_MODULE_PATH:
 		rc = uri_text(p, c, o->module_path, sizeof(o->module_path));
 		if (rc == 0 && o->module_path[0] != '/') {
-			uri_err(p, "attribute 'module-path': not an absolute "
+			uri_err(p,
+			    "attribute 'module-path': not an absolute "
 			    "path");
 			return P11_EURI;
 		}
@@ -395,7 +396,8 @@ uri_value(struct uri_parser *p, const struct uri_cur *c)
 		rc = uri_text(p, c, o->pin_source, sizeof(o->pin_source));
 		if (rc == 0 && o->pin_source[0] != '/' &&
 		    strncmp(o->pin_source, "file:/", 6) != 0) {
-			uri_err(p, "attribute 'pin-source': not an absolute "
+			uri_err(p,
+			    "attribute 'pin-source': not an absolute "
 			    "path or file:/ URI");
 			return P11_EURI;
 		}
@@ -421,8 +423,10 @@ uri_attr(struct uri_parser *p, size_t beg, size_t end, enum uri_part part)
 
 	for (eq = beg; eq < end && p->text[eq] != '='; eq++)
 		if (!uri_name_char_ok((unsigned char)p->text[eq])) {
-			uri_err(p, "bad character in attribute name at "
-			    "offset %zu", eq);
+			uri_err(p,
+			    "bad character in attribute name at "
+			    "offset %zu",
+			    eq);
 			return P11_EURI;
 		}
 	if (eq == beg) {
@@ -449,14 +453,16 @@ uri_attr(struct uri_parser *p, size_t beg, size_t end, enum uri_part part)
 	}
 	if (c.id == A_VENDOR) {
 		if (eq - beg < 3 || c.name[0] != 'x' || c.name[1] != '-') {
-			uri_err(p, "unknown attribute '%.*s'", c.name_len,
-			    c.name);
+			uri_err(
+			    p, "unknown attribute '%.*s'", c.name_len, c.name);
 			return P11_EURI;
 		}
 	} else {
 		if (uri_attrs[c.id].part != part) {
-			uri_err(p, "attribute '%s' belongs in the %s, not the "
-			    "%s", uri_attrs[c.id].name,
+			uri_err(p,
+			    "attribute '%s' belongs in the %s, not the "
+			    "%s",
+			    uri_attrs[c.id].name,
 			    part == URI_PATH ? "query" : "path",
 			    part == URI_PATH ? "path" : "query");
 			return P11_EURI;
@@ -469,14 +475,14 @@ uri_attr(struct uri_parser *p, size_t beg, size_t end, enum uri_part part)
 		p->seen |= 1u << c.id;
 		if ((p->seen & (1u << A_PIN_SOURCE)) &&
 		    (p->seen & (1u << A_PIN_VALUE))) {
-			uri_err(p, "attributes 'pin-source' and 'pin-value' "
+			uri_err(p,
+			    "attributes 'pin-source' and 'pin-value' "
 			    "are mutually exclusive");
 			return P11_EURI;
 		}
 	}
 	if (c.vbeg == c.vend) {
-		uri_err(p, "attribute '%.*s': empty value", c.name_len,
-		    c.name);
+		uri_err(p, "attribute '%.*s': empty value", c.name_len, c.name);
 		return P11_EURI;
 	}
 	return uri_value(p, &c);
@@ -484,8 +490,7 @@ uri_attr(struct uri_parser *p, size_t beg, size_t end, enum uri_part part)
 
 /* Parse the attributes of one part, text[beg, end), split by @sep. */
 static int
-uri_parse_part(struct uri_parser *p, size_t beg, size_t end,
-    enum uri_part part)
+uri_parse_part(struct uri_parser *p, size_t beg, size_t end, enum uri_part part)
 {
 	char sep = part == URI_PATH ? ';' : '&';
 	size_t s = beg, e;
@@ -544,8 +549,7 @@ uri_parse(struct uri_parser *p)
 }
 
 int
-p11_uri_parse(const char *text, struct p11_uri *out,
-    char err[P11_URI_ERR_MAX])
+p11_uri_parse(const char *text, struct p11_uri *out, char err[P11_URI_ERR_MAX])
 {
 	struct uri_parser p;
 	int rc;

@@ -53,11 +53,10 @@ cmd_info(struct p11_ctx *ctx)
 	rc = p11_token_info(ctx, &ti);
 	if (rc != 0)
 		return rc;
-	printf("module:       %s (%s)\n", ti.module_path,
-	    ti.library_description);
-	printf("token:        %s, serial %s, %s %s, slot %lu\n",
-	    ti.token_label, ti.token_serial, ti.token_manufacturer,
-	    ti.token_model, ti.slot_id);
+	printf(
+	    "module:       %s (%s)\n", ti.module_path, ti.library_description);
+	printf("token:        %s, serial %s, %s %s, slot %lu\n", ti.token_label,
+	    ti.token_serial, ti.token_manufacturer, ti.token_model, ti.slot_id);
 	printf("mechanisms:  ");
 	for (i = 0; i < P11_MECH_COUNT; i++)
 		printf(" %s%s", (ti.mechs >> i) & 1 ? "" : "!",
@@ -70,10 +69,10 @@ int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"state-dir", required_argument, NULL, 's'},
-	    {"uri", required_argument, NULL, 'u'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "uri", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char seturi[P11_URI_PATH_MAX + 512], err[256];
 	const char *state = "build/state", *uri = NULL, *cmd;
@@ -123,14 +122,13 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "info") == 0) {
 		rc = cmd_info(ctx);
 	} else if ((strcmp(cmd, "genkey") == 0 ||
-		       strcmp(cmd, "destroy") == 0) &&
+	               strcmp(cmd, "destroy") == 0) &&
 	    optind + 2 < argc && parse_kind(argv[optind + 1], &kind) == 0) {
 		if (cmd[0] == 'g')
-			rc = p11_key_generate(ctx, kind, argv[optind + 2],
-			    NULL, 0, 32,
-			    P11_KEY_TOKEN, &key);
-		else if ((rc = p11_key_find(ctx, kind, argv[optind + 2], NULL,
-			      0, &key)) == 0)
+			rc = p11_key_generate(ctx, kind, argv[optind + 2], NULL,
+			    0, 32, P11_KEY_TOKEN, &key);
+		else if ((rc = p11_key_find(
+		              ctx, kind, argv[optind + 2], NULL, 0, &key)) == 0)
 			rc = p11_key_destroy(ctx, key);
 		p11_key_free(key);
 	} else {

@@ -35,8 +35,8 @@
 #define MAX_MECHS 512 /* largest mechanism list of a target we filter */
 
 SR_EXPORT void sr_p11fault_arm(unsigned long n, unsigned long rv);
-SR_EXPORT void sr_p11fault_arm_sticky(unsigned long n, unsigned long rv,
-				      unsigned long count);
+SR_EXPORT void sr_p11fault_arm_sticky(
+    unsigned long n, unsigned long rv, unsigned long count);
 SR_EXPORT unsigned long sr_p11fault_calls(void);
 SR_EXPORT void sr_p11fault_reset(void);
 SR_EXPORT unsigned long sr_p11fault_fired(void);
@@ -49,11 +49,11 @@ static CK_FUNCTION_LIST_PTR real;
 
 /* Gate state, all under gate_lock. */
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned long gate_calls;  /* calls since the last arm or reset */
-static unsigned long gate_from;   /* first call to fail, 1-based; 0: off */
-static unsigned long gate_count;  /* how many calls fail from gate_from */
-static unsigned long gate_fired;  /* calls failed since the last arm */
-static CK_RV gate_rv;             /* what a failed call returns */
+static unsigned long gate_calls; /* calls since the last arm or reset */
+static unsigned long gate_from;  /* first call to fail, 1-based; 0: off */
+static unsigned long gate_count; /* how many calls fail from gate_from */
+static unsigned long gate_fired; /* calls failed since the last arm */
+static CK_RV gate_rv;            /* what a failed call returns */
 static CK_MECHANISM_TYPE hidden[MAX_HIDDEN];
 static size_t nhidden;
 
@@ -216,19 +216,18 @@ read_env(void)
  * FWD(name, params, args) defines fault_<name>, which counts the call and
  * either fails it or passes args to the real C_<name> untouched.
  */
-#define FWD(name, params, args)						\
-	static CK_RV							\
-	fault_##name params						\
-	{								\
-		CK_RV rv;						\
-									\
-		if (!load())						\
-			return CKR_GENERAL_ERROR;			\
-		if (gate(&rv))						\
-			return rv;					\
-		if (real->C_##name == NULL)				\
-			return CKR_FUNCTION_NOT_SUPPORTED;		\
-		return real->C_##name args;				\
+#define FWD(name, params, args) \
+	static CK_RV fault_##name params \
+	{ \
+		CK_RV rv; \
+\
+		if (!load()) \
+			return CKR_GENERAL_ERROR; \
+		if (gate(&rv)) \
+			return rv; \
+		if (real->C_##name == NULL) \
+			return CKR_FUNCTION_NOT_SUPPORTED; \
+		return real->C_##name args; \
 	}
 
 /* Short names for the parameter lists below. */
@@ -246,17 +245,15 @@ FWD(GetInfo, (CK_INFO_PTR i), (i))
 FWD(GetSlotList, (CK_BBOOL p, CK_SLOT_ID_PTR l, ULP n), (p, l, n))
 FWD(GetSlotInfo, (CK_SLOT_ID s, CK_SLOT_INFO_PTR i), (s, i))
 FWD(GetTokenInfo, (CK_SLOT_ID s, CK_TOKEN_INFO_PTR i), (s, i))
-FWD(WaitForSlotEvent, (CK_FLAGS f, CK_SLOT_ID_PTR s, CK_VOID_PTR r),
-    (f, s, r))
+FWD(WaitForSlotEvent, (CK_FLAGS f, CK_SLOT_ID_PTR s, CK_VOID_PTR r), (f, s, r))
 FWD(InitToken, (CK_SLOT_ID s, CK_UTF8CHAR_PTR p, UL n, CK_UTF8CHAR_PTR l),
     (s, p, n, l))
 FWD(InitPIN, (SH s, CK_UTF8CHAR_PTR p, UL n), (s, p, n))
-FWD(SetPIN,
-    (SH s, CK_UTF8CHAR_PTR o, UL on, CK_UTF8CHAR_PTR p, UL pn),
+FWD(SetPIN, (SH s, CK_UTF8CHAR_PTR o, UL on, CK_UTF8CHAR_PTR p, UL pn),
     (s, o, on, p, pn))
 FWD(OpenSession,
     (CK_SLOT_ID s, CK_FLAGS f, CK_VOID_PTR a, CK_NOTIFY n,
-     CK_SESSION_HANDLE_PTR h),
+        CK_SESSION_HANDLE_PTR h),
     (s, f, a, n, h))
 FWD(CloseSession, (SH s), (s))
 FWD(CloseAllSessions, (CK_SLOT_ID s), (s))
@@ -273,8 +270,7 @@ FWD(GetObjectSize, (SH s, OH o, ULP n), (s, o, n))
 FWD(GetAttributeValue, (SH s, OH o, AP t, UL n), (s, o, t, n))
 FWD(SetAttributeValue, (SH s, OH o, AP t, UL n), (s, o, t, n))
 FWD(FindObjectsInit, (SH s, AP t, UL n), (s, t, n))
-FWD(FindObjects, (SH s, CK_OBJECT_HANDLE_PTR o, UL max, ULP n),
-    (s, o, max, n))
+FWD(FindObjects, (SH s, CK_OBJECT_HANDLE_PTR o, UL max, ULP n), (s, o, max, n))
 FWD(FindObjectsFinal, (SH s), (s))
 FWD(EncryptInit, (SH s, MP m, OH k), (s, m, k))
 FWD(Encrypt, (SH s, BP d, UL dn, BP o, ULP on), (s, d, dn, o, on))
@@ -301,18 +297,15 @@ FWD(VerifyUpdate, (SH s, BP d, UL dn), (s, d, dn))
 FWD(VerifyFinal, (SH s, BP g, UL gn), (s, g, gn))
 FWD(VerifyRecoverInit, (SH s, MP m, OH k), (s, m, k))
 FWD(VerifyRecover, (SH s, BP g, UL gn, BP o, ULP on), (s, g, gn, o, on))
-FWD(DigestEncryptUpdate, (SH s, BP d, UL dn, BP o, ULP on),
-    (s, d, dn, o, on))
-FWD(DecryptDigestUpdate, (SH s, BP d, UL dn, BP o, ULP on),
-    (s, d, dn, o, on))
+FWD(DigestEncryptUpdate, (SH s, BP d, UL dn, BP o, ULP on), (s, d, dn, o, on))
+FWD(DecryptDigestUpdate, (SH s, BP d, UL dn, BP o, ULP on), (s, d, dn, o, on))
 FWD(SignEncryptUpdate, (SH s, BP d, UL dn, BP o, ULP on), (s, d, dn, o, on))
-FWD(DecryptVerifyUpdate, (SH s, BP d, UL dn, BP o, ULP on),
-    (s, d, dn, o, on))
+FWD(DecryptVerifyUpdate, (SH s, BP d, UL dn, BP o, ULP on), (s, d, dn, o, on))
 FWD(GenerateKey, (SH s, MP m, AP t, UL n, CK_OBJECT_HANDLE_PTR k),
     (s, m, t, n, k))
 FWD(GenerateKeyPair,
     (SH s, MP m, AP pt, UL pn, AP vt, UL vn, CK_OBJECT_HANDLE_PTR pk,
-     CK_OBJECT_HANDLE_PTR vk),
+        CK_OBJECT_HANDLE_PTR vk),
     (s, m, pt, pn, vt, vn, pk, vk))
 FWD(WrapKey, (SH s, MP m, OH w, OH k, BP o, ULP on), (s, m, w, k, o, on))
 FWD(UnwrapKey,
@@ -326,8 +319,8 @@ FWD(GetFunctionStatus, (SH s), (s))
 FWD(CancelFunction, (SH s), (s))
 
 static CK_RV
-fault_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
-		       CK_MECHANISM_INFO_PTR info)
+fault_GetMechanismInfo(
+    CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info)
 {
 	CK_RV rv;
 
@@ -349,8 +342,8 @@ fault_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
  * count needed).
  */
 static CK_RV
-fault_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
-		       CK_ULONG_PTR count)
+fault_GetMechanismList(
+    CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR count)
 {
 	CK_MECHANISM_TYPE all[MAX_MECHS], hid[MAX_HIDDEN];
 	CK_ULONG n = MAX_MECHS, i, m = 0;

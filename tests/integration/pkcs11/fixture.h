@@ -42,8 +42,8 @@ p11_fixture_setup(struct p11_fixture *fx, const char *name)
 
 /* The same URI with the module replaced (for the fault-injection module). */
 static inline void
-p11_fixture_uri_with_module(const struct p11_fixture *fx, const char *module,
-    char *out, size_t cap)
+p11_fixture_uri_with_module(
+    const struct p11_fixture *fx, const char *module, char *out, size_t cap)
 {
 	const char *pin = strstr(fx->uri, "&pin-source=");
 

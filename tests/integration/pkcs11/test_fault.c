@@ -79,14 +79,14 @@ setup(void **state)
 		fprintf(stderr, "p11_open: %s\n", err);
 		return -1;
 	}
-	rc |= p11_key_generate(ctx, P11_KEY_AES, "f-kek", NULL, 0, 32,
-	    P11_KEY_TOKEN, &k);
+	rc |= p11_key_generate(
+	    ctx, P11_KEY_AES, "f-kek", NULL, 0, 32, P11_KEY_TOKEN, &k);
 	p11_key_free(k);
-	rc |= p11_key_generate(ctx, P11_KEY_HMAC, "f-kdk", NULL, 0, 32,
-	    P11_KEY_TOKEN, &k);
+	rc |= p11_key_generate(
+	    ctx, P11_KEY_HMAC, "f-kdk", NULL, 0, 32, P11_KEY_TOKEN, &k);
 	p11_key_free(k);
-	rc |= p11_key_generate(ctx, P11_KEY_EC_P256, "f-sign", NULL, 0, 0,
-	    P11_KEY_TOKEN, &k);
+	rc |= p11_key_generate(
+	    ctx, P11_KEY_EC_P256, "f-sign", NULL, 0, 0, P11_KEY_TOKEN, &k);
 	p11_key_free(k);
 	p11_close(ctx);
 	return rc == 0 ? 0 : -1;
@@ -112,17 +112,17 @@ clean_error(int rc)
 	return strcmp(sr_strerror(rc), "unknown error") != 0;
 }
 
-#define STEP(expr)                                                             \
-	do {                                                                   \
-		int rc_ = (expr);                                              \
-		if (rc_ != 0) {                                                \
-			if (!clean_error(rc_)) {                               \
-				fprintf(stderr, "%s: unclean %d\n", #expr,     \
-				    rc_);                                      \
-				bad++;                                         \
-			}                                                      \
-			errors++;                                              \
-		}                                                              \
+#define STEP(expr) \
+	do { \
+		int rc_ = (expr); \
+		if (rc_ != 0) { \
+			if (!clean_error(rc_)) { \
+				fprintf( \
+				    stderr, "%s: unclean %d\n", #expr, rc_); \
+				bad++; \
+			} \
+			errors++; \
+		} \
 	} while (0)
 
 /*
@@ -133,7 +133,7 @@ static int
 workload(struct p11_ctx *ctx, int *unclean)
 {
 	struct p11_key *kek = NULL, *kdk = NULL, *sig = NULL, *tmp = NULL;
-	struct sr_secret plain = {0};
+	struct sr_secret plain = { 0 };
 	uint8_t buf[65], blob[40];
 	size_t n = 0;
 	int errors = 0, bad = 0;
@@ -171,15 +171,21 @@ workload(struct p11_ctx *ctx, int *unclean)
 }
 
 static const CK_RV fault_rvs[] = {
-    CKR_DEVICE_ERROR, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED,
-    CKR_DEVICE_REMOVED, CKR_OBJECT_HANDLE_INVALID, CKR_TOKEN_NOT_PRESENT,
-    CKR_USER_NOT_LOGGED_IN, CKR_GENERAL_ERROR, CKR_HOST_MEMORY,
+	CKR_DEVICE_ERROR,
+	CKR_SESSION_HANDLE_INVALID,
+	CKR_SESSION_CLOSED,
+	CKR_DEVICE_REMOVED,
+	CKR_OBJECT_HANDLE_INVALID,
+	CKR_TOKEN_NOT_PRESENT,
+	CKR_USER_NOT_LOGGED_IN,
+	CKR_GENERAL_ERROR,
+	CKR_HOST_MEMORY,
 };
 
 static void
 test_every_call_fails_cleanly(void **state)
 {
-	struct p11_options opt = {.sessions = 2};
+	struct p11_options opt = { .sessions = 2 };
 	struct p11_ctx *ctx;
 	unsigned long total, nth;
 	size_t r;
@@ -227,8 +233,8 @@ test_every_call_fails_cleanly(void **state)
 	}
 	assert_int_equal(unclean, 0);
 	assert_true(log_lines > 0);
-	fprintf(stderr, "# %d fault runs over %lu calls each\n", iterations,
-	    total);
+	fprintf(
+	    stderr, "# %d fault runs over %lu calls each\n", iterations, total);
 }
 
 static void
@@ -276,11 +282,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_missing_mechanism_is_named),
-	    cmocka_unit_test(test_device_down_for_a_while),
-	    cmocka_unit_test(test_every_call_fails_cleanly),
+		cmocka_unit_test(test_missing_mechanism_is_named),
+		cmocka_unit_test(test_device_down_for_a_while),
+		cmocka_unit_test(test_every_call_fails_cleanly),
 	};
 
-	return cmocka_run_group_tests_name("pkcs11/fault", tests, setup,
-	    teardown);
+	return cmocka_run_group_tests_name(
+	    "pkcs11/fault", tests, setup, teardown);
 }

@@ -27,7 +27,7 @@ static atomic_int failures, done_ops;
 static int
 setup(void **state)
 {
-	struct p11_options opt = {.sessions = 6};
+	struct p11_options opt = { .sessions = 6 };
 	char err[256];
 
 	(void)state;
@@ -37,11 +37,11 @@ setup(void **state)
 		return -1;
 	}
 	if (p11_key_generate(ctx, P11_KEY_AES, "t-kek", NULL, 0, 32,
-		P11_KEY_TOKEN, &kek) != 0 ||
+	        P11_KEY_TOKEN, &kek) != 0 ||
 	    p11_key_generate(ctx, P11_KEY_HMAC, "t-kdk", NULL, 0, 32,
-		P11_KEY_TOKEN, &kdk) != 0 ||
+	        P11_KEY_TOKEN, &kdk) != 0 ||
 	    p11_key_generate(ctx, P11_KEY_EC_P256, "t-sign", NULL, 0, 0,
-		P11_KEY_TOKEN, &sig) != 0)
+	        P11_KEY_TOKEN, &sig) != 0)
 		return -1;
 	if (p11_kdf_sp800_108(ctx, kdk, "app", 3, "ctx", 3, kdk_expect, 32))
 		return -1;
@@ -72,7 +72,7 @@ static void *
 worker(void *arg)
 {
 	uint8_t buf[64], blob[40], out[32];
-	struct sr_secret plain = {0};
+	struct sr_secret plain = { 0 };
 	struct p11_key *found;
 	unsigned seed = (unsigned)(uintptr_t)arg;
 	size_t n;
@@ -86,8 +86,8 @@ worker(void *arg)
 				op_failed("hmac", rc);
 			break;
 		case 1:
-			rc = p11_kdf_sp800_108(ctx, kdk, "app", 3, "ctx", 3,
-			    out, 32);
+			rc = p11_kdf_sp800_108(
+			    ctx, kdk, "app", 3, "ctx", 3, out, 32);
 			if (rc != 0)
 				op_failed("kdf", rc);
 			else if (memcmp(out, kdk_expect, 32) != 0)
@@ -101,8 +101,8 @@ worker(void *arg)
 		case 3:
 			rc = p11_random(ctx, buf, 32);
 			if (rc == 0)
-				rc = p11_wrap(ctx, kek, buf, 32, blob,
-				    sizeof(blob), &n);
+				rc = p11_wrap(
+				    ctx, kek, buf, 32, blob, sizeof(blob), &n);
 			if (rc == 0)
 				rc = p11_unwrap(ctx, kek, blob, n, &plain);
 			if (rc != 0)
@@ -117,8 +117,8 @@ worker(void *arg)
 				op_failed("random", rc);
 			break;
 		default:
-			rc = p11_key_find(ctx, P11_KEY_HMAC, "t-kdk", NULL, 0,
-			    &found);
+			rc = p11_key_find(
+			    ctx, P11_KEY_HMAC, "t-kdk", NULL, 0, &found);
 			if (rc != 0)
 				op_failed("find", rc);
 			else
@@ -139,9 +139,8 @@ test_sixteen_threads_mixed(void **state)
 
 	(void)state;
 	for (i = 0; i < THREADS; i++)
-		assert_int_equal(pthread_create(&th[i], NULL, worker,
-				     (void *)i),
-		    0);
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, worker, (void *)i), 0);
 	for (i = 0; i < THREADS; i++)
 		pthread_join(th[i], NULL);
 	assert_int_equal(atomic_load(&failures), 0);
@@ -155,9 +154,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sixteen_threads_mixed),
+		cmocka_unit_test(test_sixteen_threads_mixed),
 	};
 
-	return cmocka_run_group_tests_name("pkcs11/threads", tests, setup,
-	    teardown);
+	return cmocka_run_group_tests_name(
+	    "pkcs11/threads", tests, setup, teardown);
 }

@@ -23,7 +23,7 @@ struct err_entry {
 };
 
 static const struct err_entry err_table[] = {
-#define ERR_ENTRY(name, value, text) {(name), (value), #name, (text)},
+#define ERR_ENTRY(name, value, text) { (name), (value), #name, (text) },
 	SR_ERROR_MAP(ERR_ENTRY)
 #undef ERR_ENTRY
 };
@@ -37,10 +37,10 @@ struct err_range {
 };
 
 static const struct err_range err_ranges[] = {
-	{"KS_", -1999, -1000},
-	{"P11_", -2999, -2000},
-	{"INF_", -3999, -3000},
-	{"APP_", -4999, -4000},
+	{ "KS_", -1999, -1000 },
+	{ "P11_", -2999, -2000 },
+	{ "INF_", -3999, -3000 },
+	{ "APP_", -4999, -4000 },
 };
 
 static void
@@ -57,8 +57,8 @@ test_enum_matches_map(void **state)
 
 	(void)state;
 	for (i = 0; i < ERR_COUNT; i++)
-		assert_int_equal(err_table[i].enum_value,
-		    err_table[i].map_value);
+		assert_int_equal(
+		    err_table[i].enum_value, err_table[i].map_value);
 }
 
 static void
@@ -69,8 +69,8 @@ test_codes_distinct(void **state)
 	(void)state;
 	for (i = 0; i < ERR_COUNT; i++)
 		for (j = i + 1; j < ERR_COUNT; j++)
-			assert_int_not_equal(err_table[i].map_value,
-			    err_table[j].map_value);
+			assert_int_not_equal(
+			    err_table[i].map_value, err_table[j].map_value);
 }
 
 static void
@@ -84,17 +84,17 @@ test_codes_in_module_range(void **state)
 	for (i = 0; i < ERR_COUNT; i++) {
 		matched = 0;
 		for (k = 0; k < sizeof(err_ranges) / sizeof(err_ranges[0]);
-		    k++) {
+		     k++) {
 			r = &err_ranges[k];
 			if (strncmp(err_table[i].name, r->prefix,
-			    strlen(r->prefix)) != 0)
+			        strlen(r->prefix)) != 0)
 				continue;
 			matched = 1;
 			assert_in_range(err_table[i].map_value, r->lo, r->hi);
 		}
 		if (!matched)
-			fail_msg("%s has no known module prefix",
-			    err_table[i].name);
+			fail_msg(
+			    "%s has no known module prefix", err_table[i].name);
 	}
 }
 
@@ -138,7 +138,7 @@ test_success(void **state)
 static void
 test_unknown_codes(void **state)
 {
-	static const int unknown[] = {-1500, -9999, 5, INT_MIN, INT_MAX};
+	static const int unknown[] = { -1500, -9999, 5, INT_MIN, INT_MAX };
 	size_t i;
 
 	(void)state;

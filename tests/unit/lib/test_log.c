@@ -163,8 +163,8 @@ test_warn_appends_errno(void **state)
 	char want[256];
 
 	(void)state;
-	snprintf(want, sizeof(want), "warning: open %s: %s", "/x",
-	    strerror(ENOENT));
+	snprintf(
+	    want, sizeof(want), "warning: open %s: %s", "/x", strerror(ENOENT));
 	errno = ENOENT;
 	log_warn("open %s", "/x");
 	assert_int_equal(cap.n, 1);
@@ -226,8 +226,8 @@ test_thread_tag_truncated(void **state)
 	sr_log_thread_tag("0123456789abcdefXYZ");
 	log_warnx("t");
 	assert_int_equal(cap.n, 1);
-	assert_non_null(strstr(cap.lines[0],
-	    " tproc/0123456789abcde warning: t"));
+	assert_non_null(
+	    strstr(cap.lines[0], " tproc/0123456789abcde warning: t"));
 }
 
 static void *
@@ -250,8 +250,8 @@ test_thread_tag_is_per_thread(void **state)
 	assert_int_equal(pthread_join(th, NULL), 0);
 	log_warnx("from main");
 	assert_int_equal(cap.n, 2);
-	assert_non_null(strstr(cap.lines[0],
-	    " tproc/hsm-worker warning: from worker"));
+	assert_non_null(
+	    strstr(cap.lines[0], " tproc/hsm-worker warning: from worker"));
 	assert_non_null(strstr(cap.lines[1], " tproc/main warning: from main"));
 	assert_null(strstr(cap.lines[1], "hsm-worker"));
 }
@@ -373,8 +373,7 @@ test_fatal_exits_1_with_errno(void **state)
 	pid_t pid;
 
 	(void)state;
-	snprintf(want, sizeof(want), "warning: no file: %s",
-	    strerror(ENOENT));
+	snprintf(want, sizeof(want), "warning: no file: %s", strerror(ENOENT));
 	assert_int_equal(pipe(fds), 0);
 	fflush(NULL);
 	pid = fork();

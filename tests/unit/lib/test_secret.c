@@ -93,8 +93,8 @@ test_set_copies(void **state)
 	/* The secret owns a copy: changing the source leaves it alone. */
 	memset(src, 0, sizeof(src));
 	for (i = 0; i < sizeof(src); i++)
-		assert_int_equal(sr_secret_bytes(&s)[i],
-		    (unsigned char)(i * 7 + 1));
+		assert_int_equal(
+		    sr_secret_bytes(&s)[i], (unsigned char)(i * 7 + 1));
 	sr_secret_free(&s);
 	assert_secret_empty(&s);
 }
@@ -128,7 +128,7 @@ test_free_twice(void **state)
 static void
 test_free_zeroed(void **state)
 {
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 
 	(void)state;
 	sr_secret_free(&s);
@@ -189,7 +189,7 @@ test_ct_equal_first_last(void **state)
 static void
 test_ct_equal_every_difference(void **state)
 {
-	unsigned char a[4] = {0, 0, 0, 0}, b[4];
+	unsigned char a[4] = { 0, 0, 0, 0 }, b[4];
 	unsigned d;
 
 	(void)state;
@@ -204,7 +204,7 @@ test_ct_equal_every_difference(void **state)
 static void
 test_ct_equal_len_zero(void **state)
 {
-	const unsigned char a[1] = {1}, b[1] = {2};
+	const unsigned char a[1] = { 1 }, b[1] = { 2 };
 
 	(void)state;
 	assert_int_equal(sr_ct_equal(a, b, 0), 1);

@@ -29,7 +29,7 @@
 static void
 test_hex_encode_known(void **state)
 {
-	static const unsigned char in[] = {0x00, 0x01, 0x7f, 0xab, 0xff};
+	static const unsigned char in[] = { 0x00, 0x01, 0x7f, 0xab, 0xff };
 	char out[2 * sizeof(in) + 1];
 
 	(void)state;
@@ -63,7 +63,7 @@ test_hex_round_trip(void **state)
 static void
 test_hex_decode_upper_and_mixed(void **state)
 {
-	static const unsigned char want[] = {0xde, 0xad, 0xbe, 0xef, 0x09};
+	static const unsigned char want[] = { 0xde, 0xad, 0xbe, 0xef, 0x09 };
 	unsigned char out[8];
 
 	(void)state;
@@ -79,7 +79,7 @@ test_hex_decode_upper_and_mixed(void **state)
 static void
 test_hex_decode_uses_hexlen(void **state)
 {
-	unsigned char out[4] = {0x55, 0x55, 0x55, 0x55};
+	unsigned char out[4] = { 0x55, 0x55, 0x55, 0x55 };
 
 	(void)state;
 	/* Only the first 4 characters count; the rest is never read. */
@@ -106,19 +106,28 @@ static void
 test_hex_decode_bad_char(void **state)
 {
 	static const char *const bad[] = {
-		"zz", "0g", "g0", " 1", "1 ", "0x", "-1", "@@", "`f", "G0",
-		":0", "/0",
+		"zz",
+		"0g",
+		"g0",
+		" 1",
+		"1 ",
+		"0x",
+		"-1",
+		"@@",
+		"`f",
+		"G0",
+		":0",
+		"/0",
 	};
 	unsigned char out[8];
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(sr_hex_decode(out, sizeof(out), bad[i], 2),
-		    -EINVAL);
+		assert_int_equal(
+		    sr_hex_decode(out, sizeof(out), bad[i], 2), -EINVAL);
 	/* A bad character late in the string is still caught. */
-	assert_int_equal(sr_hex_decode(out, sizeof(out), "00112z", 6),
-	    -EINVAL);
+	assert_int_equal(sr_hex_decode(out, sizeof(out), "00112z", 6), -EINVAL);
 }
 
 static void
@@ -195,8 +204,7 @@ tmp_path(const struct tmp *t, const char *name, char *out, size_t outlen)
 }
 
 static void
-put_file(const struct tmp *t, const char *name, const void *data,
-    size_t len)
+put_file(const struct tmp *t, const char *name, const void *data, size_t len)
 {
 	char path[PATH_MAX];
 	FILE *f;
@@ -211,10 +219,10 @@ put_file(const struct tmp *t, const char *name, const void *data,
 
 /* Write @p data to a file, read it back as a secret, compare to @p want. */
 static void
-check_read(const struct tmp *t, const char *data, size_t len,
-    const char *want, size_t wantlen)
+check_read(const struct tmp *t, const char *data, size_t len, const char *want,
+    size_t wantlen)
 {
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	char path[PATH_MAX];
 
 	put_file(t, "f", data, len);
@@ -227,7 +235,7 @@ check_read(const struct tmp *t, const char *data, size_t len,
 	assert_int_equal(unlink(path), 0);
 }
 
-#define CHECK_READ(t, data, want)                                              \
+#define CHECK_READ(t, data, want) \
 	check_read((t), (data), sizeof(data) - 1, (want), sizeof(want) - 1)
 
 static void
@@ -270,7 +278,7 @@ static void
 test_read_file_max(void **state)
 {
 	const struct tmp *t = *state;
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	char path[PATH_MAX];
 
 	put_file(t, "f", "12345678", 8);
@@ -290,7 +298,7 @@ static void
 test_read_file_huge_max(void **state)
 {
 	const struct tmp *t = *state;
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	char path[PATH_MAX];
 	int rc;
 
@@ -312,7 +320,7 @@ static void
 test_read_file_missing(void **state)
 {
 	const struct tmp *t = *state;
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	char path[PATH_MAX];
 
 	tmp_path(t, "nope", path, sizeof(path));
@@ -326,7 +334,7 @@ test_read_file_refuses_symlink(void **state)
 {
 	const struct tmp *t = *state;
 	char path[PATH_MAX], lnk[PATH_MAX];
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 
 	put_file(t, "target", "s3cret", 6);
 	tmp_path(t, "target", path, sizeof(path));
@@ -343,7 +351,7 @@ test_read_file_refuses_symlink(void **state)
 static void
 test_read_file_refuses_device(void **state)
 {
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 
 	(void)state;
 	/* Readable, but not a regular file: never a secret. */
@@ -355,7 +363,7 @@ static void
 test_read_file_refuses_directory(void **state)
 {
 	const struct tmp *t = *state;
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	char path[PATH_MAX];
 
 	tmp_path(t, "sub", path, sizeof(path));
@@ -461,7 +469,7 @@ static void
 test_write_then_read(void **state)
 {
 	const struct tmp *t = *state;
-	struct sr_secret s = {0};
+	struct sr_secret s = { 0 };
 	char path[PATH_MAX];
 
 	tmp_path(t, "pin", path, sizeof(path));

@@ -50,8 +50,8 @@ parse_ok(const char *text)
  * NULL), never holding @secret (if not NULL), and a zeroed struct.
  */
 static void
-parse_bad(const char *text, const char *want, const char *want2,
-    const char *secret)
+parse_bad(
+    const char *text, const char *want, const char *want2, const char *secret)
 {
 	char err[P11_URI_ERR_MAX];
 	int rc;
@@ -68,8 +68,8 @@ parse_bad(const char *text, const char *want, const char *want2,
 	assert_non_null(strstr(err, want));
 	if (want2 != NULL) {
 		if (strstr(err, want2) == NULL)
-			print_error("message \"%s\" lacks \"%s\"\n", err,
-			    want2);
+			print_error(
+			    "message \"%s\" lacks \"%s\"\n", err, want2);
 		assert_non_null(strstr(err, want2));
 	}
 	if (secret != NULL)
@@ -85,16 +85,16 @@ parse_bad(const char *text, const char *want, const char *want2,
 static void
 test_rfc_full(void **state)
 {
-	static const unsigned char id[] = {0x69, 0x95, 0x3e, 0x5c, 0xf4,
-	    0xbd, 0xec, 0x91};
+	static const unsigned char id[] = { 0x69, 0x95, 0x3e, 0x5c, 0xf4, 0xbd,
+		0xec, 0x91 };
 
 	(void)state;
 	/* RFC 7512 3.3, with the empty "serial=" given a value. */
 	parse_ok("pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;"
-	    "manufacturer=Snake%20Oil,%20Inc.;model=1.0;"
-	    "object=my-certificate;type=cert;"
-	    "id=%69%95%3E%5C%F4%BD%EC%91;serial=0123456789abcdef"
-	    "?pin-source=file:/etc/token_pin");
+	         "manufacturer=Snake%20Oil,%20Inc.;model=1.0;"
+	         "object=my-certificate;type=cert;"
+	         "id=%69%95%3E%5C%F4%BD%EC%91;serial=0123456789abcdef"
+	         "?pin-source=file:/etc/token_pin");
 	assert_string_equal(uri.token, "The Software PKCS#11 Softtoken");
 	assert_string_equal(uri.manufacturer, "Snake Oil, Inc.");
 	assert_string_equal(uri.model, "1.0");
@@ -131,7 +131,7 @@ test_rfc_pin_value(void **state)
 {
 	(void)state;
 	parse_ok("pkcs11:token=Software%20PKCS%2311%20softtoken;"
-	    "manufacturer=Snake%20Oil,%20Inc.?pin-value=the-pin");
+	         "manufacturer=Snake%20Oil,%20Inc.?pin-value=the-pin");
 	assert_string_equal(uri.token, "Software PKCS#11 softtoken");
 	assert_string_equal(uri.manufacturer, "Snake Oil, Inc.");
 	assert_int_equal(sr_secret_len(&uri.pin_value), 7);
@@ -147,8 +147,8 @@ test_pin_value_decoded(void **state)
 	(void)state;
 	parse_ok("pkcs11:?pin-value=a%26b%23c%20d;e/f?g");
 	assert_int_equal(sr_secret_len(&uri.pin_value), 13);
-	assert_memory_equal(sr_secret_bytes(&uri.pin_value), "a&b#c d;e/f?g",
-	    13);
+	assert_memory_equal(
+	    sr_secret_bytes(&uri.pin_value), "a&b#c d;e/f?g", 13);
 	p11_uri_clear(&uri);
 }
 
@@ -157,7 +157,7 @@ test_rfc_substring(void **state)
 {
 	(void)state;
 	parse_ok("pkcs11:token=A%20name%20with%20a%20substring%20%25%3B;"
-	    "object=my-certificate;type=cert");
+	         "object=my-certificate;type=cert");
 	assert_string_equal(uri.token, "A name with a substring %;");
 	assert_string_equal(uri.object, "my-certificate");
 	assert_int_equal(uri.type, P11_TYPE_CERT);
@@ -171,9 +171,9 @@ test_rfc_utf8_object(void **state)
 	/* The RFC puts this in token=, where it is 34 bytes: too long for
 	 * a token label (see test_bad_token_utf8_long). */
 	parse_ok("pkcs11:object=Name%20with%20a%20small%20A%20with%20acute:"
-	    "%20%C3%A1;type=cert");
-	assert_string_equal(uri.object,
-	    "Name with a small A with acute: \xc3\xa1");
+	         "%20%C3%A1;type=cert");
+	assert_string_equal(
+	    uri.object, "Name with a small A with acute: \xc3\xa1");
 	p11_uri_clear(&uri);
 }
 
@@ -192,8 +192,7 @@ test_query_only(void **state)
 {
 	(void)state;
 	parse_ok("pkcs11:?module-path=/usr/lib/softhsm/libsofthsm2.so");
-	assert_string_equal(uri.module_path,
-	    "/usr/lib/softhsm/libsofthsm2.so");
+	assert_string_equal(uri.module_path, "/usr/lib/softhsm/libsofthsm2.so");
 	assert_string_equal(uri.token, "");
 	p11_uri_clear(&uri);
 }
@@ -205,8 +204,8 @@ test_ignored_attributes(void **state)
 	parse_ok("pkcs11:slot-description=Sun%20Metaslot");
 	assert_zeroed(&uri);
 	parse_ok("pkcs11:library-manufacturer=Snake%20Oil,%20Inc.;"
-	    "library-description=Soft%20Token%20Library;"
-	    "library-version=1.23;slot-manufacturer=Acme");
+	         "library-description=Soft%20Token%20Library;"
+	         "library-version=1.23;slot-manufacturer=Acme");
 	assert_zeroed(&uri);
 }
 
@@ -216,8 +215,8 @@ test_vendor_attributes(void **state)
 	(void)state;
 	/* RFC 7512 3.3 uses vendor-aaa; only x- names are accepted here. */
 	parse_ok("pkcs11:token=my-token;object=my-certificate;type=cert;"
-	    "x-vendor-aaa=value-a?pin-source=file:/etc/token_pin&"
-	    "x-vendor-bbb=value-b");
+	         "x-vendor-aaa=value-a?pin-source=file:/etc/token_pin&"
+	         "x-vendor-bbb=value-b");
 	assert_string_equal(uri.token, "my-token");
 	assert_string_equal(uri.pin_source, "file:/etc/token_pin");
 	p11_uri_clear(&uri);
@@ -250,12 +249,12 @@ test_types(void **state)
 		const char *text;
 		enum p11_obj_type type;
 	} t[] = {
-		{"pkcs11:type=public", P11_TYPE_PUBLIC},
-		{"pkcs11:type=private", P11_TYPE_PRIVATE},
-		{"pkcs11:type=cert", P11_TYPE_CERT},
-		{"pkcs11:type=secret-key", P11_TYPE_SECRET_KEY},
-		{"pkcs11:type=data", P11_TYPE_DATA},
-		{"pkcs11:type=%64ata", P11_TYPE_DATA},
+		{ "pkcs11:type=public", P11_TYPE_PUBLIC },
+		{ "pkcs11:type=private", P11_TYPE_PRIVATE },
+		{ "pkcs11:type=cert", P11_TYPE_CERT },
+		{ "pkcs11:type=secret-key", P11_TYPE_SECRET_KEY },
+		{ "pkcs11:type=data", P11_TYPE_DATA },
+		{ "pkcs11:type=%64ata", P11_TYPE_DATA },
 	};
 	size_t i;
 
@@ -272,7 +271,7 @@ test_types(void **state)
 static void
 test_id_raw_bytes(void **state)
 {
-	static const unsigned char id[] = {0x00, 0x01, 0x00, 'A', 0xff};
+	static const unsigned char id[] = { 0x00, 0x01, 0x00, 'A', 0xff };
 
 	(void)state;
 	parse_ok("pkcs11:id=%00%01%00A%ff");
@@ -288,9 +287,9 @@ test_limits_exact(void **state)
 	(void)state;
 	/* 32-byte token, 16-byte serial and model, 64-byte id. */
 	parse_ok("pkcs11:token=0123456789abcdef0123456789abcdef;"
-	    "serial=0123456789abcdef;model=%30123456789abcdef;"
-	    "id=0123456789abcdef0123456789abcdef"
-	    "0123456789abcdef0123456789abcdef");
+	         "serial=0123456789abcdef;model=%30123456789abcdef;"
+	         "id=0123456789abcdef0123456789abcdef"
+	         "0123456789abcdef0123456789abcdef");
 	assert_int_equal(strlen(uri.token), P11_URI_TOKEN_MAX);
 	assert_int_equal(strlen(uri.serial), P11_URI_SERIAL_MAX);
 	assert_int_equal(strlen(uri.model), P11_URI_MODEL_MAX);
@@ -304,7 +303,7 @@ test_allowed_raw_chars(void **state)
 	(void)state;
 	/* Path values may hold '&'; query values '/', '?', '|' and ';'. */
 	parse_ok("pkcs11:object=a&b:c[d]@e!$'()*+,=~._-"
-	    "?module-path=/opt/a;b|c?d/lib.so&module-name=m:n@o");
+	         "?module-path=/opt/a;b|c?d/lib.so&module-name=m:n@o");
 	assert_string_equal(uri.object, "a&b:c[d]@e!$'()*+,=~._-");
 	assert_string_equal(uri.module_path, "/opt/a;b|c?d/lib.so");
 	assert_string_equal(uri.module_name, "m:n@o");
@@ -316,11 +315,11 @@ test_init_args(void **state)
 {
 	(void)state;
 	parse_ok("pkcs11:token=NSS%20Certificate%20DB"
-	    "?module-path=/usr/lib/libsoftokn3.so&"
-	    "x-init-args=configdir='sql:/etc/pki/nssdb'%20certPrefix=''");
+	         "?module-path=/usr/lib/libsoftokn3.so&"
+	         "x-init-args=configdir='sql:/etc/pki/nssdb'%20certPrefix=''");
 	assert_string_equal(uri.token, "NSS Certificate DB");
-	assert_string_equal(uri.init_args,
-	    "configdir='sql:/etc/pki/nssdb' certPrefix=''");
+	assert_string_equal(
+	    uri.init_args, "configdir='sql:/etc/pki/nssdb' certPrefix=''");
 	p11_uri_clear(&uri);
 }
 
@@ -341,11 +340,11 @@ test_err_null(void **state)
 	(void)state;
 	assert_int_equal(p11_uri_parse("pkcs11:token=a", &uri, NULL), 0);
 	assert_string_equal(uri.token, "a");
-	assert_int_equal(p11_uri_parse("pkcs11:token=a;token=b", &uri, NULL),
-	    P11_EURI);
+	assert_int_equal(
+	    p11_uri_parse("pkcs11:token=a;token=b", &uri, NULL), P11_EURI);
 	assert_zeroed(&uri);
-	assert_int_equal(p11_uri_parse("pkcs11:?pin-value=x&foo=1", &uri,
-	    NULL), P11_EURI);
+	assert_int_equal(
+	    p11_uri_parse("pkcs11:?pin-value=x&foo=1", &uri, NULL), P11_EURI);
 	assert_zeroed(&uri);
 }
 
@@ -400,17 +399,17 @@ test_long_name_message_bounded(void **state)
 /* Malformed URIs                                                       */
 /* ------------------------------------------------------------------ */
 
-#define BAD(name, text, want, want2)                                           \
-	static void test_bad_##name(void **state)                              \
-	{                                                                      \
-		(void)state;                                                   \
-		parse_bad(text, want, want2, NULL);                            \
+#define BAD(name, text, want, want2) \
+	static void test_bad_##name(void **state) \
+	{ \
+		(void)state; \
+		parse_bad(text, want, want2, NULL); \
 	}
-#define BAD_PIN(name, text, want, want2, pin)                                  \
-	static void test_bad_##name(void **state)                              \
-	{                                                                      \
-		(void)state;                                                   \
-		parse_bad(text, want, want2, pin);                             \
+#define BAD_PIN(name, text, want, want2, pin) \
+	static void test_bad_##name(void **state) \
+	{ \
+		(void)state; \
+		parse_bad(text, want, want2, pin); \
 	}
 
 BAD(no_scheme, "token=x", "missing 'pkcs11:' scheme", NULL)
@@ -434,28 +433,25 @@ BAD(pct_truncated, "pkcs11:token=ab%4",
 BAD(pct_truncated_mid, "pkcs11:token=%4;object=x",
     "attribute 'token': bad percent-encoding at offset 13", NULL)
 BAD(pct_alone, "pkcs11:object=x%", "attribute 'object': bad percent", NULL)
-BAD(pct_not_hex, "pkcs11:object=%zz", "attribute 'object': bad percent",
-    NULL)
+BAD(pct_not_hex, "pkcs11:object=%zz", "attribute 'object': bad percent", NULL)
 BAD(pct_half_hex, "pkcs11:?module-name=%4g",
     "attribute 'module-name': bad percent", NULL)
 BAD(pct_ignored, "pkcs11:library-version=1%2",
     "attribute 'library-version': bad percent", NULL)
-BAD(raw_space, "pkcs11:token=my token", "attribute 'token'",
-    "percent-encoded")
+BAD(raw_space, "pkcs11:token=my token", "attribute 'token'", "percent-encoded")
 BAD(raw_hash, "pkcs11:token=a#frag", "attribute 'token': character '#'",
     "percent-encoded")
 BAD(raw_hash_query, "pkcs11:token=a?module-name=b#frag",
     "attribute 'module-name': character '#'", NULL)
 BAD(raw_slash_path, "pkcs11:object=a/b", "attribute 'object': character '/'",
     NULL)
-BAD(raw_non_ascii, "pkcs11:object=\xc3\xa1", "attribute 'object'",
-    "0xc3")
+BAD(raw_non_ascii, "pkcs11:object=\xc3\xa1", "attribute 'object'", "0xc3")
 BAD(raw_control, "pkcs11:object=a\tb", "attribute 'object'", "0x09")
 BAD(raw_vendor, "pkcs11:x-foo=a b", "attribute 'x-foo'", "percent-encoded")
 BAD(slot_negative, "pkcs11:slot-id=-1",
     "attribute 'slot-id': not a decimal number", NULL)
-BAD(slot_plus, "pkcs11:slot-id=+1",
-    "attribute 'slot-id': not a decimal number", NULL)
+BAD(slot_plus, "pkcs11:slot-id=+1", "attribute 'slot-id': not a decimal number",
+    NULL)
 BAD(slot_suffix, "pkcs11:slot-id=12a",
     "attribute 'slot-id': not a decimal number", NULL)
 BAD(slot_space, "pkcs11:slot-id=%201",
@@ -465,8 +461,7 @@ BAD(slot_overflow, "pkcs11:slot-id=99999999999999999999999",
 BAD(slot_overflow_long,
     "pkcs11:slot-id=1234567890123456789012345678901234567890",
     "attribute 'slot-id': out of range", NULL)
-BAD(slot_long_junk,
-    "pkcs11:slot-id=1234567890123456789012345678901234567890x",
+BAD(slot_long_junk, "pkcs11:slot-id=1234567890123456789012345678901234567890x",
     "attribute 'slot-id': not a decimal number", NULL)
 BAD(type_unknown, "pkcs11:type=key", "attribute 'type': unknown", NULL)
 BAD(type_upper, "pkcs11:type=CERT", "attribute 'type': unknown", NULL)
@@ -489,45 +484,42 @@ BAD(module_path_relative, "pkcs11:?module-path=lib/libsofthsm2.so",
     "attribute 'module-path': not an absolute path", NULL)
 BAD(pin_source_relative, "pkcs11:?pin-source=relative/x",
     "attribute 'pin-source'", NULL)
-BAD(pin_source_scheme, "pkcs11:?pin-source=https:/x",
-    "attribute 'pin-source'", NULL)
+BAD(pin_source_scheme, "pkcs11:?pin-source=https:/x", "attribute 'pin-source'",
+    NULL)
 BAD(pin_source_file_relative, "pkcs11:?pin-source=file:pin",
     "attribute 'pin-source'", NULL)
 BAD_PIN(pin_both, "pkcs11:token=t?pin-source=/etc/pin&pin-value=s3cret-PIN",
     "'pin-source'", "'pin-value'", "s3cret")
 BAD_PIN(pin_both_reversed,
-    "pkcs11:token=t?pin-value=s3cret-PIN&pin-source=/etc/pin",
-    "'pin-source'", "'pin-value'", "s3cret")
+    "pkcs11:token=t?pin-value=s3cret-PIN&pin-source=/etc/pin", "'pin-source'",
+    "'pin-value'", "s3cret")
 BAD(empty_value, "pkcs11:token=", "attribute 'token': empty value", NULL)
 BAD(empty_serial_rfc,
     "pkcs11:token=The%20Software%20PKCS%2311%20Softtoken;serial="
     "?pin-source=file:/etc/token_pin",
     "attribute 'serial': empty value", NULL)
 BAD(empty_id, "pkcs11:id=", "attribute 'id': empty value", NULL)
-BAD(empty_query_value, "pkcs11:?module-path=",
-    "attribute 'module-path': empty value", NULL)
-BAD(empty_vendor_value, "pkcs11:x-foo=", "attribute 'x-foo': empty value",
-    NULL)
-BAD(trailing_semicolon, "pkcs11:token=a;", "empty attribute at offset 15",
-    NULL)
+BAD(empty_query_value,
+    "pkcs11:?module-path=", "attribute 'module-path': empty value", NULL)
+BAD(empty_vendor_value, "pkcs11:x-foo=", "attribute 'x-foo': empty value", NULL)
+BAD(trailing_semicolon, "pkcs11:token=a;", "empty attribute at offset 15", NULL)
 BAD(double_semicolon, "pkcs11:token=a;;object=b",
     "empty attribute at offset 15", NULL)
-BAD(leading_semicolon, "pkcs11:;token=a", "empty attribute at offset 7",
-    NULL)
+BAD(leading_semicolon, "pkcs11:;token=a", "empty attribute at offset 7", NULL)
 BAD(empty_query, "pkcs11:token=a?", "empty attribute", NULL)
 BAD(trailing_ampersand, "pkcs11:?module-name=a&", "empty attribute", NULL)
-BAD(path_in_query, "pkcs11:?token=a",
-    "attribute 'token' belongs in the path", NULL)
+BAD(path_in_query, "pkcs11:?token=a", "attribute 'token' belongs in the path",
+    NULL)
 BAD(query_in_path, "pkcs11:module-path=/x",
     "attribute 'module-path' belongs in the query", NULL)
 BAD_PIN(pin_in_path, "pkcs11:pin-value=hunter2",
     "attribute 'pin-value' belongs in the query", NULL, "hunter2")
 BAD_PIN(pin_bad_pct, "pkcs11:?pin-value=hunter2%zz",
     "attribute 'pin-value': bad percent-encoding", NULL, "hunter2")
-BAD_PIN(pin_raw_hash, "pkcs11:?pin-value=hunter#2",
-    "attribute 'pin-value'", "percent-encoded", "#")
-BAD_PIN(pin_nul, "pkcs11:?pin-value=hunter%002", "attribute 'pin-value'",
-    "NUL", "hunter")
+BAD_PIN(pin_raw_hash, "pkcs11:?pin-value=hunter#2", "attribute 'pin-value'",
+    "percent-encoded", "#")
+BAD_PIN(pin_nul, "pkcs11:?pin-value=hunter%002", "attribute 'pin-value'", "NUL",
+    "hunter")
 BAD_PIN(pin_twice, "pkcs11:?pin-value=hunter2&pin-value=hunter2",
     "attribute 'pin-value' given twice", NULL, "hunter2")
 BAD_PIN(pin_too_long,
@@ -543,8 +535,7 @@ BAD(nul_module_path, "pkcs11:?module-path=/lib%00.so",
     "attribute 'module-path'", "NUL")
 BAD(no_equals, "pkcs11:token", "has no '='", NULL)
 BAD(empty_name, "pkcs11:=x", "empty attribute name", NULL)
-BAD(bad_name_char, "pkcs11:to.ken=x", "bad character in attribute name",
-    NULL)
+BAD(bad_name_char, "pkcs11:to.ken=x", "bad character in attribute name", NULL)
 BAD(hash_in_name, "pkcs11:token=a;#frag", "bad character in attribute name",
     NULL)
 

@@ -413,8 +413,7 @@ p11_key_derive_sp800_108(struct p11_ctx *ctx, struct p11_key *base,
 	*out = NULL;
 	if (base == NULL || base->kind != P11_KEY_HMAC || label_len > 255 ||
 	    context_len > 255 || (label == NULL && label_len > 0) ||
-	    (context == NULL && context_len > 0) ||
-	    kind == P11_KEY_EC_P256)
+	    (context == NULL && context_len > 0) || kind == P11_KEY_EC_P256)
 		return -EINVAL;
 	if (!p11_has_mech(ctx, P11_MECH_SP800_108_COUNTER_KDF))
 		return P11_EMECH;
@@ -426,15 +425,14 @@ p11_key_derive_sp800_108(struct p11_ctx *ctx, struct p11_key *base,
 	fixed[label_len] = 0;
 	if (context_len > 0)
 		memcpy(fixed + label_len + 1, context, context_len);
-	dp[0] = (struct p11__prf_data_param){
-		P11__SP800_108_ITERATION_VARIABLE, &ctr, sizeof(ctr)
-	};
+	dp[0] = (struct p11__prf_data_param){ P11__SP800_108_ITERATION_VARIABLE,
+		&ctr, sizeof(ctr) };
 	dp[1] = (struct p11__prf_data_param){ P11__SP800_108_BYTE_ARRAY, fixed,
 		label_len + 1 + context_len };
 	dp[2] = (struct p11__prf_data_param){ P11__SP800_108_DKM_LENGTH, &dkm,
 		sizeof(dkm) };
-	params = (struct p11__sp800_108_params){ CKM_SHA256_HMAC, 3, dp, 0,
-		NULL };
+	params =
+	    (struct p11__sp800_108_params){ CKM_SHA256_HMAC, 3, dp, 0, NULL };
 	derive.base = base;
 	derive.mech.mechanism = CKM_SP800_108_COUNTER_KDF;
 	derive.mech.pParameter = &params;

@@ -180,7 +180,7 @@ test_token_keys_find_and_destroy(void **state)
 	p11_key_free(f);
 	/* SoftHSM2 2.6.1 has no native SP 800-108: said so, not faked. */
 	assert_int_equal(p11_key_derive_sp800_108(ctx, k, "l", 1, "c", 1,
-			     P11_KEY_AES, "derived", 32, P11_KEY_SESSION, &f),
+	                     P11_KEY_AES, "derived", 32, P11_KEY_SESSION, &f),
 	    P11_EMECH);
 	assert_int_equal(p11_key_find(ctx, P11_KEY_HMAC, NULL, id, 2, &f), 0);
 	p11_key_free(f);

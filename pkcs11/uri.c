@@ -120,18 +120,6 @@ uri_err(struct uri_parser *p, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-uri_hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Whether @c may appear unencoded in a value of @part (besides '%'). */
 static int
 uri_raw_ok(unsigned char c, enum uri_part part)
@@ -191,21 +179,19 @@ uri_decode(struct uri_parser *p, const struct uri_cur *c, unsigned char *dst,
 	int secret = c->id == A_PIN_VALUE;
 	size_t i, n = 0;
 	unsigned char b;
-	int hi, lo;
 
 	for (i = c->vbeg; i < c->vend; i++) {
 		b = t[i];
 		if (b == '%') {
 			if (c->vend - i < 3 ||
-			    (hi = uri_hexval(t[i + 1])) < 0 ||
-			    (lo = uri_hexval(t[i + 2])) < 0) {
+			    sr_hex_decode(&b, 1, (const char *)t + i + 1, 2) !=
+			        1) {
 				uri_err(p,
 				    "attribute '%.*s': bad percent-encoding "
 				    "at offset %zu",
 				    c->name_len, c->name, i);
 				return P11_EURI;
 			}
-			b = (unsigned char)(hi << 4 | lo);
 			if (b == 0 && !nul_ok) {
 				uri_err(p,
 				    "attribute '%.*s': NUL byte (%%00) at "

@@ -40,7 +40,8 @@ sr_strerror(int code)
 	if (code == 0)
 		return "success";
 	if (code < 0 && code > -1000)
-		return strerror(-code);
+		return strerrorname_np(-code) != NULL ? strerror(-code)
+		                                      : "unknown error";
 	d = sr_errfind(code);
 	return d != NULL ? d->text : "unknown error";
 }

@@ -75,7 +75,8 @@ sr_secret_read_file(struct sr_secret *out, const char *path, size_t max)
 	ssize_t n;
 	int fd, rc;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* O_NONBLOCK so a FIFO planted at the path cannot hang the open. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) != 0) {

@@ -56,6 +56,8 @@ struct p11_ctx {
 	struct p11_uri uri;
 	struct sr_secret pin;
 	int login;
+	atomic_int pin_bad;   /* the module refused the PIN: never retry */
+	int softhsm;          /* SoftHSM2, for its documented quirks */
 	unsigned required_mechs;
 	void *dl;
 	CK_FUNCTION_LIST_PTR f;

@@ -213,7 +213,10 @@ p11_tmpl_key(struct p11_tmpl *t, struct p11_ctx *ctx, struct p11_key *key,
 	p11_tmpl_add(t, CKA_CLASS, cls, sizeof(*cls));
 	p11_tmpl_add(t, CKA_KEY_TYPE, type, sizeof(*type));
 	p11_tmpl_bool(t, CKA_TOKEN, flags & P11_KEY_TOKEN);
-	p11_tmpl_bool(t, CKA_PRIVATE, ctx->login);
+	/* Token keys are always private; session keys are private when we
+	 * are logged in (a module used without login, such as NSS softokn's
+	 * crypto token, cannot make private objects). */
+	p11_tmpl_bool(t, CKA_PRIVATE, ctx->login || (flags & P11_KEY_TOKEN));
 	p11_tmpl_bool(t, CKA_SENSITIVE, 1);
 	p11_tmpl_bool(t, CKA_EXTRACTABLE, flags & P11_KEY_EXTRACTABLE);
 	p11_tmpl_bool(t, CKA_DERIVE, flags & P11_KEY_DERIVE);
@@ -282,6 +285,8 @@ p11_key_create(struct p11_ctx *ctx, struct p11_key *key, unsigned flags,
 		    : CKM_GENERIC_SECRET_KEY_GEN;
 	}
 
+	if (!anchor && !ctx->login)
+		return P11_EPIN; /* a private token key needs a login */
 	rc = p11__op_begin(ctx, &op);
 	if (rc != 0)
 		return rc;

@@ -130,8 +130,10 @@ p11_find_slot(struct p11_ctx *ctx, char *err, size_t errlen)
 	}
 	if (matches == 0) {
 		snprintf(err, errlen,
-		    "no initialised token matches token='%s' serial='%s'%s",
-		    ctx->uri.token, ctx->uri.serial,
+		    "no initialised token matches token='%s' serial='%s' "
+		    "model='%s' manufacturer='%s'%s",
+		    ctx->uri.token, ctx->uri.serial, ctx->uri.model,
+		    ctx->uri.manufacturer,
 		    ctx->uri.has_slot_id ? " and slot-id" : "");
 		return P11_ETOKEN;
 	}
@@ -165,11 +167,21 @@ p11__login(struct p11_ctx *ctx, CK_SESSION_HANDLE h)
 
 	if (!ctx->login)
 		return 0;
+	/* A refused PIN is never tried again: hardware tokens lock after a
+	 * few wrong tries, and recovery would otherwise try on every call. */
+	if (atomic_load(&ctx->pin_bad))
+		return P11_EPIN;
 	rv = ctx->f->C_Login(
 	    h, CKU_USER, sr_secret_bytes(&ctx->pin), sr_secret_len(&ctx->pin));
 	if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
 		return 0;
 	p11__set_last_rv(rv);
+	if (p11_rv_to_error(rv) == P11_EPIN) {
+		atomic_store(&ctx->pin_bad, 1);
+		log_warnx(
+		    "%s: the token refused the PIN (%s); not trying again",
+		    __func__, p11_rv_name(rv));
+	}
 	return p11_rv_to_error(rv);
 }
 
@@ -182,6 +194,7 @@ int
 p11__module_start(struct p11_ctx *ctx, char *err, size_t errlen)
 {
 	CK_C_INITIALIZE_ARGS args;
+	CK_INFO li;
 	CK_RV rv;
 	int rc;
 
@@ -217,6 +230,8 @@ p11__module_start(struct p11_ctx *ctx, char *err, size_t errlen)
 		return rc;
 	}
 	p11_probe_mechs(ctx);
+	if (ctx->f->C_GetInfo(&li) == CKR_OK)
+		ctx->softhsm = memcmp(li.manufacturerID, "SoftHSM", 7) == 0;
 	return 0;
 }
 
@@ -282,7 +297,11 @@ p11_load(struct p11_ctx *ctx, char *err, size_t errlen)
 	CK_RV rv;
 
 	if (path[0] == '\0') {
-		snprintf(err, errlen, "the URI has no module-path");
+		snprintf(err, errlen, "the URI has no module-path%s",
+		    ctx->uri.module_name[0] ? " (module-name alone needs "
+		                              "p11-kit's registry, which "
+		                              "Strongroom does not read)"
+		                            : "");
 		return P11_EMODULE;
 	}
 	ctx->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -373,7 +392,8 @@ p11_open(const char *uri, const struct p11_options *opts, struct p11_ctx **out,
 	    !ctx->uri.manufacturer[0]) {
 		snprintf(err, errlen,
 		    "PKCS#11 URI: name the token with token=, "
-		    "serial= or slot-id= (slot 0 is never assumed)");
+		    "serial=, model=, manufacturer= or slot-id= "
+		    "(slot 0 is never assumed)");
 		rc = P11_EURI;
 		goto bad;
 	}

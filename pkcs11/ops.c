@@ -294,7 +294,7 @@ p11_unwrap(struct p11_ctx *ctx, struct p11_key *kek, const void *blob,
 	    (CK_BYTE_PTR)(uintptr_t)blob, blob_len, t, 5, &tmp);
 	/* SoftHSM2 2.6.1 reports a failed RFC 3394 integrity check as
 	 * CKR_GENERAL_ERROR; a device fault would be CKR_DEVICE_ERROR. */
-	integrity = rv == CKR_GENERAL_ERROR;
+	integrity = rv == CKR_GENERAL_ERROR && ctx->softhsm;
 	if (rv == CKR_OK) {
 		get.pValue = sr_secret_bytes(out);
 		get.ulValueLen = sr_secret_len(out);

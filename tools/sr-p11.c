@@ -136,9 +136,11 @@ main(int argc, char **argv)
 		p11_close(ctx);
 		return 2;
 	}
-	if (rc != 0)
+	if (rc != 0 && p11_last_rv() != 0)
 		fprintf(stderr, "sr-p11: %s: %s (%s)\n", cmd, sr_strerror(rc),
 		    p11_rv_name(p11_last_rv()));
+	else if (rc != 0)
+		fprintf(stderr, "sr-p11: %s: %s\n", cmd, sr_strerror(rc));
 	p11_close(ctx);
 	return rc == 0 ? 0 : 1;
 }

@@ -19,7 +19,7 @@
 #include "pkcs11/p11.h"
 #include "tools/bench/p11_raw.h"
 
-#define BENCH_ROUNDS 3          /* layer/raw alternations per cell */
+#define BENCH_ROUNDS 12         /* layer/raw alternations per cell */
 #define BENCH_SECONDS 1.2       /* per cell and side, default */
 #define BENCH_MAX_THREADS 2
 #define BENCH_GOAL 0.95
@@ -241,6 +241,8 @@ bench_slice(struct bench *b, enum bench_op op, unsigned nthr, int raw,
 		*ops += w[i].ops;
 	}
 	*wall += t1 - t0;
+	if (getenv("SR_BENCH_DEBUG"))
+		fprintf(stderr, "  %s %s %u: %.0f\n", bench_op_name[op], raw ? "raw  " : "layer", nthr, (double)(*ops) / *wall);
 	return bad ? -1 : 0;
 }
 

@@ -60,6 +60,7 @@ test_open_failures(void **state)
 {
 	char uri[P11_URI_PATH_MAX + 600], err[256];
 	struct p11_ctx *c = NULL;
+	struct p11_key *k = NULL;
 	const char *pin = strstr(fx.uri, "&pin-source=");
 	struct p11_options need_kdf = { .required_mechs = P11_MECHS_KEYSTORE |
 		    (1u << P11_MECH_SP800_108_COUNTER_KDF) };
@@ -102,6 +103,18 @@ test_open_failures(void **state)
 	snprintf(uri, sizeof(uri), "pkcs11:?module-path=%s",
 	    P11_SOFTHSM_DEFAULT_MODULE);
 	assert_int_equal(p11_open(uri, NULL, &c, err), P11_EURI);
+
+	/* Without a PIN the token opens, but a private token key cannot be
+	 * made. */
+	snprintf(uri, sizeof(uri), "pkcs11:token=sr-test?module-path=%s",
+	    P11_SOFTHSM_DEFAULT_MODULE);
+	assert_int_equal(p11_open(uri, NULL, &c, err), 0);
+	assert_int_equal(p11_key_generate(c, P11_KEY_AES, "no-login", NULL, 0,
+	                     32, P11_KEY_TOKEN, &k),
+	    P11_EPIN);
+	assert_null(k);
+	p11_close(c);
+	c = NULL;
 
 	/* A required mechanism the module lacks is named. */
 	assert_int_equal(p11_open(fx.uri, &need_kdf, &c, err), P11_EMECH);

@@ -19,8 +19,9 @@
 #include "pkcs11/p11.h"
 #include "tools/bench/p11_raw.h"
 
-#define BENCH_ROUNDS 12         /* layer/raw alternations per cell */
-#define BENCH_SECONDS 1.2       /* per cell and side, default */
+#define BENCH_SECONDS 1.2 /* per cell and side, default */
+#define BENCH_SLICE 0.1   /* seconds of one side in one round */
+#define BENCH_MIN_ROUNDS 3
 #define BENCH_MAX_THREADS 2
 #define BENCH_GOAL 0.95
 
@@ -35,12 +36,12 @@ enum bench_op {
 };
 
 static const char *const bench_op_name[OP_COUNT] = {
-    [OP_HMAC] = "hmac-sha256",
-    [OP_KDF] = "kdf-800-108",
-    [OP_ECDSA] = "ecdsa-p256",
-    [OP_WRAP] = "wrap-32",
-    [OP_UNWRAP] = "unwrap-32",
-    [OP_RANDOM] = "random-32",
+	[OP_HMAC] = "hmac-sha256",
+	[OP_KDF] = "kdf-800-108",
+	[OP_ECDSA] = "ecdsa-p256",
+	[OP_WRAP] = "wrap-32",
+	[OP_UNWRAP] = "unwrap-32",
+	[OP_RANDOM] = "random-32",
 };
 
 static const char bench_label[] = "device-key";
@@ -74,15 +75,15 @@ struct worker {
 static int
 bench_layer_op(struct bench *b, enum bench_op op, unsigned long *rv)
 {
-	struct sr_secret sec = {0};
+	struct sr_secret sec = { 0 };
 	uint8_t out[64];
 	size_t n;
 	int rc;
 
 	switch (op) {
 	case OP_HMAC:
-		rc = p11_hmac_sha256(b->ctx, b->kdk, b->msg, sizeof(b->msg),
-		    out);
+		rc = p11_hmac_sha256(
+		    b->ctx, b->kdk, b->msg, sizeof(b->msg), out);
 		break;
 	case OP_KDF:
 		rc = p11_kdf_sp800_108(b->ctx, b->kdk, bench_label,
@@ -90,16 +91,15 @@ bench_layer_op(struct bench *b, enum bench_op op, unsigned long *rv)
 		    sizeof(bench_context) - 1, out, 32);
 		break;
 	case OP_ECDSA:
-		rc = p11_ecdsa_p256_sign(b->ctx, b->sign, b->msg,
-		    sizeof(b->msg), out);
+		rc = p11_ecdsa_p256_sign(
+		    b->ctx, b->sign, b->msg, sizeof(b->msg), out);
 		break;
 	case OP_WRAP:
 		rc = p11_wrap(b->ctx, b->kek, b->plain, sizeof(b->plain), out,
 		    sizeof(out), &n);
 		break;
 	case OP_UNWRAP:
-		rc = p11_unwrap(b->ctx, b->kek, b->blob, sizeof(b->blob),
-		    &sec);
+		rc = p11_unwrap(b->ctx, b->kek, b->blob, sizeof(b->blob), &sec);
 		sr_secret_free(&sec);
 		break;
 	default:
@@ -131,8 +131,8 @@ bench_raw_op(struct bench *b, unsigned s, enum bench_op op)
 		return p11_raw_wrap(b->raw, s, b->plain, sizeof(b->plain), out,
 		    sizeof(out), &n);
 	case OP_UNWRAP:
-		return p11_raw_unwrap(b->raw, s, b->blob, sizeof(b->blob), out,
-		    sizeof(out), &n);
+		return p11_raw_unwrap(
+		    b->raw, s, b->blob, sizeof(b->blob), out, sizeof(out), &n);
 	default:
 		return p11_raw_random(b->raw, s, out, 32);
 	}
@@ -179,14 +179,23 @@ bench_sleep(double secs)
 		;
 }
 
+/* A CK_RV for a message; 0 means the layer refused before the module. */
+static const char *
+bench_rv_text(unsigned long rv)
+{
+	return rv != 0 ? p11_rv_name(rv) : "none (refused by the layer)";
+}
+
 static void
-bench_report(const char *side, enum bench_op op, unsigned nthr,
-    const struct worker *w)
+bench_report(
+    const char *side, enum bench_op op, unsigned nthr, const struct worker *w)
 {
 	if (w->rc != 0)
-		fprintf(stderr, "p11-bench: %s, %s, %u thread(s): %s (%s), "
-		    "CK_RV %s\n", bench_op_name[op], side, nthr,
-		    sr_strerror(w->rc), sr_errname(w->rc), p11_rv_name(w->rv));
+		fprintf(stderr,
+		    "p11-bench: %s, %s, %u thread(s): %s (%s), "
+		    "CK_RV %s\n",
+		    bench_op_name[op], side, nthr, sr_strerror(w->rc),
+		    sr_errname(w->rc), bench_rv_text(w->rv));
 	else
 		fprintf(stderr, "p11-bench: %s, %s, %u thread(s): %s\n",
 		    bench_op_name[op], side, nthr, p11_rv_name(w->rv));
@@ -241,8 +250,6 @@ bench_slice(struct bench *b, enum bench_op op, unsigned nthr, int raw,
 		*ops += w[i].ops;
 	}
 	*wall += t1 - t0;
-	if (getenv("SR_BENCH_DEBUG"))
-		fprintf(stderr, "  %s %s %u: %.0f\n", bench_op_name[op], raw ? "raw  " : "layer", nthr, (double)(*ops) / *wall);
 	return bad ? -1 : 0;
 }
 
@@ -254,7 +261,7 @@ bench_slice(struct bench *b, enum bench_op op, unsigned nthr, int raw,
 static int
 bench_crosscheck(struct bench *b, enum bench_op op)
 {
-	struct sr_secret sec = {0};
+	struct sr_secret sec = { 0 };
 	uint8_t a[64], r[64];
 	size_t na = 0, nr = 0;
 	unsigned long rv = 0;
@@ -299,9 +306,9 @@ bench_crosscheck(struct bench *b, enum bench_op op)
 		return 0;
 	}
 	if (rc != 0) {
-		fprintf(stderr, "p11-bench: %s, layer: %s, CK_RV %s\n",
-		    bench_op_name[op], sr_strerror(rc),
-		    p11_rv_name(p11_last_rv()));
+		fprintf(stderr, "p11-bench: %s, layer: %s (%s), CK_RV %s\n",
+		    bench_op_name[op], sr_strerror(rc), sr_errname(rc),
+		    bench_rv_text(p11_last_rv()));
 		return -1;
 	}
 	if (rv != 0) {
@@ -317,28 +324,41 @@ bench_crosscheck(struct bench *b, enum bench_op op)
 	return 0;
 }
 
+/*
+ * Layer/raw alternations per cell: many short slices rather than a few
+ * long ones, because on a small shared VM the speed drifts by 10-20% over
+ * tenths of a second; with 0.1 s slices both sides see the same drift.
+ */
+static unsigned
+bench_rounds(double secs)
+{
+	unsigned r = (unsigned)(secs / BENCH_SLICE + 0.5);
+
+	return r < BENCH_MIN_ROUNDS ? BENCH_MIN_ROUNDS : r;
+}
+
 /* One table row; returns the ratio, or a negative value on error. */
 static double
 bench_cell(struct bench *b, enum bench_op op, unsigned nthr, double secs)
 {
-	double slice = secs / BENCH_ROUNDS, wl = 0, wr = 0, warm;
+	unsigned rounds = bench_rounds(secs), k;
+	double slice = secs / rounds, wl = 0, wr = 0, warm;
 	unsigned long ol = 0, orw = 0, junk = 0;
 	double lrate, rrate, junkw = 0;
-	unsigned k;
 	int rc = 0;
 
 	/* Warm both paths (caches, the module's per-session state). */
-	warm = slice / 4;
+	warm = slice;
 	if (bench_slice(b, op, nthr, 0, warm, &junk, &junkw) != 0 ||
 	    bench_slice(b, op, nthr, 1, warm, &junk, &junkw) != 0)
 		return -1;
 	/* Layer first in even rounds, raw first in odd ones, so a drift
 	 * over the cell weighs on both sides alike. */
-	for (k = 0; k < BENCH_ROUNDS && rc == 0; k++) {
+	for (k = 0; k < rounds && rc == 0; k++) {
 		int first = k % 2;
 
-		rc = bench_slice(b, op, nthr, first, slice,
-		    first ? &orw : &ol, first ? &wr : &wl);
+		rc = bench_slice(b, op, nthr, first, slice, first ? &orw : &ol,
+		    first ? &wr : &wl);
 		if (rc == 0)
 			rc = bench_slice(b, op, nthr, !first, slice,
 			    first ? &ol : &orw, first ? &wl : &wr);
@@ -354,8 +374,7 @@ bench_cell(struct bench *b, enum bench_op op, unsigned nthr, double secs)
 }
 
 static int
-bench_rm_one(const char *path, const struct stat *sb, int flag,
-    struct FTW *ftw)
+bench_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
 	(void)flag;
@@ -384,10 +403,11 @@ bench_seconds(void)
 		return BENCH_SECONDS;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno != 0 || *end != '\0' || !isfinite(v) || v <= 0 ||
-	    v > 3600) {
-		fprintf(stderr, "p11-bench: SR_BENCH_SECONDS='%s' is not a "
-		    "number of seconds in (0, 3600]\n", s);
+	if (errno != 0 || *end != '\0' || !isfinite(v) || v <= 0 || v > 3600) {
+		fprintf(stderr,
+		    "p11-bench: SR_BENCH_SECONDS='%s' is not a "
+		    "number of seconds in (0, 3600]\n",
+		    s);
 		exit(1);
 	}
 	return v;
@@ -397,9 +417,9 @@ bench_seconds(void)
 static int
 bench_setup(struct bench *b, const char *uri)
 {
-	const struct p11_raw_keys names = {"bench-kek", "bench-kdk",
-	    "bench-sign"};
-	struct p11_options opts = {.sessions = 4};
+	const struct p11_raw_keys names = { "bench-kek", "bench-kdk",
+		"bench-sign" };
+	struct p11_options opts = { .sessions = 4 };
 	char err[256];
 	unsigned long rv;
 	size_t n = 0;
@@ -429,8 +449,11 @@ bench_setup(struct bench *b, const char *uri)
 	if (rc == 0 && n != sizeof(b->blob))
 		rc = P11_EGENERAL;
 	if (rc != 0) {
-		fprintf(stderr, "p11-bench: setting up keys: %s, CK_RV %s\n",
-		    sr_strerror(rc), p11_rv_name(p11_last_rv()));
+		fprintf(stderr,
+		    "p11-bench: setting up keys: %s (%s), "
+		    "CK_RV %s\n",
+		    sr_strerror(rc), sr_errname(rc),
+		    bench_rv_text(p11_last_rv()));
 		return -1;
 	}
 	rv = p11_raw_open(uri, BENCH_MAX_THREADS, &names, &b->raw, err);
@@ -455,7 +478,7 @@ bench_teardown(struct bench *b)
 int
 main(void)
 {
-	static const unsigned threads[] = {1, 2};
+	static const unsigned threads[] = { 1, 2 };
 	struct p11_token_info ti;
 	struct bench b;
 	const char *base = getenv("SR_BENCH_TMP");
@@ -484,15 +507,14 @@ main(void)
 		return 1;
 	}
 	if (p11_token_info(b.ctx, &ti) == 0)
-		printf("module %s (%s), token '%s', slot %lu\n",
-		    ti.module_path, ti.library_description, ti.token_label,
-		    ti.slot_id);
-	printf("%d rounds of layer/raw alternation, %.2f s per side per "
+		printf("module %s (%s), token '%s', slot %lu\n", ti.module_path,
+		    ti.library_description, ti.token_label, ti.slot_id);
+	printf("%u rounds of layer/raw alternation, %.2f s per side per "
 	       "cell; ECDSA via %s\n\n",
-	    BENCH_ROUNDS, secs,
+	    bench_rounds(secs), secs,
 	    p11_has_mech(b.ctx, P11_MECH_ECDSA_SHA256)
-		? "CKM_ECDSA_SHA256"
-		: "SHA-256 in software + CKM_ECDSA");
+	        ? "CKM_ECDSA_SHA256"
+	        : "SHA-256 in software + CKM_ECDSA");
 	printf("op            thr   layer ops/s     raw ops/s   ratio\n");
 	for (i = 0; i < OP_COUNT && status == 0; i++) {
 		if (bench_crosscheck(&b, (enum bench_op)i) != 0) {
@@ -500,8 +522,8 @@ main(void)
 			break;
 		}
 		for (t = 0; t < sizeof(threads) / sizeof(threads[0]); t++) {
-			ratio = bench_cell(&b, (enum bench_op)i, threads[t],
-			    secs);
+			ratio =
+			    bench_cell(&b, (enum bench_op)i, threads[t], secs);
 			if (ratio < 0) {
 				status = 1;
 				break;
@@ -513,7 +535,8 @@ main(void)
 	bench_teardown(&b);
 	bench_rmdir(dir);
 	if (status != 0) {
-		fprintf(stderr, "p11-bench: an operation failed; the "
+		fprintf(stderr,
+		    "p11-bench: an operation failed; the "
 		    "measurement is void\n");
 		return 1;
 	}

@@ -74,7 +74,7 @@ p11_raw_find_slot(struct p11_raw *r, const char *label, char *err)
 static unsigned long
 p11_raw_login(struct p11_raw *r, const struct p11_uri *u, char *err)
 {
-	struct sr_secret pin = {0};
+	struct sr_secret pin = { 0 };
 	const char *path = u->pin_source;
 	CK_RV rv;
 	int rc;
@@ -94,8 +94,8 @@ p11_raw_login(struct p11_raw *r, const struct p11_uri *u, char *err)
 		return P11_RAW_EHOST;
 	}
 	/* Login is per application: the layer has usually done it. */
-	rv = r->f->C_Login(r->sess[0], CKU_USER, sr_secret_bytes(&pin),
-	    sr_secret_len(&pin));
+	rv = r->f->C_Login(
+	    r->sess[0], CKU_USER, sr_secret_bytes(&pin), sr_secret_len(&pin));
 	sr_secret_free(&pin);
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
 		return p11_raw_fail(err, "C_Login", rv);
@@ -108,9 +108,9 @@ p11_raw_find_key(struct p11_raw *r, CK_OBJECT_CLASS cls, CK_KEY_TYPE type,
     const char *label, CK_OBJECT_HANDLE *out, char *err)
 {
 	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_LABEL, (void *)(uintptr_t)label, strlen(label)},
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &type, sizeof(type) },
+		{ CKA_LABEL, (void *)(uintptr_t)label, strlen(label) },
 	};
 	CK_OBJECT_HANDLE found[2];
 	CK_ULONG n = 0;
@@ -149,8 +149,8 @@ p11_raw_attach(struct p11_raw *r, const struct p11_uri *u, unsigned nsess,
 	}
 	*(void **)&getlist = dlsym(r->dl, "C_GetFunctionList");
 	if (getlist == NULL) {
-		snprintf(err, 256, "%s has no C_GetFunctionList",
-		    u->module_path);
+		snprintf(
+		    err, 256, "%s has no C_GetFunctionList", u->module_path);
 		return P11_RAW_EHOST;
 	}
 	rv = getlist(&r->f);
@@ -185,14 +185,14 @@ p11_raw_attach(struct p11_raw *r, const struct p11_uri *u, unsigned nsess,
 	}
 	rv = p11_raw_login(r, u, err);
 	if (rv == 0)
-		rv = p11_raw_find_key(r, CKO_SECRET_KEY, CKK_AES, keys->kek,
-		    &r->kek, err);
+		rv = p11_raw_find_key(
+		    r, CKO_SECRET_KEY, CKK_AES, keys->kek, &r->kek, err);
 	if (rv == 0)
 		rv = p11_raw_find_key(r, CKO_SECRET_KEY, CKK_GENERIC_SECRET,
 		    keys->kdk, &r->kdk, err);
 	if (rv == 0)
-		rv = p11_raw_find_key(r, CKO_PRIVATE_KEY, CKK_EC, keys->sign,
-		    &r->sign, err);
+		rv = p11_raw_find_key(
+		    r, CKO_PRIVATE_KEY, CKK_EC, keys->sign, &r->sign, err);
 	return rv;
 }
 
@@ -249,7 +249,7 @@ p11_raw_sign(struct p11_raw *r, CK_SESSION_HANDLE h, CK_MECHANISM_TYPE mech,
     CK_OBJECT_HANDLE key, const void *msg, size_t len, uint8_t *sig,
     CK_ULONG *siglen)
 {
-	CK_MECHANISM m = {mech, NULL, 0};
+	CK_MECHANISM m = { mech, NULL, 0 };
 	CK_RV rv;
 
 	rv = r->f->C_SignInit(h, &m, key);
@@ -259,14 +259,14 @@ p11_raw_sign(struct p11_raw *r, CK_SESSION_HANDLE h, CK_MECHANISM_TYPE mech,
 }
 
 unsigned long
-p11_raw_hmac(struct p11_raw *r, unsigned s, const void *msg, size_t len,
-    uint8_t mac[32])
+p11_raw_hmac(
+    struct p11_raw *r, unsigned s, const void *msg, size_t len, uint8_t mac[32])
 {
 	CK_ULONG n = 32;
 	CK_RV rv;
 
-	rv = p11_raw_sign(r, r->sess[s], CKM_SHA256_HMAC, r->kdk, msg, len,
-	    mac, &n);
+	rv = p11_raw_sign(
+	    r, r->sess[s], CKM_SHA256_HMAC, r->kdk, msg, len, mac, &n);
 	if (rv == CKR_OK && n != 32)
 		rv = CKR_GENERAL_ERROR;
 	return rv;
@@ -285,8 +285,7 @@ p11_raw_be32(uint8_t *p, uint32_t v)
  * [1]_32 || Label || 0x00 || Context || [256]_32. */
 unsigned long
 p11_raw_kdf_block(struct p11_raw *r, unsigned s, const void *label,
-    size_t label_len, const void *context, size_t context_len,
-    uint8_t out[32])
+    size_t label_len, const void *context, size_t context_len, uint8_t out[32])
 {
 	uint8_t in[4 + 255 + 1 + 255 + 4];
 	size_t pos = 4;
@@ -303,8 +302,8 @@ p11_raw_kdf_block(struct p11_raw *r, unsigned s, const void *label,
 	pos += context_len;
 	p11_raw_be32(in + pos, 256);
 	pos += 4;
-	rv = p11_raw_sign(r, r->sess[s], CKM_SHA256_HMAC, r->kdk, in, pos, out,
-	    &n);
+	rv = p11_raw_sign(
+	    r, r->sess[s], CKM_SHA256_HMAC, r->kdk, in, pos, out, &n);
 	if (rv == CKR_OK && n != 32)
 		rv = CKR_GENERAL_ERROR;
 	return rv;
@@ -312,8 +311,8 @@ p11_raw_kdf_block(struct p11_raw *r, unsigned s, const void *label,
 
 /* SoftHSM2 2.6.1 has raw CKM_ECDSA only: hash in software, as the layer. */
 unsigned long
-p11_raw_ecdsa(struct p11_raw *r, unsigned s, const void *msg, size_t len,
-    uint8_t sig[64])
+p11_raw_ecdsa(
+    struct p11_raw *r, unsigned s, const void *msg, size_t len, uint8_t sig[64])
 {
 	uint8_t digest[32];
 	CK_ULONG n = 64;
@@ -321,8 +320,8 @@ p11_raw_ecdsa(struct p11_raw *r, unsigned s, const void *msg, size_t len,
 
 	if (mbedtls_sha256(msg, len, digest, 0) != 0)
 		return CKR_GENERAL_ERROR;
-	rv = p11_raw_sign(r, r->sess[s], CKM_ECDSA, r->sign, digest,
-	    sizeof(digest), sig, &n);
+	rv = p11_raw_sign(
+	    r, r->sess[s], CKM_ECDSA, r->sign, digest, sizeof(digest), sig, &n);
 	if (rv == CKR_OK && n != 64)
 		rv = CKR_GENERAL_ERROR;
 	return rv;
@@ -337,14 +336,14 @@ p11_raw_wrap(struct p11_raw *r, unsigned s, const void *plain, size_t len,
 	CK_KEY_TYPE type = CKK_GENERIC_SECRET;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_TOKEN, &no, sizeof(no)},
-	    {CKA_SENSITIVE, &yes, sizeof(yes)},
-	    {CKA_EXTRACTABLE, &yes, sizeof(yes)},
-	    {CKA_VALUE, (void *)(uintptr_t)plain, len},
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &type, sizeof(type) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &yes, sizeof(yes) },
+		{ CKA_VALUE, (void *)(uintptr_t)plain, len },
 	};
-	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
+	CK_MECHANISM m = { CKM_AES_KEY_WRAP, NULL, 0 };
 	CK_SESSION_HANDLE h = r->sess[s];
 	CK_OBJECT_HANDLE tmp = CK_INVALID_HANDLE;
 	CK_ULONG n = cap;
@@ -370,20 +369,20 @@ p11_raw_unwrap(struct p11_raw *r, unsigned s, const void *blob, size_t len,
 	CK_KEY_TYPE type = CKK_GENERIC_SECRET;
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ATTRIBUTE t[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_TOKEN, &no, sizeof(no)},
-	    {CKA_SENSITIVE, &no, sizeof(no)},
-	    {CKA_EXTRACTABLE, &yes, sizeof(yes)},
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &type, sizeof(type) },
+		{ CKA_TOKEN, &no, sizeof(no) },
+		{ CKA_SENSITIVE, &no, sizeof(no) },
+		{ CKA_EXTRACTABLE, &yes, sizeof(yes) },
 	};
-	CK_MECHANISM m = {CKM_AES_KEY_WRAP, NULL, 0};
-	CK_ATTRIBUTE get = {CKA_VALUE, plain, cap};
+	CK_MECHANISM m = { CKM_AES_KEY_WRAP, NULL, 0 };
+	CK_ATTRIBUTE get = { CKA_VALUE, plain, cap };
 	CK_SESSION_HANDLE h = r->sess[s];
 	CK_OBJECT_HANDLE tmp = CK_INVALID_HANDLE;
 	CK_RV rv, rv2;
 
-	rv = r->f->C_UnwrapKey(h, &m, r->kek, (CK_BYTE_PTR)(uintptr_t)blob,
-	    len, t, 5, &tmp);
+	rv = r->f->C_UnwrapKey(
+	    h, &m, r->kek, (CK_BYTE_PTR)(uintptr_t)blob, len, t, 5, &tmp);
 	if (rv != CKR_OK)
 		return rv;
 	rv = r->f->C_GetAttributeValue(h, tmp, &get, 1);

@@ -44,7 +44,7 @@ unsigned long p11_raw_wrap(struct p11_raw *r, unsigned s, const void *plain,
     size_t len, uint8_t *blob, size_t cap, size_t *blob_len);
 unsigned long p11_raw_unwrap(struct p11_raw *r, unsigned s, const void *blob,
     size_t len, uint8_t *plain, size_t cap, size_t *plain_len);
-unsigned long p11_raw_random(struct p11_raw *r, unsigned s, void *buf,
-    size_t len);
+unsigned long p11_raw_random(
+    struct p11_raw *r, unsigned s, void *buf, size_t len);
 
 #endif /* SR_TOOLS_BENCH_P11_RAW_H */

@@ -6,6 +6,10 @@
 set -eu
 
 BUILD=${BUILD:-build}
+if [ ! -x "$BUILD/bin/p11-bench" ]; then
+	echo "run.sh: $BUILD/bin/p11-bench is missing; run make first" >&2
+	exit 1
+fi
 
 cpu=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo |
 	head -n 1)

@@ -210,10 +210,36 @@ test_ct_equal_len_zero(void **state)
 	assert_int_equal(sr_ct_equal(a, b, 0), 1);
 }
 
+/* More small secrets than the locked arena holds: the rest come from the
+ * heap, and every one is usable, distinct and freed. */
+static void
+test_many_small_secrets(void **state)
+{
+	enum { N = 3000 };
+	static struct sr_secret many[N];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		assert_int_equal(sr_secret_set(&many[i], &i, sizeof(i)), 0);
+		assert_int_equal(sr_secret_len(&many[i]), sizeof(i));
+	}
+	for (i = 0; i < N; i++)
+		assert_memory_equal(sr_secret_bytes(&many[i]), &i, sizeof(i));
+	for (i = 0; i < N; i++)
+		sr_secret_free(&many[i]);
+	/* Slots come back: another round fits again. */
+	for (i = 0; i < N; i++)
+		assert_int_equal(sr_secret_alloc(&many[i], 32), 0);
+	for (i = 0; i < N; i++)
+		sr_secret_free(&many[i]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_many_small_secrets),
 		cmocka_unit_test(test_alloc_zero_filled),
 		cmocka_unit_test(test_alloc_len_zero),
 		cmocka_unit_test(test_alloc_size_max),

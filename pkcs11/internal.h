@@ -47,8 +47,8 @@ struct p11__sp800_108_params {
 /* One pooled session. */
 struct p11__session {
 	CK_SESSION_HANDLE handle;
-	int open;  /* handle is valid in the current epoch */
-	int inuse; /* checked out by a thread */
+	int open;         /* handle is valid in the current epoch */
+	atomic_int inuse; /* checked out by a thread */
 };
 
 struct p11_ctx {
@@ -56,8 +56,8 @@ struct p11_ctx {
 	struct p11_uri uri;
 	struct sr_secret pin;
 	int login;
-	atomic_int pin_bad;   /* the module refused the PIN: never retry */
-	int softhsm;          /* SoftHSM2, for its documented quirks */
+	atomic_int pin_bad; /* the module refused the PIN: never retry */
+	int softhsm;        /* SoftHSM2, for its documented quirks */
 	unsigned required_mechs;
 	void *dl;
 	CK_FUNCTION_LIST_PTR f;
@@ -85,7 +85,7 @@ struct p11_ctx {
 	pthread_cond_t pool_cond;
 	struct p11__session *sessions;
 	unsigned nsessions;
-	unsigned free_sessions;
+	atomic_uint pool_waiters; /* threads scanning or waiting */
 };
 
 struct p11_key {

@@ -25,7 +25,6 @@ p11__pool_open(struct p11_ctx *ctx)
 	ctx->sessions = calloc(ctx->nsessions, sizeof(*ctx->sessions));
 	if (ctx->sessions == NULL)
 		return -ENOMEM;
-	ctx->free_sessions = ctx->nsessions;
 	for (i = 0; i < ctx->nsessions; i++) {
 		rv = ctx->f->C_OpenSession(ctx->slot,
 		    CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
@@ -97,35 +96,64 @@ p11_recover(struct p11_ctx *ctx)
 	return rc;
 }
 
+/*
+ * Session checkout. Each thread first tries the session it used last with
+ * one atomic exchange, so a thread that keeps its session (the common case:
+ * a fixed set of worker threads and a pool as large) takes no lock. Threads
+ * beyond the pool's size wait on pool_cond; `pool_waiters` is raised before
+ * they scan, so a checkin that frees a slot after their scan always sees
+ * them and signals (no lost wake-up).
+ */
+static _Thread_local const struct p11_ctx *p11_tl_ctx;
+static _Thread_local unsigned p11_tl_slot;
+
+static int
+p11_try_take(struct p11_ctx *ctx, unsigned i)
+{
+	return atomic_load_explicit(
+	           &ctx->sessions[i].inuse, memory_order_relaxed) == 0 &&
+	    atomic_exchange(&ctx->sessions[i].inuse, 1) == 0;
+}
+
 static struct p11__session *
 p11_checkout(struct p11_ctx *ctx)
 {
-	struct p11__session *s = NULL;
-	unsigned i;
+	unsigned i, start;
 
+	/* A context freed and another allocated at the same address must
+	 * not send us past the end of its pool. */
+	if (p11_tl_ctx == ctx && p11_tl_slot < ctx->nsessions &&
+	    p11_try_take(ctx, p11_tl_slot))
+		return &ctx->sessions[p11_tl_slot];
+	start =
+	    p11_tl_ctx == ctx && p11_tl_slot < ctx->nsessions ? p11_tl_slot : 0;
 	pthread_mutex_lock(&ctx->pool_lock);
-	while (ctx->free_sessions == 0)
-		pthread_cond_wait(&ctx->pool_cond, &ctx->pool_lock);
-	for (i = 0; i < ctx->nsessions; i++) {
-		if (!ctx->sessions[i].inuse) {
-			s = &ctx->sessions[i];
-			break;
+	atomic_fetch_add(&ctx->pool_waiters, 1);
+	for (;;) {
+		for (i = 0; i < ctx->nsessions; i++) {
+			unsigned k = (start + i) % ctx->nsessions;
+
+			if (p11_try_take(ctx, k)) {
+				atomic_fetch_sub(&ctx->pool_waiters, 1);
+				pthread_mutex_unlock(&ctx->pool_lock);
+				p11_tl_ctx = ctx;
+				p11_tl_slot = k;
+				return &ctx->sessions[k];
+			}
 		}
+		pthread_cond_wait(&ctx->pool_cond, &ctx->pool_lock);
 	}
-	s->inuse = 1;
-	ctx->free_sessions--;
-	pthread_mutex_unlock(&ctx->pool_lock);
-	return s;
 }
 
 static void
 p11_checkin(struct p11_ctx *ctx, struct p11__session *s)
 {
-	pthread_mutex_lock(&ctx->pool_lock);
-	s->inuse = 0;
-	ctx->free_sessions++;
-	pthread_cond_signal(&ctx->pool_cond);
-	pthread_mutex_unlock(&ctx->pool_lock);
+	atomic_store(&s->inuse, 0);
+	if (atomic_load(&ctx->pool_waiters) > 0) {
+		pthread_mutex_lock(&ctx->pool_lock);
+		pthread_cond_signal(&ctx->pool_cond);
+		pthread_mutex_unlock(&ctx->pool_lock);
+	}
 }
 
 /* Open a session that a failure closed; the caller holds the read lock. */

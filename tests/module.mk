@@ -5,8 +5,10 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/*/test_*.c))
 INTEG_SRCS := $(sort $(wildcard tests/integration/*/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/%.c=$(BUILD)/test/%)
 INTEG_BINS := $(INTEG_SRCS:tests/%.c=$(BUILD)/test/%)
-# Under ASan+UBSan: every unit test, and the integration tests listed here.
-SAN_INTEG := tests/integration/pkcs11/test_fault.c
+# Under ASan+UBSan: every unit test, and the integration tests listed here
+# (fault injection for leaks on error paths, threads for races on memory).
+SAN_INTEG := tests/integration/pkcs11/test_fault.c \
+	tests/integration/pkcs11/test_threads.c
 SAN_BINS := $(UNIT_SRCS:tests/%.c=$(SAN)/test/%) \
 	$(SAN_INTEG:tests/%.c=$(SAN)/test/%)
 FAULT_SO := $(BUILD)/lib/libsr_p11fault.so

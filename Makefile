@@ -16,6 +16,8 @@ DEPSTAMP := $(DEPS)/.complete-v1
 
 CC ?= cc
 OPT ?= -O2
+# style.md 7.6's warnings. -Wno-format-truncation: messages are cut to
+# their buffers on purpose (snprintf into fixed error buffers).
 WARN := -Wall -Wextra -Wpointer-arith -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Werror -Wno-format-truncation
 CPPFLAGS := -D_GNU_SOURCE -I. -I$(DEPROOT)/usr/include -I/usr/include/p11-kit-1

@@ -63,12 +63,13 @@ struct p11_ctx {
 	CK_FUNCTION_LIST_PTR f;
 
 	/*
-	 * The module's state. Operations hold `state` for reading; recovery
-	 * (re-opening sessions, C_Finalize/C_Initialize) holds it for writing,
-	 * so no call is ever in flight across a re-initialisation. Writers are
-	 * preferred so a busy pool cannot starve recovery.
+	 * The module's state. Calls hold a pool session; recovery
+	 * (re-opening sessions, C_Finalize/C_Initialize) holds recover_lock
+	 * and checks out every session first, so no call is ever in flight
+	 * across a re-initialisation.
 	 */
-	pthread_rwlock_t state;
+	pthread_mutex_t recover_lock;
+	atomic_int draining; /* recovery is collecting the pool */
 	CK_SLOT_ID slot;
 	int initialized;          /* C_Initialize succeeded in this epoch */
 	int owns_init;            /* our C_Initialize did it: we finalize */

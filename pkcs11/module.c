@@ -359,7 +359,6 @@ p11_open(const char *uri, const struct p11_options *opts, struct p11_ctx **out,
 	char *err = errbuf != NULL ? errbuf : scratch;
 	const size_t errlen = 256;
 	struct p11_ctx *ctx;
-	pthread_rwlockattr_t ra;
 	int rc;
 
 	*out = NULL;
@@ -373,11 +372,7 @@ p11_open(const char *uri, const struct p11_options *opts, struct p11_ctx **out,
 		free(ctx);
 		return rc;
 	}
-	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(
-	    &ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&ctx->state, &ra);
-	pthread_rwlockattr_destroy(&ra);
+	pthread_mutex_init(&ctx->recover_lock, NULL);
 	pthread_mutex_init(&ctx->pool_lock, NULL);
 	pthread_mutex_init(&ctx->anchor_lock, NULL);
 	pthread_cond_init(&ctx->pool_cond, NULL);
@@ -435,7 +430,7 @@ p11_close(struct p11_ctx *ctx)
 		dlclose(ctx->dl);
 	sr_secret_free(&ctx->pin);
 	p11_uri_clear(&ctx->uri);
-	pthread_rwlock_destroy(&ctx->state);
+	pthread_mutex_destroy(&ctx->recover_lock);
 	pthread_mutex_destroy(&ctx->pool_lock);
 	pthread_mutex_destroy(&ctx->anchor_lock);
 	pthread_cond_destroy(&ctx->pool_cond);
@@ -445,15 +440,19 @@ p11_close(struct p11_ctx *ctx)
 int
 p11_token_info(struct p11_ctx *ctx, struct p11_token_info *info)
 {
+	struct p11__op op;
 	CK_TOKEN_INFO ti;
 	CK_INFO li;
 	CK_RV rv;
-	int rc = 0;
+	int rc;
 
 	memset(info, 0, sizeof(*info));
 	snprintf(info->module_path, sizeof(info->module_path), "%s",
 	    ctx->uri.module_path);
-	pthread_rwlock_rdlock(&ctx->state);
+	rc = p11__op_begin(ctx, &op);
+	info->recoveries = atomic_load(&ctx->recoveries);
+	if (rc != 0)
+		return rc;
 	info->slot_id = ctx->slot;
 	info->mechs = ctx->mechs;
 	info->recoveries = atomic_load(&ctx->recoveries);
@@ -472,10 +471,6 @@ p11_token_info(struct p11_ctx *ctx, struct p11_token_info *info)
 		p11_field_copy(info->token_manufacturer,
 		    sizeof(info->token_manufacturer), ti.manufacturerID,
 		    sizeof(ti.manufacturerID));
-	} else {
-		p11__set_last_rv(rv);
-		rc = p11_rv_to_error(rv);
 	}
-	pthread_rwlock_unlock(&ctx->state);
-	return rc;
+	return p11__op_end(&op, rv);
 }

@@ -47,8 +47,9 @@ p11__pool_close(struct p11_ctx *ctx)
 }
 
 /*
- * Re-initialise the module. Called with the write lock held, so no other
- * call is in flight. Returns 0 when the context is usable again.
+ * Re-initialise the module. Called with every session of the pool checked
+ * out, so no other call is in flight. Returns 0 when the context is usable
+ * again.
  */
 static int
 p11_reinit(struct p11_ctx *ctx)
@@ -80,29 +81,18 @@ p11_reinit(struct p11_ctx *ctx)
 	return 0;
 }
 
-/* Take the write lock and repair, unless another thread already did. */
-static int
-p11_recover(struct p11_ctx *ctx)
-{
-	int rc = 0;
-
-	pthread_rwlock_wrlock(&ctx->state);
-	if (ctx->broken) {
-		rc = p11_reinit(ctx);
-		if (rc == 0)
-			ctx->broken = 0;
-	}
-	pthread_rwlock_unlock(&ctx->state);
-	return rc;
-}
-
 /*
- * Session checkout. Each thread first tries the session it used last with
- * one atomic exchange, so a thread that keeps its session (the common case:
- * a fixed set of worker threads and a pool as large) takes no lock. Threads
- * beyond the pool's size wait on pool_cond; `pool_waiters` is raised before
- * they scan, so a checkin that frees a slot after their scan always sees
- * them and signals (no lost wake-up).
+ * Session checkout, which is also what keeps recovery away from calls in
+ * flight: a call holds its session from p11__op_begin to p11__op_end, and
+ * recovery first checks out every session of the pool, so it starts only
+ * when no call is running and none can start.
+ *
+ * Each thread first tries the session it used last with one atomic
+ * exchange, so a thread that keeps its session (a fixed set of worker
+ * threads no larger than the pool) takes no lock. Other threads, and every
+ * thread while recovery drains the pool, wait on pool_cond; `pool_waiters`
+ * is raised before they scan, so a checkin that frees a slot after their
+ * scan always sees them and wakes them (no lost wake-up).
  */
 static _Thread_local const struct p11_ctx *p11_tl_ctx;
 static _Thread_local unsigned p11_tl_slot;
@@ -118,21 +108,21 @@ p11_try_take(struct p11_ctx *ctx, unsigned i)
 static struct p11__session *
 p11_checkout(struct p11_ctx *ctx)
 {
-	unsigned i, start;
+	unsigned i, k, start;
 
 	/* A context freed and another allocated at the same address must
 	 * not send us past the end of its pool. */
-	if (p11_tl_ctx == ctx && p11_tl_slot < ctx->nsessions &&
-	    p11_try_take(ctx, p11_tl_slot))
-		return &ctx->sessions[p11_tl_slot];
 	start =
 	    p11_tl_ctx == ctx && p11_tl_slot < ctx->nsessions ? p11_tl_slot : 0;
+	if (p11_tl_ctx == ctx && !atomic_load(&ctx->draining) &&
+	    p11_try_take(ctx, start))
+		return &ctx->sessions[start];
 	pthread_mutex_lock(&ctx->pool_lock);
 	atomic_fetch_add(&ctx->pool_waiters, 1);
 	for (;;) {
-		for (i = 0; i < ctx->nsessions; i++) {
-			unsigned k = (start + i) % ctx->nsessions;
-
+		for (i = 0; !atomic_load(&ctx->draining) && i < ctx->nsessions;
+		     i++) {
+			k = (start + i) % ctx->nsessions;
 			if (p11_try_take(ctx, k)) {
 				atomic_fetch_sub(&ctx->pool_waiters, 1);
 				pthread_mutex_unlock(&ctx->pool_lock);
@@ -151,12 +141,50 @@ p11_checkin(struct p11_ctx *ctx, struct p11__session *s)
 	atomic_store(&s->inuse, 0);
 	if (atomic_load(&ctx->pool_waiters) > 0) {
 		pthread_mutex_lock(&ctx->pool_lock);
-		pthread_cond_signal(&ctx->pool_cond);
+		pthread_cond_broadcast(&ctx->pool_cond);
 		pthread_mutex_unlock(&ctx->pool_lock);
 	}
 }
 
-/* Open a session that a failure closed; the caller holds the read lock. */
+/*
+ * Repair, unless another thread already did: stop new checkouts, wait
+ * until every session is back, re-initialise, and reopen the pool. The
+ * caller holds no session.
+ */
+static int
+p11_recover(struct p11_ctx *ctx)
+{
+	unsigned i;
+	int rc = 0;
+
+	pthread_mutex_lock(&ctx->recover_lock);
+	if (!atomic_load(&ctx->broken))
+		goto out;
+	atomic_store(&ctx->draining, 1);
+	pthread_mutex_lock(&ctx->pool_lock);
+	atomic_fetch_add(&ctx->pool_waiters, 1);
+	for (i = 0; i < ctx->nsessions; i++)
+		while (!p11_try_take(ctx, i))
+			pthread_cond_wait(&ctx->pool_cond, &ctx->pool_lock);
+	atomic_fetch_sub(&ctx->pool_waiters, 1);
+	pthread_mutex_unlock(&ctx->pool_lock);
+
+	rc = p11_reinit(ctx);
+	if (rc == 0)
+		atomic_store(&ctx->broken, 0);
+
+	atomic_store(&ctx->draining, 0);
+	for (i = 0; i < ctx->nsessions; i++)
+		atomic_store(&ctx->sessions[i].inuse, 0);
+	pthread_mutex_lock(&ctx->pool_lock);
+	pthread_cond_broadcast(&ctx->pool_cond);
+	pthread_mutex_unlock(&ctx->pool_lock);
+out:
+	pthread_mutex_unlock(&ctx->recover_lock);
+	return rc;
+}
+
+/* Open a session that a failure closed; the caller holds it. */
 static CK_RV
 p11_session_reopen(struct p11_ctx *ctx, struct p11__session *s)
 {
@@ -177,24 +205,28 @@ int
 p11__op_begin(struct p11_ctx *ctx, struct p11__op *op)
 {
 	CK_RV rv;
-	int rc;
+	int rc, tries;
 
 	op->ctx = ctx;
 	op->s = NULL;
-	pthread_rwlock_rdlock(&ctx->state);
-	if (ctx->broken) {
-		pthread_rwlock_unlock(&ctx->state);
-		rc = p11_recover(ctx);
-		if (rc != 0)
-			return rc;
-		pthread_rwlock_rdlock(&ctx->state);
-		if (ctx->broken) {
-			pthread_rwlock_unlock(&ctx->state);
-			return P11_ERECOVER;
+	for (tries = 0;; tries++) {
+		if (atomic_load(&ctx->broken)) {
+			/* Waits for a repair another thread has begun. */
+			rc = p11_recover(ctx);
+			if (rc != 0)
+				return rc == P11_EPIN ? P11_EPIN : P11_ERECOVER;
 		}
+		op->s = p11_checkout(ctx);
+		if (!atomic_load(&ctx->broken))
+			break;
+		/* Broken between the check and the checkout: hand the
+		 * session back so the repair can run, then try again. */
+		p11_checkin(ctx, op->s);
+		op->s = NULL;
+		if (tries == 2)
+			return P11_ERECOVER;
 	}
 	op->epoch = atomic_load(&ctx->epoch);
-	op->s = p11_checkout(ctx);
 	if (!op->s->open) {
 		rv = p11_session_reopen(ctx, op->s);
 		if (rv != CKR_OK)
@@ -219,7 +251,6 @@ p11__op_end(struct p11__op *op, CK_RV rv)
 
 	if (rv == CKR_OK) {
 		p11_checkin(ctx, op->s);
-		pthread_rwlock_unlock(&ctx->state);
 		return 0;
 	}
 	p11__set_last_rv(rv);
@@ -234,9 +265,8 @@ p11__op_end(struct p11__op *op, CK_RV rv)
 			device = p11__rv_is_device_loss(rv2);
 	}
 	if (device)
-		ctx->broken = 1;
+		atomic_store(&ctx->broken, 1);
 	p11_checkin(ctx, op->s);
-	pthread_rwlock_unlock(&ctx->state);
 	if (device) {
 		log_warnx("%s: %s; re-initialising the HSM module", __func__,
 		    p11_rv_name(rv2 != CKR_OK ? rv2 : rv));

@@ -15,6 +15,8 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -278,6 +280,65 @@ test_missing_mechanism_is_named(void **state)
 	p11_close(ctx);
 }
 
+/* Recovery while other threads are mid-call: every failure is clean, no
+ * call deadlocks (an alarm ends a hung run), and the context works after. */
+struct load_arg {
+	struct p11_ctx *ctx;
+	int errors, unclean;
+};
+
+static void *
+load_worker(void *p)
+{
+	struct load_arg *a = p;
+	int i;
+
+	for (i = 0; i < 40; i++)
+		a->errors += workload(a->ctx, &a->unclean);
+	return NULL;
+}
+
+static void
+test_recovery_under_load(void **state)
+{
+	struct p11_options opt = { .sessions = 3 };
+	struct load_arg args[6];
+	pthread_t th[6];
+	struct p11_token_info ti;
+	struct p11_ctx *ctx;
+	int i, errors = 0, unclean = 0;
+
+	(void)state;
+	fault_reset();
+	assert_int_equal(p11_open(uri, &opt, &ctx, NULL), 0);
+	alarm(120);
+	for (i = 0; i < 6; i++) {
+		args[i] = (struct load_arg){ ctx, 0, 0 };
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, load_worker, &args[i]), 0);
+	}
+	/* A device error every few hundred calls while they run. */
+	for (i = 0; i < 20; i++) {
+		arm(150, CKR_DEVICE_ERROR);
+		usleep(20000);
+	}
+	for (i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		errors += args[i].errors;
+		unclean += args[i].unclean;
+	}
+	alarm(0);
+	fault_reset();
+	assert_int_equal(unclean, 0);
+	assert_true(errors > 0);
+	assert_int_equal(workload(ctx, &unclean), 0);
+	assert_int_equal(p11_token_info(ctx, &ti), 0);
+	assert_true(ti.recoveries >= 1);
+	fprintf(stderr, "# %d clean errors, %lu recoveries under load\n",
+	    errors, ti.recoveries);
+	p11_close(ctx);
+}
+
 int
 main(void)
 {
@@ -285,6 +346,7 @@ main(void)
 		cmocka_unit_test(test_missing_mechanism_is_named),
 		cmocka_unit_test(test_device_down_for_a_while),
 		cmocka_unit_test(test_every_call_fails_cleanly),
+		cmocka_unit_test(test_recovery_under_load),
 	};
 
 	return cmocka_run_group_tests_name(

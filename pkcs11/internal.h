@@ -102,7 +102,7 @@ struct p11_key {
 	unsigned long epoch;     /* ctx epoch when handle was found */
 };
 
-/* A checked-out session; the read lock on ctx->state is held with it. */
+/* A call in flight: the pool session it holds until p11__op_end. */
 struct p11__op {
 	struct p11_ctx *ctx;
 	struct p11__session *s;

@@ -187,7 +187,7 @@ p11__login(struct p11_ctx *ctx, CK_SESSION_HANDLE h)
 
 /*
  * Bring the module up: C_Initialize, find the slot, open the anchor session
- * and log in. Called at open and, under the write lock, by recovery. On
+ * and log in. Called at open and, with the whole pool drained, by recovery. On
  * failure the context stays marked broken and the next call tries again.
  */
 int

@@ -22,7 +22,7 @@ WARN := -Wall -Wextra -Wpointer-arith -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Werror -Wno-format-truncation
 CPPFLAGS := -D_GNU_SOURCE -I. -I$(DEPROOT)/usr/include -I/usr/include/p11-kit-1
 CFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC
-LDLIBS := -ldl -lpthread
+LDLIBS := -llmdb -ldl -lpthread
 MBEDCRYPTO := $(DEPLIB)/libmbedcrypto.a
 
 NVCC := $(shell command -v /usr/local/cuda/bin/nvcc 2>/dev/null || command -v nvcc 2>/dev/null)
@@ -32,10 +32,11 @@ SAN := $(BUILD)/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
-all: deps-check lib pkcs11 tools appliance-bin tests-build
+all: deps-check lib pkcs11 keystore tools appliance-bin tests-build
 
 include lib/module.mk
 include pkcs11/module.mk
+include keystore/module.mk
 include appliance/module.mk
 include tools/module.mk
 include tests/module.mk

@@ -12,18 +12,18 @@ SAN_INTEG := tests/integration/pkcs11/test_fault.c \
 SAN_BINS := $(UNIT_SRCS:tests/%.c=$(SAN)/test/%) \
 	$(SAN_INTEG:tests/%.c=$(SAN)/test/%)
 FAULT_SO := $(BUILD)/lib/libsr_p11fault.so
-TEST_LIBS := $(P11_A) $(LIB_A) $(MBEDCRYPTO) -lcmocka $(LDLIBS)
-SAN_TEST_LIBS := $(P11_SAN_A) $(LIB_SAN_A) $(MBEDCRYPTO) -lcmocka $(LDLIBS)
+TEST_LIBS := $(KS_A) $(P11_A) $(LIB_A) $(MBEDCRYPTO) -lcmocka -lz $(LDLIBS)
+SAN_TEST_LIBS := $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A) $(MBEDCRYPTO) -lcmocka -lz $(LDLIBS)
 
 tests-build: $(UNIT_BINS) $(INTEG_BINS) $(FAULT_SO)
 tests-san: $(SAN_BINS) $(FAULT_SO)
 .PHONY: tests-build tests-san
 
-$(BUILD)/test/%: $(BUILD)/obj/tests/%.o $(P11_A) $(LIB_A)
+$(BUILD)/test/%: $(BUILD)/obj/tests/%.o $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(TEST_LIBS)
 
-$(SAN)/test/%: $(SAN)/obj/tests/%.o $(P11_SAN_A) $(LIB_SAN_A)
+$(SAN)/test/%: $(SAN)/obj/tests/%.o $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) $< -o $@ $(SAN_TEST_LIBS)
 

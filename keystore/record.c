@@ -1,0 +1,355 @@
+/*
+ * keystore/record.c: the on-disk form of key records and DEK records, and
+ * the MAC that binds each one to its LMDB key.
+ *
+ * A record is a versioned, big-endian encoding of its metadata and its
+ * material field, followed by a truncated HMAC-SHA256 over the database,
+ * the LMDB key and the encoding, under a MAC key derived in the HSM from the
+ * root KDK. Editing a record, or moving it under another key, fails the MAC
+ * with KS_EINTEGRITY. This file must never accept a record whose MAC it did
+ * not check, and never reads past the value LMDB hands it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <mbedtls/md.h>
+
+#include "keystore/internal.h"
+#include "pkcs11/p11.h"
+
+#define KS_REC_MAGIC "SRR1"
+#define KS_DEK_MAGIC "SRD1"
+
+struct ks_wbuf {
+	uint8_t *p;
+	size_t len, cap;
+	int overflow;
+};
+
+static void
+put_bytes(struct ks_wbuf *w, const void *src, size_t n)
+{
+	if (w->overflow || n > w->cap - w->len) {
+		w->overflow = 1;
+		return;
+	}
+	memcpy(w->p + w->len, src, n);
+	w->len += n;
+}
+
+static void
+put_u(struct ks_wbuf *w, uint64_t v, int bytes)
+{
+	uint8_t b[8];
+	int i;
+
+	for (i = 0; i < bytes; i++)
+		b[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+	put_bytes(w, b, (size_t)bytes);
+}
+
+/* A string field: u16 length, bytes (no NUL). */
+static void
+put_str(struct ks_wbuf *w, const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+
+	put_u(w, n, 2);
+	put_bytes(w, s, n);
+}
+
+struct ks_rbuf {
+	const uint8_t *p;
+	size_t len, pos;
+	int bad;
+};
+
+static uint64_t
+get_u(struct ks_rbuf *r, int bytes)
+{
+	uint64_t v = 0;
+	int i;
+
+	if (r->bad || (size_t)bytes > r->len - r->pos) {
+		r->bad = 1;
+		return 0;
+	}
+	for (i = 0; i < bytes; i++)
+		v = v << 8 | r->p[r->pos++];
+	return v;
+}
+
+static void
+get_bytes(struct ks_rbuf *r, void *dst, size_t n)
+{
+	if (r->bad || n > r->len - r->pos) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(dst, r->p + r->pos, n);
+	r->pos += n;
+}
+
+/* A string field into a buffer of @p cap bytes (NUL-terminated). */
+static void
+get_str(struct ks_rbuf *r, char *dst, size_t cap)
+{
+	size_t n = (size_t)get_u(r, 2);
+
+	if (n >= cap) {
+		r->bad = 1;
+		return;
+	}
+	get_bytes(r, dst, n);
+	dst[r->bad ? 0 : n] = '\0';
+	if (memchr(dst, '\0', n) != NULL)
+		r->bad = 1;
+}
+
+void
+ks__reckey(uint8_t out[KS_ID_LEN + 4], const char *id, uint32_t version)
+{
+	memcpy(out, id, KS_ID_LEN);
+	out[KS_ID_LEN] = (uint8_t)(version >> 24);
+	out[KS_ID_LEN + 1] = (uint8_t)(version >> 16);
+	out[KS_ID_LEN + 2] = (uint8_t)(version >> 8);
+	out[KS_ID_LEN + 3] = (uint8_t)version;
+}
+
+/* HMAC-SHA256(mac key, db || key || body), first KS_MAC_LEN bytes. */
+static int
+rec_mac(struct ks *ks, uint32_t mac_version, unsigned db, const MDB_val *key,
+    const uint8_t *body, size_t len, uint8_t mac[KS_MAC_LEN])
+{
+	const mbedtls_md_info_t *md =
+	    mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	mbedtls_md_context_t ctx;
+	const uint8_t *k;
+	uint8_t full[32], dbb = (uint8_t)db;
+	int rc;
+
+	rc = ks__mac_key(ks, mac_version, &k);
+	if (rc != 0)
+		return rc;
+	mbedtls_md_init(&ctx);
+	rc = mbedtls_md_setup(&ctx, md, 1);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_starts(&ctx, k, 32);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_update(&ctx, &dbb, 1);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_update(&ctx, key->mv_data, key->mv_size);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_update(&ctx, body, len);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_finish(&ctx, full);
+	mbedtls_md_free(&ctx);
+	if (rc != 0)
+		return -EIO;
+	memcpy(mac, full, KS_MAC_LEN);
+	return 0;
+}
+
+static int
+finish(struct ks *ks, struct ks_wbuf *w, uint32_t mac_version, unsigned db,
+    const MDB_val *key, size_t *len)
+{
+	uint8_t mac[KS_MAC_LEN];
+	int rc;
+
+	put_u(w, mac_version, 4);
+	if (w->overflow || w->cap - w->len < KS_MAC_LEN)
+		return -ENOSPC;
+	rc = rec_mac(ks, mac_version, db, key, w->p, w->len, mac);
+	if (rc != 0)
+		return rc;
+	put_bytes(w, mac, KS_MAC_LEN);
+	*len = w->len;
+	return 0;
+}
+
+/* Check the trailing MAC; on success r covers the body only. */
+static int
+check(struct ks *ks, unsigned db, const MDB_val *key, const MDB_val *val,
+    struct ks_rbuf *r, uint32_t *mac_version)
+{
+	uint8_t mac[KS_MAC_LEN];
+	const uint8_t *p = val->mv_data;
+	size_t n = val->mv_size;
+	int rc;
+
+	if (n < 4 + 4 + KS_MAC_LEN)
+		return KS_EINTEGRITY;
+	*mac_version = (uint32_t)p[n - KS_MAC_LEN - 4] << 24 |
+	    (uint32_t)p[n - KS_MAC_LEN - 3] << 16 |
+	    (uint32_t)p[n - KS_MAC_LEN - 2] << 8 | p[n - KS_MAC_LEN - 1];
+	rc = rec_mac(ks, *mac_version, db, key, p, n - KS_MAC_LEN, mac);
+	if (rc == -ENOENT || rc == KS_ENOTFOUND)
+		return KS_EINTEGRITY; /* a MAC version we never had */
+	if (rc != 0)
+		return rc;
+	if (!sr_ct_equal(mac, p + n - KS_MAC_LEN, KS_MAC_LEN))
+		return KS_EINTEGRITY;
+	r->p = p;
+	r->len = n - KS_MAC_LEN - 4;
+	r->pos = 0;
+	r->bad = 0;
+	return 0;
+}
+
+int
+ks__rec_encode(struct ks *ks, unsigned db, const MDB_val *key,
+    const struct ks__rec *r, uint8_t *buf, size_t cap, size_t *len)
+{
+	struct ks_wbuf w = { buf, 0, cap, 0 };
+	const struct ks_meta *m = &r->m;
+	unsigned i, ncidr = 0;
+
+	put_bytes(&w, KS_REC_MAGIC, 4);
+	put_u(&w, m->kind, 1);
+	put_u(&w, m->state, 1);
+	put_u(&w, m->flags, 4);
+	put_u(&w, m->version, 4);
+	put_u(&w, m->record_version, 8);
+	put_u(&w, m->dek_version, 4);
+	put_u(&w, m->root_version, 4);
+	put_u(&w, (uint64_t)m->created_at, 8);
+	put_u(&w, (uint64_t)m->not_before, 8);
+	put_u(&w, (uint64_t)m->expires_at, 8);
+	put_u(&w, (uint64_t)m->updated_at, 8);
+	put_u(&w, (uint64_t)m->last_used, 8);
+	put_str(&w, m->id, sizeof(m->id));
+	put_str(&w, m->parent, sizeof(m->parent));
+	put_str(&w, m->origin, sizeof(m->origin));
+	put_str(&w, m->name, sizeof(m->name));
+	put_str(&w, m->scope, sizeof(m->scope));
+	put_str(&w, m->reason, sizeof(m->reason));
+	put_str(&w, m->apikey_prefix, sizeof(m->apikey_prefix));
+	put_str(&w, r->serial, sizeof(r->serial));
+	for (i = 0; i < KS_CIDR_MAX; i++)
+		ncidr += m->cidrs[i].family != 0;
+	put_u(&w, ncidr, 1);
+	for (i = 0; i < KS_CIDR_MAX; i++) {
+		if (m->cidrs[i].family == 0)
+			continue;
+		put_u(&w, m->cidrs[i].family, 1);
+		put_u(&w, m->cidrs[i].prefix, 1);
+		put_bytes(&w, m->cidrs[i].addr, 16);
+	}
+	if (r->sealed_len > sizeof(r->sealed))
+		return -EINVAL;
+	put_u(&w, r->sealed_len, 2);
+	put_bytes(&w, r->sealed, r->sealed_len);
+	return finish(ks, &w, r->mac_version, db, key, len);
+}
+
+int
+ks__rec_decode(struct ks *ks, unsigned db, const MDB_val *key,
+    const MDB_val *val, struct ks__rec *r)
+{
+	struct ks_rbuf rb;
+	struct ks_meta *m = &r->m;
+	char magic[4];
+	unsigned i, ncidr;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	rc = check(ks, db, key, val, &rb, &r->mac_version);
+	if (rc != 0)
+		return rc;
+	get_bytes(&rb, magic, 4);
+	m->kind = (uint8_t)get_u(&rb, 1);
+	m->state = (uint8_t)get_u(&rb, 1);
+	m->flags = (uint32_t)get_u(&rb, 4);
+	m->version = (uint32_t)get_u(&rb, 4);
+	m->record_version = get_u(&rb, 8);
+	m->dek_version = (uint32_t)get_u(&rb, 4);
+	m->root_version = (uint32_t)get_u(&rb, 4);
+	m->created_at = (int64_t)get_u(&rb, 8);
+	m->not_before = (int64_t)get_u(&rb, 8);
+	m->expires_at = (int64_t)get_u(&rb, 8);
+	m->updated_at = (int64_t)get_u(&rb, 8);
+	m->last_used = (int64_t)get_u(&rb, 8);
+	get_str(&rb, m->id, sizeof(m->id));
+	get_str(&rb, m->parent, sizeof(m->parent));
+	get_str(&rb, m->origin, sizeof(m->origin));
+	get_str(&rb, m->name, sizeof(m->name));
+	get_str(&rb, m->scope, sizeof(m->scope));
+	get_str(&rb, m->reason, sizeof(m->reason));
+	get_str(&rb, m->apikey_prefix, sizeof(m->apikey_prefix));
+	get_str(&rb, r->serial, sizeof(r->serial));
+	ncidr = (unsigned)get_u(&rb, 1);
+	if (ncidr > KS_CIDR_MAX)
+		rb.bad = 1;
+	for (i = 0; i < ncidr && !rb.bad; i++) {
+		m->cidrs[i].family = (uint8_t)get_u(&rb, 1);
+		m->cidrs[i].prefix = (uint8_t)get_u(&rb, 1);
+		get_bytes(&rb, m->cidrs[i].addr, 16);
+	}
+	r->sealed_len = (uint32_t)get_u(&rb, 2);
+	if (r->sealed_len > sizeof(r->sealed))
+		rb.bad = 1;
+	else
+		get_bytes(&rb, r->sealed, r->sealed_len);
+	/* A MAC-valid record that does not parse was written by a newer or
+	 * broken format: still an integrity failure, never half-used. */
+	if (rb.bad || rb.pos != rb.len || memcmp(magic, KS_REC_MAGIC, 4) != 0 ||
+	    m->kind != db || m->state == 0 || m->state >= KS_STATE_COUNT ||
+	    key->mv_size != KS_ID_LEN + 4 ||
+	    memcmp(key->mv_data, m->id, KS_ID_LEN) != 0) {
+		memset(r, 0, sizeof(*r));
+		return KS_EINTEGRITY;
+	}
+	return 0;
+}
+
+int
+ks__dek_encode(struct ks *ks, const struct ks__dek *d, uint8_t *buf, size_t cap,
+    size_t *len)
+{
+	struct ks_wbuf w = { buf, 0, cap, 0 };
+	uint8_t kb[4];
+	MDB_val key = { 4, kb };
+
+	kb[0] = (uint8_t)(d->version >> 24);
+	kb[1] = (uint8_t)(d->version >> 16);
+	kb[2] = (uint8_t)(d->version >> 8);
+	kb[3] = (uint8_t)d->version;
+	put_bytes(&w, KS_DEK_MAGIC, 4);
+	put_u(&w, d->version, 4);
+	put_u(&w, d->root_version, 4);
+	put_u(&w, (uint64_t)d->created_at, 8);
+	put_u(&w, d->uses, 8);
+	put_u(&w, d->wrapped_len, 2);
+	put_bytes(&w, d->wrapped, d->wrapped_len);
+	return finish(ks, &w, d->mac_version, KS_DB_DEKS, &key, len);
+}
+
+int
+ks__dek_decode(
+    struct ks *ks, const MDB_val *key, const MDB_val *val, struct ks__dek *d)
+{
+	struct ks_rbuf rb;
+	char magic[4];
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	rc = check(ks, KS_DB_DEKS, key, val, &rb, &d->mac_version);
+	if (rc != 0)
+		return rc;
+	get_bytes(&rb, magic, 4);
+	d->version = (uint32_t)get_u(&rb, 4);
+	d->root_version = (uint32_t)get_u(&rb, 4);
+	d->created_at = (int64_t)get_u(&rb, 8);
+	d->uses = get_u(&rb, 8);
+	d->wrapped_len = (uint32_t)get_u(&rb, 2);
+	if (d->wrapped_len != sizeof(d->wrapped))
+		rb.bad = 1;
+	else
+		get_bytes(&rb, d->wrapped, d->wrapped_len);
+	if (rb.bad || rb.pos != rb.len || memcmp(magic, KS_DEK_MAGIC, 4) != 0) {
+		memset(d, 0, sizeof(*d));
+		return KS_EINTEGRITY;
+	}
+	return 0;
+}

@@ -1,0 +1,152 @@
+/*
+ * keystore/vcache.c: the API-key verification cache, which keeps the common
+ * case (a key seen in the last second) off the HSM.
+ *
+ * Direct-mapped by a hash of the key id, one mutex per stripe of slots.
+ * An entry holds the SHA-256 of the full presented key (never the key), the
+ * owner's metadata and when it was stored; it answers for one second, so a
+ * change made anywhere (a revoked owner, an expiry) is seen within a second
+ * even without an explicit drop, and revoking a key drops its entry at once.
+ * This file must never hold an API key in clear.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "keystore/internal.h"
+
+#define KS_VC_STRIPES 64
+#define KS_VC_TTL_NS 1000000000LL
+
+struct ks_vc_entry {
+	char id[KS_ID_LEN];
+	uint8_t digest[32];
+	int64_t stored_ns;   /* 0: empty */
+	int64_t valid_until; /* the API key's own expiry; 0: none */
+	struct ks_meta owner;
+};
+
+struct ks__vcache {
+	unsigned n;
+	struct ks_vc_entry *e;
+	pthread_mutex_t lock[KS_VC_STRIPES];
+	atomic_ullong hits, misses;
+};
+
+static int64_t
+vc_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static unsigned
+vc_slot(const struct ks__vcache *c, const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: ids are random already */
+	int i;
+
+	for (i = 0; i < KS_ID_LEN; i++)
+		h = (h ^ (uint8_t)id[i]) * 16777619u;
+	return h % c->n;
+}
+
+int
+ks__vcache_new(unsigned entries, struct ks__vcache **out)
+{
+	struct ks__vcache *c;
+	unsigned i;
+
+	*out = NULL;
+	if (entries == 0 || entries > (1u << 24))
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return -ENOMEM;
+	c->e = calloc(entries, sizeof(*c->e));
+	if (c->e == NULL) {
+		free(c);
+		return -ENOMEM;
+	}
+	c->n = entries;
+	for (i = 0; i < KS_VC_STRIPES; i++)
+		pthread_mutex_init(&c->lock[i], NULL);
+	*out = c;
+	return 0;
+}
+
+void
+ks__vcache_free(struct ks__vcache *c)
+{
+	unsigned i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < KS_VC_STRIPES; i++)
+		pthread_mutex_destroy(&c->lock[i]);
+	sr_wipe(c->e, (size_t)c->n * sizeof(*c->e));
+	free(c->e);
+	free(c);
+}
+
+int
+ks__vcache_check(struct ks__vcache *c, const char *id, const uint8_t digest[32],
+    struct ks_meta *owner, int64_t *valid_until)
+{
+	unsigned s = vc_slot(c, id);
+	struct ks_vc_entry *e = &c->e[s];
+	int hit = 0;
+
+	pthread_mutex_lock(&c->lock[s % KS_VC_STRIPES]);
+	if (e->stored_ns != 0 && memcmp(e->id, id, KS_ID_LEN) == 0 &&
+	    vc_now() - e->stored_ns < KS_VC_TTL_NS) {
+		/* The digest is compared in constant time; a mismatch is a
+		 * miss, and the slow path decides. */
+		hit = sr_ct_equal(e->digest, digest, 32);
+		if (hit) {
+			*owner = e->owner;
+			*valid_until = e->valid_until;
+		}
+	}
+	pthread_mutex_unlock(&c->lock[s % KS_VC_STRIPES]);
+	atomic_fetch_add(hit ? &c->hits : &c->misses, 1);
+	return hit;
+}
+
+void
+ks__vcache_put(struct ks__vcache *c, const char *id, const uint8_t digest[32],
+    const struct ks_meta *owner, int64_t valid_until)
+{
+	unsigned s = vc_slot(c, id);
+	struct ks_vc_entry *e = &c->e[s];
+
+	pthread_mutex_lock(&c->lock[s % KS_VC_STRIPES]);
+	memcpy(e->id, id, KS_ID_LEN);
+	memcpy(e->digest, digest, 32);
+	e->owner = *owner;
+	e->valid_until = valid_until;
+	e->stored_ns = vc_now();
+	pthread_mutex_unlock(&c->lock[s % KS_VC_STRIPES]);
+}
+
+void
+ks__vcache_drop(struct ks__vcache *c, const char *id)
+{
+	unsigned s = vc_slot(c, id);
+	struct ks_vc_entry *e = &c->e[s];
+
+	pthread_mutex_lock(&c->lock[s % KS_VC_STRIPES]);
+	if (memcmp(e->id, id, KS_ID_LEN) == 0)
+		sr_wipe(e, sizeof(*e));
+	pthread_mutex_unlock(&c->lock[s % KS_VC_STRIPES]);
+}
+
+void
+ks__vcache_counts(struct ks__vcache *c, uint64_t *hits, uint64_t *misses)
+{
+	*hits = atomic_load(&c->hits);
+	*misses = atomic_load(&c->misses);
+}

@@ -245,6 +245,9 @@ int ks__dek_persist(struct ks *ks, MDB_txn *txn);
 int ks__root_kdk(struct ks *ks, uint32_t version, struct p11_key **out);
 int ks__root_rotate(struct ks *ks);
 
+/* check.c */
+int ks__check(struct ks *ks, struct ks_stats *st);
+
 /* ops.c */
 int ks__op(struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
 

@@ -146,6 +146,7 @@ enum ks_op {
 	KS_OP_ROOT_ROTATE,   /* new root KEK and KDK versions; re-wrap DEKs */
 	KS_OP_STATS,         /* counts and cache figures */
 	KS_OP_SIGN,          /* ECDSA P-256 (JWS r||s) with a signing key */
+	KS_OP_CHECK,         /* full consistency walk of the environment */
 	KS_OP_COUNT
 };
 
@@ -228,6 +229,7 @@ struct ks_stats {
 	uint64_t cache_hits, cache_misses;  /* API-key verification cache */
 	uint64_t commits, committed_writes; /* group commit figures */
 	uint64_t map_size, map_used;        /* bytes */
+	uint64_t checked; /* CHECK: records, DEKs and index entries verified */
 	char appliance_id[KS_APPLIANCE_ID_LEN + 1];
 };
 

@@ -1138,6 +1138,8 @@ ks__op(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 		return op_stats(ks, rep);
 	case KS_OP_SIGN:
 		return op_sign(ks, &req->u.sign, rep);
+	case KS_OP_CHECK:
+		return ks__check(ks, &rep->stats);
 	default:
 		return KS_EREQUEST;
 	}

@@ -1,5 +1,5 @@
 # tools/: command-line tools and benchmarks.
-TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/p11-bench
+TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/p11-bench $(BUILD)/bin/ks-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -12,3 +12,8 @@ $(BUILD)/bin/p11-bench: $(BUILD)/obj/tools/bench/p11_bench.o \
 	    $(BUILD)/obj/tools/bench/p11_raw.o $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
+
+$(BUILD)/bin/ks-bench: $(BUILD)/obj/tools/bench/ks_bench.o \
+	    $(BUILD)/obj/tools/bench/p11_raw.o $(KS_A) $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(KS_A) $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)

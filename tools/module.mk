@@ -1,5 +1,5 @@
 # tools/: command-line tools and benchmarks.
-TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/p11-bench
+TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/p11-bench $(BUILD)/bin/ks-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools

@@ -116,6 +116,7 @@ unsigned ks__dek_cache_count(struct ks__dek_cache *c);
 /* ------------------------------------------------------------------ */
 
 #include <lmdb.h>
+#include <mbedtls/aes.h>
 
 #define KS_MAC_LEN 16
 #define KS_ROOT_MAX 64 /* root versions a keystore can hold */
@@ -182,7 +183,10 @@ struct ks {
 	struct p11_key *kek[KS_ROOT_MAX];
 	struct p11_key *kdk[KS_ROOT_MAX];
 	struct p11_key *pepper;
-	struct sr_secret mac_key[KS_ROOT_MAX]; /* record MAC keys */
+	/* Record MAC state per root KDK version, in locked memory; a
+	 * version's roots and MAC are usable once root_ready[v] is set. */
+	struct sr_secret mac_mem[KS_ROOT_MAX];
+	atomic_int root_ready[KS_ROOT_MAX];
 
 	/* The current DEK. dek_lock serialises rotation (held across the
 	 * commit of a new DEK); dek_data_lock guards reads and writes of
@@ -205,6 +209,12 @@ struct ks {
 	int rewrap_started;
 
 	struct ks__vcache *vcache;
+
+	/* Read transactions kept reset between uses: renewing one costs no
+	 * reader-table lock, unlike beginning one (MDB_NOTLS). */
+	pthread_mutex_t rpool_lock;
+	MDB_txn *rpool[64];
+	unsigned nrpool;
 };
 
 /* record.c */
@@ -216,7 +226,16 @@ int ks__dek_encode(struct ks *ks, const struct ks__dek *d, uint8_t *buf,
     size_t cap, size_t *len);
 int ks__dek_decode(
     struct ks *ks, const MDB_val *key, const MDB_val *val, struct ks__dek *d);
-int ks__mac_key(struct ks *ks, uint32_t version, const uint8_t **key);
+/* AES-256-CMAC (RFC 4493 / SP 800-38B) with a precomputed schedule. */
+struct ks__mac {
+	mbedtls_aes_context aes;
+	uint8_t k1[16], k2[16];
+};
+int ks__mac_setup(struct ks__mac *m, const uint8_t key[32]);
+void ks__mac_clear(struct ks__mac *m);
+void ks__cmac(
+    const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16]);
+int ks__mac_ctx(struct ks *ks, uint32_t version, const struct ks__mac **m);
 void ks__reckey(uint8_t out[KS_ID_LEN + 4], const char *id, uint32_t version);
 
 /* store.c */
@@ -224,6 +243,8 @@ int ks__mdb_error(int rc);
 int ks__store_open(struct ks *ks, char *err, size_t errlen);
 void ks__store_close(struct ks *ks);
 int ks__write(struct ks *ks, ks__write_fn *fn, void *arg);
+int ks__rd_begin(struct ks *ks, MDB_txn **txn);
+void ks__rd_end(struct ks *ks, MDB_txn *txn);
 int ks__put_rec(
     struct ks *ks, MDB_txn *txn, const struct ks__rec *r, unsigned flags);
 int ks__get_rec(struct ks *ks, MDB_txn *txn, unsigned db, const char *id,

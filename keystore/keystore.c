@@ -9,6 +9,7 @@
  * that uses it. This file must never write a DEK in plaintext anywhere.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,47 +92,65 @@ ks_root_load(struct ks *ks, uint32_t version, int create)
 	if (rc == 0 && ks->kdk[version] == NULL)
 		rc = ks_root_key(ks, P11_KEY_HMAC, "sr-root-kdk-v%u", version,
 		    create, &ks->kdk[version]);
-	if (rc == 0 && sr_secret_len(&ks->mac_key[version]) == 0) {
-		struct sr_secret k = { 0 };
+	if (rc == 0 && sr_secret_len(&ks->mac_mem[version]) == 0) {
+		struct sr_secret mem = { 0 };
+		uint8_t key[32];
 
-		rc = sr_secret_alloc(&k, 32);
+		rc = p11_kdf_sp800_108(ks->hsm, ks->kdk[version], KS_MAC_LABEL,
+		    strlen(KS_MAC_LABEL), "", 0, key, sizeof(key));
 		if (rc == 0)
-			rc = p11_kdf_sp800_108(ks->hsm, ks->kdk[version],
-			    KS_MAC_LABEL, strlen(KS_MAC_LABEL), "", 0,
-			    sr_secret_bytes(&k), 32);
+			rc = sr_secret_alloc(&mem, sizeof(struct ks__mac));
 		if (rc == 0)
-			ks->mac_key[version] = k;
+			rc = ks__mac_setup(
+			    (struct ks__mac *)sr_secret_bytes(&mem), key);
+		if (rc == 0)
+			ks->mac_mem[version] = mem;
 		else
-			sr_secret_free(&k);
+			sr_secret_free(&mem);
+		sr_wipe(key, sizeof(key));
 	}
+	if (rc == 0)
+		atomic_store_explicit(
+		    &ks->root_ready[version], 1, memory_order_release);
 	pthread_mutex_unlock(&ks->root_lock);
 	return rc;
 }
 
-int
-ks__root_kdk(struct ks *ks, uint32_t version, struct p11_key **out)
-{
-	int rc = ks_root_load(ks, version, 0);
-
-	if (rc == 0)
-		*out = ks->kdk[version];
-	return rc == P11_ENOTFOUND ? KS_EINTEGRITY : rc;
-}
-
-int
-ks__mac_key(struct ks *ks, uint32_t version, const uint8_t **key)
+/* Fast path without the lock once a version is loaded: its pointers are
+ * written once, before root_ready is released. */
+static int
+ks_root_ready(struct ks *ks, uint32_t version)
 {
 	int rc;
 
 	if (version == 0 || version >= KS_ROOT_MAX)
 		return KS_EINTEGRITY;
-	if (sr_secret_len(&ks->mac_key[version]) == 0) {
-		rc = ks_root_load(ks, version, 0);
-		if (rc != 0)
-			return rc == P11_ENOTFOUND ? KS_EINTEGRITY : rc;
-	}
-	*key = sr_secret_bytes(&ks->mac_key[version]);
-	return 0;
+	if (atomic_load_explicit(
+	        &ks->root_ready[version], memory_order_acquire))
+		return 0;
+	rc = ks_root_load(ks, version, 0);
+	return rc == P11_ENOTFOUND ? KS_EINTEGRITY : rc;
+}
+
+int
+ks__root_kdk(struct ks *ks, uint32_t version, struct p11_key **out)
+{
+	int rc = ks_root_ready(ks, version);
+
+	if (rc == 0)
+		*out = ks->kdk[version];
+	return rc;
+}
+
+int
+ks__mac_ctx(struct ks *ks, uint32_t version, const struct ks__mac **m)
+{
+	int rc = ks_root_ready(ks, version);
+
+	if (rc == 0)
+		*m = (const struct ks__mac *)sr_secret_bytes(
+		    &ks->mac_mem[version]);
+	return rc;
 }
 
 struct ks_meta_arg {
@@ -549,6 +568,7 @@ ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,
 	pthread_mutex_init(&ks->dek_lock, NULL);
 	pthread_mutex_init(&ks->dek_data_lock, NULL);
 	pthread_mutex_init(&ks->wlock, NULL);
+	pthread_mutex_init(&ks->rpool_lock, NULL);
 	pthread_cond_init(&ks->wcond, NULL);
 	pthread_cond_init(&ks->wdone, NULL);
 	rc = ks__dek_cache_new(ks->opt.dek_cache, &ks->dek_cache);
@@ -605,7 +625,10 @@ ks_close(struct ks *ks)
 	for (i = 0; i < KS_ROOT_MAX; i++) {
 		p11_key_free(ks->kek[i]);
 		p11_key_free(ks->kdk[i]);
-		sr_secret_free(&ks->mac_key[i]);
+		if (sr_secret_len(&ks->mac_mem[i]) != 0)
+			ks__mac_clear(
+			    (struct ks__mac *)sr_secret_bytes(&ks->mac_mem[i]));
+		sr_secret_free(&ks->mac_mem[i]);
 	}
 	p11_key_free(ks->pepper);
 	ks__dek_cache_free(ks->dek_cache);
@@ -614,6 +637,7 @@ ks_close(struct ks *ks)
 	pthread_mutex_destroy(&ks->dek_lock);
 	pthread_mutex_destroy(&ks->dek_data_lock);
 	pthread_mutex_destroy(&ks->wlock);
+	pthread_mutex_destroy(&ks->rpool_lock);
 	pthread_cond_destroy(&ks->wcond);
 	pthread_cond_destroy(&ks->wdone);
 	sr_wipe(ks, sizeof(*ks));
@@ -631,7 +655,7 @@ ks_request_init(struct ks_request *req, enum ks_op op)
 void
 ks_reply_init(struct ks_reply *rep)
 {
-	memset(rep, 0, sizeof(*rep));
+	memset(rep, 0, offsetof(struct ks_reply, list));
 	rep->size = sizeof(*rep);
 }
 

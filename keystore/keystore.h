@@ -241,12 +241,16 @@ struct ks_reply {
 	                             VERIFY) */
 	uint32_t count;           /* LIST, EXPIRING: entries in `list` */
 	char next[KS_ID_LEN + 1]; /* LIST, EXPIRING: cursor; "" at end */
-	struct ks_meta list[KS_LIST_MAX];  /* LIST, EXPIRING */
-	uint32_t material_len;             /* MATERIAL, DEVICE_KEY, SIGN */
+	uint32_t material_len;    /* MATERIAL, DEVICE_KEY, SIGN */
 	uint8_t material[KS_MATERIAL_MAX]; /* secret: ks_reply_wipe() */
 	char apikey[KS_APIKEY_LEN + 1];    /* APIKEY_CREATE: shown once */
 	uint8_t created;       /* DEVICE_KEY: 1 on first enrolment */
 	struct ks_stats stats; /* STATS */
+	/* LIST, EXPIRING: `count` entries; those past `count` are left as
+	 * they were (ks_reply_init does not clear this array: it is most of
+	 * the reply, and clearing it on every call would cost more than a
+	 * lookup). Last, so a transport can send only the entries used. */
+	struct ks_meta list[KS_LIST_MAX];
 };
 
 /* Open options. */

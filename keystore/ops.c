@@ -107,7 +107,13 @@ be32(uint8_t *p, uint32_t v)
 static int
 rd_begin(struct ks *ks, MDB_txn **txn)
 {
-	return ks__mdb_error(mdb_txn_begin(ks->env, NULL, MDB_RDONLY, txn));
+	return ks__rd_begin(ks, txn);
+}
+
+static void
+rd_end(struct ks *ks, MDB_txn *txn)
+{
+	ks__rd_end(ks, txn);
 }
 
 /* Reply metadata: the record's, with the key's newest version. */
@@ -337,7 +343,7 @@ op_get(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 	rc = rd_begin(ks, &txn);
 	if (rc == 0) {
 		rc = read_key(ks, txn, q->id, q->version, &t->r, &t->newest);
-		mdb_txn_abort(txn);
+		rd_end(ks, txn);
 	}
 	if (rc == 0)
 		meta_out(&t->r, t->newest.m.version, ks__now(), &rep->meta);
@@ -449,7 +455,7 @@ op_list(struct ks *ks, const struct ks_list_req *q, struct ks_reply *rep)
 	if (rc != 0)
 		return rc;
 	rc = walk_newest(ks, txn, q->kind, q->after, page_add, &p);
-	mdb_txn_abort(txn);
+	rd_end(ks, txn);
 	return rc;
 }
 
@@ -485,7 +491,7 @@ op_expiring(
 			break;
 	}
 out:
-	mdb_txn_abort(txn);
+	rd_end(ks, txn);
 	return rc;
 }
 
@@ -690,7 +696,7 @@ op_rotate(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 	rc = rd_begin(ks, &txn);
 	if (rc == 0) {
 		rc = read_key(ks, txn, q->id, 0, NULL, &t->newest);
-		mdb_txn_abort(txn);
+		rd_end(ks, txn);
 	}
 	if (rc == 0 &&
 	    (t->newest.m.kind == KS_KIND_DEVICE ||
@@ -745,7 +751,7 @@ op_material(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 	rc = rd_begin(ks, &txn);
 	if (rc == 0) {
 		rc = read_key(ks, txn, q->id, q->version, &t->r, &t->newest);
-		mdb_txn_abort(txn);
+		rd_end(ks, txn);
 	}
 	if (rc == 0 && t->r.m.kind != KS_KIND_APP &&
 	    t->r.m.kind != KS_KIND_USER && t->r.m.kind != KS_KIND_DATA)
@@ -836,7 +842,7 @@ op_device(struct ks *ks, const struct ks_device_req *q, struct ks_reply *rep)
 			                                   : ks__mdb_error(rc);
 		}
 	}
-	mdb_txn_abort(txn);
+	rd_end(ks, txn);
 	if (rc != 0)
 		goto out;
 	if (j->existing[0] == '\0') {
@@ -856,7 +862,7 @@ op_device(struct ks *ks, const struct ks_device_req *q, struct ks_reply *rep)
 		goto out;
 	rc = ks__get_rec(ks, txn, KS_KIND_DEVICE,
 	    j->existing[0] != '\0' ? j->existing : j->r.m.id, 0, &j->r);
-	mdb_txn_abort(txn);
+	rd_end(ks, txn);
 	if (rc == 0)
 		rc = usable(&j->r.m, now);
 	if (rc == 0 &&
@@ -905,7 +911,7 @@ op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 	rc = rd_begin(ks, &txn);
 	if (rc == 0) {
 		rc = ks__get_rec(ks, txn, KS_KIND_SIGNING, q->id, 0, r);
-		mdb_txn_abort(txn);
+		rd_end(ks, txn);
 	}
 	if (rc == 0)
 		rc = usable(&r->m, ks__now());
@@ -961,7 +967,7 @@ op_apikey_create(
 	rc = rd_begin(ks, &txn);
 	if (rc == 0) {
 		rc = read_key(ks, txn, q->owner, 0, NULL, &t->newest);
-		mdb_txn_abort(txn);
+		rd_end(ks, txn);
 	}
 	if (rc == 0 && t->newest.m.kind != KS_KIND_APP &&
 	    t->newest.m.kind != KS_KIND_USER)
@@ -1017,8 +1023,11 @@ op_apikey_verify(
 	size_t len = strnlen(q->key, sizeof(q->key));
 	int rc;
 
+	/* Unterminated: a malformed request (keystore.h), not a bad key. */
+	if (len == sizeof(q->key))
+		return KS_EREQUEST;
 	/* Format and checksum first: a typo costs no lookup. */
-	if (len == sizeof(q->key) || ks__apikey_parse(q->key, len, id) != 0)
+	if (ks__apikey_parse(q->key, len, id) != 0)
 		return KS_EAPIKEY;
 	if (mbedtls_sha256((const unsigned char *)q->key, len, digest, 0) != 0)
 		return -EIO;
@@ -1039,7 +1048,7 @@ op_apikey_verify(
 		if (rc == 0)
 			rc = read_key(
 			    ks, txn, t->r.m.parent, 0, NULL, &t->newest);
-		mdb_txn_abort(txn);
+		rd_end(ks, txn);
 	}
 	if (rc == KS_ENOTFOUND)
 		rc = KS_EDENIED;
@@ -1081,7 +1090,7 @@ op_stats(struct ks *ks, struct ks_reply *rep)
 		rc = ks__mdb_error(mdb_stat(txn, ks->dbi[k], &st));
 		s->keys[k] = st.ms_entries;
 	}
-	mdb_txn_abort(txn);
+	rd_end(ks, txn);
 	if (rc != 0)
 		return rc;
 	mdb_env_info(ks->env, &info);

@@ -3,16 +3,15 @@
  * the MAC that binds each one to its LMDB key.
  *
  * A record is a versioned, big-endian encoding of its metadata and its
- * material field, followed by a truncated HMAC-SHA256 over the database,
- * the LMDB key and the encoding, under a MAC key derived in the HSM from the
- * root KDK. Editing a record, or moving it under another key, fails the MAC
- * with KS_EINTEGRITY. This file must never accept a record whose MAC it did
- * not check, and never reads past the value LMDB hands it.
+ * material field, followed by an AES-256-CMAC over the database, the LMDB
+ * key and the encoding, under a MAC key derived in the HSM from the root
+ * KDK (CMAC rather than HMAC: AES-NI makes it several times cheaper, and
+ * every read checks one). Editing a record, or moving it under another key,
+ * fails the MAC with KS_EINTEGRITY. This file must never accept a record whose
+ * MAC it did not check, and never reads past the value LMDB hands it.
  */
 #include <errno.h>
 #include <string.h>
-
-#include <mbedtls/md.h>
 
 #include "keystore/internal.h"
 #include "pkcs11/p11.h"
@@ -116,37 +115,89 @@ ks__reckey(uint8_t out[KS_ID_LEN + 4], const char *id, uint32_t version)
 	out[KS_ID_LEN + 3] = (uint8_t)version;
 }
 
-/* HMAC-SHA256(mac key, db || key || body), first KS_MAC_LEN bytes. */
+int
+ks__mac_setup(struct ks__mac *m, const uint8_t key[32])
+{
+	static const uint8_t zero[16];
+	uint8_t l[16];
+	int i;
+
+	mbedtls_aes_init(&m->aes);
+	if (mbedtls_aes_setkey_enc(&m->aes, key, 256) != 0 ||
+	    mbedtls_aes_crypt_ecb(&m->aes, MBEDTLS_AES_ENCRYPT, zero, l) != 0) {
+		mbedtls_aes_free(&m->aes);
+		return -EIO;
+	}
+	/* Subkeys: K1 = dbl(AES(0)), K2 = dbl(K1), in GF(2^128). */
+	for (i = 0; i < 16; i++)
+		m->k1[i] = (uint8_t)(l[i] << 1 | (i < 15 ? l[i + 1] >> 7 : 0));
+	if (l[0] & 0x80)
+		m->k1[15] ^= 0x87;
+	for (i = 0; i < 16; i++)
+		m->k2[i] =
+		    (uint8_t)(m->k1[i] << 1 | (i < 15 ? m->k1[i + 1] >> 7 : 0));
+	if (m->k1[0] & 0x80)
+		m->k2[15] ^= 0x87;
+	sr_wipe(l, sizeof(l));
+	return 0;
+}
+
+void
+ks__mac_clear(struct ks__mac *m)
+{
+	mbedtls_aes_free(&m->aes);
+	sr_wipe(m, sizeof(*m));
+}
+
+void
+ks__cmac(
+    const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16])
+{
+	uint8_t x[16] = { 0 }, last[16];
+	size_t i, full = len == 0 ? 0 : (len - 1) / 16, rest = len - 16 * full;
+
+	for (i = 0; i < full; i++) {
+		for (int b = 0; b < 16; b++)
+			x[b] ^= msg[16 * i + b];
+		mbedtls_aes_crypt_ecb(
+		    (mbedtls_aes_context *)&m->aes, MBEDTLS_AES_ENCRYPT, x, x);
+	}
+	/* The last block: whole, or padded with 10...0 and the other key. */
+	memset(last, 0, sizeof(last));
+	memcpy(last, msg + 16 * full, rest);
+	if (rest == 16) {
+		for (i = 0; i < 16; i++)
+			last[i] ^= m->k1[i];
+	} else {
+		last[rest] = 0x80;
+		for (i = 0; i < 16; i++)
+			last[i] ^= m->k2[i];
+	}
+	for (i = 0; i < 16; i++)
+		x[i] ^= last[i];
+	mbedtls_aes_crypt_ecb(
+	    (mbedtls_aes_context *)&m->aes, MBEDTLS_AES_ENCRYPT, x, out);
+}
+
+/* AES-256-CMAC(mac key, db || key || body): 16 bytes. */
 static int
 rec_mac(struct ks *ks, uint32_t mac_version, unsigned db, const MDB_val *key,
     const uint8_t *body, size_t len, uint8_t mac[KS_MAC_LEN])
 {
-	const mbedtls_md_info_t *md =
-	    mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-	mbedtls_md_context_t ctx;
-	const uint8_t *k;
-	uint8_t full[32], dbb = (uint8_t)db;
+	const struct ks__mac *m;
+	uint8_t msg[1 + KS_ID_LEN + 4 + 2048];
 	int rc;
 
-	rc = ks__mac_key(ks, mac_version, &k);
+	rc = ks__mac_ctx(ks, mac_version, &m);
 	if (rc != 0)
 		return rc;
-	mbedtls_md_init(&ctx);
-	rc = mbedtls_md_setup(&ctx, md, 1);
-	if (rc == 0)
-		rc = mbedtls_md_hmac_starts(&ctx, k, 32);
-	if (rc == 0)
-		rc = mbedtls_md_hmac_update(&ctx, &dbb, 1);
-	if (rc == 0)
-		rc = mbedtls_md_hmac_update(&ctx, key->mv_data, key->mv_size);
-	if (rc == 0)
-		rc = mbedtls_md_hmac_update(&ctx, body, len);
-	if (rc == 0)
-		rc = mbedtls_md_hmac_finish(&ctx, full);
-	mbedtls_md_free(&ctx);
-	if (rc != 0)
-		return -EIO;
-	memcpy(mac, full, KS_MAC_LEN);
+	if (key->mv_size > KS_ID_LEN + 4 || len > 2048)
+		return -EINVAL;
+	msg[0] = (uint8_t)db;
+	memcpy(msg + 1, key->mv_data, key->mv_size);
+	memcpy(msg + 1 + key->mv_size, body, len);
+	ks__cmac(m, msg, 1 + key->mv_size + len, mac);
+	sr_wipe(msg, 1 + key->mv_size + len);
 	return 0;
 }
 

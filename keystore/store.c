@@ -176,6 +176,41 @@ ks__store_open(struct ks *ks, char *err, size_t errlen)
 	return 0;
 }
 
+int
+ks__rd_begin(struct ks *ks, MDB_txn **txn)
+{
+	MDB_txn *t = NULL;
+	int rc;
+
+	pthread_mutex_lock(&ks->rpool_lock);
+	if (ks->nrpool > 0)
+		t = ks->rpool[--ks->nrpool];
+	pthread_mutex_unlock(&ks->rpool_lock);
+	if (t != NULL) {
+		rc = mdb_txn_renew(t);
+		if (rc == 0) {
+			*txn = t;
+			return 0;
+		}
+		mdb_txn_abort(t);
+	}
+	return ks__mdb_error(mdb_txn_begin(ks->env, NULL, MDB_RDONLY, txn));
+}
+
+void
+ks__rd_end(struct ks *ks, MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&ks->rpool_lock);
+	if (ks->nrpool < sizeof(ks->rpool) / sizeof(ks->rpool[0])) {
+		ks->rpool[ks->nrpool++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&ks->rpool_lock);
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
 void
 ks__store_close(struct ks *ks)
 {
@@ -187,6 +222,8 @@ ks__store_close(struct ks *ks)
 		pthread_join(ks->writer, NULL);
 		ks->writer_started = 0;
 	}
+	while (ks->nrpool > 0)
+		mdb_txn_abort(ks->rpool[--ks->nrpool]);
 	if (ks->env != NULL)
 		mdb_env_close(ks->env);
 	ks->env = NULL;

@@ -170,6 +170,16 @@ struct ks__job {
 	struct ks__job *next;
 };
 
+/* AES-256-CMAC (RFC 4493 / SP 800-38B) with a precomputed schedule. */
+struct ks__mac {
+	mbedtls_aes_context aes;
+	uint8_t k1[16], k2[16];
+};
+int ks__mac_setup(struct ks__mac *m, const uint8_t key[32]);
+void ks__mac_clear(struct ks__mac *m);
+void ks__cmac(
+    const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16]);
+
 struct ks {
 	struct p11_ctx *hsm;
 	struct ks_options opt;
@@ -209,6 +219,7 @@ struct ks {
 	int rewrap_started;
 
 	struct ks__vcache *vcache;
+	struct ks__mac vc_mac; /* keys the verification cache's digests */
 
 	/* Read transactions kept reset between uses: renewing one costs no
 	 * reader-table lock, unlike beginning one (MDB_NOTLS). */
@@ -226,15 +237,6 @@ int ks__dek_encode(struct ks *ks, const struct ks__dek *d, uint8_t *buf,
     size_t cap, size_t *len);
 int ks__dek_decode(
     struct ks *ks, const MDB_val *key, const MDB_val *val, struct ks__dek *d);
-/* AES-256-CMAC (RFC 4493 / SP 800-38B) with a precomputed schedule. */
-struct ks__mac {
-	mbedtls_aes_context aes;
-	uint8_t k1[16], k2[16];
-};
-int ks__mac_setup(struct ks__mac *m, const uint8_t key[32]);
-void ks__mac_clear(struct ks__mac *m);
-void ks__cmac(
-    const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16]);
 int ks__mac_ctx(struct ks *ks, uint32_t version, const struct ks__mac **m);
 void ks__reckey(uint8_t out[KS_ID_LEN + 4], const char *id, uint32_t version);
 

@@ -579,6 +579,16 @@ ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,
 	rc = ks__store_open(ks, err, 256);
 	if (rc != 0)
 		goto bad;
+	{
+		uint8_t vk[32];
+
+		rc = ks__random(ks, vk, sizeof(vk));
+		if (rc == 0)
+			rc = ks__mac_setup(&ks->vc_mac, vk);
+		sr_wipe(vk, sizeof(vk));
+		if (rc != 0)
+			goto bad;
+	}
 	rc = ks_meta_load(ks);
 	if (rc == KS_ENOTFOUND)
 		rc = ks_first_start(ks);
@@ -631,6 +641,7 @@ ks_close(struct ks *ks)
 		sr_secret_free(&ks->mac_mem[i]);
 	}
 	p11_key_free(ks->pepper);
+	ks__mac_clear(&ks->vc_mac);
 	ks__dek_cache_free(ks->dek_cache);
 	ks__vcache_free(ks->vcache);
 	pthread_mutex_destroy(&ks->root_lock);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
 
 #include "keystore/internal.h"
 
@@ -1029,8 +1028,10 @@ op_apikey_verify(
 	/* Format and checksum first: a typo costs no lookup. */
 	if (ks__apikey_parse(q->key, len, id) != 0)
 		return KS_EAPIKEY;
-	if (mbedtls_sha256((const unsigned char *)q->key, len, digest, 0) != 0)
-		return -EIO;
+	/* The cache holds a keyed digest (CMAC under a key drawn at open),
+	 * never the key and never a plain hash of it. */
+	memset(digest, 0, sizeof(digest));
+	ks__cmac(&ks->vc_mac, (const uint8_t *)q->key, len, digest);
 	if (ks__vcache_check(ks->vcache, id, digest, &rep->meta, &until)) {
 		if ((until != 0 && now >= until) ||
 		    usable(&rep->meta, now) != 0) {

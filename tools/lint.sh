@@ -2,7 +2,7 @@
 # tools/lint.sh: what `make lint` checks: clang-format over every tracked C
 # source, and the module boundaries (no file includes another module's
 # internal.h (a module's own tests under tests/*/<module>/ may); only
-# pkcs11/ calls C_* functions, with the two named
+# pkcs11/ calls C_* functions and only keystore/ includes lmdb.h, with the two named
 # exceptions that exist to stand beside it: the fault-injection module and
 # the raw-PKCS#11 benchmark anchor).
 set -u
@@ -31,6 +31,15 @@ for f in $(grep -l -E '(->|\b)C_[A-Z][A-Za-z]+\(' $files); do
 	pkcs11/* | tests/fault/p11fault.c | tools/bench/p11_raw.c) ;;
 	*)
 		echo "lint: $f calls PKCS#11 directly; go through pkcs11/p11.h"
+		status=1
+		;;
+	esac
+done
+for f in $(grep -l -E '#include <lmdb\.h>' $files); do
+	case $f in
+	keystore/*) ;;
+	*)
+		echo "lint: $f includes lmdb.h; only keystore/ may"
 		status=1
 		;;
 	esac

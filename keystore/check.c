@@ -1,6 +1,7 @@
 /*
- * keystore/check.c: the full consistency walk: every DEK unwraps, every
- * record's MAC holds and its material opens under its DEK, every version
+ * keystore/check.c: the full consistency walk: every DEK record's MAC
+ * holds, every record's MAC holds and its material opens under its DEK
+ * (which unwraps every DEK that seals anything), every version
  * chain and every index (names, serials) points at a record that agrees.
  *
  * It reads on one read transaction and never writes; it must never stop at

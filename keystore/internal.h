@@ -220,6 +220,7 @@ struct ks {
 
 	struct ks__vcache *vcache;
 	struct ks__mac vc_mac; /* keys the verification cache's digests */
+	int lock_fd;           /* flock: one process owns the keystore */
 
 	/* Read transactions kept reset between uses: renewing one costs no
 	 * reader-table lock, unlike beginning one (MDB_NOTLS). */

@@ -9,11 +9,15 @@
  * that uses it. This file must never write a DEK in plaintext anywhere.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keystore/internal.h"
 
@@ -27,6 +31,7 @@
 #define KS_DEK_PERSIST_EVERY 4096
 
 static int ks_dek_create(struct ks *ks);
+static int ks_lock(struct ks *ks, char *err);
 static int ks_rewrap_start(struct ks *ks);
 
 int64_t
@@ -273,6 +278,35 @@ ks_dek_put(struct ks *ks, MDB_txn *txn, void *arg)
 	return ks__mdb_error(mdb_put(txn, ks->dbi[KS_DB_DEKS], &key, &val, 0));
 }
 
+/* A new DEK never replaces one: two writers racing for the same version
+ * would otherwise lose every record sealed under the loser's key. */
+static int
+ks_dek_insert(struct ks *ks, MDB_txn *txn, void *arg)
+{
+	struct ks__dek *d = arg;
+	uint8_t kb[4] = { (uint8_t)(d->version >> 24),
+		(uint8_t)(d->version >> 16), (uint8_t)(d->version >> 8),
+		(uint8_t)d->version };
+	MDB_val key = { 4, kb }, val;
+
+	if (mdb_get(txn, ks->dbi[KS_DB_DEKS], &key, &val) == 0)
+		return KS_EEXISTS;
+	return ks_dek_put(ks, txn, d);
+}
+
+static int
+ks_dek_persist_now(struct ks *ks, MDB_txn *txn, void *arg)
+{
+	struct ks__dek d;
+
+	(void)arg;
+	pthread_mutex_lock(&ks->dek_data_lock);
+	d = ks->dek;
+	pthread_mutex_unlock(&ks->dek_data_lock);
+	d.uses = atomic_load(&ks->dek_uses);
+	return ks_dek_put(ks, txn, &d);
+}
+
 int
 ks__dek_persist(struct ks *ks, MDB_txn *txn)
 {
@@ -318,7 +352,7 @@ ks_dek_create(struct ks *ks)
 		    sizeof(key), d.wrapped, sizeof(d.wrapped), &n);
 	if (rc == 0) {
 		d.wrapped_len = (uint32_t)n;
-		rc = ks__write(ks, ks_dek_put, &d);
+		rc = ks__write(ks, ks_dek_insert, &d);
 	}
 	if (rc == 0) {
 		ks__dek_cache_put(ks->dek_cache, d.version, key);
@@ -554,6 +588,7 @@ ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,
 		return -ENOMEM;
 	ks->hsm = hsm;
 	ks->opt = *opts;
+	ks->lock_fd = -1;
 	if (ks->opt.map_size == 0)
 		ks->opt.map_size = KS_DEFAULT_MAP;
 	if (ks->opt.cache_entries == 0)
@@ -574,6 +609,9 @@ ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,
 	rc = ks__dek_cache_new(ks->opt.dek_cache, &ks->dek_cache);
 	if (rc == 0)
 		rc = ks__vcache_new(ks->opt.cache_entries, &ks->vcache);
+	if (rc != 0)
+		goto bad;
+	rc = ks_lock(ks, err);
 	if (rc != 0)
 		goto bad;
 	rc = ks__store_open(ks, err, 256);
@@ -622,6 +660,36 @@ bad:
 	return rc;
 }
 
+/*
+ * One process owns a keystore: LMDB would allow several, but the writer's
+ * batching, the DEK use count and the caches assume they see every write.
+ * The lock dies with the process, so a crash never leaves it stale.
+ */
+static int
+ks_lock(struct ks *ks, char *err)
+{
+	char path[4096];
+
+	if (mkdir(ks->opt.path, 0700) != 0 && errno != EEXIST) {
+		snprintf(err, 256, "%s: %s", ks->opt.path, strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/owner.lock", ks->opt.path);
+	ks->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (ks->lock_fd < 0) {
+		snprintf(err, 256, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(ks->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		snprintf(
+		    err, 256, "%s is in use by another process", ks->opt.path);
+		close(ks->lock_fd);
+		ks->lock_fd = -1;
+		return KS_EBUSY;
+	}
+	return 0;
+}
+
 void
 ks_close(struct ks *ks)
 {
@@ -631,6 +699,11 @@ ks_close(struct ks *ks)
 		return;
 	if (ks->rewrap_started)
 		pthread_join(ks->rewrap, NULL);
+	/* Keep the DEK's use count across restarts: rotation by use must
+	 * not be reset by a short-lived process. */
+	if (ks->writer_started && ks->dek.version != 0 &&
+	    atomic_load(&ks->dek_uses) != ks->dek.uses)
+		ks__write(ks, ks_dek_persist_now, NULL);
 	ks__store_close(ks);
 	for (i = 0; i < KS_ROOT_MAX; i++) {
 		p11_key_free(ks->kek[i]);
@@ -642,6 +715,8 @@ ks_close(struct ks *ks)
 	}
 	p11_key_free(ks->pepper);
 	ks__mac_clear(&ks->vc_mac);
+	if (ks->lock_fd >= 0)
+		close(ks->lock_fd);
 	ks__dek_cache_free(ks->dek_cache);
 	ks__vcache_free(ks->vcache);
 	pthread_mutex_destroy(&ks->root_lock);

@@ -51,6 +51,8 @@
  *                  lookup was made): answer 401.
  *   KS_EDENIED     an API key is unknown, wrong, revoked or expired: 401.
  *   KS_ECLOSED     the keystore is shutting down: answer 503.
+ *   KS_EBUSY       (ks_open) another process has this keystore open: stop
+ *                  it, or use its API; one process owns a keystore.
  *   P11_E*         the HSM failed; see pkcs11/p11.h (retry P11_EDEVICE and
  *                  P11_ESESSION once; answer 503 on P11_ERECOVER).
  *   -ENOMEM        allocation failed.
@@ -271,7 +273,8 @@ struct ks_options {
  * @param[in] hsm  borrowed; must outlive the keystore.
  * @param[out] out the keystore; ks_close() it.
  * @param[out] err a message for the operator on failure (may be NULL).
- * @return 0, KS_ESTORAGE, KS_EINTEGRITY (meta record), P11_E*, -errno.
+ * @return 0, KS_EBUSY, KS_ESTORAGE, KS_EINTEGRITY (meta record), P11_E*,
+ *         -errno.
  * @note Start-up only.
  */
 int ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,

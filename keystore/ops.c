@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "keystore/internal.h"
 
 #define KS_YEAR (365LL * 24 * 3600)

@@ -71,14 +71,20 @@ ks_writer_main(void *arg)
 			pthread_cond_wait(&ks->wcond, &ks->wlock);
 		if (ks->queue == NULL && ks->stopping)
 			break;
+		/* Take at most KS_BATCH_MAX jobs; the rest wait for the next
+		 * commit, which bounds the transaction and the ack latency. */
 		batch = ks->queue;
-		ks->queue = NULL;
-		ks->queue_tail = &ks->queue;
+		for (j = batch, n = 1; j->next != NULL && n < KS_BATCH_MAX; n++)
+			j = j->next;
+		ks->queue = j->next;
+		j->next = NULL;
+		if (ks->queue == NULL)
+			ks->queue_tail = &ks->queue;
 		pthread_mutex_unlock(&ks->wlock);
 
 		rc = ks__mdb_error(mdb_txn_begin(ks->env, NULL, 0, &txn));
 		n = 0;
-		for (j = batch; j != NULL && rc == 0; j = j->next, n++) {
+		for (j = batch; j != NULL && rc == 0; j = j->next) {
 			j->rc = ks__mdb_error(
 			    mdb_txn_begin(ks->env, txn, 0, &child));
 			if (j->rc != 0)
@@ -88,6 +94,7 @@ ks_writer_main(void *arg)
 				j->rc = ks__mdb_error(mdb_txn_commit(child));
 			else
 				mdb_txn_abort(child);
+			n += j->rc == 0;
 		}
 		if (rc == 0) {
 			rc = ks__mdb_error(mdb_txn_commit(txn));

@@ -3,8 +3,9 @@
  * case (a key seen in the last second) off the HSM.
  *
  * Direct-mapped by a hash of the key id, one mutex per stripe of slots.
- * An entry holds the SHA-256 of the full presented key (never the key), the
- * owner's metadata and when it was stored; it answers for one second, so a
+ * An entry holds a keyed digest of the full presented key (AES-CMAC under a
+ * key drawn at open; never the key, never a plain hash of it), the owner's
+ * metadata and when it was stored; it answers for one second, so a
  * change made anywhere (a revoked owner, an expiry) is seen within a second
  * even without an explicit drop, and revoking a key drops its entry at once.
  * This file must never hold an API key in clear.

@@ -36,17 +36,19 @@
  * in the owning module's header.
  */
 #define SR_ERROR_MAP(XX) \
-	XX(KS_EREQUEST, -1001, "malformed keystore request")                   \
-	XX(KS_ENOTFOUND, -1002, "no such key")                                 \
-	XX(KS_EEXISTS, -1003, "a key with this name or serial exists")         \
-	XX(KS_ESTATE, -1004, "the key's state forbids this operation")        \
-	XX(KS_EEXPIRED, -1005, "the key is not valid at this time")            \
-	XX(KS_EINTEGRITY, -1006, "a keystore record failed its integrity check") \
-	XX(KS_EFULL, -1007, "the keystore's map is full")                      \
-	XX(KS_ESTORAGE, -1008, "keystore storage failure")                     \
-	XX(KS_EAPIKEY, -1009, "malformed API key")                             \
-	XX(KS_EDENIED, -1010, "API key not accepted")                          \
-	XX(KS_ECLOSED, -1011, "the keystore is closing")                       \
+	XX(KS_EREQUEST, -1001, "malformed keystore request") \
+	XX(KS_ENOTFOUND, -1002, "no such key") \
+	XX(KS_EEXISTS, -1003, "a key with this name or serial exists") \
+	XX(KS_ESTATE, -1004, "the key's state forbids this operation") \
+	XX(KS_EEXPIRED, -1005, "the key is not valid at this time") \
+	XX(KS_EINTEGRITY, -1006, \
+	    "a keystore record failed its integrity check") \
+	XX(KS_EFULL, -1007, "the keystore's map is full") \
+	XX(KS_ESTORAGE, -1008, "keystore storage failure") \
+	XX(KS_EAPIKEY, -1009, "malformed API key") \
+	XX(KS_EDENIED, -1010, "API key not accepted") \
+	XX(KS_ECLOSED, -1011, "the keystore is closing") \
+	XX(KS_EBUSY, -1012, "the keystore is in use by another process") \
 	XX(P11_EURI, -2001, "malformed PKCS#11 URI") \
 	XX(P11_EMODULE, -2002, "PKCS#11 module cannot be loaded or used") \
 	XX(P11_ETOKEN, -2003, "token not found") \

@@ -216,11 +216,28 @@ test_hsm_fails_mid_operation(void **state)
 	assert_true(failed_runs > 0);
 }
 
+/* One process owns a keystore: a second open is refused, clearly. */
+static void
+test_second_owner_refused(void **state)
+{
+	struct ks_options o = {0};
+	struct ks *other = NULL;
+	char err[256];
+
+	(void)state;
+	fault_reset();
+	o.path = ksdir;
+	assert_int_equal(ks_open(hsm, &o, &other, err), KS_EBUSY);
+	assert_null(other);
+	assert_non_null(strstr(err, "in use"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hsm_fails_mid_operation),
+		cmocka_unit_test(test_second_owner_refused),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -1,5 +1,6 @@
 # tools/: command-line tools and benchmarks.
-TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/p11-bench $(BUILD)/bin/ks-bench
+TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
+	$(BUILD)/bin/ks-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -7,6 +8,10 @@ tools: $(TOOLS_BINS)
 $(BUILD)/bin/sr-p11: $(BUILD)/obj/tools/sr-p11.o $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
+
+$(BUILD)/bin/sr-keys: $(BUILD)/obj/tools/sr-keys.o $(KS_A) $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(KS_A) $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
 
 $(BUILD)/bin/p11-bench: $(BUILD)/obj/tools/bench/p11_bench.o \
 	    $(BUILD)/obj/tools/bench/p11_raw.o $(P11_A) $(LIB_A)

@@ -647,6 +647,17 @@ rotate_job(struct ks *ks, MDB_txn *txn, void *arg)
 	uint32_t v;
 	int rc;
 
+	/* The key as committed now, not as op_rotate read it: a rotation or
+	 * a revocation that committed in between wins (else a revoked key
+	 * would come back active at its new version). */
+	rc = ks__get_rec(ks, txn, n->m.kind, n->m.id, 0, &j->scratch);
+	if (rc != 0)
+		return rc;
+	if (j->scratch.m.version + 1 != n->m.version)
+		return KS_ESTATE;
+	rc = usable(&j->scratch.m, ks__now());
+	if (rc != 0)
+		return rc;
 	/* Someone rotated first: the new version exists already. */
 	rc = ks__put_rec(ks, txn, n, MDB_NOOVERWRITE);
 	if (rc == KS_EEXISTS)
@@ -672,6 +683,11 @@ rotate_job(struct ks *ks, MDB_txn *txn, void *arg)
 	return ks__dek_persist(ks, txn);
 }
 
+/* A signing key's version is made in the HSM as "sr-sign-<id>-v<n>": two
+ * rotations racing would make that label twice, and neither could use it.
+ * They run one at a time, each re-reading the key under this lock. */
+static pthread_mutex_t sign_rotate_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static int
 op_rotate(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 {
@@ -679,7 +695,8 @@ op_rotate(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 	struct rotate_job *j;
 	MDB_txn *txn;
 	int64_t now = ks__now();
-	int rc;
+	uint32_t seen;
+	int rc, locked = 0;
 
 	if (!str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id) ||
 	    q->version != 0)
@@ -700,6 +717,18 @@ op_rotate(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 	    (t->newest.m.kind == KS_KIND_DEVICE ||
 	        t->newest.m.kind == KS_KIND_APIKEY))
 		rc = KS_EREQUEST;
+	if (rc == 0 && t->newest.m.kind == KS_KIND_SIGNING) {
+		pthread_mutex_lock(&sign_rotate_lock);
+		locked = 1;
+		seen = t->newest.m.version;
+		rc = rd_begin(ks, &txn);
+		if (rc == 0) {
+			rc = read_key(ks, txn, q->id, 0, NULL, &t->newest);
+			rd_end(ks, txn);
+		}
+		if (rc == 0 && t->newest.m.version != seen)
+			rc = KS_ESTATE;
+	}
 	if (rc == 0)
 		rc = usable(&t->newest.m, now);
 	if (rc == 0) {
@@ -719,6 +748,8 @@ op_rotate(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 		if (rc != 0)
 			unmake_material(ks, &t->r);
 	}
+	if (locked)
+		pthread_mutex_unlock(&sign_rotate_lock);
 	if (rc == 0)
 		meta_out(&t->r, t->r.m.version, now, &rep->meta);
 	sr_wipe(t, sizeof(*t));

@@ -271,9 +271,35 @@ int ks__root_rotate(struct ks *ks);
 
 /* check.c */
 int ks__check(struct ks *ks, struct ks_stats *st);
+int ks__op_stats(struct ks *ks, struct ks_reply *rep);
 
-/* ops.c */
+/* ops.c: dispatch, and helpers the operations share */
 int ks__op(struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
+struct ks__two_recs {
+	struct ks__rec r, newest;
+};
+int ks__str_ok(const char *s, size_t cap);
+int ks__opt_id_ok(const char *id);
+unsigned ks__effective_state(const struct ks_meta *m, int64_t now);
+int ks__usable(const struct ks_meta *m, int64_t now);
+void ks__put_be32(uint8_t *p, uint32_t v);
+void ks__meta_out(
+    const struct ks__rec *r, uint32_t newest, int64_t now, struct ks_meta *out);
+int ks__read_key(struct ks *ks, MDB_txn *txn, const char *id, uint32_t version,
+    struct ks__rec *r, struct ks__rec *newest);
+void ks__rec_init(struct ks *ks, struct ks__rec *r, unsigned kind, int64_t now);
+
+/* use.c */
+int ks__op_material(
+    struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep);
+int ks__op_device(
+    struct ks *ks, const struct ks_device_req *q, struct ks_reply *rep);
+int ks__op_sign(
+    struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep);
+int ks__op_apikey_create(
+    struct ks *ks, const struct ks_apikey_create_req *q, struct ks_reply *rep);
+int ks__op_apikey_verify(
+    struct ks *ks, const struct ks_apikey_verify_req *q, struct ks_reply *rep);
 
 /* vcache.c: the API-key verification cache */
 struct ks__vcache;

@@ -220,7 +220,7 @@ test_hsm_fails_mid_operation(void **state)
 static void
 test_second_owner_refused(void **state)
 {
-	struct ks_options o = {0};
+	struct ks_options o = { 0 };
 	struct ks *other = NULL;
 	char err[256];
 

@@ -1,0 +1,384 @@
+/*
+ * keystore/use.c: the operations that use keys rather than manage them:
+ * material of a key version, device enrolment and device-key derivation,
+ * signing with an HSM-held key, and API keys (creation and verification).
+ *
+ * It must never return material of a key that is not active and valid,
+ * never store a device key or an API key in clear, and never leave a
+ * half-made record behind.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keystore/internal.h"
+
+#define KS_DEVICE_LABEL "strongroom/device/v1"
+
+static int
+serial_ok(const char *s)
+{
+	size_t n = strnlen(s, KS_SERIAL_MAX);
+	size_t i;
+
+	if (n == 0 || n >= KS_SERIAL_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		        (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		        c == ':' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Material, devices, signing */
+/* ------------------------------------------------------------------ */
+
+int
+ks__op_material(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
+{
+	struct ks__two_recs *t;
+	MDB_txn *txn;
+	int64_t now = ks__now();
+	size_t n = 0;
+	int rc;
+
+	if (!ks__str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id))
+		return KS_EREQUEST;
+	t = malloc(sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	rc = ks__rd_begin(ks, &txn);
+	if (rc == 0) {
+		rc =
+		    ks__read_key(ks, txn, q->id, q->version, &t->r, &t->newest);
+		ks__rd_end(ks, txn);
+	}
+	if (rc == 0 && t->r.m.kind != KS_KIND_APP &&
+	    t->r.m.kind != KS_KIND_USER && t->r.m.kind != KS_KIND_DATA)
+		rc = KS_EREQUEST;
+	/* Older versions (decrypt-only) share the key's state and
+	 * times. */
+	if (rc == 0)
+		rc = ks__usable(&t->r.m, now);
+	if (rc == 0)
+		rc = ks__open_rec(ks, &t->r, rep->material, &n);
+	if (rc == 0) {
+		rep->material_len = (uint32_t)n;
+		ks__meta_out(&t->r, t->newest.m.version, now, &rep->meta);
+	}
+	sr_wipe(t, sizeof(*t));
+	free(t);
+	return rc;
+}
+
+struct device_job {
+	struct ks__rec r;
+	uint8_t skey[KS_ID_LEN + KS_SERIAL_MAX];
+	size_t sklen;
+	char existing[KS_ID_LEN + 1];
+};
+
+static int
+device_job(struct ks *ks, MDB_txn *txn, void *arg)
+{
+	struct device_job *j = arg;
+	MDB_val k = { j->sklen, j->skey }, v = { KS_ID_LEN, j->r.m.id };
+	int rc;
+
+	rc = mdb_put(txn, ks->dbi[KS_DB_SERIALS], &k, &v, MDB_NOOVERWRITE);
+	if (rc == MDB_KEYEXIST) {
+		/* Enrolled by a racing request: that one is the key. */
+		if (v.mv_size != KS_ID_LEN)
+			return KS_EINTEGRITY;
+		memcpy(j->existing, v.mv_data, KS_ID_LEN);
+		j->existing[KS_ID_LEN] = '\0';
+		return 0;
+	}
+	if (rc != 0)
+		return ks__mdb_error(rc);
+	return ks__put_rec(ks, txn, &j->r, MDB_NOOVERWRITE);
+}
+
+int
+ks__op_device(
+    struct ks *ks, const struct ks_device_req *q, struct ks_reply *rep)
+{
+	uint8_t ctx[KS_ID_LEN + 1 + KS_SERIAL_MAX];
+	struct device_job *j;
+	struct ks__rec *app;
+	struct p11_key *kdk;
+	MDB_val k, v;
+	MDB_txn *txn;
+	int64_t now = ks__now();
+	size_t slen;
+	int rc;
+
+	if (!ks__str_ok(q->app, sizeof(q->app)) || !ks__id_valid(q->app) ||
+	    !serial_ok(q->serial))
+		return KS_EREQUEST;
+	slen = strlen(q->serial);
+	j = calloc(1, sizeof(*j));
+	app = malloc(sizeof(*app));
+	if (j == NULL || app == NULL) {
+		free(j);
+		free(app);
+		return -ENOMEM;
+	}
+	memcpy(j->skey, q->app, KS_ID_LEN);
+	memcpy(j->skey + KS_ID_LEN, q->serial, slen);
+	j->sklen = KS_ID_LEN + slen;
+	rc = ks__rd_begin(ks, &txn);
+	if (rc != 0)
+		goto out;
+	rc = ks__get_rec(ks, txn, KS_KIND_APP, q->app, 0, app);
+	if (rc == 0)
+		rc = ks__usable(&app->m, now);
+	if (rc == 0) {
+		k = (MDB_val){ j->sklen, j->skey };
+		rc = mdb_get(txn, ks->dbi[KS_DB_SERIALS], &k, &v);
+		if (rc == 0 && v.mv_size == KS_ID_LEN) {
+			memcpy(j->existing, v.mv_data, KS_ID_LEN);
+			rc = 0;
+		} else {
+			rc = rc == MDB_NOTFOUND || rc == 0 ? 0
+			                                   : ks__mdb_error(rc);
+		}
+	}
+	ks__rd_end(ks, txn);
+	if (rc != 0)
+		goto out;
+	if (j->existing[0] == '\0') {
+		ks__rec_init(ks, &j->r, KS_KIND_DEVICE, now);
+		memcpy(j->r.m.parent, q->app, KS_ID_LEN + 1);
+		memcpy(j->r.serial, q->serial, slen + 1);
+		j->r.m.expires_at = app->m.expires_at;
+		rc = ks__new_id(ks, j->r.m.id);
+		if (rc == 0)
+			rc = ks__write(ks, device_job, j);
+		if (rc != 0)
+			goto out;
+		rep->created = j->existing[0] == '\0';
+	}
+	rc = ks__rd_begin(ks, &txn);
+	if (rc != 0)
+		goto out;
+	rc = ks__get_rec(ks, txn, KS_KIND_DEVICE,
+	    j->existing[0] != '\0' ? j->existing : j->r.m.id, 0, &j->r);
+	ks__rd_end(ks, txn);
+	if (rc == 0)
+		rc = ks__usable(&j->r.m, now);
+	if (rc == 0 &&
+	    (strcmp(j->r.serial, q->serial) != 0 ||
+	        strcmp(j->r.m.parent, q->app) != 0))
+		rc = KS_EINTEGRITY;
+	/* The key itself is derived, never stored: SP 800-108 from the
+	 * root KDK the device was enrolled under; context app || 0x00
+	 * || serial. */
+	if (rc == 0)
+		rc = ks__root_kdk(ks, j->r.m.root_version, &kdk);
+	if (rc == 0) {
+		memcpy(ctx, q->app, KS_ID_LEN);
+		ctx[KS_ID_LEN] = 0;
+		memcpy(ctx + KS_ID_LEN + 1, q->serial, slen);
+		rc = p11_kdf_sp800_108(ks->hsm, kdk, KS_DEVICE_LABEL,
+		    strlen(KS_DEVICE_LABEL), ctx, KS_ID_LEN + 1 + slen,
+		    rep->material, 32);
+	}
+	if (rc == 0) {
+		rep->material_len = 32;
+		ks__meta_out(&j->r, 1, now, &rep->meta);
+	}
+out:
+	sr_wipe(j, sizeof(*j));
+	sr_wipe(app, sizeof(*app));
+	free(j);
+	free(app);
+	return rc;
+}
+
+int
+ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
+{
+	struct ks__rec *r;
+	struct p11_key *sk;
+	MDB_txn *txn;
+	char label[48];
+	int rc;
+
+	if (!ks__str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id) ||
+	    q->len > sizeof(q->msg))
+		return KS_EREQUEST;
+	r = malloc(sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	rc = ks__rd_begin(ks, &txn);
+	if (rc == 0) {
+		rc = ks__get_rec(ks, txn, KS_KIND_SIGNING, q->id, 0, r);
+		ks__rd_end(ks, txn);
+	}
+	if (rc == 0)
+		rc = ks__usable(&r->m, ks__now());
+	if (rc == 0) {
+		snprintf(label, sizeof(label), "sr-sign-%s-v%u", r->m.id,
+		    r->m.version);
+		rc =
+		    p11_key_find(ks->hsm, P11_KEY_EC_P256, label, NULL, 0, &sk);
+		if (rc == P11_ENOTFOUND)
+			rc = KS_EINTEGRITY;
+	}
+	if (rc == 0) {
+		rc = p11_ecdsa_p256_sign(
+		    ks->hsm, sk, q->msg, q->len, rep->material);
+		p11_key_free(sk);
+	}
+	if (rc == 0) {
+		rep->material_len = 64;
+		ks__meta_out(r, r->m.version, ks__now(), &rep->meta);
+	}
+	free(r);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* API keys */
+/* ------------------------------------------------------------------ */
+
+static int
+apikey_put_job(struct ks *ks, MDB_txn *txn, void *arg)
+{
+	return ks__put_rec(ks, txn, arg, MDB_NOOVERWRITE);
+}
+
+int
+ks__op_apikey_create(
+    struct ks *ks, const struct ks_apikey_create_req *q, struct ks_reply *rep)
+{
+	uint8_t rnd[KS_RANDOM_FOR_APIKEY];
+	struct ks__two_recs *t;
+	MDB_txn *txn;
+	int64_t now = ks__now();
+	int rc, tries;
+
+	if (!ks__str_ok(q->owner, sizeof(q->owner)) ||
+	    !ks__id_valid(q->owner) ||
+	    !ks__str_ok(q->scope, sizeof(q->scope)) ||
+	    (q->scope[0] != '\0' && q->scope[0] != '{') ||
+	    (q->expires_at != 0 && q->expires_at <= now))
+		return KS_EREQUEST;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	rc = ks__rd_begin(ks, &txn);
+	if (rc == 0) {
+		rc = ks__read_key(ks, txn, q->owner, 0, NULL, &t->newest);
+		ks__rd_end(ks, txn);
+	}
+	if (rc == 0 && t->newest.m.kind != KS_KIND_APP &&
+	    t->newest.m.kind != KS_KIND_USER)
+		rc = KS_EREQUEST;
+	if (rc == 0)
+		rc = ks__usable(&t->newest.m, now);
+	if (rc != 0)
+		goto out;
+	ks__rec_init(ks, &t->r, KS_KIND_APIKEY, now);
+	memcpy(t->r.m.parent, q->owner, KS_ID_LEN + 1);
+	memcpy(t->r.m.scope, q->scope, sizeof(t->r.m.scope));
+	/* Never longer than its owner. */
+	t->r.m.expires_at = t->newest.m.expires_at;
+	if (q->expires_at != 0 &&
+	    (t->r.m.expires_at == 0 || q->expires_at < t->r.m.expires_at))
+		t->r.m.expires_at = q->expires_at;
+	rc = ks__new_id(ks, t->r.m.id);
+	for (tries = 0; rc == 0 && tries < 4; tries++) {
+		rc = ks__random(ks, rnd, sizeof(rnd));
+		if (rc == 0)
+			rc = ks__apikey_make(
+			    t->r.m.id, rnd, sizeof(rnd), rep->apikey);
+		if (rc != -EAGAIN)
+			break;
+	}
+	sr_wipe(rnd, sizeof(rnd));
+	/* Stored: only the keyed hash, computed by the HSM's pepper
+	 * key. */
+	if (rc == 0)
+		rc = p11_hmac_sha256(ks->hsm, ks->pepper, rep->apikey,
+		    KS_APIKEY_LEN, t->r.sealed);
+	if (rc == 0) {
+		t->r.sealed_len = 32;
+		memcpy(t->r.m.apikey_prefix, rep->apikey, 8);
+		rc = ks__write(ks, apikey_put_job, &t->r);
+	}
+	if (rc == 0)
+		ks__meta_out(&t->r, 1, now, &rep->meta);
+out:
+	sr_wipe(t, sizeof(*t));
+	free(t);
+	return rc;
+}
+
+int
+ks__op_apikey_verify(
+    struct ks *ks, const struct ks_apikey_verify_req *q, struct ks_reply *rep)
+{
+	char id[KS_ID_LEN + 1];
+	uint8_t digest[32], mac[32];
+	struct ks__two_recs *t;
+	MDB_txn *txn;
+	int64_t now = ks__now(), until = 0;
+	size_t len = strnlen(q->key, sizeof(q->key));
+	int rc;
+
+	/* Unterminated: a malformed request (keystore.h), not a bad
+	 * key. */
+	if (len == sizeof(q->key))
+		return KS_EREQUEST;
+	/* Format and checksum first: a typo costs no lookup. */
+	if (ks__apikey_parse(q->key, len, id) != 0)
+		return KS_EAPIKEY;
+	/* The cache holds a keyed digest (CMAC under a key drawn at
+	 * open), never the key and never a plain hash of it. */
+	memset(digest, 0, sizeof(digest));
+	ks__cmac(&ks->vc_mac, (const uint8_t *)q->key, len, digest);
+	if (ks__vcache_check(ks->vcache, id, digest, &rep->meta, &until)) {
+		if ((until != 0 && now >= until) ||
+		    ks__usable(&rep->meta, now) != 0) {
+			memset(&rep->meta, 0, sizeof(rep->meta));
+			return KS_EDENIED;
+		}
+		return 0;
+	}
+	t = malloc(sizeof(*t));
+	if (t == NULL)
+		return -ENOMEM;
+	rc = ks__rd_begin(ks, &txn);
+	if (rc == 0) {
+		rc = ks__get_rec(ks, txn, KS_KIND_APIKEY, id, 0, &t->r);
+		if (rc == 0)
+			rc = ks__read_key(
+			    ks, txn, t->r.m.parent, 0, NULL, &t->newest);
+		ks__rd_end(ks, txn);
+	}
+	if (rc == KS_ENOTFOUND)
+		rc = KS_EDENIED;
+	if (rc == 0)
+		rc = p11_hmac_sha256(ks->hsm, ks->pepper, q->key, len, mac);
+	if (rc == 0 &&
+	    (t->r.sealed_len != 32 || !sr_ct_equal(mac, t->r.sealed, 32) ||
+	        ks__usable(&t->r.m, now) != 0 ||
+	        ks__usable(&t->newest.m, now) != 0))
+		rc = KS_EDENIED;
+	if (rc == 0) {
+		ks__meta_out(&t->newest, t->newest.m.version, now, &rep->meta);
+		ks__vcache_put(
+		    ks->vcache, id, digest, &rep->meta, t->r.m.expires_at);
+	}
+	sr_wipe(mac, sizeof(mac));
+	sr_wipe(t, sizeof(*t));
+	free(t);
+	return rc;
+}

@@ -128,6 +128,7 @@ struct ks_meta {
 	struct ks_cidr cidrs[KS_CIDR_MAX];
 	char reason[KS_REASON_MAX]; /* revocation reason */
 	char apikey_prefix[16];     /* API keys: first characters, shown */
+	char serial[KS_SERIAL_MAX]; /* devices: the enrolled serial */
 	int64_t last_used;          /* API keys: last verification (coarse) */
 };
 

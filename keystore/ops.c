@@ -90,6 +90,7 @@ ks__meta_out(
     const struct ks__rec *r, uint32_t newest, int64_t now, struct ks_meta *out)
 {
 	*out = r->m;
+	memcpy(out->serial, r->serial, sizeof(out->serial));
 	out->current_version = newest;
 	out->state = (uint8_t)ks__effective_state(&r->m, now);
 }

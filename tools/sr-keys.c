@@ -393,10 +393,10 @@ print_meta(const struct ks_meta *m)
 	print_kv("reason", m->reason);
 	if (m->kind == KS_KIND_APIKEY) {
 		print_kv("apikey_prefix", m->apikey_prefix);
-		if (m->serial[0] != '\0')
-			print_kv("serial", m->serial);
 		printf("last_used=%s\n", fmt_time(m->last_used, "-", tb));
 	}
+	if (m->serial[0] != '\0')
+		print_kv("serial", m->serial);
 }
 
 static void

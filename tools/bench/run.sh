@@ -38,8 +38,8 @@ echo "== keystore: kill -9 at random moments, $rounds rounds; every" \
 rm -rf "$BUILD/bench-tmp"
 mkdir -p "$BUILD/bench-tmp"
 SR_TEST_TMP="$(pwd)/$BUILD/bench-tmp" SR_CRASH_ROUNDS=$rounds \
-    "$BUILD/test/integration/keystore/test_crash" 2>&1 |
-	grep -E '^#|PASSED|FAILED|checker'
+    "$BUILD/test/integration/keystore/test_crash" >"$BUILD/bench-tmp/log" 2>&1
 status=$?
+grep -E '^#|PASSED|FAILED|checker' "$BUILD/bench-tmp/log"
 rm -rf "$BUILD/bench-tmp"
 exit $status

@@ -101,15 +101,15 @@ ks__read_key(struct ks *ks, MDB_txn *txn, const char *id, uint32_t version,
     struct ks__rec *r, struct ks__rec *newest)
 {
 	unsigned kind;
-	int rc;
+	int rc = KS_ENOTFOUND;
 
-	rc = ks__find_kind(ks, txn, id, &kind);
-	if (rc != 0)
-		return rc;
-	rc = ks__get_rec(ks, txn, kind, id, 0, newest);
+	/* Ids are unique across kinds: the first kind that has it is it. */
+	for (kind = 1; kind < KS_KIND_COUNT && rc == KS_ENOTFOUND; kind++)
+		rc = ks__get_rec(ks, txn, kind, id, 0, newest);
 	if (rc == 0 && r != NULL)
-		rc = version == 0 ? (*r = *newest, 0)
-		                  : ks__get_rec(ks, txn, kind, id, version, r);
+		rc = version == 0
+		    ? (*r = *newest, 0)
+		    : ks__get_rec(ks, txn, newest->m.kind, id, version, r);
 	return rc;
 }
 

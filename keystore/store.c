@@ -299,21 +299,16 @@ ks__get_rec(struct ks *ks, MDB_txn *txn, unsigned db, const char *id,
 int
 ks__find_kind(struct ks *ks, MDB_txn *txn, const char *id, unsigned *kind)
 {
-	struct ks__rec *r;
+	struct ks__rec r;
 	unsigned k;
 	int rc = KS_ENOTFOUND;
 
-	r = malloc(sizeof(*r));
-	if (r == NULL)
-		return -ENOMEM;
 	for (k = 1; k < KS_KIND_COUNT; k++) {
-		rc = ks__get_rec(ks, txn, k, id, 0, r);
+		rc = ks__get_rec(ks, txn, k, id, 0, &r);
 		if (rc != KS_ENOTFOUND)
 			break;
 	}
 	if (rc == 0)
 		*kind = k;
-	sr_wipe(r, sizeof(*r));
-	free(r);
 	return rc;
 }

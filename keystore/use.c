@@ -5,7 +5,9 @@
  *
  * It must never return material of a key that is not active and valid,
  * never store a device key or an API key in clear, and never leave a
- * half-made record behind.
+ * half-made record behind. Records read here hold metadata and ciphertext
+ * only, so the hot paths do not wipe them; plaintext lives in the reply
+ * (wiped by the caller) and in local buffers wiped before return.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -41,7 +43,7 @@ serial_ok(const char *s)
 int
 ks__op_material(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 {
-	struct ks__two_recs *t;
+	struct ks__two_recs two, *t = &two;
 	MDB_txn *txn;
 	int64_t now = ks__now();
 	size_t n = 0;
@@ -49,9 +51,6 @@ ks__op_material(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 
 	if (!ks__str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id))
 		return KS_EREQUEST;
-	t = malloc(sizeof(*t));
-	if (t == NULL)
-		return -ENOMEM;
 	rc = ks__rd_begin(ks, &txn);
 	if (rc == 0) {
 		rc =
@@ -71,8 +70,6 @@ ks__op_material(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 		rep->material_len = (uint32_t)n;
 		ks__meta_out(&t->r, t->newest.m.version, now, &rep->meta);
 	}
-	sr_wipe(t, sizeof(*t));
-	free(t);
 	return rc;
 }
 
@@ -109,9 +106,10 @@ ks__op_device(
     struct ks *ks, const struct ks_device_req *q, struct ks_reply *rep)
 {
 	uint8_t ctx[KS_ID_LEN + 1 + KS_SERIAL_MAX];
-	struct device_job *j;
-	struct ks__rec *app;
+	struct device_job job, *j = &job;
+	struct ks__rec apprec, *app = &apprec;
 	struct p11_key *kdk;
+	int have = 0;
 	MDB_val k, v;
 	MDB_txn *txn;
 	int64_t now = ks__now();
@@ -122,13 +120,7 @@ ks__op_device(
 	    !serial_ok(q->serial))
 		return KS_EREQUEST;
 	slen = strlen(q->serial);
-	j = calloc(1, sizeof(*j));
-	app = malloc(sizeof(*app));
-	if (j == NULL || app == NULL) {
-		free(j);
-		free(app);
-		return -ENOMEM;
-	}
+	memset(j, 0, sizeof(*j));
 	memcpy(j->skey, q->app, KS_ID_LEN);
 	memcpy(j->skey + KS_ID_LEN, q->serial, slen);
 	j->sklen = KS_ID_LEN + slen;
@@ -142,8 +134,12 @@ ks__op_device(
 		k = (MDB_val){ j->sklen, j->skey };
 		rc = mdb_get(txn, ks->dbi[KS_DB_SERIALS], &k, &v);
 		if (rc == 0 && v.mv_size == KS_ID_LEN) {
+			/* Enrolled before (the common case): read the device
+			 * in the same transaction. */
 			memcpy(j->existing, v.mv_data, KS_ID_LEN);
-			rc = 0;
+			rc = ks__get_rec(
+			    ks, txn, KS_KIND_DEVICE, j->existing, 1, &j->r);
+			have = rc == 0;
 		} else {
 			rc = rc == MDB_NOTFOUND || rc == 0 ? 0
 			                                   : ks__mdb_error(rc);
@@ -164,12 +160,14 @@ ks__op_device(
 			goto out;
 		rep->created = j->existing[0] == '\0';
 	}
-	rc = ks__rd_begin(ks, &txn);
-	if (rc != 0)
-		goto out;
-	rc = ks__get_rec(ks, txn, KS_KIND_DEVICE,
-	    j->existing[0] != '\0' ? j->existing : j->r.m.id, 0, &j->r);
-	ks__rd_end(ks, txn);
+	if (!have) {
+		rc = ks__rd_begin(ks, &txn);
+		if (rc != 0)
+			goto out;
+		rc = ks__get_rec(ks, txn, KS_KIND_DEVICE,
+		    j->existing[0] != '\0' ? j->existing : j->r.m.id, 1, &j->r);
+		ks__rd_end(ks, txn);
+	}
 	if (rc == 0)
 		rc = ks__usable(&j->r.m, now);
 	if (rc == 0 &&
@@ -194,10 +192,6 @@ ks__op_device(
 		ks__meta_out(&j->r, 1, now, &rep->meta);
 	}
 out:
-	sr_wipe(j, sizeof(*j));
-	sr_wipe(app, sizeof(*app));
-	free(j);
-	free(app);
 	return rc;
 }
 
@@ -327,7 +321,7 @@ ks__op_apikey_verify(
 {
 	char id[KS_ID_LEN + 1];
 	uint8_t digest[32], mac[32];
-	struct ks__two_recs *t;
+	struct ks__two_recs two, *t = &two;
 	MDB_txn *txn;
 	int64_t now = ks__now(), until = 0;
 	size_t len = strnlen(q->key, sizeof(q->key));
@@ -352,12 +346,11 @@ ks__op_apikey_verify(
 		}
 		return 0;
 	}
-	t = malloc(sizeof(*t));
-	if (t == NULL)
-		return -ENOMEM;
 	rc = ks__rd_begin(ks, &txn);
 	if (rc == 0) {
-		rc = ks__get_rec(ks, txn, KS_KIND_APIKEY, id, 0, &t->r);
+		/* Devices and API keys never rotate: version 1 is the only one,
+		 * read without a cursor. */
+		rc = ks__get_rec(ks, txn, KS_KIND_APIKEY, id, 1, &t->r);
 		if (rc == 0)
 			rc = ks__read_key(
 			    ks, txn, t->r.m.parent, 0, NULL, &t->newest);
@@ -378,7 +371,5 @@ ks__op_apikey_verify(
 		    ks->vcache, id, digest, &rep->meta, t->r.m.expires_at);
 	}
 	sr_wipe(mac, sizeof(mac));
-	sr_wipe(t, sizeof(*t));
-	free(t);
 	return rc;
 }

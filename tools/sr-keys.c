@@ -2,8 +2,7 @@
  * tools/sr-keys.c: the local admin command for the keystore. It creates,
  * lists, shows, rotates, suspends, revokes and destroys keys, issues API
  * keys, enrols devices, rotates the root keys and checks the store, all
- * through ks_call() on the keystore in <state>/keystore, with the HSM
- * opened the way sr-p11 opens it.
+ * through ks_call() on <state>/keystore, on the HSM sr-p11 would open.
  *
  * It must never print key material, with two exceptions: `apikey` prints a
  * new API key once (only its keyed hash is kept), and `device` prints a
@@ -702,9 +701,8 @@ open_all(const char *state, const char *uri, struct p11_ctx **ctx,
 		fprintf(stderr, "sr-keys: %s: path too long\n", state);
 		return 1;
 	}
-	/* Runs of sr-keys queue up here instead of failing; ks_open itself
-	 * refuses (KS_EBUSY) a keystore another process, such as
-	 * strongroomd, owns. */
+	/* sr-keys runs queue here; ks_open refuses (KS_EBUSY) a keystore
+	 * another process owns. */
 	if ((mkdir(kspath, 0700) != 0 && errno != EEXIST) ||
 	    (*lockfd = open(kspath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    flock(*lockfd, LOCK_EX) != 0) {

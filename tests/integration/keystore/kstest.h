@@ -622,4 +622,41 @@ kt_hsm_has(enum p11_key_kind kind, const char *label, int want)
 	p11_key_free(k);
 }
 
+/* The keystore most tests of a program share, opened on first use, and
+ * the cmocka group set-up and tear-down around it. */
+static struct ks *kt_main_;
+
+static inline struct ks *
+kt_main_ks(void)
+{
+	if (kt_main_ == NULL)
+		kt_main_ = kt_open("main", NULL);
+	return kt_main_;
+}
+
+static inline int
+kt_group_setup(void **state)
+{
+	(void)state;
+	return kt_setup("keystore");
+}
+
+static inline int
+kt_group_teardown(void **state)
+{
+	(void)state;
+	ks_close(kt_main_);
+	kt_teardown();
+	return 0;
+}
+
+/* GET into @p m; asserts success. */
+static inline void
+kt_get_meta(struct ks *ks, const char *id, uint32_t version, struct ks_meta *m)
+{
+	assert_int_equal(kt_key(ks, KS_OP_GET, id, version), 0);
+	assert_int_equal(KT_R->material_len, 0);
+	*m = KT_R->meta;
+}
+
 #endif /* SR_TEST_KSTEST_H */

@@ -21,42 +21,6 @@
 #define NTHREADS 8
 #define PER_THREAD 200
 
-static struct ks *ks_main_;
-
-static int
-setup(void **state)
-{
-	(void)state;
-	return kt_setup("keystore");
-}
-
-/* The keystore most tests share, opened on first use. */
-static struct ks *
-main_ks(void)
-{
-	if (ks_main_ == NULL)
-		ks_main_ = kt_open("main", NULL);
-	return ks_main_;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	ks_close(ks_main_);
-	kt_teardown();
-	return 0;
-}
-
-/* GET into @p m; asserts success. */
-static void
-get_meta(struct ks *ks, const char *id, uint32_t version, struct ks_meta *m)
-{
-	assert_int_equal(kt_key(ks, KS_OP_GET, id, version), 0);
-	assert_int_equal(KT_R->material_len, 0);
-	*m = KT_R->meta;
-}
-
 /* 1. First start makes roots and a DEK; a reopen keeps everything. */
 static void
 test_first_start_and_reopen(void **state)
@@ -106,7 +70,7 @@ test_first_start_and_reopen(void **state)
 	assert_int_equal(kt_material(ks, app, 0, m_app), 0);
 	assert_int_equal(kt_material(ks, data, 0, m_data), 0);
 	assert_int_equal(kt_material(ks, user, 0, m_user), 0);
-	get_meta(ks, data, 0, &before);
+	kt_get_meta(ks, data, 0, &before);
 	/* DEK, six records, two names (app, signing), one serial. */
 	assert_int_equal(kt_check(ks, &n), 0);
 	assert_int_equal(n, 10);
@@ -119,7 +83,7 @@ test_first_start_and_reopen(void **state)
 	assert_int_equal(st2.root_kek_version, 1);
 	for (k = 1; k < KS_KIND_COUNT; k++)
 		assert_int_equal(st2.keys[k], 1);
-	get_meta(ks, data, 0, &after);
+	kt_get_meta(ks, data, 0, &after);
 	assert_string_equal(after.id, before.id);
 	assert_string_equal(after.parent, app);
 	assert_string_equal(after.origin, st.appliance_id);
@@ -148,7 +112,7 @@ test_first_start_and_reopen(void **state)
 static void
 test_create_and_get(void **state)
 {
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	struct ks_stats s0 = kt_stats(ks), s1;
 	char app[KT_ID], id[KT_ID], sig[KT_ID];
 	int64_t now = kt_now();
@@ -209,7 +173,7 @@ test_create_and_get(void **state)
 	    kt_create(ks, KS_KIND_APIKEY, "k", app, 0, 0, NULL), KS_EREQUEST);
 
 	/* GET: metadata only. */
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_string_equal(m.id, id);
 	assert_string_equal(m.parent, app);
 	assert_string_equal(m.name, "x");
@@ -222,9 +186,9 @@ test_create_and_get(void **state)
 	assert_int_equal(m.root_version, 1);
 	assert_true(m.dek_version >= 1);
 	assert_int_equal(m.expires_at, 0);
-	get_meta(ks, id, 1, &m);
+	kt_get_meta(ks, id, 1, &m);
 	assert_string_equal(m.id, id);
-	get_meta(ks, sig, 0, &m);
+	kt_get_meta(ks, sig, 0, &m);
 	assert_int_equal(m.kind, KS_KIND_SIGNING);
 	assert_int_equal(m.dek_version, 0);
 	assert_string_equal(m.origin, s0.appliance_id);
@@ -394,7 +358,7 @@ test_list_and_expiring(void **state)
 static void
 test_material(void **state)
 {
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	char app[KT_ID], user[KT_ID], data[KT_ID], sig[KT_ID], dev[KT_ID];
 	char api[KT_ID], pre[KT_ID], far[KT_ID], exp[KT_ID];
 	char key[KS_APIKEY_LEN + 1];
@@ -458,7 +422,7 @@ test_material(void **state)
 static void
 test_rotate(void **state)
 {
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	char data[KT_ID], app[KT_ID], dev[KT_ID], api[KT_ID];
 	char key[KS_APIKEY_LEN + 1];
 	uint8_t m1[32], m2[32], m3[32], x[32];
@@ -483,12 +447,12 @@ test_rotate(void **state)
 	assert_memory_equal(x, m1, 32);
 	assert_true(KT_R->meta.flags & KS_FLAG_DECRYPT_ONLY);
 	assert_int_equal(KT_R->meta.current_version, 2);
-	get_meta(ks, data, 1, &m);
+	kt_get_meta(ks, data, 1, &m);
 	assert_int_equal(m.version, 1);
 	assert_true(m.flags & KS_FLAG_DECRYPT_ONLY);
 	assert_int_equal(m.current_version, 2);
 	assert_int_equal(m.record_version, 2);
-	get_meta(ks, data, 0, &m);
+	kt_get_meta(ks, data, 0, &m);
 	assert_int_equal(m.version, 2);
 	assert_int_equal(m.flags & KS_FLAG_DECRYPT_ONLY, 0);
 	/* Again: version 3; 1 and 2 both decrypt-only and readable. */
@@ -496,7 +460,7 @@ test_rotate(void **state)
 	assert_int_equal(KT_R->meta.version, 3);
 	assert_int_equal(kt_material(ks, data, 0, m3), 0);
 	assert_memory_not_equal(m3, m2, 32);
-	get_meta(ks, data, 2, &m);
+	kt_get_meta(ks, data, 2, &m);
 	assert_true(m.flags & KS_FLAG_DECRYPT_ONLY);
 	assert_int_equal(m.current_version, 3);
 	assert_int_equal(kt_material(ks, data, 1, x), 0);
@@ -513,7 +477,7 @@ test_rotate(void **state)
 	/* A suspended key does not rotate; resumed, it does. */
 	assert_int_equal(kt_key(ks, KS_OP_SUSPEND, data, 0), 0);
 	assert_int_equal(kt_key(ks, KS_OP_ROTATE, data, 0), KS_ESTATE);
-	get_meta(ks, data, 0, &m);
+	kt_get_meta(ks, data, 0, &m);
 	assert_int_equal(m.version, 3);
 	assert_int_equal(kt_key(ks, KS_OP_RESUME, data, 0), 0);
 	assert_int_equal(kt_key(ks, KS_OP_ROTATE, data, 0), 0);
@@ -568,7 +532,7 @@ make_in_state(struct ks *ks, unsigned st, char id[KT_ID])
 		assert_int_equal(kt_revoke(ks, id, "setup", 0), 0);
 	if (st == KS_STATE_DESTROYED)
 		assert_int_equal(kt_key(ks, KS_OP_DESTROY, id, 0), 0);
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_int_equal(m.state, st);
 }
 
@@ -615,7 +579,7 @@ test_state_machine(void **state)
 		{ P, KS_OP_RESUME, KS_ESTATE, P },
 		{ P, KS_OP_ROTATE, KS_EEXPIRED, P },
 	};
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	char id[KT_ID], sig[KT_ID], label[48];
 	uint8_t x[32];
 	struct ks_meta m0, m;
@@ -625,13 +589,13 @@ test_state_machine(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		make_in_state(ks, t[i].from, id);
-		get_meta(ks, id, 0, &m0);
+		kt_get_meta(ks, id, 0, &m0);
 		rc = state_op(ks, t[i].op, id);
 		if (rc != t[i].rc)
 			fail_msg("case %zu: %s from %s: %s, want %s", i,
 			    op_name(t[i].op), ks_state_name(t[i].from),
 			    sr_errname(rc), sr_errname(t[i].rc));
-		get_meta(ks, id, 0, &m);
+		kt_get_meta(ks, id, 0, &m);
 		if (m.state != t[i].to)
 			fail_msg("case %zu: state %s, want %s", i,
 			    ks_state_name(m.state), ks_state_name(t[i].to));
@@ -648,17 +612,17 @@ test_state_machine(void **state)
 	make_in_state(ks, KS_STATE_ACTIVE, id);
 	assert_int_equal(kt_revoke(ks, id, "", 0), KS_EREQUEST);
 	assert_int_equal(kt_revoke(ks, id, "why", 2), KS_EREQUEST);
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_int_equal(m.state, KS_STATE_ACTIVE);
 	assert_int_equal(kt_revoke(ks, id, "leaked in a log", 1), 0);
 	assert_int_equal(KT_R->meta.state, KS_STATE_REVOKED);
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_true(m.flags & KS_FLAG_COMPROMISED);
 	assert_string_equal(m.reason, "leaked in a log");
 	assert_int_equal(kt_material(ks, id, 0, x), KS_ESTATE);
 	/* Destroyed: the tombstone keeps its metadata, not its material. */
 	assert_int_equal(kt_key(ks, KS_OP_DESTROY, id, 0), 0);
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_int_equal(m.state, KS_STATE_DESTROYED);
 	assert_string_equal(m.reason, "leaked in a log");
 	assert_true(m.flags & KS_FLAG_COMPROMISED);
@@ -674,7 +638,7 @@ test_state_machine(void **state)
 	assert_int_equal(kt_revoke(ks, id, "all versions", 0), 0);
 	assert_int_equal(kt_material(ks, id, 1, x), KS_ESTATE);
 	assert_int_equal(kt_key(ks, KS_OP_DESTROY, id, 0), 0);
-	get_meta(ks, id, 1, &m);
+	kt_get_meta(ks, id, 1, &m);
 	assert_int_equal(m.state, KS_STATE_DESTROYED);
 	assert_int_equal(m.dek_version, 0);
 	/* A destroyed signing key leaves the HSM, every version of it. */
@@ -690,7 +654,7 @@ test_state_machine(void **state)
 	kt_hsm_has(P11_KEY_EC_P256, label, P11_ENOTFOUND);
 	snprintf(label, sizeof(label), "sr-sign-%s-v1", sig);
 	kt_hsm_has(P11_KEY_EC_P256, label, P11_ENOTFOUND);
-	get_meta(ks, sig, 0, &m);
+	kt_get_meta(ks, sig, 0, &m);
 	assert_int_equal(m.state, KS_STATE_DESTROYED);
 	assert_int_equal(
 	    kt_key(ks, KS_OP_SUSPEND, "ZZZZZZZZZZZZ", 0), KS_ENOTFOUND);
@@ -719,5 +683,5 @@ main(void)
 	};
 
 	return cmocka_run_group_tests_name(
-	    "keystore/keystore", tests, setup, teardown);
+	    "keystore/keystore", tests, kt_group_setup, kt_group_teardown);
 }

@@ -20,42 +20,6 @@
 #define NTHREADS 8
 #define PER_THREAD 200
 
-static struct ks *ks_main_;
-
-static int
-setup(void **state)
-{
-	(void)state;
-	return kt_setup("keystore");
-}
-
-/* The keystore most tests share, opened on first use. */
-static struct ks *
-main_ks(void)
-{
-	if (ks_main_ == NULL)
-		ks_main_ = kt_open("main", NULL);
-	return ks_main_;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	ks_close(ks_main_);
-	kt_teardown();
-	return 0;
-}
-
-/* GET into @p m; asserts success. */
-static void
-get_meta(struct ks *ks, const char *id, uint32_t version, struct ks_meta *m)
-{
-	assert_int_equal(kt_key(ks, KS_OP_GET, id, version), 0);
-	assert_int_equal(KT_R->material_len, 0);
-	*m = KT_R->meta;
-}
-
 static int
 id_cmp(const void *a, const void *b)
 {
@@ -197,7 +161,7 @@ test_device_keys(void **state)
 static void
 test_apikeys(void **state)
 {
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	char app[KT_ID], app2[KT_ID], user[KT_ID], data[KT_ID], id[KT_ID];
 	char key[KS_APIKEY_LEN + 1], key2[KS_APIKEY_LEN + 1];
 	char key3[KS_APIKEY_LEN + 1], bad[KS_APIKEY_LEN + 1];
@@ -225,7 +189,7 @@ test_apikeys(void **state)
 	assert_memory_equal(m.apikey_prefix, key, 8);
 	kt_setid(id, m.id);
 	/* Shown once: GET has the prefix, never the key. */
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_memory_equal(m.apikey_prefix, key, 8);
 	for (i = 0; i < sizeof(KT_R->apikey); i++)
 		assert_int_equal(KT_R->apikey[i], 0);
@@ -318,7 +282,7 @@ static void
 test_sign(void **state)
 {
 	static const char msg[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0";
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	uint8_t pub1[65], pub2[65], sig[64], sig2[64];
 	char id[KT_ID], tampered[sizeof(msg)];
 	struct ks_request *q;
@@ -383,7 +347,7 @@ refused(struct ks *ks, int line)
 static void
 test_validation(void **state)
 {
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	struct ks_request *q;
 	struct ks_stats s0, s1;
 	char id[KT_ID];
@@ -671,7 +635,7 @@ static void
 test_rotation_races(void **state)
 {
 	static const char msg[] = "race";
-	struct ks *ks = main_ks();
+	struct ks *ks = kt_main_ks();
 	struct racer r[NTHREADS];
 	char id[KT_ID], label[48];
 	uint8_t x[32], pub[65], sig[64];
@@ -691,7 +655,7 @@ test_rotation_races(void **state)
 		if (r[0].rc != 0 && r[0].rc != KS_ESTATE)
 			fail_msg(
 			    "round %u: rotate %s", round, sr_errname(r[0].rc));
-		get_meta(ks, id, 0, &m);
+		kt_get_meta(ks, id, 0, &m);
 		if (m.state != KS_STATE_REVOKED)
 			fail_msg("round %u: rotate %s, v%u is %s after a "
 			         "revocation",
@@ -716,7 +680,7 @@ test_rotation_races(void **state)
 			fail_msg("rotation %u: %s", i, sr_errname(r[i].rc));
 	}
 	assert_true(ok >= 1);
-	get_meta(ks, id, 0, &m);
+	kt_get_meta(ks, id, 0, &m);
 	assert_int_equal(m.version, 1 + ok);
 	for (i = 1; i <= m.version; i++) {
 		snprintf(label, sizeof(label), "sr-sign-%s-v%u", id, i);
@@ -750,5 +714,5 @@ main(void)
 	};
 
 	return cmocka_run_group_tests_name(
-	    "keystore/use", tests, setup, teardown);
+	    "keystore/use", tests, kt_group_setup, kt_group_teardown);
 }

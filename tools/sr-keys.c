@@ -766,12 +766,9 @@ main(int argc, char **argv)
 		return rc < 0 ? 0 : rc;
 	req = calloc(1, sizeof(*req));
 	rep = calloc(1, sizeof(*rep));
-	if (req == NULL || rep == NULL) {
+	rc = req == NULL || rep == NULL ? 1 : prepare(c, &a);
+	if (req == NULL || rep == NULL)
 		fprintf(stderr, "sr-keys: %s\n", sr_strerror(-ENOMEM));
-		rc = 1;
-	} else {
-		rc = prepare(c, &a);
-	}
 	if (rc == 0) {
 		signal(SIGPIPE, SIG_IGN); /* a failed write returns EPIPE */
 		sr_log_init(SR_LOG_WARN, "sr-keys");

@@ -1,0 +1,291 @@
+/*
+ * appliance/internal.h: the pieces of the daemon and how they fit: the
+ * configuration, the TLS engine over memory buffers, the HTTP/1.1 parser
+ * and response writer, the router, metrics and rate limits. Declarations
+ * shared by appliance/*.c and by the appliance's own tests only.
+ *
+ * Threading: one libuv loop per core owns its connections; a struct
+ * tls_conn and a struct http_parser belong to one connection and are used
+ * from its loop thread only. Shared state (metrics, rate limits, the TLS
+ * server configuration) is safe from any thread as documented per item.
+ */
+#ifndef SR_APPLIANCE_INTERNAL_H
+#define SR_APPLIANCE_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lib/sr.h"
+
+/* ------------------------------------------------------------------ */
+/* Byte buffers (buf.c)                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A growable byte buffer. Owns its memory; buf_free() releases it. */
+struct buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+
+int buf_reserve(struct buf *b, size_t extra); /* 0 or -ENOMEM */
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void buf_consume(struct buf *b, size_t n); /* drop n bytes from the front */
+void buf_free(struct buf *b);
+
+/* ------------------------------------------------------------------ */
+/* Configuration (config.c)                                             */
+/* ------------------------------------------------------------------ */
+
+struct app_config {
+	char listen[256];            /* "0.0.0.0:8443", "[::]:8443", ":8443" */
+	char state_dir[PATH_MAX];    /* default build/state */
+	char hsm_uri[4096];          /* "" = embedded SoftHSM2 in state_dir */
+	char cert_file[PATH_MAX];    /* "" = <state_dir>/tls/cert.pem */
+	char key_file[PATH_MAX];     /* "" = <state_dir>/tls/key.pem */
+	int tls12;                   /* also accept TLS 1.2 (AEAD suites) */
+	unsigned loops;              /* event loops; 0 = one per core */
+	unsigned max_conns;          /* in total; default 10000 */
+	unsigned max_conns_per_addr; /* default 256 */
+	size_t max_header_bytes;     /* request line + headers; default 16384 */
+	size_t max_url_bytes;        /* request target; default 8192 */
+	size_t max_body_bytes;       /* default 1 MiB */
+	unsigned max_headers;        /* default 100 */
+	unsigned handshake_timeout_ms; /* default 10000 */
+	unsigned header_timeout_ms;    /* default 10000 */
+	unsigned body_timeout_ms;      /* default 30000 */
+	unsigned idle_timeout_ms;      /* keep-alive idle; default 60000 */
+	double rate_global;         /* requests/s for the whole daemon; 1000 */
+	double rate_global_burst;   /* bucket size; default 2000 */
+	double rate_per_addr;       /* requests/s per source address; 100 */
+	double rate_per_addr_burst; /* default 200 */
+	unsigned ticket_rotate_s;   /* session-ticket key lifetime; 86400 */
+	int foreground;
+};
+
+/** Fill the defaults above. Cannot fail. */
+void app_config_defaults(struct app_config *c);
+
+/**
+ * Set one key ("listen", "tls12", "max_body_bytes", ...; the names are the
+ * field names) from its text value, validated (numbers in range, booleans
+ * true/false/yes/no/1/0, paths absolute or relative).
+ * @return 0, or -EINVAL with @p err naming the key and the problem.
+ */
+int app_config_set(
+    struct app_config *c, const char *key, const char *value, char err[256]);
+
+/**
+ * Load a configuration file: "key = value" lines, '#' comments, blank lines
+ * ignored; unknown keys, duplicates and bad values are errors. On error
+ * @p err reads "PATH:LINE: problem".
+ * @return 0, -EINVAL, or -errno when the file cannot be read.
+ */
+int app_config_load(struct app_config *c, const char *path, char err[256]);
+
+/* ------------------------------------------------------------------ */
+/* TLS over memory buffers (tls.c)                                      */
+/* ------------------------------------------------------------------ */
+
+/* Outcomes of tls_conn_* calls besides byte counts. */
+#define TLS_AGAIN (-1) /* need more ciphertext from the peer */
+#define TLS_EOF (-2)   /* the peer closed (close_notify or TCP EOF) */
+#define TLS_FAIL (-3)  /* fatal: alert sent if possible; close */
+
+/*
+ * The server side: certificate and key, one mbedtls_ssl_config, the RNG
+ * and the session-ticket context (keys rotate every ticket_rotate_s).
+ * Shared by every loop: read-only after tls_server_new() except the
+ * ticket keys, which mbedTLS rotates under its own lock.
+ */
+struct tls_server;
+
+/**
+ * Load cert_file/key_file, or on first start make an ECDSA P-256
+ * self-signed certificate for the host's names (hostname, "localhost",
+ * 127.0.0.1, ::1), valid 1 year, written with mode 0600 (key) and 0644.
+ * @return 0 or a negative code with @p err for the operator.
+ * @note Start-up (and SIGHUP reload) only.
+ */
+int tls_server_new(
+    const struct app_config *c, struct tls_server **out, char err[256]);
+void tls_server_free(struct tls_server *s);
+/** "SHA256 Fingerprint=AB:CD:..." of the leaf certificate (static storage
+ * inside @p s). */
+const char *tls_server_fingerprint(const struct tls_server *s);
+
+/* Counters, updated with atomics. */
+struct tls_stats {
+	atomic_ullong handshakes, handshake_failures, resumed;
+};
+struct tls_stats *tls_server_stats(struct tls_server *s);
+
+/* One connection's TLS state; loop thread only. */
+struct tls_conn;
+
+int tls_conn_new(struct tls_server *s, struct tls_conn **out);
+void tls_conn_free(struct tls_conn *c);
+
+/** Hand in ciphertext read from the socket (copied). -ENOBUFS when more
+ * than 64 KiB would be pending unread. */
+int tls_conn_feed(struct tls_conn *c, const uint8_t *data, size_t len);
+
+/** Advance the handshake. 0 when complete, TLS_AGAIN, TLS_FAIL. */
+int tls_conn_handshake(struct tls_conn *c);
+int tls_conn_handshake_done(const struct tls_conn *c);
+
+/** Decrypt into @p buf: bytes (>0), TLS_AGAIN, TLS_EOF or TLS_FAIL. */
+ssize_t tls_conn_read(struct tls_conn *c, uint8_t *buf, size_t cap);
+
+/** Encrypt all of @p data into the output buffer. 0 or TLS_FAIL. */
+int tls_conn_write(struct tls_conn *c, const uint8_t *data, size_t len);
+
+/** Ciphertext waiting to go out: a pointer into the connection's output
+ * buffer (valid until the next call on @p c) and its length. */
+size_t tls_conn_output(struct tls_conn *c, const uint8_t **data);
+/** @p n bytes of tls_conn_output() were written to the socket. */
+void tls_conn_output_done(struct tls_conn *c, size_t n);
+
+/** Queue a close_notify alert (then flush the output and close). */
+void tls_conn_close_notify(struct tls_conn *c);
+
+/** Negotiated protocol ("TLSv1.3"), ALPN ("http/1.1" or NULL), and
+ * whether the session was resumed from a ticket. */
+const char *tls_conn_version(const struct tls_conn *c);
+const char *tls_conn_alpn(const struct tls_conn *c);
+int tls_conn_resumed(const struct tls_conn *c);
+
+/* ------------------------------------------------------------------ */
+/* HTTP/1.1 (http.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+struct http_limits {
+	size_t max_header_bytes, max_url_bytes, max_body_bytes;
+	unsigned max_headers;
+};
+
+struct http_header {
+	const char *name, *value; /* NUL-terminated, in the parser's arena */
+	size_t name_len, value_len;
+};
+
+/* A parsed request; every pointer is valid until http_parser_next(). */
+struct http_request {
+	const char *method; /* "GET" */
+	const char *target; /* "/v1/models?x=1", as sent */
+	const char *path;   /* "/v1/models" (no query), not decoded */
+	const char *query;  /* "x=1" or "" */
+	int version_minor;  /* 0 or 1 (HTTP/1.x) */
+	int keep_alive;     /* after this request, per version/Connection */
+	struct http_header *headers;
+	size_t nheaders;
+	const uint8_t *body; /* de-chunked */
+	size_t body_len;
+};
+
+/** Header lookup, case-insensitive; NULL when absent. */
+const char *http_header_get(const struct http_request *r, const char *name);
+
+struct http_parser;
+
+int http_parser_new(const struct http_limits *lim, struct http_parser **out);
+void http_parser_free(struct http_parser *p);
+
+/* Results of http_parser_feed(). */
+#define HTTP_MORE 0  /* consumed everything; need more bytes */
+#define HTTP_READY 1 /* a whole request is ready in *req */
+#define HTTP_ERROR \
+	2 /* malformed or over a limit: answer *status \
+	     (400, 413, 414, 431, 501, 505) and close */
+
+/**
+ * Feed plaintext. Consumes bytes up to the end of one request at most
+ * (pipelined requests stay unread: feed the rest after http_parser_next()).
+ * Rejects what request smuggling needs: both Content-Length and
+ * Transfer-Encoding, several Content-Length values, a Transfer-Encoding
+ * other than chunked, bad chunk sizes, NUL or bare CR in headers, obsolete
+ * line folding.
+ * @param[out] consumed  bytes of @p data used.
+ * @return HTTP_MORE, HTTP_READY (*req set) or HTTP_ERROR (*status set).
+ */
+int http_parser_feed(struct http_parser *p, const uint8_t *data, size_t len,
+    size_t *consumed, struct http_request **req, int *status);
+
+/** Done with the ready request: reset for the next one. */
+void http_parser_next(struct http_parser *p);
+
+/** Whether the parser is between requests (no byte of a new one seen). */
+int http_parser_idle(const struct http_parser *p);
+
+/* Response writing. Every response carries Date, Server: strongroom,
+ * Strict-Transport-Security, X-Content-Type-Options: nosniff,
+ * X-Frame-Options: DENY, Referrer-Policy: no-referrer, Cache-Control:
+ * no-store and Content-Security-Policy: default-src 'none' (unless the
+ * caller passes its own). */
+#define HTTP_CHUNKED ((size_t)-1)
+
+/** Status line and headers; @p content_length or HTTP_CHUNKED. */
+int http_response_head(struct buf *out, int status, const char *content_type,
+    size_t content_length, int keep_alive, const struct http_header *extra,
+    size_t nextra);
+/** One chunk of a chunked body (len 0 is skipped), and the last chunk. */
+int http_response_chunk(struct buf *out, const void *data, size_t len);
+int http_response_chunk_end(struct buf *out);
+/** A whole response with a body. */
+int http_response(struct buf *out, int status, const char *content_type,
+    const void *body, size_t len, int keep_alive);
+/** {"error":{"code":CODE,"message":MESSAGE}} with @p status (JSON-escaped
+ * with yyjson). */
+int http_error(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive);
+const char *http_status_text(int status);
+
+/* ------------------------------------------------------------------ */
+/* Rate limits (ratelimit.c)                                            */
+/* ------------------------------------------------------------------ */
+
+/* A token bucket: @p rate tokens per second up to @p burst. The hook the
+ * access layer uses for per-key limits. Thread-safe (a spinning CAS). */
+struct rl_bucket {
+	_Atomic uint64_t state; /* packed: tokens * 1000 and a ms timestamp */
+	double rate, burst;
+};
+
+void rl_bucket_init(struct rl_bucket *b, double rate, double burst);
+/** Take @p cost tokens at @p now_ms. 1 when allowed; 0 when refused, with
+ * *retry_after_s (>= 1) set to when enough tokens will be there. */
+int rl_bucket_take(
+    struct rl_bucket *b, uint64_t now_ms, double cost, unsigned *retry_after_s);
+
+/* The daemon's limits: one global bucket and one per source address (a
+ * bounded, striped table; the least recently seen address is reused). */
+struct rl;
+int rl_new(const struct app_config *c, struct rl **out);
+void rl_free(struct rl *r);
+/** @p addr: 16 bytes (IPv4 mapped into IPv6). 1 allowed, 0 refused. */
+int rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
+    unsigned *retry_after_s);
+
+/* ------------------------------------------------------------------ */
+/* Metrics (metrics.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Routes the metrics know by index; the router maps paths to them. */
+enum metric_route { MR_HEALTH, MR_READY, MR_METRICS, MR_OTHER, MR_COUNT };
+
+/** Count a finished request: route, status, latency in microseconds.
+ * Any thread. */
+void metrics_request(enum metric_route route, int status, uint64_t usec);
+void metrics_conn_open(int delta); /* +1 / -1 */
+void metrics_ratelimited(void);
+void metrics_hsm_op(uint64_t usec); /* one HSM operation's latency */
+void metrics_conn_refused(void);    /* over a connection cap */
+/** Render every metric in the Prometheus text format (0.0.4) into @p out,
+ * with the TLS counters of @p tls and build info. */
+int metrics_render(struct buf *out, struct tls_stats *tls);
+
+#endif /* SR_APPLIANCE_INTERNAL_H */

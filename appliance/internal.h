@@ -2,7 +2,7 @@
  * appliance/internal.h: the pieces of the daemon and how they fit: the
  * configuration, the TLS engine over memory buffers, the HTTP/1.1 parser
  * and response writer, the router, metrics and rate limits. Declarations
- * shared by appliance/*.c and by the appliance's own tests only.
+ * shared by the appliance's .c files and by its own tests only.
  *
  * Threading: one libuv loop per core owns its connections; a struct
  * tls_conn and a struct http_parser belong to one connection and are used
@@ -251,7 +251,7 @@ const char *http_status_text(int status);
 /* A token bucket: @p rate tokens per second up to @p burst. The hook the
  * access layer uses for per-key limits. Thread-safe (a spinning CAS). */
 struct rl_bucket {
-	_Atomic uint64_t state; /* packed: tokens * 1000 and a ms timestamp */
+	_Atomic uint64_t state; /* GCRA: when the bucket is full again, ns */
 	double rate, burst;
 };
 
@@ -287,5 +287,48 @@ void metrics_conn_refused(void);    /* over a connection cap */
 /** Render every metric in the Prometheus text format (0.0.4) into @p out,
  * with the TLS counters of @p tls and build info. */
 int metrics_render(struct buf *out, struct tls_stats *tls);
+
+/* ------------------------------------------------------------------ */
+/* The server (server.c) and the router (router.c)                      */
+/* ------------------------------------------------------------------ */
+
+struct p11_ctx;
+struct ks;
+struct app_loop;
+
+/* What every loop shares. Written at start-up; then only atomics change. */
+struct app {
+	struct app_config cfg;
+	char config_path[PATH_MAX];       /* "" when started without --config */
+	_Atomic(struct tls_server *) tls; /* swapped by SIGHUP */
+	struct tls_server *retired[16]; /* old configurations, freed at exit */
+	unsigned nretired;
+	struct rl *rl;
+	struct p11_ctx *hsm;
+	struct ks *ks;
+	atomic_int hsm_ready, ks_ready; /* refreshed by the control loop */
+	atomic_int draining;            /* SIGTERM: finish, accept nothing */
+	atomic_uint conns;              /* open connections, all loops */
+	struct app_loop *loops;
+	unsigned nloops;
+	int port; /* bound port (for --listen :0) */
+};
+
+/**
+ * Bind one SO_REUSEPORT socket per loop, start the loop threads and run
+ * the control loop (signals, readiness checks) on the calling thread until
+ * SIGTERM/SIGINT has drained every connection.
+ * @return 0 on a clean stop, or a negative code with @p err.
+ */
+int server_run(struct app *app, char err[256]);
+
+/**
+ * Answer one request into @p out (status line, headers, body). Loop
+ * thread; never blocks (HSM and keystore state come from atomics).
+ * @param[in,out] keep_alive  in: the request's; out: the response's.
+ * @return the HTTP status written.
+ */
+int route_request(struct app *app, const struct http_request *req,
+    struct buf *out, int *keep_alive, enum metric_route *route);
 
 #endif /* SR_APPLIANCE_INTERNAL_H */

@@ -1,17 +1,21 @@
 /*
- * appliance/main.c: strongroomd, the appliance daemon's entry point.
+ * appliance/main.c: strongroomd, the appliance daemon's entry point:
+ * flags and configuration, the HSM (the embedded SoftHSM2 token on first
+ * start, or the token --uri / hsm_uri names), the keystore, the TLS
+ * certificate, then the event loops until SIGTERM.
  *
- * Today it performs the first-start set-up of the embedded HSM (a SoftHSM2
- * token in the state folder) or opens the HSM named by --uri, checks the
- * mechanisms the keystore needs, and reports what it found. The TLS/HTTP
- * front door arrives with the daemon work; until then it exits after the
- * report rather than pretend to serve. It must never print a PIN.
+ * It runs in the foreground (systemd supervises it) and must never print a
+ * PIN or a key; the certificate fingerprint and the URL are printed so the
+ * first curl can pin what it talks to.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "appliance/internal.h"
+#include "keystore/keystore.h"
 #include "lib/sr.h"
 #include "pkcs11/p11.h"
 
@@ -21,22 +25,49 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: strongroomd [--state-dir DIR] [--uri PKCS11-URI] "
-	    "[--foreground] [--verbose]\n"
+	    "usage: strongroomd [--config FILE] [--listen HOST:PORT] "
+	    "[--state-dir DIR] [--uri PKCS11-URI]\n"
+	    "                   [--foreground] [--verbose]\n"
 	    "       strongroomd --help | --version\n"
 	    "\n"
-	    "  --state-dir DIR  appliance state (default build/state); holds "
-	    "the\n"
-	    "                   embedded SoftHSM2 token on first start\n"
-	    "  --uri URI        use this PKCS#11 token instead of the "
-	    "embedded\n"
-	    "                   one (see docs/hsm.md)\n");
+	    "  --config FILE      configuration file (docs/operations.md)\n"
+	    "  --listen HOST:PORT where to serve HTTPS (default "
+	    "127.0.0.1:8443)\n"
+	    "  --state-dir DIR    appliance state (default build/state)\n"
+	    "  --uri URI          PKCS#11 token instead of the embedded one\n"
+	    "  --foreground       accepted for clarity: strongroomd always\n"
+	    "                     runs in the foreground under systemd\n");
+}
+
+static int
+open_state(struct app *app, char *err)
+{
+	char uri[P11_URI_PATH_MAX + 512], path[PATH_MAX + 16];
+	struct ks_options ko = { 0 };
+	int rc;
+
+	if (app->cfg.hsm_uri[0] != '\0') {
+		snprintf(uri, sizeof(uri), "%s", app->cfg.hsm_uri);
+	} else {
+		rc = p11_softhsm_setup(
+		    app->cfg.state_dir, NULL, "strongroom", uri, err);
+		if (rc != 0)
+			return rc;
+	}
+	rc = p11_open(uri, NULL, &app->hsm, err);
+	if (rc != 0)
+		return rc;
+	snprintf(path, sizeof(path), "%s/keystore", app->cfg.state_dir);
+	ko.path = path;
+	return ks_open(app->hsm, &ko, &app->ks, err);
 }
 
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
 		{ "state-dir", required_argument, NULL, 's' },
 		{ "uri", required_argument, NULL, 'u' },
 		{ "foreground", no_argument, NULL, 'f' },
@@ -45,20 +76,26 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char uri[P11_URI_PATH_MAX + 512], err[256];
-	const char *state = "build/state", *given = NULL;
-	struct p11_token_info ti;
-	struct p11_ctx *hsm = NULL;
-	int ch, rc, i, verbosity = SR_LOG_INFO;
+	const char *config = NULL, *listen = NULL, *state = NULL, *uri = NULL;
+	static struct app app;
+	struct tls_server *tls;
+	char err[256];
+	int ch, rc, verbosity = SR_LOG_INFO;
 
-	while (
-	    (ch = getopt_long(argc, argv, "s:u:fvhV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:l:s:u:fvhV", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'l':
+			listen = optarg;
+			break;
 		case 's':
 			state = optarg;
 			break;
 		case 'u':
-			given = optarg;
+			uri = optarg;
 			break;
 		case 'f':
 			break;
@@ -76,29 +113,47 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc) {
+		usage(stderr);
+		return 2;
+	}
 	sr_log_init(verbosity, "strongroomd");
 	sr_log_thread_tag("main");
-	if (given != NULL) {
-		snprintf(uri, sizeof(uri), "%s", given);
-	} else {
-		rc = p11_softhsm_setup(state, NULL, "strongroom", uri, err);
-		if (rc != 0)
-			fatalx("HSM set-up in %s: %s", state, err);
+	app_config_defaults(&app.cfg);
+	if (config != NULL) {
+		snprintf(
+		    app.config_path, sizeof(app.config_path), "%s", config);
+		if (app_config_load(&app.cfg, config, err) != 0) {
+			fprintf(stderr, "strongroomd: %s\n", err);
+			return 2;
+		}
 	}
-	rc = p11_open(uri, NULL, &hsm, err);
+	/* Flags win over the file. */
+	if ((listen != NULL &&
+	        app_config_set(&app.cfg, "listen", listen, err) != 0) ||
+	    (state != NULL &&
+	        app_config_set(&app.cfg, "state_dir", state, err) != 0) ||
+	    (uri != NULL &&
+	        app_config_set(&app.cfg, "hsm_uri", uri, err) != 0)) {
+		fprintf(stderr, "strongroomd: %s\n", err);
+		return 2;
+	}
+	rc = open_state(&app, err);
 	if (rc != 0)
-		fatalx("HSM: %s", err);
-	if (p11_token_info(hsm, &ti) == 0) {
-		log_info("HSM: token '%s' (serial %s) via %s", ti.token_label,
-		    ti.token_serial, ti.module_path);
-		for (i = 0; i < P11_MECH_COUNT; i++)
-			log_debug("mechanism %s: %s",
-			    p11_mech_name((enum p11_mech)i),
-			    (ti.mechs >> i) & 1 ? "present" : "absent");
-	}
-	log_info("HSM ready; state folder %s", state);
-	log_warnx("the HTTPS front door is not built yet: nothing to serve, "
-	          "exiting");
-	p11_close(hsm);
-	return 0;
+		fatalx("state %s: %s", app.cfg.state_dir, err);
+	if (tls_server_new(&app.cfg, &tls, err) != 0)
+		fatalx("TLS: %s", err);
+	atomic_store(&app.tls, tls);
+	if (rl_new(&app.cfg, &app.rl) != 0)
+		fatalx("rate limits: out of memory");
+	rc = server_run(&app, err);
+	if (rc != 0)
+		log_warnx("%s", err);
+	rl_free(app.rl);
+	tls_server_free(atomic_load(&app.tls));
+	while (app.nretired > 0)
+		tls_server_free(app.retired[--app.nretired]);
+	ks_close(app.ks);
+	p11_close(app.hsm);
+	return rc == 0 ? 0 : 1;
 }

@@ -1,10 +1,25 @@
-# appliance/: the daemon.
-APP_SRCS := appliance/main.c
+# appliance/: the daemon. Everything but main.c goes into a library that
+# the appliance's tests link too.
+APP_SRCS := $(filter-out appliance/main.c,$(sort $(wildcard appliance/*.c)))
+APP_A := $(BUILD)/lib/libsr_app.a
+APP_SAN_A := $(SAN)/lib/libsr_app.a
 APP_BIN := $(BUILD)/bin/strongroomd
+# mbedTLS and llhttp link statically; yyjson ships only as a shared library
+# in Debian 13, found through the rpath of the deps folder.
+APP_EXT := $(DEPLIB)/libmbedtls.a $(DEPLIB)/libmbedx509.a $(MBEDCRYPTO) \
+	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv
 
 appliance-bin: $(APP_BIN)
 .PHONY: appliance-bin
 
-$(APP_BIN): $(APP_SRCS:%.c=$(BUILD)/obj/%.o) $(P11_A) $(LIB_A)
+$(APP_A): $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
+	$(AR) rcs $@ $^
+$(APP_SAN_A): $(APP_SRCS:%.c=$(SAN)/obj/%.o)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(APP_BIN): $(BUILD)/obj/appliance/main.o $(APP_A) $(KS_A) $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) \
+	    $(APP_EXT) $(LDLIBS)

@@ -1,0 +1,110 @@
+/*
+ * appliance/router.c: maps a request to its answer. Today: /health (the
+ * process is alive), /ready (HSM, keystore and models, naming what is not
+ * ready) and /metrics (Prometheus text format); anything else is a JSON
+ * 404, and a wrong method a 405 with Allow.
+ *
+ * It runs on a loop thread, so it must never block: readiness comes from
+ * atomics the control loop refreshes, never from a call to the HSM.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "appliance/internal.h"
+
+static int
+json(struct buf *out, int status, const char *body, int keep_alive)
+{
+	http_response(
+	    out, status, "application/json", body, strlen(body), keep_alive);
+	return status;
+}
+
+static int
+route_ready(struct app *app, struct buf *out, int keep_alive)
+{
+	int hsm = atomic_load(&app->hsm_ready),
+	    ks = atomic_load(&app->ks_ready);
+	char body[256];
+
+	/* Models join this list when inference is served. */
+	snprintf(body, sizeof(body),
+	    "{\"ready\":%s,\"hsm\":\"%s\",\"keystore\":\"%s\","
+	    "\"models\":\"none configured\"}",
+	    hsm && ks ? "true" : "false", hsm ? "ready" : "not ready",
+	    ks ? "ready" : "not ready");
+	return json(out, hsm && ks ? 200 : 503, body, keep_alive);
+}
+
+static int
+route_metrics(struct app *app, struct buf *out, int keep_alive)
+{
+	struct buf text = { 0 };
+	int status = 200;
+
+	if (metrics_render(&text, tls_server_stats(atomic_load(&app->tls))) !=
+	    0) {
+		buf_free(&text);
+		http_error(out, 500, "internal",
+		    "metrics could not be rendered", keep_alive);
+		return 500;
+	}
+	http_response(out, status, "text/plain; version=0.0.4; charset=utf-8",
+	    text.data, text.len, keep_alive);
+	buf_free(&text);
+	return status;
+}
+
+int
+route_request(struct app *app, const struct http_request *req, struct buf *out,
+    int *keep_alive, enum metric_route *route)
+{
+	static const struct http_header allow = { "Allow", "GET, HEAD", 5, 9 };
+	int get =
+	    strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+	size_t start;
+	int status;
+
+	if (strcmp(req->path, "/health") == 0)
+		*route = MR_HEALTH;
+	else if (strcmp(req->path, "/ready") == 0)
+		*route = MR_READY;
+	else if (strcmp(req->path, "/metrics") == 0)
+		*route = MR_METRICS;
+	else
+		*route = MR_OTHER;
+	if (*route == MR_OTHER) {
+		http_error(out, 404, "not_found", "no such route", *keep_alive);
+		return 404;
+	}
+	if (!get) {
+		/* The body of a refused request is not read further. */
+		http_response_head(
+		    out, 405, "application/json", 0, *keep_alive, &allow, 1);
+		return 405;
+	}
+	start = out->len;
+	switch (*route) {
+	case MR_HEALTH:
+		status = json(out, 200, "{\"status\":\"ok\"}", *keep_alive);
+		break;
+	case MR_READY:
+		status = route_ready(app, out, *keep_alive);
+		break;
+	default:
+		status = route_metrics(app, out, *keep_alive);
+		break;
+	}
+	/* HEAD: the same head, Content-Length included, and no body. */
+	if (req->method[0] == 'H') {
+		const uint8_t *p = out->data + start;
+		size_t i, n = out->len - start;
+
+		for (i = 0; i + 4 <= n; i++)
+			if (memcmp(p + i, "\r\n\r\n", 4) == 0) {
+				out->len = start + i + 4;
+				break;
+			}
+	}
+	return status;
+}

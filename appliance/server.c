@@ -1,0 +1,648 @@
+/*
+ * appliance/server.c: the event loops. One libuv loop per core, each
+ * accepting on its own SO_REUSEPORT socket and owning its connections; the
+ * calling thread runs a control loop for signals (SIGTERM/SIGINT drain,
+ * SIGHUP reloads the certificate) and readiness checks.
+ *
+ * A connection is TLS over memory buffers (tls.c) feeding the HTTP parser
+ * (http.c); responses go back through TLS and one uv_write at a time. It
+ * must never block a loop (nothing here calls the HSM or LMDB), never read
+ * more requests while a response waits to be written (a client that does
+ * not read cannot make us buffer), and never keep a connection past its
+ * handshake, header, body or idle deadline.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "appliance/internal.h"
+#include "keystore/keystore.h"
+#include "pkcs11/p11.h"
+
+#define SRV_READ_CHUNK 16384
+#define SRV_WRITE_HIGH (1u << 20) /* stop reading above this backlog */
+
+enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
+
+struct app_loop {
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t wake; /* drain requests from the control thread */
+	uv_thread_t thread;
+	struct app *app;
+	unsigned id;
+	int fd;
+	struct conn *conns; /* doubly linked, for draining */
+};
+
+struct conn {
+	uv_tcp_t tcp; /* first: handle->data points back too */
+	uv_timer_t timer;
+	uv_write_t wreq;
+	struct app_loop *l;
+	struct conn *prev, *next;
+	struct tls_conn *tls;
+	struct http_parser *http;
+	struct buf in;   /* plaintext read but not yet parsed */
+	struct buf out;  /* a response being built */
+	struct buf wbuf; /* ciphertext handed to uv_write */
+	enum conn_state state;
+	int writing, close_after, notified, handles;
+	uint8_t addr[16];
+};
+
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+static void conn_process(struct conn *c);
+
+static uint64_t
+now_ms(struct conn *c)
+{
+	return uv_now(&c->l->loop);
+}
+
+static void
+conn_free(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	if (--c->handles > 0)
+		return;
+	tls_conn_free(c->tls);
+	http_parser_free(c->http);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->wbuf);
+	atomic_fetch_sub(&c->l->app->conns, 1);
+	metrics_conn_open(-1);
+	free(c);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->state == C_CLOSING && c->handles == 2 &&
+	    uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	c->state = C_CLOSING;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (c->l->conns == c)
+		c->l->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, conn_free);
+	if (!uv_is_closing((uv_handle_t *)&c->tcp))
+		uv_close((uv_handle_t *)&c->tcp, conn_free);
+}
+
+static void
+on_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	/* A request half sent when time ran out is answered 408. */
+	if (c->state == C_OPEN && !http_parser_idle(c->http) && !c->writing) {
+		http_error(&c->out, 408, "request_timeout",
+		    "the request took too long to arrive", 0);
+		c->close_after = 1;
+		conn_flush(c);
+		return;
+	}
+	conn_close(c);
+}
+
+static void
+conn_arm(struct conn *c)
+{
+	const struct app_config *cfg = &c->l->app->cfg;
+	unsigned ms;
+
+	if (c->state == C_HANDSHAKE)
+		ms = cfg->handshake_timeout_ms;
+	else if (c->writing)
+		ms = cfg->idle_timeout_ms; /* a peer that never reads */
+	else if (!http_parser_idle(c->http))
+		ms = cfg->header_timeout_ms;
+	else
+		ms = cfg->idle_timeout_ms;
+	uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+static void
+on_written(uv_write_t *w, int status)
+{
+	struct conn *c = w->data;
+
+	c->writing = 0;
+	c->wbuf.len = 0;
+	if (status < 0 || c->state == C_CLOSING) {
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+	if (!c->writing && c->state == C_OPEN)
+		conn_process(c); /* requests that waited for the write */
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+
+/* Move the built response through TLS and start writing it. */
+static void
+conn_flush(struct conn *c)
+{
+	const uint8_t *p;
+	size_t n;
+	uv_buf_t b;
+
+	if (c->out.len > 0) {
+		if (tls_conn_write(c->tls, c->out.data, c->out.len) != 0) {
+			conn_close(c);
+			return;
+		}
+		c->out.len = 0;
+	}
+	/* A connection that ends after this answer says so in TLS too. */
+	if (c->close_after && !c->notified && c->state == C_OPEN) {
+		tls_conn_close_notify(c->tls);
+		c->notified = 1;
+	}
+	if (c->writing)
+		return;
+	n = tls_conn_output(c->tls, &p);
+	if (n == 0) {
+		if (c->close_after ||
+		    (atomic_load(&c->l->app->draining) &&
+		        http_parser_idle(c->http) && c->in.len == 0))
+			conn_close(c);
+		else
+			conn_arm(c);
+		return;
+	}
+	c->wbuf.len = 0;
+	if (buf_append(&c->wbuf, p, n) != 0) {
+		conn_close(c);
+		return;
+	}
+	tls_conn_output_done(c->tls, n);
+	b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+	c->wreq.data = c;
+	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) !=
+	    0) {
+		conn_close(c);
+		return;
+	}
+	c->writing = 1;
+	conn_arm(c);
+}
+
+static void
+answer(struct conn *c, struct http_request *req)
+{
+	struct app *app = c->l->app;
+	enum metric_route route = MR_OTHER;
+	uint64_t t0 = uv_hrtime();
+	unsigned retry;
+	int status, keep = req->keep_alive && !atomic_load(&app->draining);
+	char hdr[32];
+	struct http_header ra;
+
+	if (!rl_allow(app->rl, c->addr, now_ms(c), &retry)) {
+		snprintf(hdr, sizeof(hdr), "%u", retry);
+		ra =
+		    (struct http_header){ "Retry-After", hdr, 11, strlen(hdr) };
+		metrics_ratelimited();
+		status = 429;
+		http_response_head(
+		    &c->out, 429, "application/json", 0, keep, &ra, 1);
+	} else {
+		status = route_request(app, req, &c->out, &keep, &route);
+	}
+	metrics_request(route, status, (uv_hrtime() - t0) / 1000);
+	if (!keep)
+		c->close_after = 1;
+}
+
+/* Decrypt what arrived and answer every whole request, one at a time:
+ * the next request is read only after the previous answer was written. */
+static void
+conn_process(struct conn *c)
+{
+	uint8_t tmp[SRV_READ_CHUNK];
+	struct http_request *req;
+	size_t used;
+	ssize_t n;
+	int rc, status;
+
+	for (;;) {
+		if (c->writing || c->close_after || c->state != C_OPEN)
+			return;
+		if (c->in.len > 0) {
+			rc = http_parser_feed(c->http, c->in.data, c->in.len,
+			    &used, &req, &status);
+			buf_consume(&c->in, used);
+			if (rc == HTTP_READY) {
+				answer(c, req);
+				http_parser_next(c->http);
+				conn_flush(c);
+				continue;
+			}
+			if (rc == HTTP_ERROR) {
+				http_error(&c->out, status, "bad_request",
+				    http_status_text(status), 0);
+				metrics_request(MR_OTHER, status, 0);
+				c->close_after = 1;
+				conn_flush(c);
+				return;
+			}
+		}
+		n = tls_conn_read(c->tls, tmp, sizeof(tmp));
+		if (n == TLS_AGAIN) {
+			conn_flush(c);
+			return;
+		}
+		if (n < 0) { /* TLS_EOF or TLS_FAIL */
+			c->close_after = 1;
+			conn_flush(c);
+			return;
+		}
+		if (buf_append(&c->in, tmp, (size_t)n) != 0) {
+			conn_close(c);
+			return;
+		}
+	}
+}
+
+static void
+on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	static _Thread_local char chunk[SRV_READ_CHUNK];
+
+	(void)h;
+	(void)hint;
+	*b = uv_buf_init(chunk, sizeof(chunk));
+}
+
+static void
+on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+	struct conn *c = s->data;
+	int rc;
+
+	if (n == 0)
+		return;
+	if (n < 0 || c->state == C_CLOSING) {
+		conn_close(c);
+		return;
+	}
+	if (tls_conn_feed(c->tls, (const uint8_t *)b->base, (size_t)n) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == C_HANDSHAKE) {
+		rc = tls_conn_handshake(c->tls);
+		if (rc == TLS_FAIL) {
+			c->close_after = 1;
+			conn_flush(c);
+			return;
+		}
+		if (rc == TLS_AGAIN) {
+			conn_flush(c);
+			return;
+		}
+		c->state = C_OPEN;
+	}
+	conn_process(c);
+	/* Backpressure: a peer that does not read stops being read. */
+	if (c->writing && c->wbuf.len > SRV_WRITE_HIGH)
+		uv_read_stop(s);
+}
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+	struct app_loop *l = server->data;
+	struct app *app = l->app;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	struct conn *c;
+
+	if (status < 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->l = l;
+	uv_tcp_init(&l->loop, &c->tcp);
+	uv_timer_init(&l->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->handles = 2;
+	atomic_fetch_add(&app->conns, 1);
+	metrics_conn_open(1);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		c->addr[10] = c->addr[11] = 0xff;
+		memcpy(c->addr + 12, &in->sin_addr, 4);
+	} else if (ss.ss_family == AF_INET6) {
+		memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	}
+	if (atomic_load(&app->draining) ||
+	    atomic_load(&app->conns) > app->cfg.max_conns ||
+	    tls_conn_new(atomic_load(&app->tls), &c->tls) != 0 ||
+	    http_parser_new(&(struct http_limits){ app->cfg.max_header_bytes,
+	                        app->cfg.max_url_bytes, app->cfg.max_body_bytes,
+	                        app->cfg.max_headers },
+	        &c->http) != 0) {
+		metrics_conn_refused();
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	c->next = l->conns;
+	if (l->conns != NULL)
+		l->conns->prev = c;
+	l->conns = c;
+	conn_arm(c);
+	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* ------------------------------------------------------------------ */
+/* Loops, draining, the control loop                                    */
+/* ------------------------------------------------------------------ */
+
+static void
+on_wake(uv_async_t *a)
+{
+	struct app_loop *l = a->data;
+	struct conn *c, *next;
+
+	/* Draining: accept nothing more; idle connections go now, busy ones
+	 * after their current answer (answers carry Connection: close from
+	 * here on); a request still arriving meets its deadline. */
+	if (!uv_is_closing((uv_handle_t *)&l->listener))
+		uv_close((uv_handle_t *)&l->listener, NULL);
+	for (c = l->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->writing && c->state != C_HANDSHAKE &&
+		    http_parser_idle(c->http) && c->in.len == 0)
+			conn_close(c);
+	}
+	uv_close((uv_handle_t *)&l->wake, NULL);
+}
+
+static void
+loop_main(void *arg)
+{
+	struct app_loop *l = arg;
+	char tag[16];
+
+	snprintf(tag, sizeof(tag), "loop%u", l->id);
+	sr_log_thread_tag(tag);
+	uv_run(&l->loop, UV_RUN_DEFAULT);
+}
+
+/* HOST:PORT with IPv6 in brackets; empty host = all interfaces. */
+static int
+parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256];
+	const char *colon = strrchr(text, ':');
+	size_t hl;
+	int port;
+
+	if (colon == NULL)
+		return -EINVAL;
+	port = atoi(colon + 1);
+	hl = (size_t)(colon - text);
+	if (hl >= sizeof(host) || port < 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, text, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+		host[hl - 1] = '\0';
+		memmove(host, host + 1, hl - 1);
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (host[0] == '\0' || strchr(host, ':') != NULL) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (host[0] != '\0' &&
+		    uv_inet_pton(AF_INET6, host, &a->sin6_addr) != 0)
+			return -EINVAL;
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (uv_inet_pton(AF_INET, host, &a->sin_addr) != 0)
+			return -EINVAL;
+		*len = sizeof(*a);
+	}
+	return 0;
+}
+
+/* One listening socket per loop on the same address: SO_REUSEPORT lets
+ * the kernel spread connections (libuv 1.44 has no flag for it). */
+static int
+bind_loop(struct app *app, struct app_loop *l, char err[256])
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1, fd, rc;
+
+	if (parse_listen(app->cfg.listen, &ss, &len) != 0) {
+		snprintf(
+		    err, 256, "listen '%s': not HOST:PORT", app->cfg.listen);
+		return -EINVAL;
+	}
+	if (app->port > 0) /* later loops join the port the first bound */
+		((struct sockaddr_in *)&ss)->sin_port =
+		    htons((uint16_t)app->port);
+	fd =
+	    socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, len) != 0) {
+		rc = -errno;
+		snprintf(err, 256, "listen %s: %s", app->cfg.listen,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (app->port == 0) {
+		len = sizeof(ss);
+		getsockname(fd, (struct sockaddr *)&ss, &len);
+		app->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	l->fd = fd;
+	uv_loop_init(&l->loop);
+	uv_tcp_init(&l->loop, &l->listener);
+	l->listener.data = l;
+	rc = uv_tcp_open(&l->listener, fd);
+	if (rc == 0)
+		rc =
+		    uv_listen((uv_stream_t *)&l->listener, 1024, on_connection);
+	if (rc != 0) {
+		snprintf(err, 256, "listen %s: %s", app->cfg.listen,
+		    uv_strerror(rc));
+		return rc;
+	}
+	uv_async_init(&l->loop, &l->wake, on_wake);
+	l->wake.data = l;
+	return 0;
+}
+
+struct control {
+	struct app *app;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t ready;
+	int stopping;
+};
+
+static void
+check_ready(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+	struct app *app = ctl->app;
+	struct p11_token_info ti;
+
+	/* The HSM is asked here, on the control thread, never by a loop. */
+	atomic_store(&app->hsm_ready,
+	    app->hsm != NULL && p11_token_info(app->hsm, &ti) == 0);
+	atomic_store(&app->ks_ready, app->ks != NULL);
+}
+
+static void
+on_stop(uv_signal_t *s, int signum)
+{
+	struct control *ctl = s->data;
+	struct app *app = ctl->app;
+	unsigned i;
+
+	if (ctl->stopping++)
+		return;
+	log_info("signal %d: draining %u connection(s)", signum,
+	    atomic_load(&app->conns));
+	atomic_store(&app->draining, 1);
+	for (i = 0; i < app->nloops; i++)
+		uv_async_send(&app->loops[i].wake);
+	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
+	uv_close((uv_handle_t *)&ctl->sigint, NULL);
+	uv_close((uv_handle_t *)&ctl->sighup, NULL);
+	uv_close((uv_handle_t *)&ctl->ready, NULL);
+}
+
+static void
+on_reload(uv_signal_t *s, int signum)
+{
+	struct control *ctl = s->data;
+	struct app *app = ctl->app;
+	struct tls_server *fresh, *old;
+	char err[256];
+
+	(void)signum;
+	if (app->nretired == sizeof(app->retired) / sizeof(app->retired[0])) {
+		log_warnx("SIGHUP: too many reloads without a restart");
+		return;
+	}
+	if (tls_server_new(&app->cfg, &fresh, err) != 0) {
+		log_warnx("SIGHUP: certificate not reloaded: %s", err);
+		return;
+	}
+	/* New connections take the new configuration; the old one stays
+	 * alive for the connections that use it, until exit. */
+	old = atomic_exchange(&app->tls, fresh);
+	app->retired[app->nretired++] = old;
+	log_info(
+	    "SIGHUP: certificate reloaded, %s", tls_server_fingerprint(fresh));
+}
+
+/* What the operator needs for a first request: the URL, the certificate
+ * fingerprint to pin, and a curl line that works as printed. */
+static void
+print_banner(struct app *app)
+{
+	char cert[PATH_MAX + 16];
+	const char *host = "localhost"; /* a name the certificate carries */
+
+	if (app->cfg.cert_file[0] != '\0')
+		snprintf(cert, sizeof(cert), "%s", app->cfg.cert_file);
+	else
+		snprintf(
+		    cert, sizeof(cert), "%s/tls/cert.pem", app->cfg.state_dir);
+	printf("strongroomd: serving https://%s:%d/\n", host, app->port);
+	printf("strongroomd: certificate %s\n",
+	    tls_server_fingerprint(atomic_load(&app->tls)));
+	printf("strongroomd: try: curl --cacert %s https://%s:%d/health\n",
+	    cert, host, app->port);
+	fflush(stdout);
+}
+
+int
+server_run(struct app *app, char err[256])
+{
+	struct control ctl = { .app = app };
+	uv_loop_t control;
+	unsigned i, started = 0;
+	int rc = 0;
+
+	app->nloops = app->cfg.loops ? app->cfg.loops
+	                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	if (app->nloops == 0)
+		app->nloops = 1;
+	app->loops = calloc(app->nloops, sizeof(*app->loops));
+	if (app->loops == NULL)
+		return -ENOMEM;
+	for (i = 0; i < app->nloops && rc == 0; i++) {
+		app->loops[i].app = app;
+		app->loops[i].id = i;
+		rc = bind_loop(app, &app->loops[i], err);
+	}
+	if (rc != 0)
+		return rc;
+	uv_loop_init(&control);
+	uv_signal_init(&control, &ctl.sigterm);
+	uv_signal_init(&control, &ctl.sigint);
+	uv_signal_init(&control, &ctl.sighup);
+	uv_timer_init(&control, &ctl.ready);
+	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = &ctl;
+	ctl.ready.data = &ctl;
+	uv_signal_start(&ctl.sigterm, on_stop, SIGTERM);
+	uv_signal_start(&ctl.sigint, on_stop, SIGINT);
+	uv_signal_start(&ctl.sighup, on_reload, SIGHUP);
+	check_ready(&ctl.ready);
+	uv_timer_start(&ctl.ready, check_ready, 1000, 1000);
+	for (i = 0; i < app->nloops; i++)
+		if (uv_thread_create(
+		        &app->loops[i].thread, loop_main, &app->loops[i]) == 0)
+			started++;
+	log_info("serving on port %d with %u loop(s)", app->port, started);
+	print_banner(app);
+	uv_run(&control, UV_RUN_DEFAULT);
+	for (i = 0; i < app->nloops; i++) {
+		uv_thread_join(&app->loops[i].thread);
+		uv_loop_close(&app->loops[i].loop);
+	}
+	uv_loop_close(&control);
+	free(app->loops);
+	app->loops = NULL;
+	log_info("stopped");
+	return 0;
+}

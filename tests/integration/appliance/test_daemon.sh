@@ -1,0 +1,136 @@
+#!/bin/sh
+# tests/integration/appliance/test_daemon.sh: strongroomd against real
+# clients: curl and openssl s_client over real TLS 1.3 handshakes (ALPN,
+# TLS 1.2 refused then allowed, ticket resumption), the security headers,
+# /health /ready /metrics (promtool when installed), JSON errors, hostile
+# requests answered with the right status while the daemon keeps serving,
+# SIGHUP, and a clean drain on SIGTERM.
+set -u
+BUILD=${BUILD:-build}
+TMP=${SR_TEST_TMP:-/tmp}/daemon-$$
+D="$BUILD/bin/strongroomd"
+n=0
+status=0
+pid=
+
+check() {
+	n=$((n + 1))
+	if eval "$2"; then
+		echo "ok $n - $1"
+	else
+		echo "not ok $n - $1"
+		status=1
+	fi
+}
+
+stop() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	pid=
+}
+
+# start [extra flags]: run the daemon on a free port; sets pid and port.
+start() {
+	"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 "$@" \
+	    >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	i=0
+	while [ $i -lt 100 ] && ! grep -q '^strongroomd: try:' "$TMP/out"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	port=$(sed -n 's|^strongroomd: serving https://localhost:\([0-9]*\)/$|\1|p' "$TMP/out")
+}
+
+mkdir -p "$TMP"
+trap 'stop; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+start
+CA="$TMP/state/tls/cert.pem"
+URL="https://localhost:$port"
+C="curl -sS --cacert $CA --tlsv1.3"
+
+check "the daemon starts and prints its URL" '[ -n "$port" ]'
+check "the printed curl line works as printed" \
+    'sh -c "$(sed -n "s/^strongroomd: try: //p" "$TMP/out") -sS" | grep -q "\"status\":\"ok\""'
+check "the printed fingerprint is the certificate's" \
+    '[ "$(sed -n "s/^strongroomd: certificate //p" "$TMP/out")" = "$(openssl x509 -in "$CA" -noout -fingerprint -sha256 | sed "s/^sha256 /SHA256 /")" ]'
+# --tlsv1.3 makes TLS 1.3 curl's minimum: a 200 is a TLS 1.3 answer.
+check "GET /health: 200 over TLS 1.3" \
+    '[ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+$C -D "$TMP/h" -o "$TMP/b" "$URL/health"
+check "HSTS and the security headers" \
+    'grep -qi "^strict-transport-security: max-age=" "$TMP/h" && grep -qi "^x-content-type-options: nosniff" "$TMP/h" && grep -qi "^x-frame-options: DENY" "$TMP/h"'
+check "GET /ready: HSM and keystore ready" \
+    '$C "$URL/ready" | grep -q "\"hsm\":\"ready\",\"keystore\":\"ready\""'
+check "unknown route: JSON 404" \
+    '[ "$($C -o "$TMP/b" -w "%{http_code}" "$URL/nope")" = 404 ] && grep -q "{\"error\":{\"code\":\"not_found\"" "$TMP/b"'
+check "wrong method: 405 with Allow" \
+    '$C -X POST -d x -D - -o /dev/null "$URL/health" | grep -qi "^allow: GET, HEAD"'
+$C "$URL/metrics" >"$TMP/metrics"
+check "GET /metrics: Prometheus text with request counters" \
+    'grep -q "^strongroom_http_requests_total{" "$TMP/metrics"'
+if command -v promtool >/dev/null 2>&1; then
+	check "promtool check metrics accepts /metrics" \
+	    'promtool check metrics <"$TMP/metrics"'
+else
+	echo "# promtool not installed: metrics lint skipped"
+fi
+
+S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA"
+check "openssl s_client: TLS 1.3 with ALPN http/1.1" \
+    'echo | $S -tls1_3 -alpn http/1.1 2>&1 | grep -q "ALPN protocol: http/1.1" && echo | $S -tls1_3 2>&1 | grep -q "TLSv1.3"'
+# A refused handshake leaves "New, (NONE)"; an accepted one names the
+# protocol (s_client prints a "Protocol : TLSv1.2" line either way).
+check "TLS 1.2 refused by default" \
+    'echo | $S -tls1_2 2>&1 | grep -q "^New, (NONE), Cipher is (NONE)"'
+# TLS 1.3 tickets arrive after the handshake: give s_client time to read.
+sleep 1 | $S -tls1_3 -sess_out "$TMP/sess" >/dev/null 2>&1
+check "a returning client resumes with its session ticket" \
+    'sleep 1 | $S -tls1_3 -sess_in "$TMP/sess" 2>&1 | grep -q "^Reused, TLSv1.3"'
+
+# Hostile HTTP over a real TLS connection: the status line that comes back.
+raw() {
+	printf "$1" | $S -quiet -ign_eof 2>/dev/null | head -n 1 | tr -d '\r'
+}
+check "Content-Length and chunked together: 400" \
+    '[ "$(raw "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")" = "HTTP/1.1 400 Bad Request" ]'
+check "an invalid chunk size: 400" \
+    '[ "$(raw "POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")" = "HTTP/1.1 400 Bad Request" ]'
+long=$(head -c 10000 /dev/zero | tr '\0' a)
+check "a 10 kB URL: 414" \
+    '[ "$(raw "GET /$long HTTP/1.1\r\nHost: x\r\n\r\n")" = "HTTP/1.1 414 URI Too Long" ]'
+check "20 kB of headers: 431" \
+    '[ "$(raw "GET /health HTTP/1.1\r\nHost: x\r\nX-A: $long\r\nX-B: $long\r\n\r\n")" = "HTTP/1.1 431 Request Header Fields Too Large" ]'
+check "a request line of garbage: 400" \
+    '[ "$(raw "\001\002\003 nonsense\r\n\r\n")" = "HTTP/1.1 400 Bad Request" ]'
+check "after all that, the daemon still serves" \
+    '[ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+check "pipelined requests get answers in order" \
+    '[ "$(printf "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | $S -quiet -ign_eof 2>/dev/null | grep -ao "HTTP/1.1 [0-9][0-9][0-9]" | tr "\n" ",")" = "HTTP/1.1 200,HTTP/1.1 404," ]'
+
+kill -HUP "$pid"
+sleep 0.3
+check "SIGHUP: reloaded, still serving" \
+    'grep -q "certificate reloaded" "$TMP/err" && [ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+kill -TERM "$pid"
+i=0
+while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+check "SIGTERM: drained and exited" '! kill -0 "$pid" 2>/dev/null'
+wait "$pid"
+check "... with status 0" '[ $? -eq 0 ]'
+pid=
+
+printf 'tls12 = yes\n' >"$TMP/conf"
+start --config "$TMP/conf"
+S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA"
+echo | $S -tls1_2 >"$TMP/s12" 2>&1
+check "tls12 = yes: TLS 1.2 with an AEAD suite accepted" \
+    'grep -q "^New, TLSv1.2, Cipher is .*\(GCM\|CHACHA20\)" "$TMP/s12" || { cat "$TMP/s12" "$TMP/err"; false; }'
+stop
+printf 'listen = 127.0.0.1:0\nbogus = 1\n' >"$TMP/bad.conf"
+check "a bad configuration names file, line and problem" \
+    '! "$D" --config "$TMP/bad.conf" 2>"$TMP/e2" && grep -q "bad.conf:2:" "$TMP/e2"'
+exit $status

@@ -270,6 +270,15 @@ void rl_free(struct rl *r);
 int rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
     unsigned *retry_after_s);
 
+/* Open connections per source address (conncap.c), shared by the loops. */
+struct conncap;
+int conncap_new(
+    unsigned max_per_addr, unsigned max_conns, struct conncap **out);
+void conncap_free(struct conncap *c);
+/** Count one more connection from @p addr: 1, or 0 when at the cap. */
+int conncap_acquire(struct conncap *c, const uint8_t addr[16]);
+void conncap_release(struct conncap *c, const uint8_t addr[16]);
+
 /* ------------------------------------------------------------------ */
 /* Metrics (metrics.c)                                                  */
 /* ------------------------------------------------------------------ */
@@ -304,6 +313,7 @@ struct app {
 	struct tls_server *retired[16]; /* old configurations, freed at exit */
 	unsigned nretired;
 	struct rl *rl;
+	struct conncap *cap;
 	struct p11_ctx *hsm;
 	struct ks *ks;
 	atomic_int hsm_ready, ks_ready; /* refreshed by the control loop */

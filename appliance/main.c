@@ -144,12 +144,15 @@ main(int argc, char **argv)
 	if (tls_server_new(&app.cfg, &tls, err) != 0)
 		fatalx("TLS: %s", err);
 	atomic_store(&app.tls, tls);
-	if (rl_new(&app.cfg, &app.rl) != 0)
-		fatalx("rate limits: out of memory");
+	if (rl_new(&app.cfg, &app.rl) != 0 ||
+	    conncap_new(
+	        app.cfg.max_conns_per_addr, app.cfg.max_conns, &app.cap) != 0)
+		fatalx("limits: out of memory");
 	rc = server_run(&app, err);
 	if (rc != 0)
 		log_warnx("%s", err);
 	rl_free(app.rl);
+	conncap_free(app.cap);
 	tls_server_free(atomic_load(&app.tls));
 	while (app.nretired > 0)
 		tls_server_free(app.retired[--app.nretired]);

@@ -54,6 +54,7 @@ struct conn {
 	struct buf wbuf; /* ciphertext handed to uv_write */
 	enum conn_state state;
 	int writing, close_after, notified, handles;
+	int counted; /* holds a place in the per-address cap */
 	uint8_t addr[16];
 };
 
@@ -74,6 +75,8 @@ conn_free(uv_handle_t *h)
 
 	if (--c->handles > 0)
 		return;
+	if (c->counted)
+		conncap_release(c->l->app->cap, c->addr);
 	tls_conn_free(c->tls);
 	http_parser_free(c->http);
 	buf_free(&c->in);
@@ -362,6 +365,7 @@ on_connection(uv_stream_t *server, int status)
 	}
 	if (atomic_load(&app->draining) ||
 	    atomic_load(&app->conns) > app->cfg.max_conns ||
+	    !(c->counted = conncap_acquire(app->cap, c->addr)) ||
 	    tls_conn_new(atomic_load(&app->tls), &c->tls) != 0 ||
 	    http_parser_new(&(struct http_limits){ app->cfg.max_header_bytes,
 	                        app->cfg.max_url_bytes, app->cfg.max_body_bytes,

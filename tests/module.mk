@@ -34,3 +34,23 @@ $(SAN)/test/%: $(SAN)/obj/tests/%.o $(APP_SAN_A) $(KS_SAN_A) $(P11_SAN_A) $(LIB_
 $(FAULT_SO): tests/fault/p11fault.c | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fvisibility=hidden $< -o $@ -ldl -lpthread
+
+# The libFuzzer target for the HTTP request path (clang). `make test` runs
+# it for a bounded time; `make fuzz` longer (FUZZ_SECONDS).
+FUZZ_HTTP := $(BUILD)/fuzz/fuzz_http
+FUZZ_HTTP_SRCS := tests/fuzz/fuzz_http.c appliance/http.c appliance/buf.c \
+	$(LIB_SRCS)
+FUZZ_SECONDS ?= 300
+
+$(FUZZ_HTTP): $(FUZZ_HTTP_SRCS) appliance/internal.h lib/sr.h | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+	    -fsanitize=fuzzer,address,undefined \
+	    $(FUZZ_HTTP_SRCS) -o $@ $(DEPLIB)/libllhttp.a -L$(DEPLIB) \
+	    -lyyjson -Wl,-rpath,$(DEPLIB) -lpthread
+
+fuzz: $(FUZZ_HTTP)
+	@mkdir -p $(BUILD)/fuzz/corpus-http
+	$(FUZZ_HTTP) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-http tests/fuzz/corpus/http
+.PHONY: fuzz

@@ -109,6 +109,23 @@ else
 	done
 fi
 
+echo "== fuzz: the HTTP request path (libFuzzer, ${SR_FUZZ_SECONDS:-20} s)"
+if make -s "$BUILD/fuzz/fuzz_http" >"$LOG/build-fuzz.log" 2>&1; then
+	mkdir -p "$BUILD/fuzz/corpus-http"
+	if "$BUILD/fuzz/fuzz_http" -max_total_time="${SR_FUZZ_SECONDS:-20}" \
+	    "$BUILD/fuzz/corpus-http" tests/fuzz/corpus/http \
+	    >"$LOG/fuzz_http.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok   fuzz/http: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_http.log" | tail -n 1), no crash"
+	else
+		note_fail "fuzz/http (see $LOG/fuzz_http.log)" 1
+		tail -n 30 "$LOG/fuzz_http.log"
+	fi
+else
+	cat "$LOG/build-fuzz.log"
+	note_fail "fuzz build" 1
+fi
+
 if [ "$failed" -gt 0 ]; then
 	echo "Failed:$failures"
 fi

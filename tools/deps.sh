@@ -22,7 +22,8 @@ STAMP=$DEPS/.complete-v1
 APT_PKGS="build-essential pkg-config ca-certificates debian-archive-keyring \
  softhsm2 opensc libp11-kit-dev libcmocka-dev libuv1-dev liblmdb-dev \
  libargon2-dev libpcre2-dev libgfshare-dev libunistring-dev clang-format \
- libnss3 zlib1g-dev curl openssl prometheus clang libclang-rt-14-dev"
+ libnss3 zlib1g-dev curl openssl prometheus clang libclang-rt-14-dev \
+ nghttp2-client nginx-light"
 DEB13_PKGS="libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 \
  libllhttp-dev libllhttp9.2 libyyjson-dev libyyjson0"
 
@@ -40,8 +41,20 @@ if [ -n "$missing" ]; then
 	echo "deps: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q >/dev/null || apt-get update
+	# Packages with services (nginx, prometheus) are installed for their
+	# programs only: no service is started here. A policy-rc.d already in
+	# place (containers have one) is left alone.
+	norc=
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		norc=1
+	fi
 	apt-get install -y -q --no-install-recommends $missing >/dev/null || \
 	    apt-get install -y --no-install-recommends $missing
+	rc=$?
+	[ -n "$norc" ] && rm -f /usr/sbin/policy-rc.d
+	[ $rc -eq 0 ] || exit $rc
 fi
 
 if [ -f "$STAMP" ]; then

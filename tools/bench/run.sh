@@ -5,6 +5,8 @@
 #   - the keystore: durable creations (group commit), API-key verification
 #     (cache hit, and cache miss against the raw HMAC it rests on), device
 #     keys against the raw C_Sign they rest on;
+#   - strongroomd against nginx (h2load): keep-alive requests and new TLS
+#     1.3 handshakes per second, with latency (tools/bench/http_bench.sh);
 #   - the kill -9 loop of the keystore, 1000 rounds (SR_CRASH_ROUNDS).
 # It reports figures; it fails only when a measurement could not be made.
 set -u
@@ -30,6 +32,10 @@ echo "== pkcs11 layer vs raw PKCS#11 (same SoftHSM2 module, same token):" \
 echo
 echo "== keystore: durable creations, API-key verification, device keys"
 "$BUILD/bin/ks-bench" 2>/dev/null || exit 1
+
+echo
+echo "== the daemon against nginx: same certificate, TLS 1.3, same answer"
+BUILD=$BUILD sh tools/bench/http_bench.sh || exit 1
 
 rounds=${SR_CRASH_ROUNDS:-1000}
 echo

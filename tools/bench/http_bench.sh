@@ -1,0 +1,147 @@
+#!/bin/sh
+# tools/bench/http_bench.sh: strongroomd against nginx on this machine, in
+# the same run, with the same certificate, TLS 1.3 only, answering the same
+# small JSON body: keep-alive requests per second (goal >= 1.0x nginx) and
+# new TLS 1.3 handshakes per second (goal >= 0.9x), with p50/p99 latency,
+# on 1 and 2 loops (nginx: 1 and 2 workers). The client is h2load --h1.
+# It reports figures; it fails only when a measurement could not be made.
+set -u
+
+BUILD=${BUILD:-build}
+DIR=$(pwd)/$BUILD/bench-http
+D="$BUILD/bin/strongroomd"
+REQS=${SR_HTTP_REQUESTS:-60000}
+CONNS=${SR_HTTP_CONNS:-32}
+NEWCONN=${SR_HTTP_NEWCONN:-500}
+for tool in h2load nginx; do
+	if ! command -v $tool >/dev/null 2>&1; then
+		echo "http_bench: $tool missing (make deps installs it)" >&2
+		exit 1
+	fi
+done
+rm -rf "$DIR"
+mkdir -p "$DIR"
+spid=
+npid=
+cleanup() {
+	[ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+	[ -n "$npid" ] && kill "$npid" 2>/dev/null && wait "$npid" 2>/dev/null
+	spid=
+	npid=
+}
+trap 'cleanup; rm -rf "$DIR"' EXIT
+
+start_strongroom() {
+	printf 'loops = %s\nrate_global = 10000000\nrate_global_burst = 10000000\nrate_per_addr = 10000000\nrate_per_addr_burst = 10000000\nmax_conns_per_addr = 10000\n' \
+	    "$1" >"$DIR/strongroom.conf"
+	"$D" --config "$DIR/strongroom.conf" --state-dir "$DIR/state" \
+	    --listen 127.0.0.1:0 >"$DIR/out" 2>"$DIR/err" &
+	spid=$!
+	i=0
+	while [ $i -lt 100 ] && ! grep -q '^strongroomd: try:' "$DIR/out"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sport=$(sed -n 's|^strongroomd: serving https://localhost:\([0-9]*\)/$|\1|p' "$DIR/out")
+	[ -n "$sport" ] || { cat "$DIR/err" >&2; exit 1; }
+}
+
+# nginx with the same certificate and the same answer (body and the
+# security headers strongroomd sends), TLS 1.3 only, access log off.
+start_nginx() {
+	nport=$((sport + 1))
+	mkdir -p "$DIR/nginx/logs"
+	cat >"$DIR/nginx/nginx.conf" <<EOF
+worker_processes $1;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/nginx/logs/error.log;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	server_tokens off;
+	keepalive_requests 1000000;
+	server {
+		listen 127.0.0.1:$nport ssl;
+		ssl_certificate $DIR/state/tls/cert.pem;
+		ssl_certificate_key $DIR/state/tls/key.pem;
+		ssl_protocols TLSv1.3;
+		location /health {
+			default_type application/json;
+			add_header Strict-Transport-Security "max-age=31536000; includeSubDomains" always;
+			add_header X-Content-Type-Options nosniff always;
+			add_header X-Frame-Options DENY always;
+			add_header Referrer-Policy no-referrer always;
+			add_header Cache-Control no-store always;
+			add_header Content-Security-Policy "default-src 'none'" always;
+			return 200 '{"status":"ok"}';
+		}
+	}
+}
+EOF
+	nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" -g 'daemon off;' \
+	    2>"$DIR/nginx/logs/stderr" &
+	npid=$!
+	i=0
+	while [ $i -lt 50 ] && ! curl -sk "https://127.0.0.1:$nport/health" >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# keepalive PORT: "req/s p50_ms p99_ms"
+keepalive() {
+	h2load --h1 -c "$CONNS" -n "$REQS" -t 1 --log-file="$DIR/lat" \
+	    "https://127.0.0.1:$1/health" >"$DIR/h2" 2>&1 || return 1
+	rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$DIR/h2")
+	ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$DIR/h2")
+	[ "${ok:-0}" -ge "$REQS" ] || { cat "$DIR/h2" >&2; return 1; }
+	lat "$rps"
+}
+
+# p50 and p99 of the request durations h2load logged (microseconds).
+lat() {
+	cut -f3 "$DIR/lat" | sort -n | awk -v r="$1" '
+	{ v[NR] = $1 }
+	END { printf "%s %.2f %.2f\n", r, v[int(NR * 0.5)] / 1000,
+	    v[int(NR * 0.99)] / 1000 }'
+}
+
+# newconn PORT: NEWCONN connections at once, one request each, three
+# times: "handshakes/s p50_ms p99_ms" (h2load's req/s is connections/s here).
+newconn() {
+	: >"$DIR/lat.all"
+	total=0
+	for r in 1 2 3; do
+		h2load --h1 -c "$NEWCONN" -n "$NEWCONN" -t 1 \
+		    --log-file="$DIR/lat" "https://127.0.0.1:$1/health" \
+		    >"$DIR/h2" 2>&1 || return 1
+		ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$DIR/h2")
+		[ "${ok:-0}" -ge "$NEWCONN" ] || { cat "$DIR/h2" >&2; return 1; }
+		rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$DIR/h2")
+		total=$(echo "$total $rps" | awk '{ print $1 + $2 }')
+		cat "$DIR/lat" >>"$DIR/lat.all"
+	done
+	mv "$DIR/lat.all" "$DIR/lat"
+	lat "$(echo "$total" | awk '{ printf "%.0f", $1 / 3 }')"
+}
+
+echo "client: h2load --h1 on this machine; keep-alive: $CONNS connections," \
+    "$REQS requests; new connections: $NEWCONN at once, one request each, x3"
+printf '%-22s %5s %12s %8s %8s %12s %8s %8s %7s\n' test loops strongroom p50ms \
+    p99ms nginx p50ms p99ms ratio
+status=0
+for loops in 1 2; do
+	start_strongroom $loops
+	start_nginx $loops
+	for t in keepalive newconn; do
+		s=$($t "$sport") || { status=1; continue; }
+		n=$($t "$nport") || { status=1; continue; }
+		echo "$t $loops $s $n" | awk '{
+		    printf "%-22s %5s %12.0f %8.2f %8.2f %12.0f %8.2f %8.2f %7.2f\n",
+		    ($1 == "keepalive" ? "keep-alive req/s" : "new TLS 1.3 conn/s"),
+		    $2, $3, $4, $5, $6, $7, $8, $3 / $6 }'
+	done
+	cleanup
+done
+echo "goals: keep-alive >= 1.00x nginx, new handshakes >= 0.90x nginx"
+exit $status

@@ -29,6 +29,8 @@
 #define SRV_WRITE_HIGH (1u << 20) /* stop reading above this backlog */
 
 enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
+/* What the connection's timer is armed for (see conn_arm). */
+enum conn_wait { W_NONE, W_HANDSHAKE, W_REQUEST, W_WRITE, W_IDLE };
 
 struct app_loop {
 	uv_loop_t loop;
@@ -53,6 +55,7 @@ struct conn {
 	struct buf out;  /* a response being built */
 	struct buf wbuf; /* ciphertext handed to uv_write */
 	enum conn_state state;
+	enum conn_wait wait;
 	int writing, close_after, notified, handles;
 	int counted; /* holds a place in the per-address cap */
 	uint8_t addr[16];
@@ -127,16 +130,28 @@ static void
 conn_arm(struct conn *c)
 {
 	const struct app_config *cfg = &c->l->app->cfg;
+	enum conn_wait w;
 	unsigned ms;
 
-	if (c->state == C_HANDSHAKE)
+	if (c->state == C_HANDSHAKE) {
+		w = W_HANDSHAKE;
 		ms = cfg->handshake_timeout_ms;
-	else if (c->writing)
+	} else if (c->writing) {
+		w = W_WRITE;
 		ms = cfg->idle_timeout_ms; /* a peer that never reads */
-	else if (!http_parser_idle(c->http))
+	} else if (!http_parser_idle(c->http)) {
+		w = W_REQUEST;
 		ms = cfg->header_timeout_ms;
-	else
+	} else {
+		w = W_IDLE;
 		ms = cfg->idle_timeout_ms;
+	}
+	/* Deadlines, not inactivity timers: bytes that trickle in do not
+	 * move the handshake's, the request's or the idle one (a slowloris
+	 * would keep them off forever). Each finished write is progress. */
+	if (w == c->wait && w != W_WRITE)
+		return;
+	c->wait = w;
 	uv_timer_start(&c->timer, on_timeout, ms, 0);
 }
 

@@ -50,10 +50,14 @@ if [ -n "$missing" ]; then
 		chmod 755 /usr/sbin/policy-rc.d
 		norc=1
 	fi
-	apt-get install -y -q --no-install-recommends $missing >/dev/null || \
-	    apt-get install -y --no-install-recommends $missing
-	rc=$?
-	[ -n "$norc" ] && rm -f /usr/sbin/policy-rc.d
+	rc=0
+	if ! apt-get install -y -q --no-install-recommends $missing >/dev/null
+	then
+		apt-get install -y --no-install-recommends $missing || rc=1
+	fi
+	if [ -n "$norc" ]; then
+		rm -f /usr/sbin/policy-rc.d
+	fi
 	[ $rc -eq 0 ] || exit $rc
 fi
 

@@ -23,3 +23,11 @@ $(APP_BIN): $(BUILD)/obj/appliance/main.o $(APP_A) $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) \
 	    $(APP_EXT) $(LDLIBS)
+
+# The daemon under ASan+UBSan, for the real-client tests' second run.
+APP_SAN_BIN := $(SAN)/bin/strongroomd
+$(APP_SAN_BIN): $(SAN)/obj/appliance/main.o $(APP_SAN_A) $(KS_SAN_A) \
+	    $(P11_SAN_A) $(LIB_SAN_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SANFLAGS) $< -o $@ $(APP_SAN_A) $(KS_SAN_A) \
+	    $(P11_SAN_A) $(LIB_SAN_A) $(APP_EXT) $(LDLIBS)

@@ -55,7 +55,7 @@ run_cmocka() {
 # (TAP) and exits non-zero on failure.
 run_script() {
 	name=$1
-	out="$LOG/$(echo "$name" | tr '/' '_').log"
+	out="$LOG/${2:+$2_}$(echo "$name" | tr '/' '_').log"
 	timeout "$TIMEOUT" sh "$name" >"$out" 2>&1
 	rc=$?
 	p=$(grep -c '^ok ' "$out")
@@ -65,11 +65,11 @@ run_script() {
 	fi
 	passed=$((passed + p))
 	if [ "$f" -gt 0 ]; then
-		note_fail "$name (see $out)" "$f"
-		echo "FAIL $name: $p passed, $f failed"
+		note_fail "${2:+$2/}$name (see $out)" "$f"
+		echo "FAIL ${2:+$2/}$name: $p passed, $f failed"
 		sed 's/^/    /' "$out" | tail -n 40
 	else
-		echo "ok   $name: $p passed"
+		echo "ok   ${2:+$2/}$name: $p passed"
 	fi
 }
 
@@ -107,6 +107,15 @@ else
 	for t in $(find "$BUILD/asan/test" -type f -name 'test_*' | sort); do
 		run_cmocka "asan/${t#$BUILD/asan/test/}" "$t"
 	done
+	# The daemon itself under ASan, driven by the real-client test: its
+	# clean exit after SIGTERM proves no leak and no handle left open.
+	if make -s -j"$JOBS" "$BUILD/asan/bin/strongroomd" \
+	    >>"$LOG/build-asan.log" 2>&1; then
+		SR_DAEMON="$BUILD/asan/bin/strongroomd" \
+		    run_script tests/integration/appliance/test_daemon.sh asan
+	else
+		note_fail "ASan daemon build" 1
+	fi
 fi
 
 echo "== fuzz: the HTTP request path (libFuzzer, ${SR_FUZZ_SECONDS:-20} s)"

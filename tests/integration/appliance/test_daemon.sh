@@ -8,7 +8,7 @@
 set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/daemon-$$
-D="$BUILD/bin/strongroomd"
+D=${SR_DAEMON:-$BUILD/bin/strongroomd}
 n=0
 status=0
 pid=

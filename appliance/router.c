@@ -79,8 +79,13 @@ route_request(struct app *app, const struct http_request *req, struct buf *out,
 	}
 	if (!get) {
 		/* The body of a refused request is not read further. */
-		http_response_head(
-		    out, 405, "application/json", 0, *keep_alive, &allow, 1);
+		static const char body[] =
+		    "{\"error\":{\"code\":\"method_not_allowed\","
+		    "\"message\":\"use GET or HEAD\"}}";
+
+		http_response_head(out, 405, "application/json",
+		    sizeof(body) - 1, *keep_alive, &allow, 1);
+		buf_append(out, body, sizeof(body) - 1);
 		return 405;
 	}
 	start = out->len;

@@ -119,6 +119,7 @@ on_timeout(uv_timer_t *t)
 	if (c->state == C_OPEN && !http_parser_idle(c->http) && !c->writing) {
 		http_error(&c->out, 408, "request_timeout",
 		    "the request took too long to arrive", 0);
+		metrics_request(MR_OTHER, 408, 0);
 		c->close_after = 1;
 		conn_flush(c);
 		return;
@@ -223,6 +224,32 @@ conn_flush(struct conn *c)
 	conn_arm(c);
 }
 
+#define RATE_LIMITED \
+	"{\"error\":{\"code\":\"rate_limited\",\"message\":" \
+	"\"too many requests; see Retry-After\"}}"
+
+/* The JSON error code for what the parser refused. */
+static const char *
+parse_error_code(int status)
+{
+	switch (status) {
+	case 413:
+		return "body_too_large";
+	case 414:
+		return "uri_too_long";
+	case 431:
+		return "headers_too_large";
+	case 501:
+		return "not_implemented";
+	case 505:
+		return "http_version_not_supported";
+	case 503:
+		return "unavailable";
+	default:
+		return "bad_request";
+	}
+}
+
 static void
 answer(struct conn *c, struct http_request *req)
 {
@@ -240,8 +267,9 @@ answer(struct conn *c, struct http_request *req)
 		    (struct http_header){ "Retry-After", hdr, 11, strlen(hdr) };
 		metrics_ratelimited();
 		status = 429;
-		http_response_head(
-		    &c->out, 429, "application/json", 0, keep, &ra, 1);
+		http_response_head(&c->out, 429, "application/json",
+		    sizeof(RATE_LIMITED) - 1, keep, &ra, 1);
+		buf_append(&c->out, RATE_LIMITED, sizeof(RATE_LIMITED) - 1);
 	} else {
 		status = route_request(app, req, &c->out, &keep, &route);
 	}
@@ -275,7 +303,8 @@ conn_process(struct conn *c)
 				continue;
 			}
 			if (rc == HTTP_ERROR) {
-				http_error(&c->out, status, "bad_request",
+				http_error(&c->out, status,
+				    parse_error_code(status),
 				    http_status_text(status), 0);
 				metrics_request(MR_OTHER, status, 0);
 				c->close_after = 1;

@@ -1,6 +1,6 @@
 # tools/: command-line tools and benchmarks.
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
-	$(BUILD)/bin/ks-bench
+	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -22,3 +22,7 @@ $(BUILD)/bin/ks-bench: $(BUILD)/obj/tools/bench/ks_bench.o \
 	    $(BUILD)/obj/tools/bench/p11_raw.o $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(KS_A) $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
+
+$(BUILD)/bin/tls-ceiling: $(BUILD)/obj/tools/bench/tls_ceiling.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(MBEDCRYPTO) $(LDLIBS)

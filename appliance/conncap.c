@@ -3,9 +3,10 @@
  * shared by every loop (a client's connections land on any of them).
  *
  * An open-addressing table of addresses and their counts under one mutex
- * (taken once per accept and once per close). It must never refuse an
- * address below its cap; when the table itself is full it refuses, since
- * that takes more distinct addresses than max_conns allows anyway.
+ * (taken once per accept and once per close), placed by a keyed hash. It must
+ * never refuse an address below its cap; when the table itself is full it
+ * refuses, since that takes more distinct addresses than max_conns allows
+ * anyway.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +24,7 @@ struct cap_slot {
 
 struct conncap {
 	pthread_mutex_t lock;
+	uint64_t key[2]; /* keys addr_hash: probe chains cannot be aimed */
 	unsigned max, nslots;
 	struct cap_slot *slots;
 };
@@ -45,6 +47,11 @@ conncap_new(unsigned max_per_addr, unsigned max_conns, struct conncap **out)
 		free(c);
 		return -ENOMEM;
 	}
+	if (sr_os_random(c->key, sizeof(c->key)) != 0) {
+		free(c->slots);
+		free(c);
+		return -EIO;
+	}
 	c->nslots = n;
 	c->max = max_per_addr;
 	pthread_mutex_init(&c->lock, NULL);
@@ -62,21 +69,11 @@ conncap_free(struct conncap *c)
 	free(c);
 }
 
-static unsigned
-cap_hash(const uint8_t addr[16])
-{
-	uint32_t h = 2166136261u;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		h = (h ^ addr[i]) * 16777619u;
-	return h;
-}
-
 int
 conncap_acquire(struct conncap *c, const uint8_t addr[16])
 {
-	unsigned i, idx, h = cap_hash(addr), freeslot = UINT32_MAX;
+	unsigned i, idx, h = (unsigned)addr_hash(c->key, addr),
+	                 freeslot = UINT32_MAX;
 	int ok = 0;
 
 	pthread_mutex_lock(&c->lock);
@@ -106,7 +103,7 @@ out:
 void
 conncap_release(struct conncap *c, const uint8_t addr[16])
 {
-	unsigned i, idx, h = cap_hash(addr);
+	unsigned i, idx, h = (unsigned)addr_hash(c->key, addr);
 
 	pthread_mutex_lock(&c->lock);
 	for (i = 0; i < CAP_PROBE; i++) {

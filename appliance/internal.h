@@ -270,6 +270,10 @@ void rl_free(struct rl *r);
 int rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
     unsigned *retry_after_s);
 
+/** Keyed hash (SipHash-2-4) of a 16-byte address, so that a client cannot
+ * aim its addresses at one place of a table. @p k: a random key. */
+uint64_t addr_hash(const uint64_t k[2], const uint8_t addr[16]);
+
 /* Open connections per source address (conncap.c), shared by the loops. */
 struct conncap;
 int conncap_new(

@@ -181,9 +181,9 @@ sipround(uint64_t v[4])
 	v[2] = ROTL(v[2], 32);
 }
 
-/* SipHash-2-4 of exactly 16 bytes. */
-static uint64_t
-siphash16(const uint64_t k[2], const uint8_t in[16])
+/* SipHash-2-4 of exactly 16 bytes (an address). */
+uint64_t
+addr_hash(const uint64_t k[2], const uint8_t in[16])
 {
 	uint64_t v[4] = { k[0] ^ 0x736f6d6570736575ULL,
 		k[1] ^ 0x646f72616e646f6dULL, k[0] ^ 0x6c7967656e657261ULL,
@@ -273,7 +273,7 @@ int
 rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
     unsigned *retry_after_s)
 {
-	uint64_t h = siphash16(r->key, addr), before;
+	uint64_t h = addr_hash(r->key, addr), before;
 	struct rl_stripe *st = &r->stripe[h % RL_STRIPES];
 	struct rl_slot *s;
 	unsigned dummy;

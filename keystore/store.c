@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "keystore/internal.h"
 
@@ -143,10 +142,7 @@ ks__store_open(struct ks *ks, char *err, size_t errlen)
 	unsigned i;
 	int rc;
 
-	if (mkdir(ks->opt.path, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", ks->opt.path, strerror(errno));
-		return -errno;
-	}
+	/* The folder exists: ks_open made it to take the owner lock. */
 	rc = mdb_env_create(&ks->env);
 	if (rc == 0)
 		rc = mdb_env_set_maxdbs(ks->env, KS_DB_COUNT + 2);

@@ -9,19 +9,8 @@ set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/daemon-$$
 D=${SR_DAEMON:-$BUILD/bin/strongroomd}
-n=0
-status=0
 pid=
-
-check() {
-	n=$((n + 1))
-	if eval "$2"; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		status=1
-	fi
-}
+. "$(dirname "$0")/../tap.sh"
 
 stop() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
@@ -33,12 +22,7 @@ start() {
 	"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 "$@" \
 	    >"$TMP/out" 2>"$TMP/err" &
 	pid=$!
-	i=0
-	while [ $i -lt 100 ] && ! grep -q '^strongroomd: try:' "$TMP/out"; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	port=$(sed -n 's|^strongroomd: serving https://localhost:\([0-9]*\)/$|\1|p' "$TMP/out")
+	port=$(daemon_port "$TMP/out")
 }
 
 mkdir -p "$TMP"

@@ -10,6 +10,7 @@ BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/testssl-$$
 D=${SR_DAEMON:-$BUILD/bin/strongroomd}
 pid=
+. "$(dirname "$0")/../tap.sh"
 mkdir -p "$TMP"
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$TMP"' EXIT
 if ! command -v testssl >/dev/null 2>&1; then
@@ -18,12 +19,7 @@ if ! command -v testssl >/dev/null 2>&1; then
 fi
 "$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
 pid=$!
-i=0
-while [ $i -lt 100 ] && ! grep -q '^strongroomd: try:' "$TMP/out"; do
-	sleep 0.1
-	i=$((i + 1))
-done
-port=$(sed -n 's|^strongroomd: serving https://localhost:\([0-9]*\)/$|\1|p' "$TMP/out")
+port=$(daemon_port "$TMP/out")
 timeout 300 testssl --quiet --color 0 --warnings off --fast \
     --add-ca "$TMP/state/tls/cert.pem" --jsonfile "$TMP/ts.json" \
     "127.0.0.1:$port" >"$TMP/ts.txt" 2>&1

@@ -7,18 +7,7 @@ set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/sr-keys-$$
 SRKEYS="$BUILD/bin/sr-keys"
-n=0
-status=0
-
-check() {
-	n=$((n + 1))
-	if eval "$2"; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		status=1
-	fi
-}
+. "$(dirname "$0")/../tap.sh"
 
 # sr-keys on the scratch state folder; stdout to $TMP/out, stderr to
 # $TMP/err; the exit status is kept in $rc.

@@ -7,18 +7,7 @@ BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/pkcs11-tool-$$
 SRP11="$BUILD/bin/sr-p11"
 MODULE=/usr/lib/softhsm/libsofthsm2.so
-n=0
-status=0
-
-check() {
-	n=$((n + 1))
-	if eval "$2"; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		status=1
-	fi
-}
+. "$(dirname "$0")/../tap.sh"
 
 mkdir -p "$TMP"
 trap 'rm -rf "$TMP"' EXIT

@@ -1,0 +1,28 @@
+# tests/integration/tap.sh: what the shell integration tests share. Sourced,
+# never run: `check WHAT EXPR` prints a TAP line ("ok N - WHAT" or
+# "not ok N - WHAT") for a shell expression and remembers a failure in
+# $status, which the test exits with. daemon_port OUT waits for strongroomd's
+# banner in the file OUT and prints the port it serves on ("" if it never
+# came).
+n=0
+status=0
+
+check() {
+	n=$((n + 1))
+	if eval "$2"; then
+		echo "ok $n - $1"
+	else
+		echo "not ok $n - $1"
+		status=1
+	fi
+}
+
+daemon_port() {
+	_i=0
+	while [ $_i -lt 100 ] && ! grep -q '^strongroomd: try:' "$1" 2>/dev/null
+	do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	sed -n 's|^strongroomd: serving https://localhost:\([0-9]*\)/$|\1|p' "$1"
+}

@@ -32,11 +32,12 @@ SAN := $(BUILD)/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
 
-all: deps-check lib pkcs11 keystore tools appliance-bin tests-build
+all: deps-check lib pkcs11 keystore inference tools appliance-bin tests-build
 
 include lib/module.mk
 include pkcs11/module.mk
 include keystore/module.mk
+include inference/module.mk
 include appliance/module.mk
 include tools/module.mk
 include tests/module.mk

@@ -14,18 +14,20 @@ SAN_INTEG := tests/integration/pkcs11/test_fault.c \
 SAN_BINS := $(UNIT_SRCS:tests/%.c=$(SAN)/test/%) \
 	$(SAN_INTEG:tests/%.c=$(SAN)/test/%)
 FAULT_SO := $(BUILD)/lib/libsr_p11fault.so
-TEST_LIBS := $(APP_A) $(KS_A) $(P11_A) $(LIB_A) $(APP_EXT) -lcmocka -lz $(LDLIBS)
-SAN_TEST_LIBS := $(APP_SAN_A) $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A) $(APP_EXT) -lcmocka -lz $(LDLIBS)
+TEST_LIBS := $(APP_A) $(INF_LINK) $(KS_A) $(P11_A) $(LIB_A) $(APP_EXT) $(INF_EXT) \
+	-lcmocka -lz $(LDLIBS)
+SAN_TEST_LIBS := $(APP_SAN_A) $(INF_SAN_LINK) $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A) \
+	$(APP_EXT) $(INF_EXT) -lcmocka -lz $(LDLIBS)
 
 tests-build: $(UNIT_BINS) $(INTEG_BINS) $(FAULT_SO)
 tests-san: $(SAN_BINS) $(FAULT_SO)
 .PHONY: tests-build tests-san
 
-$(BUILD)/test/%: $(BUILD)/obj/tests/%.o $(APP_A) $(KS_A) $(P11_A) $(LIB_A)
+$(BUILD)/test/%: $(BUILD)/obj/tests/%.o $(APP_A) $(INF_LINK) $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(TEST_LIBS)
 
-$(SAN)/test/%: $(SAN)/obj/tests/%.o $(APP_SAN_A) $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A)
+$(SAN)/test/%: $(SAN)/obj/tests/%.o $(APP_SAN_A) $(INF_SAN_LINK) $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SANFLAGS) $< -o $@ $(SAN_TEST_LIBS)
 

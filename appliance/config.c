@@ -70,6 +70,8 @@ static const struct key keys[] = {
 	{ "rate_per_addr", K_RATE, FIELD(rate_per_addr), 0, 0, 0 },
 	{ "rate_per_addr_burst", K_BURST, FIELD(rate_per_addr_burst), 0, 0, 0 },
 	{ "ticket_rotate_s", K_UINT, FIELD(ticket_rotate_s), 60, 7 * 86400, 0 },
+	{ "drain_timeout_ms", K_UINT, FIELD(drain_timeout_ms), MS_LO, MS_HI,
+	    0 },
 	{ "foreground", K_BOOL, FIELD(foreground), 0, 1, 0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -97,6 +99,7 @@ app_config_defaults(struct app_config *c)
 	c->rate_per_addr = 100;
 	c->rate_per_addr_burst = 200;
 	c->ticket_rotate_s = 86400;
+	c->drain_timeout_ms = 30000;
 	c->foreground = 0;
 }
 
@@ -565,4 +568,41 @@ app_config_load(struct app_config *c, const char *path, char err[256])
 	free(work);
 	fclose(f);
 	return rc;
+}
+
+int
+app_config_compose(struct app_config *c, const char *path,
+    const struct app_flags *flags, char err[256])
+{
+	int rc;
+
+	app_config_defaults(c);
+	if (path != NULL && (rc = app_config_load(c, path, err)) != 0)
+		return rc;
+	if (flags == NULL)
+		return 0;
+	/* Flags win over the file. */
+	if ((flags->listen != NULL &&
+	        (rc = app_config_set(c, "listen", flags->listen, err)) != 0) ||
+	    (flags->state_dir != NULL &&
+	        (rc = app_config_set(c, "state_dir", flags->state_dir, err)) !=
+	            0) ||
+	    (flags->hsm_uri != NULL &&
+	        (rc = app_config_set(c, "hsm_uri", flags->hsm_uri, err)) != 0))
+		return rc;
+	return 0;
+}
+
+const char *
+app_config_restart_key(const struct app_config *a, const struct app_config *b)
+{
+	if (strcmp(a->listen, b->listen) != 0)
+		return "listen";
+	if (strcmp(a->state_dir, b->state_dir) != 0)
+		return "state_dir";
+	if (strcmp(a->hsm_uri, b->hsm_uri) != 0)
+		return "hsm_uri";
+	if (a->loops != b->loops)
+		return "loops";
+	return NULL;
 }

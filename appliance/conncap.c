@@ -60,6 +60,14 @@ conncap_new(unsigned max_per_addr, unsigned max_conns, struct conncap **out)
 }
 
 void
+conncap_set_limit(struct conncap *c, unsigned max_per_addr)
+{
+	pthread_mutex_lock(&c->lock);
+	c->max = max_per_addr;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void
 conncap_free(struct conncap *c)
 {
 	if (c == NULL)

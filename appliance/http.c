@@ -552,6 +552,12 @@ http_parser_idle(const struct http_parser *p)
 	return p->m.wire_bytes == 0;
 }
 
+int
+http_parser_head_done(const struct http_parser *p)
+{
+	return p->m.headers_done;
+}
+
 const char *
 http_header_get(const struct http_request *r, const char *name)
 {

@@ -13,6 +13,7 @@
 #define SR_APPLIANCE_INTERNAL_H
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,6 +65,7 @@ struct app_config {
 	double rate_per_addr;       /* requests/s per source address; 100 */
 	double rate_per_addr_burst; /* default 200 */
 	unsigned ticket_rotate_s;   /* session-ticket key lifetime; 86400 */
+	unsigned drain_timeout_ms;  /* SIGTERM: longest wait; default 30000 */
 	int foreground;
 };
 
@@ -86,6 +88,25 @@ int app_config_set(
  * @return 0, -EINVAL, or -errno when the file cannot be read.
  */
 int app_config_load(struct app_config *c, const char *path, char err[256]);
+
+/* The few settings flags may give, winning over the file. NULL = not
+ * given. The strings are argv's and live as long as the process. */
+struct app_flags {
+	const char *listen, *state_dir, *hsm_uri;
+};
+
+/**
+ * Defaults, then the file at @p path (when not NULL), then @p flags: what
+ * start-up and SIGHUP both build the configuration from.
+ * @return 0, or a negative code with @p err naming file, line and problem.
+ */
+int app_config_compose(struct app_config *c, const char *path,
+    const struct app_flags *flags, char err[256]);
+
+/** The first setting that differs between @p a and @p b among those that
+ * only a restart applies (listen, state_dir, hsm_uri, loops), or NULL. */
+const char *app_config_restart_key(
+    const struct app_config *a, const struct app_config *b);
 
 /* ------------------------------------------------------------------ */
 /* TLS over memory buffers (tls.c)                                      */
@@ -123,6 +144,10 @@ struct tls_stats {
 	atomic_ullong handshakes, handshake_failures, resumed;
 };
 struct tls_stats *tls_server_stats(struct tls_server *s);
+/** Count into @p shared (which outlives @p s) instead of @p s's own
+ * counters, so that a reloaded configuration keeps counting where the old
+ * one stopped. Call before the first connection. */
+void tls_server_share_stats(struct tls_server *s, struct tls_stats *shared);
 
 /* One connection's TLS state; loop thread only. */
 struct tls_conn;
@@ -220,6 +245,9 @@ void http_parser_next(struct http_parser *p);
 
 /** Whether the parser is between requests (no byte of a new one seen). */
 int http_parser_idle(const struct http_parser *p);
+/** Whether the current request's line and headers are complete (its body
+ * may still be arriving): the body deadline applies from then on. */
+int http_parser_head_done(const struct http_parser *p);
 
 /* Response writing. Every response carries Date, Server: strongroom,
  * Strict-Transport-Security, X-Content-Type-Options: nosniff,
@@ -252,7 +280,7 @@ const char *http_status_text(int status);
  * access layer uses for per-key limits. Thread-safe (a spinning CAS). */
 struct rl_bucket {
 	_Atomic uint64_t state; /* GCRA: when the bucket is full again, ns */
-	double rate, burst;
+	_Atomic double rate, burst; /* changed in place by a reload */
 };
 
 void rl_bucket_init(struct rl_bucket *b, double rate, double burst);
@@ -266,6 +294,9 @@ int rl_bucket_take(
 struct rl;
 int rl_new(const struct app_config *c, struct rl **out);
 void rl_free(struct rl *r);
+/** New rates for the global and per-address buckets (SIGHUP); what each
+ * bucket has used so far is kept. Any thread. */
+void rl_configure(struct rl *r, const struct app_config *c);
 /** @p addr: 16 bytes (IPv4 mapped into IPv6). 1 allowed, 0 refused. */
 int rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
     unsigned *retry_after_s);
@@ -282,6 +313,8 @@ void conncap_free(struct conncap *c);
 /** Count one more connection from @p addr: 1, or 0 when at the cap. */
 int conncap_acquire(struct conncap *c, const uint8_t addr[16]);
 void conncap_release(struct conncap *c, const uint8_t addr[16]);
+/** A new per-address cap (SIGHUP); connections over it are not closed. */
+void conncap_set_limit(struct conncap *c, unsigned max_per_addr);
 
 /* ------------------------------------------------------------------ */
 /* Metrics (metrics.c)                                                  */
@@ -309,24 +342,73 @@ struct p11_ctx;
 struct ks;
 struct app_loop;
 
-/* What every loop shares. Written at start-up; then only atomics change. */
-struct app {
+/*
+ * What SIGHUP replaces: the configuration the loops read and the TLS
+ * set-up built from it. Reference-counted: each connection holds the one
+ * it was accepted under, so old connections finish on old settings and the
+ * last holder frees it.
+ */
+struct app_gen {
+	atomic_uint refs;
 	struct app_config cfg;
-	char config_path[PATH_MAX];       /* "" when started without --config */
-	_Atomic(struct tls_server *) tls; /* swapped by SIGHUP */
-	struct tls_server *retired[16]; /* old configurations, freed at exit */
-	unsigned nretired;
+	struct tls_server *tls;
+};
+
+/* What every loop shares. Written at start-up; then only atomics and the
+ * generation (under gen_lock) change. */
+struct app {
+	struct app_config cfg;      /* as started: listen, state_dir, ... */
+	char config_path[PATH_MAX]; /* "" when started without --config */
+	struct app_flags flags;     /* re-applied over the file on SIGHUP */
+	pthread_mutex_t gen_lock;
+	struct app_gen *gen;        /* the current one; see app_gen_get() */
+	struct tls_stats tls_stats; /* every generation counts here */
 	struct rl *rl;
 	struct conncap *cap;
 	struct p11_ctx *hsm;
 	struct ks *ks;
 	atomic_int hsm_ready, ks_ready; /* refreshed by the control loop */
-	atomic_int draining;            /* SIGTERM: finish, accept nothing */
-	atomic_uint conns;              /* open connections, all loops */
+	atomic_int draining; /* 1: SIGTERM, finish and accept nothing; 2:
+	                        forced (deadline or second signal) */
+	atomic_uint loops_running;
+	void *loops_done;  /* uv_async_t of the control loop; see control.c */
+	atomic_uint conns; /* open connections, all loops */
 	struct app_loop *loops;
 	unsigned nloops;
 	int port; /* bound port (for --listen :0) */
 };
+
+/**
+ * Build the first generation from app->cfg (certificate made on first
+ * start). Start-up only. @return 0 or a negative code with @p err.
+ */
+int app_gen_init(struct app *app, char err[256]);
+/** The current generation with a reference taken: any thread. */
+struct app_gen *app_gen_get(struct app *app);
+/** Drop a reference; the last one frees the generation. NULL is ignored. */
+void app_gen_put(struct app_gen *g);
+/**
+ * SIGHUP: read the configuration file again (flags still win), load the
+ * certificate it names, and swap in the new generation; apply new rate
+ * limits and per-address caps. Settings only a restart applies are kept
+ * with a warning. Nothing changes when anything fails.
+ * @return 0, or a negative code with @p err saying what was wrong.
+ */
+int app_reload(struct app *app, char err[256]);
+/** Release the current generation at exit. */
+void app_gen_fini(struct app *app);
+
+/* The loops (server.c), driven by the control loop (control.c). */
+/** Refuse a port another process listens on, then bind one SO_REUSEPORT
+ * socket per loop. @return 0 or a negative code with @p err. */
+int loops_bind(struct app *app, char err[256]);
+/** Start the loop threads; @return how many started. The last loop to end
+ * sends app->loops_done. */
+unsigned loops_start(struct app *app);
+/** Tell every loop that app->draining changed. Any thread. */
+void loops_wake(struct app *app);
+/** Join the loop threads and free them. */
+void loops_join(struct app *app);
 
 /**
  * Bind one SO_REUSEPORT socket per loop, start the loop threads and run

@@ -78,7 +78,6 @@ main(int argc, char **argv)
 	};
 	const char *config = NULL, *listen = NULL, *state = NULL, *uri = NULL;
 	static struct app app;
-	struct tls_server *tls;
 	char err[256];
 	int ch, rc, verbosity = SR_LOG_INFO;
 
@@ -119,31 +118,19 @@ main(int argc, char **argv)
 	}
 	sr_log_init(verbosity, "strongroomd");
 	sr_log_thread_tag("main");
-	app_config_defaults(&app.cfg);
-	if (config != NULL) {
+	app.flags = (struct app_flags){ listen, state, uri };
+	if (config != NULL)
 		snprintf(
 		    app.config_path, sizeof(app.config_path), "%s", config);
-		if (app_config_load(&app.cfg, config, err) != 0) {
-			fprintf(stderr, "strongroomd: %s\n", err);
-			return 2;
-		}
-	}
-	/* Flags win over the file. */
-	if ((listen != NULL &&
-	        app_config_set(&app.cfg, "listen", listen, err) != 0) ||
-	    (state != NULL &&
-	        app_config_set(&app.cfg, "state_dir", state, err) != 0) ||
-	    (uri != NULL &&
-	        app_config_set(&app.cfg, "hsm_uri", uri, err) != 0)) {
+	if (app_config_compose(&app.cfg, config, &app.flags, err) != 0) {
 		fprintf(stderr, "strongroomd: %s\n", err);
 		return 2;
 	}
 	rc = open_state(&app, err);
 	if (rc != 0)
 		fatalx("state %s: %s", app.cfg.state_dir, err);
-	if (tls_server_new(&app.cfg, &tls, err) != 0)
+	if (app_gen_init(&app, err) != 0)
 		fatalx("TLS: %s", err);
-	atomic_store(&app.tls, tls);
 	if (rl_new(&app.cfg, &app.rl) != 0 ||
 	    conncap_new(
 	        app.cfg.max_conns_per_addr, app.cfg.max_conns, &app.cap) != 0)
@@ -153,9 +140,7 @@ main(int argc, char **argv)
 		log_warnx("%s", err);
 	rl_free(app.rl);
 	conncap_free(app.cap);
-	tls_server_free(atomic_load(&app.tls));
-	while (app.nretired > 0)
-		tls_server_free(app.retired[--app.nretired]);
+	app_gen_fini(&app);
 	ks_close(app.ks);
 	p11_close(app.hsm);
 	return rc == 0 ? 0 : 1;

@@ -64,13 +64,15 @@ ns_round(double x)
 static uint64_t
 period_ns(const struct rl_bucket *b)
 {
-	uint64_t t = ns_round(1e9 / b->rate);
+	uint64_t t = ns_round(
+	    1e9 / atomic_load_explicit(&b->rate, memory_order_relaxed));
 
 	return t == 0 ? 1 : t;
 }
 
-void
-rl_bucket_init(struct rl_bucket *b, double rate, double burst)
+/* Clamped into what the arithmetic handles; the use so far is kept. */
+static void
+bucket_set_rate(struct rl_bucket *b, double rate, double burst)
 {
 	if (!(rate >= 0.001))
 		rate = 0.001;
@@ -80,8 +82,14 @@ rl_bucket_init(struct rl_bucket *b, double rate, double burst)
 		burst = 1;
 	if (burst > 1e12)
 		burst = 1e12;
-	b->rate = rate;
-	b->burst = burst;
+	atomic_store_explicit(&b->rate, rate, memory_order_relaxed);
+	atomic_store_explicit(&b->burst, burst, memory_order_relaxed);
+}
+
+void
+rl_bucket_init(struct rl_bucket *b, double rate, double burst)
+{
+	bucket_set_rate(b, rate, burst);
 	atomic_init(&b->state, 0);
 }
 
@@ -117,7 +125,8 @@ rl_bucket_take(
 	}
 	now = now_ms >= NS_MAX / NS_PER_MS ? NS_MAX : now_ms * NS_PER_MS;
 	inc = ns_round(cost * (double)t);
-	tau = ns_round(b->burst * (double)t);
+	tau = ns_round(
+	    atomic_load_explicit(&b->burst, memory_order_relaxed) * (double)t);
 	if (inc > tau) {
 		*retry_after_s = seconds_up(inc);
 		return 0;
@@ -154,9 +163,9 @@ struct rl_stripe {
 
 struct rl {
 	struct rl_bucket global;
-	double rate, burst; /* per address */
-	uint64_t key[2];    /* SipHash key */
-	unsigned nstripes;  /* mutexes initialised, for rl_free */
+	_Atomic double rate, burst; /* per address */
+	uint64_t key[2];            /* SipHash key */
+	unsigned nstripes;          /* mutexes initialised, for rl_free */
 	struct rl_stripe stripe[RL_STRIPES];
 };
 
@@ -220,8 +229,8 @@ rl_new(const struct app_config *c, struct rl **out)
 	if (r == NULL)
 		return -ENOMEM;
 	rl_bucket_init(&r->global, c->rate_global, c->rate_global_burst);
-	r->rate = c->rate_per_addr;
-	r->burst = c->rate_per_addr_burst;
+	atomic_init(&r->rate, c->rate_per_addr);
+	atomic_init(&r->burst, c->rate_per_addr_burst);
 	rc = sr_os_random(r->key, sizeof(r->key));
 	for (; rc == 0 && r->nstripes < RL_STRIPES; r->nstripes++)
 		rc = -pthread_mutex_init(&r->stripe[r->nstripes].mu, NULL);
@@ -231,6 +240,24 @@ rl_new(const struct app_config *c, struct rl **out)
 	}
 	*out = r;
 	return 0;
+}
+
+void
+rl_configure(struct rl *r, const struct app_config *c)
+{
+	unsigned i, j;
+
+	bucket_set_rate(&r->global, c->rate_global, c->rate_global_burst);
+	atomic_store(&r->rate, c->rate_per_addr);
+	atomic_store(&r->burst, c->rate_per_addr_burst);
+	for (i = 0; i < r->nstripes; i++) {
+		pthread_mutex_lock(&r->stripe[i].mu);
+		for (j = 0; j < RL_STRIPE_SLOTS; j++)
+			if (r->stripe[i].slot[j].used)
+				bucket_set_rate(&r->stripe[i].slot[j].bucket,
+				    c->rate_per_addr, c->rate_per_addr_burst);
+		pthread_mutex_unlock(&r->stripe[i].mu);
+	}
 }
 
 void
@@ -265,7 +292,8 @@ slot_for(struct rl *r, struct rl_stripe *st, unsigned start,
 	memcpy(victim->addr, addr, 16);
 	victim->used = 1;
 	victim->last_seen = now_ms;
-	rl_bucket_init(&victim->bucket, r->rate, r->burst);
+	rl_bucket_init(
+	    &victim->bucket, atomic_load(&r->rate), atomic_load(&r->burst));
 	return victim;
 }
 

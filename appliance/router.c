@@ -42,8 +42,7 @@ route_metrics(struct app *app, struct buf *out, int keep_alive)
 	struct buf text = { 0 };
 	int status = 200;
 
-	if (metrics_render(&text, tls_server_stats(atomic_load(&app->tls))) !=
-	    0) {
+	if (metrics_render(&text, &app->tls_stats) != 0) {
 		buf_free(&text);
 		http_error(out, 500, "internal",
 		    "metrics could not be rendered", keep_alive);

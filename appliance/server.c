@@ -1,8 +1,7 @@
 /*
  * appliance/server.c: the event loops. One libuv loop per core, each
  * accepting on its own SO_REUSEPORT socket and owning its connections; the
- * calling thread runs a control loop for signals (SIGTERM/SIGINT drain,
- * SIGHUP reloads the certificate) and readiness checks.
+ * control loop (control.c) wakes them to drain.
  *
  * A connection is TLS over memory buffers (tls.c) feeding the HTTP parser
  * (http.c); responses go back through TLS and one uv_write at a time. It
@@ -30,16 +29,19 @@
 
 enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
 /* What the connection's timer is armed for (see conn_arm). */
-enum conn_wait { W_NONE, W_HANDSHAKE, W_REQUEST, W_WRITE, W_IDLE };
+enum conn_wait { W_NONE, W_HANDSHAKE, W_REQUEST, W_BODY, W_WRITE, W_IDLE };
 
 struct app_loop {
 	uv_loop_t loop;
 	uv_tcp_t listener;
-	uv_async_t wake; /* drain requests from the control thread */
+	uv_async_t wake;         /* drain requests from the control thread */
+	pthread_mutex_t wake_mu; /* guards wake_closed against sends */
+	int wake_closed;
 	uv_thread_t thread;
 	struct app *app;
 	unsigned id;
 	int fd;
+	int started;        /* its thread runs */
 	struct conn *conns; /* doubly linked, for draining */
 };
 
@@ -48,6 +50,7 @@ struct conn {
 	uv_timer_t timer;
 	uv_write_t wreq;
 	struct app_loop *l;
+	struct app_gen *gen; /* the configuration it was accepted under */
 	struct conn *prev, *next;
 	struct tls_conn *tls;
 	struct http_parser *http;
@@ -85,9 +88,22 @@ conn_free(uv_handle_t *h)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	buf_free(&c->wbuf);
+	app_gen_put(c->gen);
 	atomic_fetch_sub(&c->l->app->conns, 1);
 	metrics_conn_open(-1);
 	free(c);
+}
+
+/* Draining and the last connection is gone: let the loop end. */
+static void
+loop_finish(struct app_loop *l)
+{
+	pthread_mutex_lock(&l->wake_mu);
+	if (!l->wake_closed) {
+		l->wake_closed = 1;
+		uv_close((uv_handle_t *)&l->wake, NULL);
+	}
+	pthread_mutex_unlock(&l->wake_mu);
 }
 
 static void
@@ -104,6 +120,8 @@ conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+	if (c->l->conns == NULL && atomic_load(&c->l->app->draining))
+		loop_finish(c->l);
 	if (!uv_is_closing((uv_handle_t *)&c->timer))
 		uv_close((uv_handle_t *)&c->timer, conn_free);
 	if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -130,7 +148,7 @@ on_timeout(uv_timer_t *t)
 static void
 conn_arm(struct conn *c)
 {
-	const struct app_config *cfg = &c->l->app->cfg;
+	const struct app_config *cfg = &c->gen->cfg;
 	enum conn_wait w;
 	unsigned ms;
 
@@ -140,16 +158,21 @@ conn_arm(struct conn *c)
 	} else if (c->writing) {
 		w = W_WRITE;
 		ms = cfg->idle_timeout_ms; /* a peer that never reads */
-	} else if (!http_parser_idle(c->http)) {
+	} else if (!http_parser_idle(c->http) &&
+	    !http_parser_head_done(c->http)) {
 		w = W_REQUEST;
 		ms = cfg->header_timeout_ms;
+	} else if (!http_parser_idle(c->http)) {
+		w = W_BODY; /* from the end of the headers */
+		ms = cfg->body_timeout_ms;
 	} else {
 		w = W_IDLE;
 		ms = cfg->idle_timeout_ms;
 	}
 	/* Deadlines, not inactivity timers: bytes that trickle in do not
-	 * move the handshake's, the request's or the idle one (a slowloris
-	 * would keep them off forever). Each finished write is progress. */
+	 * move the handshake's, the head's, the body's or the idle one (a
+	 * slowloris would keep them off forever). Each finished write is
+	 * progress. */
 	if (w == c->wait && w != W_WRITE)
 		return;
 	c->wait = w;
@@ -393,6 +416,7 @@ on_connection(uv_stream_t *server, int status)
 	uv_timer_init(&l->loop, &c->timer);
 	c->tcp.data = c->timer.data = c;
 	c->handles = 2;
+	c->gen = app_gen_get(app);
 	atomic_fetch_add(&app->conns, 1);
 	metrics_conn_open(1);
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
@@ -408,12 +432,13 @@ on_connection(uv_stream_t *server, int status)
 		memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 	}
 	if (atomic_load(&app->draining) ||
-	    atomic_load(&app->conns) > app->cfg.max_conns ||
+	    atomic_load(&app->conns) > c->gen->cfg.max_conns ||
 	    !(c->counted = conncap_acquire(app->cap, c->addr)) ||
-	    tls_conn_new(atomic_load(&app->tls), &c->tls) != 0 ||
-	    http_parser_new(&(struct http_limits){ app->cfg.max_header_bytes,
-	                        app->cfg.max_url_bytes, app->cfg.max_body_bytes,
-	                        app->cfg.max_headers },
+	    tls_conn_new(c->gen->tls, &c->tls) != 0 ||
+	    http_parser_new(
+	        &(struct http_limits){ c->gen->cfg.max_header_bytes,
+	            c->gen->cfg.max_url_bytes, c->gen->cfg.max_body_bytes,
+	            c->gen->cfg.max_headers },
 	        &c->http) != 0) {
 		metrics_conn_refused();
 		conn_close(c);
@@ -436,20 +461,24 @@ static void
 on_wake(uv_async_t *a)
 {
 	struct app_loop *l = a->data;
+	int force = atomic_load(&l->app->draining) >= 2;
 	struct conn *c, *next;
 
 	/* Draining: accept nothing more; idle connections go now, busy ones
 	 * after their current answer (answers carry Connection: close from
-	 * here on); a request still arriving meets its deadline. */
+	 * here on); a request still arriving meets its deadline. Forced
+	 * (drain deadline or a second signal): every connection goes now. */
 	if (!uv_is_closing((uv_handle_t *)&l->listener))
 		uv_close((uv_handle_t *)&l->listener, NULL);
 	for (c = l->conns; c != NULL; c = next) {
 		next = c->next;
-		if (!c->writing && c->state != C_HANDSHAKE &&
-		    http_parser_idle(c->http) && c->in.len == 0)
+		if (force ||
+		    (!c->writing && c->state != C_HANDSHAKE &&
+		        http_parser_idle(c->http) && c->in.len == 0))
 			conn_close(c);
 	}
-	uv_close((uv_handle_t *)&l->wake, NULL);
+	if (l->conns == NULL)
+		loop_finish(l);
 }
 
 static void
@@ -461,6 +490,8 @@ loop_main(void *arg)
 	snprintf(tag, sizeof(tag), "loop%u", l->id);
 	sr_log_thread_tag(tag);
 	uv_run(&l->loop, UV_RUN_DEFAULT);
+	if (atomic_fetch_sub(&l->app->loops_running, 1) == 1)
+		uv_async_send(l->app->loops_done);
 }
 
 /* HOST:PORT with IPv6 in brackets; empty host = all interfaces. */
@@ -554,143 +585,106 @@ bind_loop(struct app *app, struct app_loop *l, char err[256])
 	}
 	uv_async_init(&l->loop, &l->wake, on_wake);
 	l->wake.data = l;
+	pthread_mutex_init(&l->wake_mu, NULL);
 	return 0;
 }
 
-struct control {
-	struct app *app;
-	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t ready;
-	int stopping;
-};
-
-static void
-check_ready(uv_timer_t *t)
+/* SO_REUSEPORT would let a second daemon (same user) share the port and
+ * take half its connections without either noticing. A plain bind first
+ * fails with EADDRINUSE while anyone listens there. */
+static int
+port_is_free(const struct sockaddr_storage *ss, socklen_t len)
 {
-	struct control *ctl = t->data;
-	struct app *app = ctl->app;
-	struct p11_token_info ti;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+	int one = 1;
 
-	/* The HSM is asked here, on the control thread, never by a loop. */
-	atomic_store(&app->hsm_ready,
-	    app->hsm != NULL && p11_token_info(app->hsm, &ti) == 0);
-	atomic_store(&app->ks_ready, app->ks != NULL);
-}
-
-static void
-on_stop(uv_signal_t *s, int signum)
-{
-	struct control *ctl = s->data;
-	struct app *app = ctl->app;
-	unsigned i;
-
-	if (ctl->stopping++)
-		return;
-	log_info("signal %d: draining %u connection(s)", signum,
-	    atomic_load(&app->conns));
-	atomic_store(&app->draining, 1);
-	for (i = 0; i < app->nloops; i++)
-		uv_async_send(&app->loops[i].wake);
-	uv_close((uv_handle_t *)&ctl->sigterm, NULL);
-	uv_close((uv_handle_t *)&ctl->sigint, NULL);
-	uv_close((uv_handle_t *)&ctl->sighup, NULL);
-	uv_close((uv_handle_t *)&ctl->ready, NULL);
-}
-
-static void
-on_reload(uv_signal_t *s, int signum)
-{
-	struct control *ctl = s->data;
-	struct app *app = ctl->app;
-	struct tls_server *fresh, *old;
-	char err[256];
-
-	(void)signum;
-	if (app->nretired == sizeof(app->retired) / sizeof(app->retired[0])) {
-		log_warnx("SIGHUP: too many reloads without a restart");
-		return;
-	}
-	if (tls_server_new(&app->cfg, &fresh, err) != 0) {
-		log_warnx("SIGHUP: certificate not reloaded: %s", err);
-		return;
-	}
-	/* New connections take the new configuration; the old one stays
-	 * alive for the connections that use it, until exit. */
-	old = atomic_exchange(&app->tls, fresh);
-	app->retired[app->nretired++] = old;
-	log_info(
-	    "SIGHUP: certificate reloaded, %s", tls_server_fingerprint(fresh));
-}
-
-/* What the operator needs for a first request: the URL, the certificate
- * fingerprint to pin, and a curl line that works as printed. */
-static void
-print_banner(struct app *app)
-{
-	char cert[PATH_MAX + 16];
-	const char *host = "localhost"; /* a name the certificate carries */
-
-	if (app->cfg.cert_file[0] != '\0')
-		snprintf(cert, sizeof(cert), "%s", app->cfg.cert_file);
-	else
-		snprintf(
-		    cert, sizeof(cert), "%s/tls/cert.pem", app->cfg.state_dir);
-	printf("strongroomd: serving https://%s:%d/\n", host, app->port);
-	printf("strongroomd: certificate %s\n",
-	    tls_server_fingerprint(atomic_load(&app->tls)));
-	printf("strongroomd: try: curl --cacert %s https://%s:%d/health\n",
-	    cert, host, app->port);
-	fflush(stdout);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	rc = bind(fd, (const struct sockaddr *)ss, len) == 0 ? 0 : -errno;
+	close(fd);
+	return rc;
 }
 
 int
-server_run(struct app *app, char err[256])
+loops_bind(struct app *app, char err[256])
 {
-	struct control ctl = { .app = app };
-	uv_loop_t control;
-	unsigned i, started = 0;
-	int rc = 0;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	unsigned i;
+	int rc;
 
 	app->nloops = app->cfg.loops ? app->cfg.loops
 	                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (app->nloops == 0)
 		app->nloops = 1;
+	if (parse_listen(app->cfg.listen, &ss, &len) != 0) {
+		snprintf(
+		    err, 256, "listen '%s': not HOST:PORT", app->cfg.listen);
+		return -EINVAL;
+	}
+	if (((struct sockaddr_in *)&ss)->sin_port != 0 &&
+	    (rc = port_is_free(&ss, len)) != 0) {
+		snprintf(err, 256, "listen %s: %s%s", app->cfg.listen,
+		    strerror(-rc),
+		    rc == -EADDRINUSE ? " (another server, or another "
+		                        "strongroomd, is listening there)"
+		                      : "");
+		return rc;
+	}
 	app->loops = calloc(app->nloops, sizeof(*app->loops));
 	if (app->loops == NULL)
 		return -ENOMEM;
-	for (i = 0; i < app->nloops && rc == 0; i++) {
+	for (i = 0, rc = 0; i < app->nloops && rc == 0; i++) {
 		app->loops[i].app = app;
 		app->loops[i].id = i;
 		rc = bind_loop(app, &app->loops[i], err);
 	}
-	if (rc != 0)
-		return rc;
-	uv_loop_init(&control);
-	uv_signal_init(&control, &ctl.sigterm);
-	uv_signal_init(&control, &ctl.sigint);
-	uv_signal_init(&control, &ctl.sighup);
-	uv_timer_init(&control, &ctl.ready);
-	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = &ctl;
-	ctl.ready.data = &ctl;
-	uv_signal_start(&ctl.sigterm, on_stop, SIGTERM);
-	uv_signal_start(&ctl.sigint, on_stop, SIGINT);
-	uv_signal_start(&ctl.sighup, on_reload, SIGHUP);
-	check_ready(&ctl.ready);
-	uv_timer_start(&ctl.ready, check_ready, 1000, 1000);
-	for (i = 0; i < app->nloops; i++)
-		if (uv_thread_create(
-		        &app->loops[i].thread, loop_main, &app->loops[i]) == 0)
-			started++;
-	log_info("serving on port %d with %u loop(s)", app->port, started);
-	print_banner(app);
-	uv_run(&control, UV_RUN_DEFAULT);
+	return rc;
+}
+
+unsigned
+loops_start(struct app *app)
+{
+	unsigned i, started = 0;
+
+	atomic_store(&app->loops_running, app->nloops);
 	for (i = 0; i < app->nloops; i++) {
-		uv_thread_join(&app->loops[i].thread);
-		uv_loop_close(&app->loops[i].loop);
+		if (uv_thread_create(&app->loops[i].thread, loop_main,
+		        &app->loops[i]) == 0) {
+			app->loops[i].started = 1;
+			started++;
+		} else {
+			atomic_fetch_sub(&app->loops_running, 1);
+		}
 	}
-	uv_loop_close(&control);
+	return started;
+}
+
+void
+loops_wake(struct app *app)
+{
+	unsigned i;
+
+	for (i = 0; i < app->nloops; i++) {
+		pthread_mutex_lock(&app->loops[i].wake_mu);
+		if (!app->loops[i].wake_closed)
+			uv_async_send(&app->loops[i].wake);
+		pthread_mutex_unlock(&app->loops[i].wake_mu);
+	}
+}
+
+void
+loops_join(struct app *app)
+{
+	unsigned i;
+
+	for (i = 0; i < app->nloops; i++) {
+		if (app->loops[i].started)
+			uv_thread_join(&app->loops[i].thread);
+		uv_loop_close(&app->loops[i].loop);
+		pthread_mutex_destroy(&app->loops[i].wake_mu);
+	}
 	free(app->loops);
 	app->loops = NULL;
-	log_info("stopped");
-	return 0;
 }

@@ -70,7 +70,8 @@ struct tls_server {
 	mbedtls_pk_context pk;
 	mbedtls_ssl_ticket_context ticket;
 	mbedtls_ssl_config conf;
-	struct tls_stats stats;
+	struct tls_stats own_stats;
+	struct tls_stats *stats; /* own_stats or a shared set */
 	char fingerprint[sizeof(TLS_FP_PREFIX) + 32 * 3];
 };
 
@@ -90,6 +91,11 @@ static const int tls_suites[] = {
 	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 	MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	/* For an operator's RSA certificate: mbedTLS offers only the suites
+	 * the certificate's key can sign for. */
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	0,
 };
 
@@ -432,9 +438,18 @@ tls_load(struct tls_server *s, const struct app_config *c, char err[256])
 		    have_cert ? cert_path : key_path);
 		return -ENOENT;
 	}
+	if (!have_cert && !defaults) {
+		/* Files the operator named are installed, never made up:
+		 * a typo must not silently replace their certificate. */
+		snprintf(err, 256,
+		    "TLS certificate %s and key %s do not exist (cert_file and "
+		    "key_file name an installed pair; leave both unset for a "
+		    "self-signed one)",
+		    cert_path, key_path);
+		return -ENOENT;
+	}
 	if (!have_cert) {
-		if (defaults &&
-		    ((mkdir(c->state_dir, 0700) != 0 && errno != EEXIST) ||
+		if (((mkdir(c->state_dir, 0700) != 0 && errno != EEXIST) ||
 		        (mkdir(dir, 0700) != 0 && errno != EEXIST))) {
 			rc = -errno;
 			snprintf(
@@ -550,9 +565,10 @@ tls_server_new(
 	mbedtls_pk_init(&s->pk);
 	mbedtls_ssl_ticket_init(&s->ticket);
 	mbedtls_ssl_config_init(&s->conf);
-	atomic_init(&s->stats.handshakes, 0);
-	atomic_init(&s->stats.handshake_failures, 0);
-	atomic_init(&s->stats.resumed, 0);
+	atomic_init(&s->own_stats.handshakes, 0);
+	atomic_init(&s->own_stats.handshake_failures, 0);
+	atomic_init(&s->own_stats.resumed, 0);
+	s->stats = &s->own_stats;
 
 	if ((rc = mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func,
 	         &s->entropy, (const unsigned char *)pers, sizeof(pers) - 1)) !=
@@ -595,7 +611,13 @@ tls_server_fingerprint(const struct tls_server *s)
 struct tls_stats *
 tls_server_stats(struct tls_server *s)
 {
-	return &s->stats;
+	return s->stats;
+}
+
+void
+tls_server_share_stats(struct tls_server *s, struct tls_stats *shared)
+{
+	s->stats = shared;
 }
 
 /* ------------------------------------------------------------------ */
@@ -660,8 +682,8 @@ tls_conn_handshake(struct tls_conn *c)
 	if (rc != 0) {
 		/* mbedTLS has queued the fatal alert where it could. */
 		c->failed = 1;
-		atomic_fetch_add_explicit(
-		    &c->srv->stats.handshake_failures, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->srv->stats->handshake_failures, 1,
+		    memory_order_relaxed);
 		return TLS_FAIL;
 	}
 	c->done = 1;
@@ -671,10 +693,10 @@ tls_conn_handshake(struct tls_conn *c)
 	        mbedtls_ssl_get_verify_result(&c->ssl) == 0))
 		c->resumed = 1;
 	atomic_fetch_add_explicit(
-	    &c->srv->stats.handshakes, 1, memory_order_relaxed);
+	    &c->srv->stats->handshakes, 1, memory_order_relaxed);
 	if (c->resumed)
 		atomic_fetch_add_explicit(
-		    &c->srv->stats.resumed, 1, memory_order_relaxed);
+		    &c->srv->stats->resumed, 1, memory_order_relaxed);
 	return 0;
 }
 

@@ -111,8 +111,10 @@ else
 	# clean exit after SIGTERM proves no leak and no handle left open.
 	if make -s -j"$JOBS" "$BUILD/asan/bin/strongroomd" \
 	    >>"$LOG/build-asan.log" 2>&1; then
-		SR_DAEMON="$BUILD/asan/bin/strongroomd" \
-		    run_script tests/integration/appliance/test_daemon.sh asan
+		for t in test_daemon.sh test_daemon_ops.sh; do
+			SR_DAEMON="$BUILD/asan/bin/strongroomd" run_script \
+			    "tests/integration/appliance/$t" asan
+		done
 	else
 		note_fail "ASan daemon build" 1
 	fi

@@ -95,7 +95,7 @@ check "pipelined requests get answers in order" \
 kill -HUP "$pid"
 sleep 0.3
 check "SIGHUP: reloaded, still serving" \
-    'grep -q "certificate reloaded" "$TMP/err" && [ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+    'grep -q "SIGHUP: configuration.*reloaded, certificate SHA256" "$TMP/err" && [ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
 kill -TERM "$pid"
 i=0
 while [ $i -lt 50 ] && kill -0 "$pid" 2>/dev/null; do

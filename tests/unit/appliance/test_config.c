@@ -465,6 +465,40 @@ test_load_errors(void **state)
 	}
 }
 
+/* What start-up and SIGHUP build: defaults, the file, then the flags; and
+ * which changes only a restart applies. */
+static void
+test_compose(void **state)
+{
+	struct dir *d = *state;
+	struct app_config c, o;
+	struct app_flags f = { "127.0.0.1:9443", NULL, NULL };
+	char err[256];
+
+	write_file(d->file, "listen = 0.0.0.0:1\nmax_url_bytes = 1024\n");
+	assert_int_equal(app_config_compose(&c, d->file, &f, err), 0);
+	assert_string_equal(c.listen, "127.0.0.1:9443");
+	assert_int_equal(c.max_url_bytes, 1024);
+	assert_int_equal(c.drain_timeout_ms, 30000);
+	assert_int_equal(app_config_compose(&o, NULL, NULL, err), 0);
+	assert_string_equal(o.listen, "127.0.0.1:8443");
+	assert_null(app_config_restart_key(&o, &o));
+	o.max_url_bytes = 1; /* live settings are not restart keys */
+	o.tls12 = 1;
+	assert_string_equal(app_config_restart_key(&o, &c), "listen");
+	c = o;
+	c.loops = 7;
+	assert_string_equal(app_config_restart_key(&o, &c), "loops");
+	c = o;
+	snprintf(c.state_dir, sizeof(c.state_dir), "/elsewhere");
+	assert_string_equal(app_config_restart_key(&o, &c), "state_dir");
+	f = (struct app_flags){ "nonsense", NULL, NULL };
+	assert_int_equal(app_config_compose(&c, NULL, &f, err), -EINVAL);
+	assert_non_null(strstr(err, "listen"));
+	write_file(d->file, "bogus = 1\n");
+	assert_int_equal(app_config_compose(&c, d->file, NULL, err), -EINVAL);
+}
+
 static void
 test_load_long_line(void **state)
 {
@@ -526,6 +560,8 @@ main(void)
 		    test_load_long_line, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_load_missing, dir_setup, dir_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_compose, dir_setup, dir_teardown),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -3,7 +3,7 @@
  * bucket's burst, refusal with its retry hint, refill and its cap, costs
  * other than one; the daemon's limits per address and overall (with the
  * address's token given back when the global bucket refuses); eight
- * threads on one bucket and on the table; and the table's reuse of its
+ * threads on one bucket and on the table; new rates from a reload; and the table's reuse of its
  * least recently seen slots once full. Time is passed in, so most tests
  * are exact; only the thread test reads the clock, and must never depend
  * on how fast the machine is.
@@ -215,6 +215,45 @@ test_rl_per_addr(void **state)
 	rl_free(NULL);
 }
 
+/* A reload's new rates apply to addresses already in the table and to
+ * new ones, and what an address used before the reload still counts. */
+static void
+test_rl_configure(void **state)
+{
+	struct rl *r = rl_with(1000, 2000, 1, 3);
+	struct app_config c;
+	uint8_t a[16], b[16];
+	unsigned retry = 0;
+	int i;
+
+	(void)state;
+	addr_of(a, 0x0a000001);
+	addr_of(b, 0x0a000002);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(rl_allow(r, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, a, 0, &retry), 0);
+	app_config_defaults(&c);
+	c.rate_global = 1000;
+	c.rate_global_burst = 2000;
+	c.rate_per_addr = 1;
+	c.rate_per_addr_burst = 5;
+	rl_configure(r, &c);
+	/* a spent 3 of its new 5 already: 2 more now, then refused. */
+	assert_int_equal(rl_allow(r, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, a, 0, &retry), 0);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(rl_allow(r, b, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, b, 0, &retry), 0);
+	/* The global bucket follows too. */
+	c.rate_global = 1;
+	c.rate_global_burst = 1;
+	rl_configure(r, &c);
+	assert_int_equal(rl_allow(r, a, 60000, &retry), 1);
+	assert_int_equal(rl_allow(r, b, 60000, &retry), 0);
+	rl_free(r);
+}
+
 static void
 test_rl_global(void **state)
 {
@@ -339,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_bucket_costs),
 		cmocka_unit_test(test_bucket_threads),
 		cmocka_unit_test(test_rl_per_addr),
+		cmocka_unit_test(test_rl_configure),
 		cmocka_unit_test(test_rl_global),
 		cmocka_unit_test(test_rl_threads),
 		cmocka_unit_test(test_rl_table_reuse),

@@ -1,0 +1,150 @@
+#!/bin/sh
+# tests/integration/appliance/test_daemon_ops.sh: what operators do to a
+# running strongroomd, with real clients: SIGHUP re-reading the
+# configuration file (new limits for new connections, restart-only keys
+# kept with a warning, a broken file changing nothing), the body deadline
+# apart from the header deadline, SIGTERM's drain deadline and a second
+# signal, a second daemon refused on a taken port, certificate files that
+# do not exist refused, and an operator's RSA certificate with TLS 1.2.
+set -u
+BUILD=${BUILD:-build}
+TMP=${SR_TEST_TMP:-/tmp}/daemon-ops-$$
+D=${SR_DAEMON:-$BUILD/bin/strongroomd}
+pid=
+. "$(dirname "$0")/../tap.sh"
+
+stop() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	pid=
+}
+
+# start [extra flags]: run the daemon on a free port; sets pid and port.
+start() {
+	"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 "$@" \
+	    >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	port=$(daemon_port "$TMP/out")
+}
+
+# gone_within TENTHS: the daemon has exited within that many 0.1 s.
+gone_within() {
+	_i=0
+	while [ $_i -lt "$1" ] && kill -0 "$pid" 2>/dev/null; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	! kill -0 "$pid" 2>/dev/null
+}
+
+mkdir -p "$TMP"
+trap 'stop; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+CA="$TMP/state/tls/cert.pem"
+
+# --- SIGHUP re-reads the file -------------------------------------------
+printf 'max_url_bytes = 8192\n' >"$TMP/conf"
+start --config "$TMP/conf"
+C="curl -sS --cacert $CA --tlsv1.3"
+URL="https://localhost:$port"
+long=$(head -c 2000 /dev/zero | tr '\0' a)
+check "before SIGHUP a 2 kB URL is served (404)" \
+    '[ "$($C -o /dev/null -w "%{http_code}" "$URL/$long")" = 404 ]'
+printf 'max_url_bytes = 1024\nloops = 3\n' >"$TMP/conf"
+kill -HUP "$pid"
+sleep 0.3
+check "after SIGHUP the same URL is refused with 414" \
+    '[ "$($C -o /dev/null -w "%{http_code}" "$URL/$long")" = 414 ]'
+check "a changed number of loops is kept and named in a warning" \
+    'grep -q "loops changed; it takes effect at the next restart" "$TMP/err" && [ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+printf 'max_url_bytes = 1024\nnonsense here\n' >"$TMP/conf"
+kill -HUP "$pid"
+sleep 0.3
+check "a broken file on SIGHUP is reported and changes nothing" \
+    'grep -q "SIGHUP: nothing reloaded: .*conf:2:" "$TMP/err" && [ "$($C -o /dev/null -w "%{http_code}" "$URL/$long")" = 414 ]'
+stop
+
+# --- body deadline ------------------------------------------------------
+printf 'header_timeout_ms = 1000\nbody_timeout_ms = 4000\n' >"$TMP/conf"
+start --config "$TMP/conf"
+S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA -quiet -ign_eof"
+# The head arrives at once, the 10-byte body over 2 s: past the header
+# deadline, within the body's; the answer is a 405 (POST /health).
+{
+	printf 'POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n'
+	for b in 1 2 3 4 5; do sleep 0.4; printf 'ab'; done
+	sleep 1
+} | $S 2>/dev/null | head -n 1 | tr -d '\r' >"$TMP/slowbody"
+check "a body slower than the header deadline but within its own is served" \
+    'grep -q "^HTTP/1.1 405" "$TMP/slowbody"'
+t0=$(date +%s%N)
+{
+	printf 'POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab'
+	sleep 6
+} | $S 2>/dev/null | head -n 1 | tr -d '\r' >"$TMP/nobody"
+t1=$(date +%s%N)
+check "a body that never completes gets 408 at the body deadline" \
+    'grep -q "^HTTP/1.1 408" "$TMP/nobody" && [ $(( (t1 - t0) / 1000000 )) -ge 3500 ]'
+stop
+
+# --- drain deadline and a second signal -----------------------------------
+printf 'drain_timeout_ms = 500\n' >"$TMP/conf"
+start --config "$TMP/conf"
+S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA -quiet -ign_eof"
+{ printf 'GET /health HTTP/1.1\r\n'; sleep 8; } | $S >/dev/null 2>&1 &
+held=$!
+sleep 0.5
+kill -TERM "$pid"
+check "SIGTERM with a request half sent: forced at the drain deadline" \
+    'gone_within 30 && grep -q "drain deadline reached: closing 1 connection" "$TMP/err"'
+wait "$pid"
+check "... and the exit status is still 0" '[ $? -eq 0 ]'
+pid=
+kill "$held" 2>/dev/null
+start
+S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA -quiet -ign_eof"
+{ printf 'GET /health HTTP/1.1\r\n'; sleep 8; } | $S >/dev/null 2>&1 &
+held=$!
+sleep 0.5
+kill -TERM "$pid"
+sleep 0.2
+check "one SIGTERM drains: the half-sent request is waited for" \
+    'kill -0 "$pid"'
+kill -TERM "$pid"
+check "a second SIGTERM closes everything and exits at once" \
+    'gone_within 10 && grep -q "second signal while draining" "$TMP/err"'
+wait "$pid"
+check "... with status 0" '[ $? -eq 0 ]'
+pid=
+kill "$held" 2>/dev/null
+
+# --- a taken port -------------------------------------------------------
+start
+"$D" --state-dir "$TMP/state2" --listen "127.0.0.1:$port" >"$TMP/out2" \
+    2>"$TMP/err2"
+rc2=$?
+check "a second daemon on the same port is refused, naming the cause" \
+    '[ $rc2 -ne 0 ] && grep -q "Address already in use (another server" "$TMP/err2"'
+stop
+
+# --- certificates ---------------------------------------------------------
+printf 'cert_file = %s/nope.pem\nkey_file = %s/nope.key\n' "$TMP" "$TMP" \
+    >"$TMP/conf"
+"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 --config "$TMP/conf" \
+    >"$TMP/out3" 2>"$TMP/err3"
+rc3=$?
+check "named certificate files that do not exist: refused, none made" \
+    '[ $rc3 -ne 0 ] && grep -q "nope.pem and key .*do not exist" "$TMP/err3" && [ ! -e "$TMP/nope.pem" ]'
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/rsa.key" \
+    -out "$TMP/rsa.pem" -days 2 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost >/dev/null 2>&1
+printf 'cert_file = %s/rsa.pem\nkey_file = %s/rsa.key\ntls12 = yes\n' \
+    "$TMP" "$TMP" >"$TMP/conf"
+start --config "$TMP/conf"
+S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $TMP/rsa.pem"
+echo | $S -tls1_2 >"$TMP/s12" 2>&1
+check "an RSA certificate serves TLS 1.2 with ECDHE-RSA AEAD" \
+    'grep -q "^New, TLSv1.2, Cipher is ECDHE-RSA-.*\(GCM\|CHACHA20\)" "$TMP/s12" || { cat "$TMP/s12" "$TMP/err"; false; }'
+check "... and TLS 1.3" \
+    '[ "$(curl -sS --cacert "$TMP/rsa.pem" --tlsv1.3 -o /dev/null -w "%{http_code}" "https://localhost:$port/health")" = 200 ]'
+stop
+exit $status

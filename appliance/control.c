@@ -47,8 +47,8 @@ force_close(struct control *ctl, const char *why)
 
 	if (atomic_exchange(&app->draining, 2) == 2)
 		return;
-	log_warnx("%s: closing %u connection(s) now", why,
-	    atomic_load(&app->conns));
+	log_warnx(
+	    "%s: closing %u connection(s) now", why, atomic_load(&app->conns));
 	loops_wake(app);
 }
 
@@ -193,8 +193,8 @@ server_run(struct app *app, char err[256])
 		rc = -EAGAIN;
 		on_loops_done(&ctl.done);
 	} else {
-		log_info("serving on port %d with %u loop(s)", app->port,
-		    started);
+		log_info(
+		    "serving on port %d with %u loop(s)", app->port, started);
 		print_banner(app);
 	}
 	uv_run(&control, UV_RUN_DEFAULT);

@@ -418,13 +418,64 @@ void loops_join(struct app *app);
  */
 int server_run(struct app *app, char err[256]);
 
+/* ------------------------------------------------------------------ */
+/* Routing, and requests answered after work off the loop (pending.c)   */
+/* ------------------------------------------------------------------ */
+
+/* route_request()'s answer when a handler will answer later. */
+#define ROUTE_PENDING 0
+
+struct app_pending;
+
+/* One request being routed. Loop thread; valid during route_request()
+ * only: a handler that answers later copies what its steps need (the
+ * request's bytes are reused for the next request). */
+struct route_ctx {
+	struct app *app;
+	const struct http_request *req;
+	const uint8_t *addr; /* the peer, 16 bytes (IPv4 mapped into IPv6) */
+	struct buf *out;     /* where the answer goes */
+	int keep_alive;      /* in: the request's; out: the answer's */
+	enum metric_route route;     /* set by the router */
+	uint64_t t0_ns;              /* when the request was complete */
+	struct app_pending *pending; /* set by app_pending_new() */
+	void *conn;                  /* opaque: the connection */
+};
+
 /**
- * Answer one request into @p out (status line, headers, body). Loop
- * thread; never blocks (HSM and keystore state come from atomics).
- * @param[in,out] keep_alive  in: the request's; out: the response's.
- * @return the HTTP status written.
+ * Answer one request into ctx->out (status line, headers, body), or start
+ * answering it later. Loop thread; never blocks.
+ * @return the HTTP status written, or ROUTE_PENDING when a handler took
+ *         app_pending_new() and will answer from a step.
  */
-int route_request(struct app *app, const struct http_request *req,
-    struct buf *out, int *keep_alive, enum metric_route *route);
+int route_request(struct route_ctx *ctx);
+
+/*
+ * A step of a pending request, run on the connection's loop thread. With
+ * @p out NULL the connection has gone: free @p arg and return (anything).
+ * Otherwise write the answer into @p out (and *keep_alive) and return its
+ * status, or arrange the next step (app_pending_work / app_pending_post)
+ * and return ROUTE_PENDING.
+ */
+typedef int (*app_step_fn)(
+    struct app_pending *p, void *arg, struct buf *out, int *keep_alive);
+
+/**
+ * Make the request of @p ctx answered later: its connection reads nothing
+ * more until the last step has answered. @p arg belongs to the steps.
+ * @return the pending request, or NULL when out of memory (then answer
+ *         503 at once).
+ */
+struct app_pending *app_pending_new(
+    struct route_ctx *ctx, app_step_fn step, void *arg);
+/**
+ * Run @p work(arg) on a worker thread (HSM, LMDB writes, password
+ * hashing), then the step on the loop. Loop thread.
+ * @return 0, or a negative libuv code (then answer at once).
+ */
+int app_pending_work(struct app_pending *p, void (*work)(void *arg));
+/** Run the step on the request's loop: any thread, once per step (for
+ * example from the audit writer's acknowledgement). */
+void app_pending_post(struct app_pending *p);
 
 #endif /* SR_APPLIANCE_INTERNAL_H */

@@ -104,7 +104,8 @@ app_reload(struct app *app, char err[256])
 		    key);
 		/* Keep what is running, one setting at a time. */
 		if (strcmp(key, "listen") == 0)
-			memcpy(cfg->listen, app->cfg.listen, sizeof(cfg->listen));
+			memcpy(
+			    cfg->listen, app->cfg.listen, sizeof(cfg->listen));
 		else if (strcmp(key, "state_dir") == 0)
 			memcpy(cfg->state_dir, app->cfg.state_dir,
 			    sizeof(cfg->state_dir));

@@ -55,9 +55,13 @@ route_metrics(struct app *app, struct buf *out, int keep_alive)
 }
 
 int
-route_request(struct app *app, const struct http_request *req, struct buf *out,
-    int *keep_alive, enum metric_route *route)
+route_request(struct route_ctx *ctx)
 {
+	struct app *app = ctx->app;
+	const struct http_request *req = ctx->req;
+	struct buf *out = ctx->out;
+	int *keep_alive = &ctx->keep_alive;
+	enum metric_route *route = &ctx->route;
 	static const struct http_header allow = { "Allow", "GET, HEAD", 5, 9 };
 	int get =
 	    strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;

@@ -20,49 +20,10 @@
 
 #include <uv.h>
 
+#include "appliance/conn.h"
 #include "appliance/internal.h"
 #include "keystore/keystore.h"
 #include "pkcs11/p11.h"
-
-#define SRV_READ_CHUNK 16384
-#define SRV_WRITE_HIGH (1u << 20) /* stop reading above this backlog */
-
-enum conn_state { C_HANDSHAKE, C_OPEN, C_CLOSING };
-/* What the connection's timer is armed for (see conn_arm). */
-enum conn_wait { W_NONE, W_HANDSHAKE, W_REQUEST, W_BODY, W_WRITE, W_IDLE };
-
-struct app_loop {
-	uv_loop_t loop;
-	uv_tcp_t listener;
-	uv_async_t wake;         /* drain requests from the control thread */
-	pthread_mutex_t wake_mu; /* guards wake_closed against sends */
-	int wake_closed;
-	uv_thread_t thread;
-	struct app *app;
-	unsigned id;
-	int fd;
-	int started;        /* its thread runs */
-	struct conn *conns; /* doubly linked, for draining */
-};
-
-struct conn {
-	uv_tcp_t tcp; /* first: handle->data points back too */
-	uv_timer_t timer;
-	uv_write_t wreq;
-	struct app_loop *l;
-	struct app_gen *gen; /* the configuration it was accepted under */
-	struct conn *prev, *next;
-	struct tls_conn *tls;
-	struct http_parser *http;
-	struct buf in;   /* plaintext read but not yet parsed */
-	struct buf out;  /* a response being built */
-	struct buf wbuf; /* ciphertext handed to uv_write */
-	enum conn_state state;
-	enum conn_wait wait;
-	int writing, close_after, notified, handles;
-	int counted; /* holds a place in the per-address cap */
-	uint8_t addr[16];
-};
 
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
@@ -74,11 +35,9 @@ now_ms(struct conn *c)
 	return uv_now(&c->l->loop);
 }
 
-static void
-conn_free(uv_handle_t *h)
+void
+conn_release(struct conn *c)
 {
-	struct conn *c = h->data;
-
 	if (--c->handles > 0)
 		return;
 	if (c->counted)
@@ -94,14 +53,24 @@ conn_free(uv_handle_t *h)
 	free(c);
 }
 
-/* Draining and the last connection is gone: let the loop end. */
 static void
+conn_free(uv_handle_t *h)
+{
+	conn_release(h->data);
+}
+
+/* Draining, the last connection is gone and no request is pending: let
+ * the loop end. */
+void
 loop_finish(struct app_loop *l)
 {
+	if (l->conns != NULL || l->npending > 0)
+		return;
 	pthread_mutex_lock(&l->wake_mu);
 	if (!l->wake_closed) {
 		l->wake_closed = 1;
 		uv_close((uv_handle_t *)&l->wake, NULL);
+		pending_loop_close(l);
 	}
 	pthread_mutex_unlock(&l->wake_mu);
 }
@@ -120,7 +89,7 @@ conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
-	if (c->l->conns == NULL && atomic_load(&c->l->app->draining))
+	if (atomic_load(&c->l->app->draining))
 		loop_finish(c->l);
 	if (!uv_is_closing((uv_handle_t *)&c->timer))
 		uv_close((uv_handle_t *)&c->timer, conn_free);
@@ -155,6 +124,9 @@ conn_arm(struct conn *c)
 	if (c->state == C_HANDSHAKE) {
 		w = W_HANDSHAKE;
 		ms = cfg->handshake_timeout_ms;
+	} else if (c->pending != NULL) {
+		w = W_PENDING; /* a safety net: every pending step ends */
+		ms = cfg->idle_timeout_ms;
 	} else if (c->writing) {
 		w = W_WRITE;
 		ms = cfg->idle_timeout_ms; /* a peer that never reads */
@@ -223,7 +195,7 @@ conn_flush(struct conn *c)
 	n = tls_conn_output(c->tls, &p);
 	if (n == 0) {
 		if (c->close_after ||
-		    (atomic_load(&c->l->app->draining) &&
+		    (atomic_load(&c->l->app->draining) && c->pending == NULL &&
 		        http_parser_idle(c->http) && c->in.len == 0))
 			conn_close(c);
 		else
@@ -273,14 +245,37 @@ parse_error_code(int status)
 	}
 }
 
+void
+conn_answered(struct conn *c, enum metric_route route, int status,
+    uint64_t t0_ns, int keep_alive)
+{
+	metrics_request(route, status, (uv_hrtime() - t0_ns) / 1000);
+	if (!keep_alive)
+		c->close_after = 1;
+}
+
+void
+conn_resume(struct conn *c)
+{
+	conn_flush(c);
+	if (!c->writing && c->state == C_OPEN)
+		conn_process(c);
+}
+
 static void
 answer(struct conn *c, struct http_request *req)
 {
 	struct app *app = c->l->app;
-	enum metric_route route = MR_OTHER;
-	uint64_t t0 = uv_hrtime();
+	struct route_ctx ctx = { .app = app,
+		.req = req,
+		.addr = c->addr,
+		.out = &c->out,
+		.keep_alive = req->keep_alive && !atomic_load(&app->draining),
+		.route = MR_OTHER,
+		.t0_ns = uv_hrtime(),
+		.conn = c };
 	unsigned retry;
-	int status, keep = req->keep_alive && !atomic_load(&app->draining);
+	int status;
 	char hdr[32];
 	struct http_header ra;
 
@@ -291,14 +286,20 @@ answer(struct conn *c, struct http_request *req)
 		metrics_ratelimited();
 		status = 429;
 		http_response_head(&c->out, 429, "application/json",
-		    sizeof(RATE_LIMITED) - 1, keep, &ra, 1);
+		    sizeof(RATE_LIMITED) - 1, ctx.keep_alive, &ra, 1);
 		buf_append(&c->out, RATE_LIMITED, sizeof(RATE_LIMITED) - 1);
 	} else {
-		status = route_request(app, req, &c->out, &keep, &route);
+		status = route_request(&ctx);
+		if (status == ROUTE_PENDING && ctx.pending != NULL)
+			return; /* answered by its last step (pending.c) */
+		if (status == ROUTE_PENDING) { /* a handler's bug */
+			c->out.len = 0;
+			status = http_error(&c->out, 500, "internal",
+			    "the request could not be answered", 0);
+			ctx.keep_alive = 0;
+		}
 	}
-	metrics_request(route, status, (uv_hrtime() - t0) / 1000);
-	if (!keep)
-		c->close_after = 1;
+	conn_answered(c, ctx.route, status, ctx.t0_ns, ctx.keep_alive);
 }
 
 /* Decrypt what arrived and answer every whole request, one at a time:
@@ -313,7 +314,8 @@ conn_process(struct conn *c)
 	int rc, status;
 
 	for (;;) {
-		if (c->writing || c->close_after || c->state != C_OPEN)
+		if (c->writing || c->close_after || c->state != C_OPEN ||
+		    c->pending != NULL)
 			return;
 		if (c->in.len > 0) {
 			rc = http_parser_feed(c->http, c->in.data, c->in.len,
@@ -474,11 +476,11 @@ on_wake(uv_async_t *a)
 		next = c->next;
 		if (force ||
 		    (!c->writing && c->state != C_HANDSHAKE &&
-		        http_parser_idle(c->http) && c->in.len == 0))
+		        c->pending == NULL && http_parser_idle(c->http) &&
+		        c->in.len == 0))
 			conn_close(c);
 	}
-	if (l->conns == NULL)
-		loop_finish(l);
+	loop_finish(l);
 }
 
 static void
@@ -586,7 +588,7 @@ bind_loop(struct app *app, struct app_loop *l, char err[256])
 	uv_async_init(&l->loop, &l->wake, on_wake);
 	l->wake.data = l;
 	pthread_mutex_init(&l->wake_mu, NULL);
-	return 0;
+	return pending_loop_init(l);
 }
 
 /* SO_REUSEPORT would let a second daemon (same user) share the port and

@@ -3,10 +3,10 @@
  * bucket's burst, refusal with its retry hint, refill and its cap, costs
  * other than one; the daemon's limits per address and overall (with the
  * address's token given back when the global bucket refuses); eight
- * threads on one bucket and on the table; new rates from a reload; and the table's reuse of its
- * least recently seen slots once full. Time is passed in, so most tests
- * are exact; only the thread test reads the clock, and must never depend
- * on how fast the machine is.
+ * threads on one bucket and on the table; new rates from a reload; and the
+ * table's reuse of its least recently seen slots once full. Time is passed in,
+ * so most tests are exact; only the thread test reads the clock, and must never
+ * depend on how fast the machine is.
  */
 #include <stdarg.h>
 #include <stddef.h>

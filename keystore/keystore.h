@@ -49,7 +49,13 @@
  *                  503 and alert.
  *   KS_EAPIKEY     an API key is malformed or its checksum is wrong (no
  *                  lookup was made): answer 401.
- *   KS_EDENIED     an API key is unknown, wrong, revoked or expired: 401.
+ *   KS_EDENIED     an API key is unknown or its secret is wrong: 401.
+ *   KS_EREVOKED, KS_ESUSPENDED, KS_ENOTYET
+ *                  (API-key verification, after the secret matched) the key
+ *                  or its owner is revoked, suspended or not valid yet;
+ *                  KS_EEXPIRED there means expired: 401 with that code.
+ *   KS_EMISS       (verification with cache_only) not cached: verify again
+ *                  without cache_only on a worker thread.
  *   KS_ECLOSED     the keystore is shutting down: answer 503.
  *   KS_EBUSY       (ks_open) another process has this keystore open: stop
  *                  it, or use its API; one process owns a keystore.
@@ -201,6 +207,10 @@ struct ks_apikey_create_req {
 
 struct ks_apikey_verify_req {
 	char key[KS_APIKEY_LEN + 1];
+	/* 1: answer from the verification cache only (never the HSM or
+	 * LMDB), KS_EMISS when it is not there: what an event loop may call
+	 * before handing the full check to a worker thread. */
+	uint8_t cache_only;
 };
 
 struct ks_sign_req {
@@ -313,5 +323,12 @@ const char *ks_state_name(unsigned state);
  * @return 0 or KS_EAPIKEY.
  */
 int ks_apikey_check(const char *key, size_t len);
+
+/**
+ * @brief The key id inside a well-formed API key (what the audit log and
+ * the management API name it by; the secret part is never copied).
+ * @return 0 or KS_EAPIKEY.
+ */
+int ks_apikey_id(const char *key, size_t len, char id[KS_ID_LEN + 1]);
 
 #endif /* SR_KEYSTORE_KEYSTORE_H */

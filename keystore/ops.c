@@ -61,6 +61,24 @@ ks__effective_state(const struct ks_meta *m, int64_t now)
 }
 
 int
+ks__refusal(const struct ks_meta *m, int64_t now)
+{
+	switch (ks__effective_state(m, now)) {
+	case KS_STATE_ACTIVE:
+		break;
+	case KS_STATE_PRE_ACTIVE:
+		return KS_ENOTYET;
+	case KS_STATE_SUSPENDED:
+		return KS_ESUSPENDED;
+	default: /* revoked, destroyed */
+		return KS_EREVOKED;
+	}
+	if (m->expires_at != 0 && now >= m->expires_at)
+		return KS_EEXPIRED;
+	return 0;
+}
+
+int
 ks__usable(const struct ks_meta *m, int64_t now)
 {
 	if (ks__effective_state(m, now) != KS_STATE_ACTIVE)

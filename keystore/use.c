@@ -339,13 +339,14 @@ ks__op_apikey_verify(
 	memset(digest, 0, sizeof(digest));
 	ks__cmac(&ks->vc_mac, (const uint8_t *)q->key, len, digest);
 	if (ks__vcache_check(ks->vcache, id, digest, &rep->meta, &until)) {
-		if ((until != 0 && now >= until) ||
-		    ks__usable(&rep->meta, now) != 0) {
+		rc = until != 0 && now >= until ? KS_EEXPIRED
+		                                : ks__refusal(&rep->meta, now);
+		if (rc != 0)
 			memset(&rep->meta, 0, sizeof(rep->meta));
-			return KS_EDENIED;
-		}
-		return 0;
+		return rc;
 	}
+	if (q->cache_only)
+		return KS_EMISS;
 	rc = ks__rd_begin(ks, &txn);
 	if (rc == 0) {
 		/* Devices and API keys never rotate: version 1 is the only one,
@@ -361,10 +362,12 @@ ks__op_apikey_verify(
 	if (rc == 0)
 		rc = p11_hmac_sha256(ks->hsm, ks->pepper, q->key, len, mac);
 	if (rc == 0 &&
-	    (t->r.sealed_len != 32 || !sr_ct_equal(mac, t->r.sealed, 32) ||
-	        ks__usable(&t->r.m, now) != 0 ||
-	        ks__usable(&t->newest.m, now) != 0))
+	    (t->r.sealed_len != 32 || !sr_ct_equal(mac, t->r.sealed, 32)))
 		rc = KS_EDENIED;
+	/* The secret matched: say why the key or its owner is refused (the
+	 * caller holds the key, so this tells them nothing new). */
+	if (rc == 0 && (rc = ks__refusal(&t->r.m, now)) == 0)
+		rc = ks__refusal(&t->newest.m, now);
 	if (rc == 0) {
 		ks__meta_out(&t->newest, t->newest.m.version, now, &rep->meta);
 		ks__vcache_put(

@@ -49,6 +49,10 @@
 	XX(KS_EDENIED, -1010, "API key not accepted") \
 	XX(KS_ECLOSED, -1011, "the keystore is closing") \
 	XX(KS_EBUSY, -1012, "the keystore is in use by another process") \
+	XX(KS_EREVOKED, -1013, "the key was revoked") \
+	XX(KS_ESUSPENDED, -1014, "the key is suspended") \
+	XX(KS_ENOTYET, -1015, "the key is not valid yet") \
+	XX(KS_EMISS, -1016, "not in the verification cache") \
 	XX(P11_EURI, -2001, "malformed PKCS#11 URI") \
 	XX(P11_EMODULE, -2002, "PKCS#11 module cannot be loaded or used") \
 	XX(P11_ETOKEN, -2003, "token not found") \

@@ -157,6 +157,73 @@ test_device_keys(void **state)
 	ks_close(ks);
 }
 
+/* Verify until the answer is not 0: an owner's change reaches keys cached
+ * before it within the cache's second. */
+static int
+verify_settled(struct ks *ks, const char *key)
+{
+	double t0 = kt_mono();
+	int rc;
+
+	while ((rc = kt_verify(ks, key)) == 0 && kt_mono() - t0 < 1.1) {
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	return rc;
+}
+
+/* 8b. Why a key whose secret matched is refused: one code per reason, from
+ * the record and from the cache; cache-only verification never looks
+ * further than the cache. */
+static void
+test_apikey_refusals(void **state)
+{
+	struct ks *ks = kt_main_ks();
+	char app[KT_ID], later[KT_ID], id[KT_ID];
+	char key[KS_APIKEY_LEN + 1], key2[KS_APIKEY_LEN + 1];
+	struct ks_request *q;
+	int64_t now = kt_now();
+
+	(void)state;
+	assert_int_equal(
+	    kt_create(ks, KS_KIND_APP, "refusals", NULL, 0, 0, app), 0);
+	assert_int_equal(kt_apikey(ks, app, 0, key), 0);
+	assert_int_equal(ks_apikey_id(key, KS_APIKEY_LEN, id), 0);
+	assert_memory_equal(id, key + 4, KS_ID_LEN);
+	assert_int_equal(ks_apikey_id("srk_nonsense", 12, id), KS_EAPIKEY);
+	/* Cache only: a miss says so and costs no lookup. */
+	q = kt_req(KS_OP_APIKEY_VERIFY);
+	snprintf(
+	    q->u.apikey_verify.key, sizeof(q->u.apikey_verify.key), "%s", key);
+	q->u.apikey_verify.cache_only = 1;
+	assert_int_equal(kt_run(ks), KS_EMISS);
+	assert_int_equal(kt_verify(ks, key), 0);
+	q = kt_req(KS_OP_APIKEY_VERIFY);
+	snprintf(
+	    q->u.apikey_verify.key, sizeof(q->u.apikey_verify.key), "%s", key);
+	q->u.apikey_verify.cache_only = 1;
+	assert_int_equal(kt_run(ks), 0);
+	assert_string_equal(KT_R->meta.id, app);
+	/* The owner suspended, then resumed. */
+	assert_int_equal(kt_key(ks, KS_OP_SUSPEND, app, 0), 0);
+	assert_int_equal(verify_settled(ks, key), KS_ESUSPENDED);
+	assert_int_equal(kt_key(ks, KS_OP_RESUME, app, 0), 0);
+	assert_int_equal(kt_verify(ks, key), 0);
+	/* An owner not valid yet gets no key at all. */
+	assert_int_equal(kt_create(ks, KS_KIND_APP, "refusals-later", NULL,
+	                     now + 3600, 0, later),
+	    0);
+	assert_int_equal(kt_apikey(ks, later, 0, key2), KS_EEXPIRED);
+	/* A key of the owner's revoked: its own code, cached or not. */
+	assert_int_equal(kt_revoke(ks, app, "retired", 0), 0);
+	assert_int_equal(verify_settled(ks, key), KS_EREVOKED);
+	/* A wrong secret says nothing about the key's state. */
+	key[KS_APIKEY_LEN - 8] = key[KS_APIKEY_LEN - 8] == 'a' ? 'b' : 'a';
+	assert_true(kt_verify(ks, key) == KS_EDENIED ||
+	    kt_verify(ks, key) == KS_EAPIKEY);
+}
+
 /* 8. API keys: shown once, verified with a cache, refused as documented. */
 static void
 test_apikeys(void **state)
@@ -235,8 +302,8 @@ test_apikeys(void **state)
 	assert_int_equal(kt_verify(ks, key), 0);
 	/* Revoking the key itself: refused at once. */
 	assert_int_equal(kt_revoke(ks, id, "rotated out", 0), 0);
-	assert_int_equal(kt_verify(ks, key), KS_EDENIED);
-	assert_int_equal(kt_verify(ks, key), KS_EDENIED);
+	assert_int_equal(kt_verify(ks, key), KS_EREVOKED);
+	assert_int_equal(kt_verify(ks, key), KS_EREVOKED);
 
 	/* Revoking the owner: refused within the cache's second. */
 	assert_int_equal(
@@ -246,14 +313,14 @@ test_apikeys(void **state)
 	assert_int_equal(kt_verify(ks, key2), 0);
 	assert_int_equal(kt_revoke(ks, app2, "app retired", 0), 0);
 	/* Not cached: refused at once. */
-	assert_int_equal(kt_verify(ks, key3), KS_EDENIED);
+	assert_int_equal(kt_verify(ks, key3), KS_EREVOKED);
 	t0 = kt_mono();
 	while ((rc = kt_verify(ks, key2)) == 0 && kt_mono() - t0 < 3.0) {
 		struct timespec ts = { 0, 10 * 1000 * 1000 };
 
 		nanosleep(&ts, NULL);
 	}
-	assert_int_equal(rc, KS_EDENIED);
+	assert_int_equal(rc, KS_EREVOKED);
 	assert_true(kt_mono() - t0 <= 1.1);
 
 	/* Expiry: never past the owner's. */
@@ -706,6 +773,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_device_keys),
 		cmocka_unit_test(test_apikeys),
+		cmocka_unit_test(test_apikey_refusals),
 		cmocka_unit_test(test_sign),
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_concurrency),

@@ -299,6 +299,8 @@ int ks__op_device(
     struct ks *ks, const struct ks_device_req *q, struct ks_reply *rep);
 int ks__op_sign(
     struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep);
+int ks__op_public(
+    struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep);
 int ks__op_apikey_create(
     struct ks *ks, const struct ks_apikey_create_req *q, struct ks_reply *rep);
 int ks__op_apikey_verify(

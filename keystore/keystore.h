@@ -156,6 +156,7 @@ enum ks_op {
 	KS_OP_STATS,         /* counts and cache figures */
 	KS_OP_SIGN,          /* ECDSA P-256 (JWS r||s) with a signing key */
 	KS_OP_CHECK,         /* full consistency walk of the environment */
+	KS_OP_PUBLIC,        /* public point of a signing key's version */
 	KS_OP_COUNT
 };
 
@@ -216,6 +217,7 @@ struct ks_apikey_verify_req {
 struct ks_sign_req {
 	char id[KS_ID_LEN + 1]; /* a SIGNING key */
 	uint32_t len;
+	uint8_t prehashed; /* 1: msg is the 32-byte SHA-256 to sign */
 	uint8_t msg[2048];
 };
 

@@ -792,6 +792,8 @@ ks__op(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 		return ks__op_sign(ks, &req->u.sign, rep);
 	case KS_OP_CHECK:
 		return ks__check(ks, &rep->stats);
+	case KS_OP_PUBLIC:
+		return ks__op_public(ks, &req->u.key, rep);
 	default:
 		return KS_EREQUEST;
 	}

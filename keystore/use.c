@@ -195,6 +195,40 @@ out:
 	return rc;
 }
 
+/* The public point was stored in the record when the pair was made in
+ * the HSM; publishing it (JWKS, audit checkpoints) needs no HSM call. Any
+ * state but destroyed: verifiers need old keys until their last token or
+ * checkpoint is checked. */
+int
+ks__op_public(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
+{
+	struct ks__rec *r;
+	MDB_txn *txn;
+	int rc;
+
+	if (!ks__str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id))
+		return KS_EREQUEST;
+	r = malloc(sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	rc = ks__rd_begin(ks, &txn);
+	if (rc == 0) {
+		rc =
+		    ks__get_rec(ks, txn, KS_KIND_SIGNING, q->id, q->version, r);
+		ks__rd_end(ks, txn);
+	}
+	if (rc == 0 &&
+	    (r->m.state == KS_STATE_DESTROYED || r->sealed_len != 65))
+		rc = KS_ESTATE;
+	if (rc == 0) {
+		memcpy(rep->material, r->sealed, 65);
+		rep->material_len = 65;
+		ks__meta_out(r, r->m.version, ks__now(), &rep->meta);
+	}
+	free(r);
+	return rc;
+}
+
 int
 ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 {
@@ -205,7 +239,8 @@ ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 	int rc;
 
 	if (!ks__str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id) ||
-	    q->len > sizeof(q->msg))
+	    q->len > sizeof(q->msg) || q->prehashed > 1 ||
+	    (q->prehashed && q->len != 32))
 		return KS_EREQUEST;
 	r = malloc(sizeof(*r));
 	if (r == NULL)
@@ -226,8 +261,10 @@ ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 			rc = KS_EINTEGRITY;
 	}
 	if (rc == 0) {
-		rc = p11_ecdsa_p256_sign(
-		    ks->hsm, sk, q->msg, q->len, rep->material);
+		rc = q->prehashed ? p11_ecdsa_p256_sign_digest(
+		                        ks->hsm, sk, q->msg, rep->material)
+		                  : p11_ecdsa_p256_sign(ks->hsm, sk, q->msg,
+		                        q->len, rep->material);
 		p11_key_free(sk);
 	}
 	if (rc == 0) {

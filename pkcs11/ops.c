@@ -176,6 +176,25 @@ p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key, const void *msg,
 }
 
 int
+p11_ecdsa_p256_sign_digest(struct p11_ctx *ctx, struct p11_key *key,
+    const uint8_t digest[static 32], uint8_t sig[static 64])
+{
+	struct p11__op op;
+	CK_OBJECT_HANDLE h;
+	CK_ULONG n = 64;
+	CK_RV rv;
+	int rc;
+
+	rc = p11_op_key(ctx, key, P11_KEY_EC_P256, &op, &h);
+	if (rc != 0)
+		return rc;
+	rv = p11_sign(&op, CKM_ECDSA, h, digest, 32, sig, &n);
+	if (rv == CKR_OK && n != 64)
+		rv = CKR_GENERAL_ERROR;
+	return p11_op_done(&op, key, rv);
+}
+
+int
 p11_ec_public_get(
     struct p11_ctx *ctx, struct p11_key *key, uint8_t point[static 65])
 {

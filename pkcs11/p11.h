@@ -368,6 +368,13 @@ int p11_key_derive_sp800_108(struct p11_ctx *ctx, struct p11_key *base,
 int p11_ecdsa_p256_sign(struct p11_ctx *ctx, struct p11_key *key,
     const void *msg, size_t msg_len, uint8_t sig[static 64]);
 
+/**
+ * @brief ECDSA P-256 over a SHA-256 @p digest the caller computed (raw
+ * CKM_ECDSA), r||s: for signers that hash their input themselves (JWS).
+ */
+int p11_ecdsa_p256_sign_digest(struct p11_ctx *ctx, struct p11_key *key,
+    const uint8_t digest[static 32], uint8_t sig[static 64]);
+
 /** @brief The public point of an EC P-256 key: 0x04 || X || Y. */
 int p11_ec_public_get(
     struct p11_ctx *ctx, struct p11_key *key, uint8_t point[static 65]);

@@ -374,6 +374,30 @@ test_sign(void **state)
 	kt_setid(q->u.sign.id, id);
 	q->u.sign.len = sizeof(q->u.sign.msg) + 1;
 	assert_int_equal(kt_run(ks), KS_EREQUEST);
+	/* The public point without the HSM, as the HSM has it. */
+	assert_int_equal(kt_key(ks, KS_OP_PUBLIC, id, 0), 0);
+	assert_int_equal(KT_R->material_len, 65);
+	assert_memory_equal(KT_R->material, pub1, 65);
+	assert_int_equal(
+	    kt_key(ks, KS_OP_PUBLIC, "AAAAAAAAAAAA", 0), KS_ENOTFOUND);
+	/* Pre-hashed: the signer hashed "msg" itself (JWS); the signature
+	 * verifies over msg. */
+	q = kt_req(KS_OP_SIGN);
+	kt_setid(q->u.sign.id, id);
+	q->u.sign.prehashed = 1;
+	q->u.sign.len = 32;
+	assert_int_equal(
+	    mbedtls_sha256((const uint8_t *)msg, strlen(msg), q->u.sign.msg, 0),
+	    0);
+	assert_int_equal(kt_run(ks), 0);
+	assert_int_equal(KT_R->material_len, 64);
+	memcpy(sig2, KT_R->material, 64);
+	assert_int_equal(kt_ecdsa_verify(pub1, msg, strlen(msg), sig2), 0);
+	q = kt_req(KS_OP_SIGN);
+	kt_setid(q->u.sign.id, id);
+	q->u.sign.prehashed = 1;
+	q->u.sign.len = 31;
+	assert_int_equal(kt_run(ks), KS_EREQUEST);
 	/* After rotation the new version signs. */
 	assert_int_equal(kt_key(ks, KS_OP_ROTATE, id, 0), 0);
 	assert_int_equal(kt_sign(ks, id, msg, sig), 0);

@@ -5,9 +5,11 @@ APP_A := $(BUILD)/lib/libsr_app.a
 APP_SAN_A := $(SAN)/lib/libsr_app.a
 APP_BIN := $(BUILD)/bin/strongroomd
 # mbedTLS and llhttp link statically; yyjson ships only as a shared library
-# in Debian 13, found through the rpath of the deps folder.
+# in Debian 13, found through the rpath of the deps folder. libargon2
+# (Debian 12) hashes console passwords.
 APP_EXT := $(DEPLIB)/libmbedtls.a $(DEPLIB)/libmbedx509.a $(MBEDCRYPTO) \
-	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv
+	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv \
+	-largon2
 
 appliance-bin: $(APP_BIN)
 .PHONY: appliance-bin

@@ -70,7 +70,33 @@
 	XX(P11_EEXISTS, -2015, "an object with this label already exists") \
 	XX(P11_ENOTSUPP, -2016, "operation not supported by the module") \
 	XX(P11_ERECOVER, -2017, "HSM unavailable; recovery did not succeed") \
-	XX(P11_ESETUP, -2018, "token set-up failed")
+	XX(P11_ESETUP, -2018, "token set-up failed") \
+	SR_ERROR_MAP_AUTHZ(XX)
+
+/*
+ * appliance/ access control (-4100 .. -4199): CIDR lists, the policy file,
+ * TOTP, passwords and JWTs. What a caller does with each is in
+ * appliance/cidr.h, policy.h, totp.h, password.h and jwt.h.
+ */
+#define SR_ERROR_MAP_AUTHZ(XX) \
+	XX(APP_ECIDR, -4101, "malformed CIDR list") \
+	XX(APP_EPOLICY, -4102, "malformed access policy") \
+	XX(APP_ETOTP, -4110, "TOTP code not accepted") \
+	XX(APP_ETOTPREPLAY, -4111, "TOTP code already used") \
+	XX(APP_EBASE32, -4112, "malformed base32 secret") \
+	XX(APP_EPWEMPTY, -4120, "empty password") \
+	XX(APP_EPWLONG, -4121, "password too long") \
+	XX(APP_EPWMISMATCH, -4122, "password does not match") \
+	XX(APP_EPWHASH, -4123, "malformed or unusable password hash") \
+	XX(APP_EJWTFORMAT, -4130, "malformed token") \
+	XX(APP_EJWTALG, -4131, "token algorithm not accepted") \
+	XX(APP_EJWTSIG, -4132, "token signature does not verify") \
+	XX(APP_EJWTKID, -4133, "token signed by an unknown key") \
+	XX(APP_EJWTEXPIRED, -4134, "token expired") \
+	XX(APP_EJWTNOTYET, -4135, "token not yet valid") \
+	XX(APP_EJWTAUD, -4136, "token issued for another audience") \
+	XX(APP_EJWTISS, -4137, "token from another issuer") \
+	XX(APP_EJWTLIFETIME, -4138, "token lifetime over the 15-minute limit")
 
 enum sr_error {
 #define SR__ERR_ENUM(name, value, text) name = (value),

@@ -1,0 +1,233 @@
+/*
+ * appliance/jwt_keys.c: the verification keyset (kid -> P-256 public key
+ * held as a PSA key), the JWKS document that publishes it, and strict
+ * base64url (API in appliance/jwt.h).
+ *
+ * It must never hold a private key, never accept a point that is not on
+ * the curve, and never decode more than one spelling of a value.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <psa/crypto.h>
+#include <yyjson.h>
+
+#include "appliance/jwt_impl.h"
+#include "lib/sr.h"
+
+struct jwt_key {
+	char kid[JWT_FIELD_MAX];
+	uint8_t point[JWT_POINT_BYTES];
+	psa_key_id_t id;
+};
+
+struct jwt_keyset {
+	size_t count;
+	struct jwt_key keys[JWT_KEYS_MAX];
+};
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int
+b64url_encode(char *out, size_t cap, const void *in, size_t len)
+{
+	const uint8_t *p = in;
+	size_t need = (len * 4 + 2) / 3, i, o = 0;
+	uint32_t v;
+
+	if (cap < need + 1)
+		return -ENOSPC;
+	for (i = 0; i + 3 <= len; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+		out[o++] = b64url_alphabet[(v >> 6) & 63];
+		out[o++] = b64url_alphabet[v & 63];
+	}
+	if (len - i == 1) {
+		v = (uint32_t)p[i] << 16;
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+	} else if (len - i == 2) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
+		out[o++] = b64url_alphabet[(v >> 18) & 63];
+		out[o++] = b64url_alphabet[(v >> 12) & 63];
+		out[o++] = b64url_alphabet[(v >> 6) & 63];
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+static int
+b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+int
+b64url_decode(void *out, size_t cap, const char *in, size_t len)
+{
+	uint8_t *o = out;
+	size_t i, n = 0, need;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+	int v;
+
+	if (len % 4 == 1)
+		return -EINVAL;
+	need = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
+	if (need > cap)
+		return -ENOSPC;
+	for (i = 0; i < len; i++) {
+		v = b64url_value((unsigned char)in[i]);
+		if (v < 0)
+			return -EINVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			o[n++] = (uint8_t)(acc >> (bits - 8));
+			bits -= 8;
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* Leftover bits must be zero: one spelling per value. */
+	if (acc != 0)
+		return -EINVAL;
+	return (int)n;
+}
+
+int
+jwt_keyset_new(struct jwt_keyset **out)
+{
+	*out = NULL;
+	if (psa_crypto_init() != PSA_SUCCESS)
+		return APP_EJWTSIG;
+	*out = calloc(1, sizeof(**out));
+	return *out != NULL ? 0 : -ENOMEM;
+}
+
+void
+jwt_keyset_free(struct jwt_keyset *ks)
+{
+	size_t i;
+
+	if (ks == NULL)
+		return;
+	for (i = 0; i < ks->count; i++)
+		psa_destroy_key(ks->keys[i].id);
+	free(ks);
+}
+
+static int
+kid_ok(const char *kid)
+{
+	size_t i, n = strnlen(kid, JWT_FIELD_MAX);
+
+	if (n == 0 || n >= JWT_FIELD_MAX)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (kid[i] <= ' ' || kid[i] >= 0x7f || kid[i] == '"' ||
+		    kid[i] == '\\')
+			return 0;
+	return 1;
+}
+
+int
+jwt_keyset_add(struct jwt_keyset *ks, const char *kid,
+    const uint8_t point[static JWT_POINT_BYTES])
+{
+	psa_key_attributes_t attr = PSA_KEY_ATTRIBUTES_INIT;
+	struct jwt_key *k;
+
+	if (!kid_ok(kid) || ks->count == JWT_KEYS_MAX || point[0] != 0x04)
+		return -EINVAL;
+	if (jwt__keyset_find(ks, kid) != 0)
+		return -EEXIST;
+	k = &ks->keys[ks->count];
+	psa_set_key_type(
+	    &attr, PSA_KEY_TYPE_ECC_PUBLIC_KEY(PSA_ECC_FAMILY_SECP_R1));
+	psa_set_key_bits(&attr, 256);
+	psa_set_key_usage_flags(&attr, PSA_KEY_USAGE_VERIFY_HASH);
+	psa_set_key_algorithm(&attr, PSA_ALG_ECDSA(PSA_ALG_SHA_256));
+	switch (psa_import_key(&attr, point, JWT_POINT_BYTES, &k->id)) {
+	case PSA_SUCCESS:
+		break;
+	case PSA_ERROR_INSUFFICIENT_MEMORY:
+		return -ENOMEM;
+	default:
+		return -EINVAL;
+	}
+	memcpy(k->point, point, JWT_POINT_BYTES);
+	memcpy(k->kid, kid, strlen(kid) + 1);
+	ks->count++;
+	return 0;
+}
+
+psa_key_id_t
+jwt__keyset_find(const struct jwt_keyset *ks, const char *kid)
+{
+	size_t i;
+
+	if (ks == NULL)
+		return 0;
+	for (i = 0; i < ks->count; i++)
+		if (strcmp(ks->keys[i].kid, kid) == 0)
+			return ks->keys[i].id;
+	return 0;
+}
+
+int
+jwt_jwks_json(const struct jwt_keyset *ks, char **out, size_t *len)
+{
+	yyjson_mut_doc *doc;
+	yyjson_mut_val *root, *keys, *key;
+	char x[48], y[48];
+	size_t i, n;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	doc = yyjson_mut_doc_new(NULL);
+	if (doc == NULL)
+		return -ENOMEM;
+	root = yyjson_mut_obj(doc);
+	keys = yyjson_mut_arr(doc);
+	if (root == NULL || keys == NULL ||
+	    !yyjson_mut_obj_add_val(doc, root, "keys", keys))
+		goto out;
+	yyjson_mut_doc_set_root(doc, root);
+	for (i = 0; i < ks->count; i++) {
+		b64url_encode(x, sizeof(x), ks->keys[i].point + 1, 32);
+		b64url_encode(y, sizeof(y), ks->keys[i].point + 33, 32);
+		key = yyjson_mut_arr_add_obj(doc, keys);
+		if (key == NULL ||
+		    !yyjson_mut_obj_add_str(doc, key, "kty", "EC") ||
+		    !yyjson_mut_obj_add_str(doc, key, "crv", "P-256") ||
+		    !yyjson_mut_obj_add_strcpy(doc, key, "x", x) ||
+		    !yyjson_mut_obj_add_strcpy(doc, key, "y", y) ||
+		    !yyjson_mut_obj_add_str(doc, key, "kid", ks->keys[i].kid) ||
+		    !yyjson_mut_obj_add_str(doc, key, "use", "sig") ||
+		    !yyjson_mut_obj_add_str(doc, key, "alg", "ES256"))
+			goto out;
+	}
+	*out = yyjson_mut_write(doc, 0, &n);
+	if (*out == NULL)
+		goto out;
+	if (len != NULL)
+		*len = n;
+	rc = 0;
+out:
+	yyjson_mut_doc_free(doc);
+	return rc;
+}

@@ -1,6 +1,7 @@
 # tools/: command-line tools and benchmarks.
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
-	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling
+	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
+	$(BUILD)/bin/audit-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -26,3 +27,14 @@ $(BUILD)/bin/ks-bench: $(BUILD)/obj/tools/bench/ks_bench.o \
 $(BUILD)/bin/tls-ceiling: $(BUILD)/obj/tools/bench/tls_ceiling.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(MBEDCRYPTO) $(LDLIBS)
+
+# The audit log's verifier/query and its benchmark: the appliance library's
+# audit part (yyjson through the deps rpath, as the daemon links it).
+$(BUILD)/bin/sr-audit: $(BUILD)/obj/tools/sr-audit.o $(APP_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(LIB_A) $(APP_EXT) $(LDLIBS)
+
+$(BUILD)/bin/audit-bench: $(BUILD)/obj/tools/bench/audit_bench.o $(APP_A) \
+	    $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(LIB_A) $(APP_EXT) $(LDLIBS)

@@ -1,0 +1,141 @@
+/*
+ * appliance/audit_impl.h: what the audit log's own files share (line
+ * rendering and hashing, file names, the checkpoint digest and key file,
+ * the tail scan of the resume): audit.c, audit_line.c, audit_file.c,
+ * audit_verify.c and the audit tests only. The public API is audit.h.
+ *
+ * Nothing here may hold or print a secret; every function is reentrant.
+ */
+#ifndef SR_APPLIANCE_AUDIT_IMPL_H
+#define SR_APPLIANCE_AUDIT_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "appliance/audit.h"
+
+#define AUDIT__DAY_MS (86400LL * 1000)
+#define AUDIT__NAME_LEN 22   /* "audit-YYYY-MM-DD.jsonl" */
+#define AUDIT__HASH_TAIL 75  /* ,"hash":"<64 hex>"} */
+#define AUDIT__BODY_MAX 8192 /* a rendered body is never longer */
+#define AUDIT__LINE_MAX (AUDIT__BODY_MAX + 512)
+#define AUDIT__CKPT_LAST "checkpoint.last"
+#define AUDIT__ACTOR "audit" /* the writer's own events */
+#define AUDIT__CKPT_ACTION "audit.checkpoint"
+
+/* ---- audit_line.c ------------------------------------------------- */
+
+/**
+ * Render the caller's part of a line: ,"actor":...,"src":"..." (leading
+ * comma, no braces) into @p out (AUDIT__BODY_MAX bytes).
+ * @return its length, or -EINVAL (a required field is NULL or empty).
+ */
+int audit__body_render(const struct audit_event *ev, char *out);
+
+/* Append @p s as JSON string content (no quotes), cut after @p max bytes
+ * of input at a UTF-8 boundary; *cut set to 1 if it was cut. Returns the
+ * new length. @p out needs 6 * max + 1 bytes past @p len. */
+size_t audit__json_str(
+    char *out, size_t len, const char *s, size_t max, int *cut);
+
+/* "2025-06-01T12:00:00.123Z" (24 chars + NUL) for Unix ms. */
+void audit__ts_format(int64_t ms, char out[25]);
+
+/* Parse RFC 3339 ("2025-06-01", "2025-06-01T12:00[:00[.123]][Z]") into
+ * the fixed form above. @return 0 or -EINVAL. */
+int audit__ts_parse(const char *in, char out[25]);
+
+/* Unsigned decimal; returns its length (no NUL). */
+size_t audit__u64(char *out, uint64_t v);
+
+/*
+ * Seal a line: @p line holds the prefix {"ts":...,"prev":"<hex>" of
+ * @p len bytes; appends ,"hash":"<SHA-256(prefix)>"}, no newline, and puts
+ * SHA-256 of the whole line into @p line_hash. @return the new length.
+ * @p line needs AUDIT__HASH_TAIL spare bytes.
+ */
+size_t audit__line_seal(char *line, size_t len, uint8_t line_hash[32]);
+
+/*
+ * Check a line's own hash (its last 75 bytes are ,"hash":"<hex>"} and the
+ * hex is SHA-256 of what comes before) and hash the whole line.
+ * @return 0, or -EBADMSG.
+ */
+int audit__line_check(const char *line, size_t len, uint8_t line_hash[32]);
+
+/* The message a checkpoint signs: SHA-256 of
+ * "strongroom-audit-checkpoint-v1\nseq=<seq>\nhead=<hex>\n". */
+void audit__ckpt_digest(
+    uint64_t head_seq, const uint8_t head[32], uint8_t digest[32]);
+
+/* ES256 check of @p sig over the 32-byte message @p digest. 0 or
+ * -EBADMSG. */
+int audit__sig_verify(
+    const uint8_t pub[65], const uint8_t digest[32], const uint8_t sig[64]);
+
+/* PEM SubjectPublicKeyInfo of a P-256 point; @p out of 256 bytes.
+ * @return its length. */
+size_t audit__pem_encode(const uint8_t pub[65], char out[256]);
+
+/* Read a PEM P-256 public key file. 0, -EINVAL (not one), -errno. */
+int audit__pem_read(const char *path, uint8_t pub[65]);
+
+/* [A-Za-z0-9._-] of 1..@p max bytes (dot only when @p dot). */
+int audit__name_ok(const char *s, size_t max, int dot);
+
+/* ---- audit_file.c ------------------------------------------------- */
+
+/* "audit-YYYY-MM-DD.jsonl" of day @p day (days since 1970-01-01). */
+void audit__file_name(int64_t day, char out[AUDIT__NAME_LEN + 1]);
+
+/* The day a log file name stands for. 0, or -EINVAL if not one. */
+int audit__file_day(const char *name, int64_t *day);
+
+/* The log files' days in @p dir, oldest first; *days is malloc'd (free
+ * it). @return 0, -ENOENT (no folder), -ENOMEM, -errno. */
+int audit__list_days(const char *dir, int64_t **days, size_t *n);
+
+/* What the resume found at the end of the log. */
+struct audit__tail {
+	uint64_t seq;     /* last complete line's seq; 0: empty log */
+	uint8_t head[32]; /* SHA-256 of that line; zeros: empty log */
+	int64_t day;      /* newest file's day; INT64_MIN: no file */
+	uint64_t size;    /* that file's length after any repair */
+	uint64_t torn;    /* bytes cut off a torn tail (0: none) */
+	uint8_t torn_hash[32];
+	char torn_file[AUDIT__NAME_LEN + 1];
+};
+
+/*
+ * Find the chain's end: the newest non-empty file's last line that checks
+ * and links; a torn tail of at most @p max_torn bytes after it is cut off
+ * (ftruncate + fsync) and described in @p t. Then compare with
+ * checkpoint.last. @return 0, -EBADMSG (err says file:line and why),
+ * -errno.
+ */
+int audit__resume(
+    const char *dir, uint64_t max_torn, struct audit__tail *t, char err[256]);
+
+/* Write <dir>/checkpoint-key-<id>.pub once (same key: nothing to do).
+ * @return 0, -EEXIST (another key), -errno. */
+int audit__pubkey_write(
+    const char *dir, const char *key_id, const uint8_t pub[65], char err[256]);
+
+/* Replace <dir>/checkpoint.last with @p line (temp, fsync, rename,
+ * fsync folder). 0 or -errno. */
+int audit__ckpt_last_write(int dirfd, const char *line, size_t len);
+
+/* The seq and prev of the first line of <dir>/<name>. 0, -ENOENT (empty
+ * file or none), -EBADMSG, -errno. */
+int audit__first_line(
+    int dirfd, const char *name, uint64_t *seq, uint8_t prev[32]);
+
+/* Read a small file whole (at most @p max bytes), NUL-terminated.
+ * @return 0, -EFBIG, -errno; *buf malloc'd. */
+int audit__read_small(
+    int dirfd, const char *name, size_t max, char **buf, size_t *len);
+
+/* fsync a folder. 0 or -errno. */
+int audit__fsync_dir(int dirfd);
+
+#endif /* SR_APPLIANCE_AUDIT_IMPL_H */

@@ -1,0 +1,364 @@
+/*
+ * tests/unit/appliance/test_audit_verify.c: appliance/audit_verify.c: a
+ * clean two-day log verifies; then on copies of it, one tampering each
+ * (a byte edited, a line deleted, two lines swapped, a forged line
+ * inserted with a valid hash, a line edited with the whole chain after it
+ * recomputed, the log cut before its last checkpoint, the oldest file
+ * deleted, checkpoint.last removed) is found at the right file and line;
+ * a wrong trusted key fails the checkpoints; the query's filters.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/unit/appliance/audittest.h"
+
+static struct at_signer signer;
+static char base[512]; /* the clean log */
+static char day0[AUDIT__NAME_LEN + 1], day1[AUDIT__NAME_LEN + 1];
+
+/* Two days, 40 events each, a checkpoint every 10 events; actors alice
+ * and bob, actions key.create and auth.apikey, keys K1/K2. */
+static int
+group_setup(void **state)
+{
+	struct audit_options o;
+	struct audit_event ev;
+	struct audit *a;
+	int day, i;
+
+	(void)state;
+	sr_log_init(SR_LOG_WARN, "test_audit_verify");
+	at_signer_init(&signer);
+	at_mkdtemp("audit-verify", base);
+	at_options(&o, base, &signer, 1);
+	o.checkpoint_events = 10;
+	for (day = 0; day < 2; day++) {
+		atomic_store(&at_now_ms, AT_T0 + day * AT_DAY);
+		a = at_open(&o);
+		for (i = 0; i < 40; i++) {
+			atomic_store(
+			    &at_now_ms, AT_T0 + day * AT_DAY + i * 60 * 1000);
+			ev = at_event(i % 2 ? "user:alice" : "user:bob",
+			    i % 4 < 2 ? "key.create" : "auth.apikey", "/api");
+			ev.key = i % 3 ? "K1" : "K2";
+			assert_int_equal(audit_append(a, &ev, NULL), 0);
+		}
+		audit_close(a);
+	}
+	audit__file_name(AT_T0 / AT_DAY, day0);
+	audit__file_name(AT_T0 / AT_DAY + 1, day1);
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	at_rmrf(base);
+	at_signer_free(&signer);
+	return 0;
+}
+
+/* A copy of the clean log to tamper with; @p out of 512 bytes. */
+static void
+copy_log(char out[512])
+{
+	char cmd[1200];
+
+	at_mkdtemp("audit-tamper", out);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s'/. '%s'/", base, out);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void
+test_clean(void **state)
+{
+	struct audit_verify_result r;
+	char pem[256], path[600];
+	size_t n;
+
+	(void)state;
+	at_verify(base, NULL, 0, NULL, 0, &r);
+	assert_int_equal(r.files, 2);
+	assert_int_equal(r.first_seq, 1);
+	assert_true(r.checkpoints >= 8);
+	assert_int_equal(r.lines, r.last_seq);
+	/* With the trusted key given, and with another key. */
+	n = audit__pem_encode(signer.pub, pem);
+	snprintf(path, sizeof(path), "%s-good.pem", base);
+	at_write("", path, pem, n);
+	at_verify(base, path, 0, NULL, 0, NULL);
+	remove(path);
+}
+
+static void
+test_wrong_key(void **state)
+{
+	struct audit_verify_result r;
+	struct at_signer other;
+	char pem[256], path[600], **v;
+	size_t n, i;
+
+	(void)state;
+	at_signer_init(&other);
+	n = audit__pem_encode(other.pub, pem);
+	snprintf(path, sizeof(path), "%s-other.pem", base);
+	at_write("", path, pem, n);
+	n = at_lines(base, day0, &v);
+	for (i = 0; i < n && !at_str_is(v[i], "action", "audit.checkpoint");
+	     i++)
+		;
+	assert_true(i < n);
+	at_verify(base, path, -EBADMSG, day0, i + 1, &r);
+	assert_non_null(strstr(r.problem, "signature"));
+	free(v);
+	remove(path);
+	at_signer_free(&other);
+	assert_int_equal(audit_verify(base, "/nonexistent.pem", &r), -ENOENT);
+}
+
+static void
+test_edit_byte(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v, *p;
+	size_t n;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day0, &v);
+	p = strstr(v[6], "user:");
+	assert_non_null(p);
+	p[5] ^= 1; /* alice -> `lice or bob -> cob */
+	at_put_lines(dir, day0, v, n);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day0, 7, &r);
+	assert_non_null(strstr(r.problem, "edited"));
+	at_rmrf(dir);
+}
+
+static void
+test_delete_line(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v;
+	size_t n;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day1, &v);
+	memmove(&v[9], &v[10], (n - 10) * sizeof(*v));
+	at_put_lines(dir, day1, v, n - 1);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day1, 10, &r);
+	assert_non_null(strstr(r.problem, "deleted"));
+	at_rmrf(dir);
+}
+
+static void
+test_reorder(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v, *t;
+	size_t n;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day0, &v);
+	t = v[20];
+	v[20] = v[21];
+	v[21] = t;
+	at_put_lines(dir, day0, v, n);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day0, 21, &r);
+	at_rmrf(dir);
+}
+
+/* A forged line between lines 12 and 13: the next seq, a prev that links
+ * to line 12, and its own hash recomputed. Found as line 13. */
+static void
+test_insert_forged(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v, **w, forged[2048], hex[65];
+	uint8_t h[32];
+	uint64_t seq;
+	size_t n, len;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day0, &v);
+	seq = at_u64(v[11], "seq") + 1;
+	mbedtls_sha256((const uint8_t *)v[11], strlen(v[11]), h, 0);
+	sr_hex_encode(hex, h, 32);
+	len = (size_t)snprintf(forged, sizeof(forged),
+	    "{\"ts\":\"2025-06-01T12:11:00.000Z\",\"event_id\":\"ap1-%llu\","
+	    "\"seq\":%llu,\"actor\":\"user:mallory\",\"action\":\"key.get\","
+	    "\"resource\":\"K1\",\"status\":\"200\",\"duration_ms\":1,"
+	    "\"src\":\"192.0.2.66\",\"prev\":\"%s\"",
+	    (unsigned long long)seq, (unsigned long long)seq, hex);
+	audit__line_seal(forged, len, h);
+	w = calloc(n + 1, sizeof(*w));
+	assert_non_null(w);
+	memcpy(w, v, 12 * sizeof(*v));
+	w[12] = forged;
+	memcpy(w + 13, v + 12, (n - 12) * sizeof(*v));
+	at_put_lines(dir, day0, w, n + 1);
+	free(w);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day0, 13, &r);
+	assert_non_null(strstr(r.problem, "inserted"));
+	at_rmrf(dir);
+}
+
+/* Line 15 edited and every line after it re-chained (own hash, prev, a
+ * checkpoint's head): only the next checkpoint's signature can tell. */
+static void
+test_edit_rechained(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v, *lines[200], hex[65], *p;
+	uint8_t h[32];
+	size_t n, i, len, ckpt = 0;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day0, &v);
+	assert_true(n < 200);
+	p = strstr(v[14], "\"status\":\"200\"");
+	assert_non_null(p);
+	p[11] = '4'; /* 200 -> 400 */
+	mbedtls_sha256((const uint8_t *)v[13], strlen(v[13]), h, 0);
+	for (i = 14; i < n; i++) {
+		len = strlen(v[i]) - AUDIT__HASH_TAIL - 74;
+		lines[i] = malloc(len + 256);
+		assert_non_null(lines[i]);
+		memcpy(lines[i], v[i], len);
+		lines[i][len] = '\0';
+		sr_hex_encode(hex, h, 32);
+		if ((p = strstr(lines[i], "\"head\":\"")) != NULL) {
+			memcpy(p + 8, hex, 64);
+			if (ckpt == 0)
+				ckpt = i + 1;
+		}
+		len += (size_t)sprintf(lines[i] + len, ",\"prev\":\"%s\"", hex);
+		len = audit__line_seal(lines[i], len, h);
+		lines[i][len] = '\0';
+		v[i] = lines[i];
+	}
+	at_put_lines(dir, day0, v, n);
+	for (i = 14; i < n; i++)
+		free(lines[i]);
+	free(v);
+	assert_true(ckpt > 15);
+	at_verify(dir, NULL, -EBADMSG, day0, ckpt, &r);
+	assert_non_null(strstr(r.problem, "signature does not verify"));
+	at_rmrf(dir);
+}
+
+/* The newest file cut before its last checkpoint: checkpoint.last
+ * shows it; the report names the last line left. */
+static void
+test_truncate(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v;
+	size_t n;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day1, &v);
+	assert_true(at_str_is(v[n - 1], "action", "audit.checkpoint"));
+	at_put_lines(dir, day1, v, n - 3);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day1, n - 3, &r);
+	assert_non_null(strstr(r.problem, "truncated"));
+	/* And without checkpoint.last, the log cannot be vouched for. */
+	assert_int_equal(
+	    unlinkat(AT_FDCWD, strcat(strcat(dir, "/"), AUDIT__CKPT_LAST), 0),
+	    0);
+	*strrchr(dir, '/') = '\0';
+	at_verify(dir, NULL, -EBADMSG, day1, n - 3, &r);
+	assert_non_null(strstr(r.problem, AUDIT__CKPT_LAST));
+	at_rmrf(dir);
+}
+
+/* The oldest file deleted (no retention event accounts for it). */
+static void
+test_delete_file(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], path[600];
+
+	(void)state;
+	copy_log(dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, day0);
+	assert_int_equal(unlink(path), 0);
+	at_verify(dir, NULL, -EBADMSG, day1, 1, &r);
+	assert_non_null(strstr(r.problem, "starts at seq"));
+	at_rmrf(dir);
+}
+
+static uint64_t
+query(const char *key, const char *actor, const char *action, const char *since,
+    const char *until, int *rc)
+{
+	struct audit_query q = { key, actor, action, since, until, 0 };
+	uint64_t matched = 0;
+	char err[256];
+	FILE *null = fopen("/dev/null", "w");
+
+	assert_non_null(null);
+	*rc = audit_query_run(base, &q, null, &matched, err);
+	fclose(null);
+	return matched;
+}
+
+static void
+test_query(void **state)
+{
+	int rc;
+
+	(void)state;
+	assert_int_equal(query(NULL, "user:alice", NULL, NULL, NULL, &rc), 40);
+	assert_int_equal(rc, 0);
+	assert_int_equal(query(NULL, "user:*", "key.*", NULL, NULL, &rc), 40);
+	assert_int_equal(query("K2", NULL, NULL, NULL, NULL, &rc), 28);
+	assert_int_equal(
+	    query("K2", "user:bob", "auth.apikey", NULL, NULL, &rc), 6);
+	/* Day 0 from 12:10 to 12:20: events 10..19 of that day. */
+	assert_int_equal(query(NULL, "user:*", NULL, "2025-06-01T12:10:00Z",
+	                     "2025-06-01T12:20", &rc),
+	    10);
+	assert_int_equal(
+	    query(NULL, "user:*", NULL, "2025-06-02", NULL, &rc), 40);
+	assert_int_equal(
+	    query(NULL, "audit", "audit.start", NULL, NULL, &rc), 2);
+	assert_int_equal(query(NULL, NULL, NULL, "yesterday", NULL, &rc), 0);
+	assert_int_equal(rc, -EINVAL);
+	assert_int_equal(
+	    query(NULL, NULL, NULL, "2025-02-30T00:00:00Z", NULL, &rc), 0);
+	assert_int_equal(rc, -EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_clean),
+		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_edit_byte),
+		cmocka_unit_test(test_delete_line),
+		cmocka_unit_test(test_reorder),
+		cmocka_unit_test(test_insert_forged),
+		cmocka_unit_test(test_edit_rechained),
+		cmocka_unit_test(test_truncate),
+		cmocka_unit_test(test_delete_file),
+		cmocka_unit_test(test_query),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -70,6 +70,7 @@ static const struct key keys[] = {
 	{ "rate_per_addr", K_RATE, FIELD(rate_per_addr), 0, 0, 0 },
 	{ "rate_per_addr_burst", K_BURST, FIELD(rate_per_addr_burst), 0, 0, 0 },
 	{ "ticket_rotate_s", K_UINT, FIELD(ticket_rotate_s), 60, 7 * 86400, 0 },
+	{ "policy_file", K_PATH, FIELD(policy_file), 0, 0, 1 },
 	{ "drain_timeout_ms", K_UINT, FIELD(drain_timeout_ms), MS_LO, MS_HI,
 	    0 },
 	{ "foreground", K_BOOL, FIELD(foreground), 0, 1, 0 },

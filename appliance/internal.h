@@ -66,6 +66,7 @@ struct app_config {
 	double rate_per_addr_burst; /* default 200 */
 	unsigned ticket_rotate_s;   /* session-ticket key lifetime; 86400 */
 	unsigned drain_timeout_ms;  /* SIGTERM: longest wait; default 30000 */
+	char policy_file[PATH_MAX]; /* "" = appliance/policy.default */
 	int foreground;
 };
 
@@ -340,6 +341,7 @@ int metrics_render(struct buf *out, struct tls_stats *tls);
 
 struct p11_ctx;
 struct ks;
+struct api;
 struct app_loop;
 
 /*
@@ -367,6 +369,7 @@ struct app {
 	struct conncap *cap;
 	struct p11_ctx *hsm;
 	struct ks *ks;
+	struct api *api; /* authenticated routes (api.h); NULL in tests */
 	atomic_int hsm_ready, ks_ready; /* refreshed by the control loop */
 	atomic_int draining; /* 1: SIGTERM, finish and accept nothing; 2:
 	                        forced (deadline or second signal) */

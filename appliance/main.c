@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appliance/api.h"
 #include "appliance/internal.h"
 #include "keystore/keystore.h"
 #include "lib/sr.h"
@@ -131,6 +132,11 @@ main(int argc, char **argv)
 		fatalx("state %s: %s", app.cfg.state_dir, err);
 	if (app_gen_init(&app, err) != 0)
 		fatalx("TLS: %s", err);
+	if (api_open(app.ks,
+	        &(struct api_options){
+	            app.cfg.state_dir, app.cfg.policy_file, NULL },
+	        &app.api, err) != 0)
+		fatalx("access: %s", err);
 	if (rl_new(&app.cfg, &app.rl) != 0 ||
 	    conncap_new(
 	        app.cfg.max_conns_per_addr, app.cfg.max_conns, &app.cap) != 0)
@@ -140,6 +146,7 @@ main(int argc, char **argv)
 		log_warnx("%s", err);
 	rl_free(app.rl);
 	conncap_free(app.cap);
+	api_close(app.api);
 	app_gen_fini(&app);
 	ks_close(app.ks);
 	p11_close(app.hsm);

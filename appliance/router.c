@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "appliance/api.h"
 #include "appliance/internal.h"
 
 static int
@@ -68,6 +69,8 @@ route_request(struct route_ctx *ctx)
 	size_t start;
 	int status;
 
+	if (app->api != NULL && api_owns(req->path))
+		return api_route(app->api, ctx);
 	if (strcmp(req->path, "/health") == 0)
 		*route = MR_HEALTH;
 	else if (strcmp(req->path, "/ready") == 0)

@@ -1,0 +1,218 @@
+/*
+ * appliance/api_boot.c: start-up and shut-down of the authenticated part:
+ * the policy file, the OAuth signing key and its JWKS, the audit log with
+ * checkpoints signed in the HSM, and on first start the "admin" user whose
+ * API key the operator finds in <state_dir>/admin.key.
+ *
+ * It must never print or log a key (the bootstrap key goes to a 0600 file
+ * only) and never start serving without an audit log it can write.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "appliance/api_impl.h"
+
+/* Find a signing key by name, or make it. */
+static int
+signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
+    uint8_t point[65], struct ks_reply *rep)
+{
+	struct ks_request q;
+	uint32_t i;
+	int rc;
+
+	ks_request_init(&q, KS_OP_LIST);
+	q.u.list.kind = KS_KIND_SIGNING;
+	q.u.list.limit = KS_LIST_MAX;
+	id[0] = '\0';
+	for (;;) {
+		ks_reply_init(rep);
+		if ((rc = ks_call(ks, &q, rep)) != 0)
+			return rc;
+		for (i = 0; i < rep->count && id[0] == '\0'; i++)
+			if (strcmp(rep->list[i].name, name) == 0 &&
+			    rep->list[i].state == KS_STATE_ACTIVE)
+				snprintf(id, KS_ID_LEN + 1, "%s",
+				    rep->list[i].id);
+		if (id[0] != '\0' || rep->next[0] == '\0')
+			break;
+		memcpy(q.u.list.after, rep->next, sizeof(q.u.list.after));
+	}
+	if (id[0] == '\0') {
+		ks_request_init(&q, KS_OP_CREATE);
+		q.u.create.kind = KS_KIND_SIGNING;
+		snprintf(q.u.create.name, sizeof(q.u.create.name), "%s", name);
+		ks_reply_init(rep);
+		if ((rc = ks_call(ks, &q, rep)) != 0)
+			return rc;
+		snprintf(id, KS_ID_LEN + 1, "%s", rep->meta.id);
+	}
+	ks_request_init(&q, KS_OP_PUBLIC);
+	snprintf(q.u.key.id, sizeof(q.u.key.id), "%s", id);
+	ks_reply_init(rep);
+	if ((rc = ks_call(ks, &q, rep)) != 0)
+		return rc;
+	memcpy(point, rep->material, 65);
+	return 0;
+}
+
+static int
+ks_sign(struct api *a, const char *key, const uint8_t digest[32],
+    int prehashed, uint8_t rs[64])
+{
+	struct ks_request *q = malloc(sizeof(*q));
+	struct ks_reply *rep = malloc(sizeof(*rep));
+	int rc = -ENOMEM;
+
+	if (q != NULL && rep != NULL) {
+		ks_request_init(q, KS_OP_SIGN);
+		snprintf(q->u.sign.id, sizeof(q->u.sign.id), "%s", key);
+		q->u.sign.prehashed = (uint8_t)prehashed;
+		q->u.sign.len = 32;
+		memcpy(q->u.sign.msg, digest, 32);
+		ks_reply_init(rep);
+		rc = ks_call(a->ks, q, rep);
+		if (rc == 0)
+			memcpy(rs, rep->material, 64);
+	}
+	free(q);
+	free(rep);
+	return rc;
+}
+
+int
+api_jwt_sign(void *arg, const uint8_t digest[32], uint8_t rs[64])
+{
+	struct api *a = arg;
+
+	return ks_sign(a, a->jwt_key, digest, 1, rs);
+}
+
+/* Audit checkpoints: ES256 over the 32-byte chain head (hashed again by
+ * the HSM's signer, as audit.h says). */
+static int
+audit_sign(void *arg, const uint8_t digest[32], uint8_t sig[64])
+{
+	struct api *a = arg;
+
+	return ks_sign(a, a->audit_key, digest, 0, sig);
+}
+
+/* First start: an "admin" user with the admin and security-officer roles
+ * and one API key, in <state>/admin.key (0600) for the operator. */
+static int
+bootstrap_admin(struct api *a, const char *state, struct ks_reply *rep,
+    char err[256])
+{
+	struct ks_request q;
+	char path[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (snprintf(path, sizeof(path), "%s/admin.key", state) >=
+	    (int)sizeof(path))
+		return -ENAMETOOLONG;
+	if (stat(path, &st) == 0)
+		return 0;
+	ks_request_init(&q, KS_OP_CREATE);
+	q.u.create.kind = KS_KIND_USER;
+	snprintf(q.u.create.name, sizeof(q.u.create.name), "admin");
+	snprintf(q.u.create.scope, sizeof(q.u.create.scope),
+	    "{\"roles\":[\"admin\",\"security-officer\"]}");
+	ks_reply_init(rep);
+	rc = ks_call(a->ks, &q, rep);
+	if (rc == KS_EEXISTS)
+		return 0; /* made before; its key file was removed on purpose */
+	if (rc != 0) {
+		snprintf(err, 256, "creating the admin user: %s", sr_strerror(rc));
+		return rc;
+	}
+	ks_request_init(&q, KS_OP_APIKEY_CREATE);
+	snprintf(q.u.apikey_create.owner, sizeof(q.u.apikey_create.owner),
+	    "%s", rep->meta.id);
+	ks_reply_init(rep);
+	rc = ks_call(a->ks, &q, rep);
+	if (rc == 0)
+		rc = sr_write_private_file(path, rep->apikey, strlen(rep->apikey));
+	ks_reply_wipe(rep);
+	if (rc != 0)
+		snprintf(err, 256, "writing %s: %s", path, sr_strerror(rc));
+	else
+		log_info("first start: the admin API key is in %s", path);
+	return rc;
+}
+
+int
+api_open(struct ks *ks, const struct api_options *o, struct api **out,
+    char err[256])
+{
+	struct api *a = calloc(1, sizeof(*a));
+	struct ks_reply *rep = malloc(sizeof(*rep));
+	struct audit_options ao = { 0 };
+	uint8_t jwt_pub[65], audit_pub[65];
+	char dir[PATH_MAX], perr[512];
+	int rc;
+
+	*out = NULL;
+	if (a == NULL || rep == NULL) {
+		free(a);
+		free(rep);
+		return -ENOMEM;
+	}
+	a->ks = ks;
+	snprintf(a->issuer, sizeof(a->issuer), "%s",
+	    o->issuer != NULL ? o->issuer : "strongroom");
+	rc = o->policy_file != NULL && o->policy_file[0] != '\0'
+	    ? policy_load_file(&a->policy, o->policy_file, perr)
+	    : policy_load_file(&a->policy, "appliance/policy.default", perr);
+	if (rc != 0) {
+		snprintf(err, 256, "policy: %s", perr);
+		goto fail;
+	}
+	if ((rc = signing_key(ks, "oauth-jwt", a->jwt_key, jwt_pub, rep)) !=
+	        0 ||
+	    (rc = signing_key(ks, "audit-checkpoint", a->audit_key, audit_pub,
+	         rep)) != 0) {
+		snprintf(err, 256, "signing keys: %s", sr_strerror(rc));
+		goto fail;
+	}
+	if ((rc = jwt_keyset_new(&a->jwks)) != 0 ||
+	    (rc = jwt_keyset_add(a->jwks, a->jwt_key, jwt_pub)) != 0 ||
+	    (rc = jwt_jwks_json(a->jwks, &a->jwks_json, &a->jwks_len)) != 0) {
+		snprintf(err, 256, "JWKS: %s", sr_strerror(rc));
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%s/audit", o->state_dir);
+	ao.dir = dir;
+	ao.appliance_id = "sr";
+	ao.sign = audit_sign;
+	ao.sign_arg = a;
+	ao.sign_key_id = a->audit_key;
+	ao.sign_pubkey = audit_pub;
+	if ((rc = audit_open(&ao, &a->audit, err)) != 0)
+		goto fail;
+	if ((rc = bootstrap_admin(a, o->state_dir, rep, err)) != 0)
+		goto fail;
+	free(rep);
+	*out = a;
+	return 0;
+fail:
+	free(rep);
+	api_close(a);
+	return rc;
+}
+
+void
+api_close(struct api *a)
+{
+	if (a == NULL)
+		return;
+	audit_close(a->audit);
+	jwt_keyset_free(a->jwks);
+	free(a->jwks_json);
+	policy_free(a->policy);
+	free(a);
+}

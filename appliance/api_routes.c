@@ -1,0 +1,489 @@
+/*
+ * appliance/api_routes.c: the management API's handlers and the OAuth
+ * token endpoint. Each runs on a worker thread with the caller already
+ * authenticated and allowed (api.c), calls the keystore, and writes its
+ * JSON answer into the request; api.c records it in the audit log before
+ * it is released.
+ *
+ * It must never put a secret in an answer except the one place that shows
+ * it once (a new API key, a new access token), and never trust a path id
+ * or a body field without the keystore's own validation.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+#include <yyjson.h>
+
+#include "appliance/api_impl.h"
+
+/* Metadata as JSON: never material. */
+static void
+meta_json(yyjson_mut_doc *d, yyjson_mut_val *o, const struct ks_meta *m)
+{
+	yyjson_mut_obj_add_strcpy(d, o, "id", m->id);
+	yyjson_mut_obj_add_strcpy(d, o, "kind", ks_kind_name(m->kind));
+	yyjson_mut_obj_add_strcpy(d, o, "name", m->name);
+	yyjson_mut_obj_add_strcpy(d, o, "state", ks_state_name(m->state));
+	if (m->parent[0] != '\0')
+		yyjson_mut_obj_add_strcpy(d, o, "owner", m->parent);
+	yyjson_mut_obj_add_int(d, o, "created_at", m->created_at);
+	if (m->expires_at != 0)
+		yyjson_mut_obj_add_int(d, o, "expires_at", m->expires_at);
+	if (m->apikey_prefix[0] != '\0')
+		yyjson_mut_obj_add_strcpy(d, o, "prefix", m->apikey_prefix);
+	if (m->reason[0] != '\0')
+		yyjson_mut_obj_add_strcpy(d, o, "reason", m->reason);
+	if (m->last_used != 0)
+		yyjson_mut_obj_add_int(d, o, "last_used", m->last_used);
+	if (m->scope[0] != '\0') {
+		yyjson_doc *s = yyjson_read(m->scope, strlen(m->scope), 0);
+
+		if (s != NULL) {
+			yyjson_mut_obj_add_val(d, o, "attributes",
+			    yyjson_val_mut_copy(d, yyjson_doc_get_root(s)));
+			yyjson_doc_free(s);
+		}
+	}
+}
+
+static void
+answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
+{
+	size_t len;
+	char *text = yyjson_mut_write(d, 0, &len);
+
+	if (text == NULL)
+		api_answer_error(r, 500, "internal", "out of memory");
+	else
+		api_answer_json(r, status, text, len);
+	free(text);
+	yyjson_mut_doc_free(d);
+}
+
+/* One key's metadata from r->kr.meta. */
+static void
+answer_meta(struct api_req *r, int status)
+{
+	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *o = yyjson_mut_obj(d);
+
+	yyjson_mut_doc_set_root(d, o);
+	meta_json(d, o, &r->kr.meta);
+	answer_doc(r, status, d);
+}
+
+/* A page of r->kr.list. */
+static void
+answer_list(struct api_req *r)
+{
+	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *o = yyjson_mut_obj(d), *arr = yyjson_mut_arr(d), *e;
+	uint32_t i;
+
+	yyjson_mut_doc_set_root(d, o);
+	for (i = 0; i < r->kr.count; i++) {
+		e = yyjson_mut_obj(d);
+		meta_json(d, e, &r->kr.list[i]);
+		yyjson_mut_arr_append(arr, e);
+	}
+	yyjson_mut_obj_add_val(d, o, "data", arr);
+	if (r->kr.next[0] != '\0')
+		yyjson_mut_obj_add_strcpy(d, o, "next", r->kr.next);
+	answer_doc(r, 200, d);
+}
+
+/* The value of @p name in the query string (no decoding: ids only). */
+static void
+query_get(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+
+	out[0] = '\0';
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			size_t len = strcspn(p + n + 1, "&");
+
+			snprintf(out, cap, "%.*s", (int)len, p + n + 1);
+			return;
+		}
+		p = strchr(p, '&');
+		p = p != NULL ? p + 1 : NULL;
+	}
+}
+
+/* POST /api/apps {"name","cidrs":[...],"expires_in_days","scopes":[...]} */
+static void
+apps_create(struct api_req *r)
+{
+	struct ks_create_req *c = &r->kq.u.create;
+	yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
+	yyjson_val *root = yyjson_doc_get_root(doc), *v, *arr;
+	yyjson_mut_doc *sd;
+	size_t i, n, k = 0;
+	char *scope;
+	int64_t days = 365;
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_CREATE);
+	c->kind = KS_KIND_APP;
+	if (!yyjson_is_obj(root) ||
+	    !yyjson_is_str(v = yyjson_obj_get(root, "name"))) {
+		yyjson_doc_free(doc);
+		api_answer_error(r, 400, "invalid_request",
+		    "a JSON object with a \"name\" is required");
+		return;
+	}
+	snprintf(c->name, sizeof(c->name), "%s", yyjson_get_str(v));
+	if (yyjson_is_int(v = yyjson_obj_get(root, "expires_in_days")))
+		days = yyjson_get_sint(v);
+	if (days < 1 || days > 365) {
+		yyjson_doc_free(doc);
+		api_answer_error(r, 400, "invalid_request",
+		    "expires_in_days must be 1..365");
+		return;
+	}
+	c->expires_at = (int64_t)time(NULL) + days * 86400;
+	arr = yyjson_obj_get(root, "cidrs");
+	yyjson_arr_foreach(arr, i, n, v)
+	{
+		struct ks_cidr *kc = &c->cidrs[k];
+		char text[64], *slash;
+		int fam;
+
+		if (!yyjson_is_str(v) || k == KS_CIDR_MAX ||
+		    snprintf(text, sizeof(text), "%s", yyjson_get_str(v)) >=
+		        (int)sizeof(text) ||
+		    (slash = strchr(text, '/')) == NULL) {
+			yyjson_doc_free(doc);
+			api_answer_error(r, 400, "invalid_request",
+			    "cidrs: at most 8 networks written ADDR/PREFIX");
+			return;
+		}
+		*slash = '\0';
+		fam = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
+		kc->family = fam == AF_INET ? 4 : 6;
+		kc->prefix = (uint8_t)atoi(slash + 1);
+		if (inet_pton(fam, text, kc->addr) != 1 ||
+		    kc->prefix > (fam == AF_INET ? 32 : 128)) {
+			yyjson_doc_free(doc);
+			api_answer_error(r, 400, "invalid_request",
+			    "cidrs: a network is malformed");
+			return;
+		}
+		k++;
+	}
+	/* The developer who made the app owns it. */
+	if (r->caller.kind == KS_KIND_USER)
+		snprintf(c->parent, sizeof(c->parent), "%s", r->caller.id);
+	sd = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc_set_root(sd, yyjson_mut_obj(sd));
+	arr = yyjson_obj_get(root, "scopes");
+	yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd), "scopes",
+	    arr != NULL && yyjson_is_arr(arr) ? yyjson_val_mut_copy(sd, arr)
+	                                      : yyjson_mut_arr(sd));
+	scope = yyjson_mut_write(sd, 0, NULL);
+	yyjson_mut_doc_free(sd);
+	yyjson_doc_free(doc);
+	if (scope == NULL || strlen(scope) >= sizeof(c->scope)) {
+		free(scope);
+		api_answer_error(r, 400, "invalid_request", "scopes too long");
+		return;
+	}
+	snprintf(c->scope, sizeof(c->scope), "%s", scope);
+	free(scope);
+	rc = api_ks(r);
+	if (rc != 0)
+		api_answer_ks_error(r, rc);
+	else
+		answer_meta(r, 201);
+}
+
+static void
+apps_list(struct api_req *r)
+{
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_LIST);
+	r->kq.u.list.kind = KS_KIND_APP;
+	r->kq.u.list.limit = KS_LIST_MAX;
+	query_get(r->query, "after", r->kq.u.list.after,
+	    sizeof(r->kq.u.list.after));
+	if ((rc = api_ks(r)) != 0)
+		api_answer_ks_error(r, rc);
+	else
+		answer_list(r);
+}
+
+/* GET, state changes and revocation of the key named by the path. */
+static void
+key_op(struct api_req *r, enum ks_op op, int status)
+{
+	int rc;
+
+	ks_request_init(&r->kq, op);
+	if (op == KS_OP_REVOKE) {
+		yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
+		yyjson_val *v = yyjson_obj_get(yyjson_doc_get_root(doc), "reason");
+
+		snprintf(r->kq.u.revoke.id, sizeof(r->kq.u.revoke.id), "%s",
+		    r->id);
+		snprintf(r->kq.u.revoke.reason, sizeof(r->kq.u.revoke.reason),
+		    "%s", yyjson_is_str(v) ? yyjson_get_str(v) : "revoked");
+		v = yyjson_obj_get(yyjson_doc_get_root(doc), "compromised");
+		r->kq.u.revoke.compromised = yyjson_is_true(v);
+		yyjson_doc_free(doc);
+	} else {
+		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
+	}
+	if ((rc = api_ks(r)) != 0)
+		api_answer_ks_error(r, rc);
+	else
+		answer_meta(r, status);
+}
+
+static void
+apps_read(struct api_req *r)
+{
+	key_op(r, KS_OP_GET, 200);
+}
+
+static void
+apps_disable(struct api_req *r)
+{
+	key_op(r, KS_OP_SUSPEND, 200);
+}
+
+static void
+apps_delete(struct api_req *r)
+{
+	key_op(r, KS_OP_REVOKE, 200);
+}
+
+static void
+keys_revoke(struct api_req *r)
+{
+	key_op(r, KS_OP_REVOKE, 200);
+}
+
+/* POST /api/apps/{id}/keys: the key is shown here and never again. */
+static void
+keys_create(struct api_req *r)
+{
+	yyjson_mut_doc *d;
+	yyjson_mut_val *o;
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_APIKEY_CREATE);
+	snprintf(r->kq.u.apikey_create.owner,
+	    sizeof(r->kq.u.apikey_create.owner), "%s", r->id);
+	if ((rc = api_ks(r)) != 0) {
+		api_answer_ks_error(r, rc);
+		return;
+	}
+	d = yyjson_mut_doc_new(NULL);
+	o = yyjson_mut_obj(d);
+	yyjson_mut_doc_set_root(d, o);
+	meta_json(d, o, &r->kr.meta);
+	yyjson_mut_obj_add_strcpy(d, o, "key", r->kr.apikey);
+	ks_reply_wipe(&r->kr);
+	answer_doc(r, 201, d);
+}
+
+static void
+keys_list(struct api_req *r)
+{
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_LIST);
+	r->kq.u.list.kind = KS_KIND_APIKEY;
+	r->kq.u.list.limit = KS_LIST_MAX;
+	snprintf(r->kq.u.list.parent, sizeof(r->kq.u.list.parent), "%s", r->id);
+	query_get(r->query, "after", r->kq.u.list.after,
+	    sizeof(r->kq.u.list.after));
+	if ((rc = api_ks(r)) != 0)
+		api_answer_ks_error(r, rc);
+	else
+		answer_list(r);
+}
+
+static void
+keys_expiring(struct api_req *r)
+{
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_EXPIRING);
+	r->kq.u.expiring.within = 72 * 3600;
+	r->kq.u.expiring.limit = KS_LIST_MAX;
+	query_get(r->query, "after", r->kq.u.expiring.after,
+	    sizeof(r->kq.u.expiring.after));
+	if ((rc = api_ks(r)) != 0)
+		api_answer_ks_error(r, rc);
+	else
+		answer_list(r);
+}
+
+/* GET /api/hsm: counts and versions, never a secret. */
+static void
+hsm_status(struct api_req *r)
+{
+	yyjson_mut_doc *d;
+	yyjson_mut_val *o;
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_STATS);
+	if ((rc = api_ks(r)) != 0) {
+		api_answer_ks_error(r, rc);
+		return;
+	}
+	d = yyjson_mut_doc_new(NULL);
+	o = yyjson_mut_obj(d);
+	yyjson_mut_doc_set_root(d, o);
+	yyjson_mut_obj_add_strcpy(d, o, "appliance", r->kr.stats.appliance_id);
+	yyjson_mut_obj_add_uint(
+	    d, o, "root_kek_version", r->kr.stats.root_kek_version);
+	yyjson_mut_obj_add_uint(
+	    d, o, "root_kdk_version", r->kr.stats.root_kdk_version);
+	yyjson_mut_obj_add_uint(d, o, "dek_version", r->kr.stats.dek_version);
+	answer_doc(r, 200, d);
+}
+
+/* {"scopes":["a","b"]} -> "a b". */
+static void
+caller_scopes_into(char *out, size_t cap, const char *scope_json)
+{
+	yyjson_doc *doc = yyjson_read(scope_json, strlen(scope_json), 0);
+	yyjson_val *arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes"), *v;
+	size_t i, n, used = 0;
+
+	out[0] = '\0';
+	yyjson_arr_foreach(arr, i, n, v)
+	{
+		if (yyjson_is_str(v) && used < cap)
+			used += (size_t)snprintf(out + used, cap - used, "%s%s",
+			    used ? " " : "", yyjson_get_str(v));
+	}
+	yyjson_doc_free(doc);
+}
+
+/* POST /oauth/token (RFC 6749 4.4): client_id = the app's id, the client
+ * secret = one of its API keys; form-encoded or HTTP Basic. */
+static void
+oauth_token(struct api_req *r)
+{
+	struct jwt_claims *cl = NULL;
+	char grant[64] = "", client[64] = "", secret[KS_APIKEY_LEN + 2] = "";
+	char token[JWT_TOKEN_MAX], body[JWT_TOKEN_MAX + 256];
+	const char *form = r->body != NULL ? (const char *)r->body : "";
+	int64_t now = (int64_t)time(NULL);
+	int rc, n;
+
+	query_get(form, "grant_type", grant, sizeof(grant));
+	query_get(form, "client_id", client, sizeof(client));
+	query_get(form, "client_secret", secret, sizeof(secret));
+	if (strcmp(grant, "client_credentials") != 0) {
+		api_answer_error(r, 400, "unsupported_grant_type",
+		    "grant_type must be client_credentials");
+		goto out;
+	}
+	ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
+	snprintf(r->kq.u.apikey_verify.key, sizeof(r->kq.u.apikey_verify.key),
+	    "%s", secret);
+	rc = ks_apikey_check(secret, strlen(secret)) == 0 ? api_ks(r)
+	                                                   : KS_EAPIKEY;
+	sr_wipe(&r->kq, sizeof(r->kq));
+	if (rc == 0)
+		ks_apikey_id(secret, strlen(secret), r->key_id);
+	if (rc != 0 || strcmp(r->kr.meta.id, client) != 0 ||
+	    r->kr.meta.kind != KS_KIND_APP) {
+		snprintf(r->actor, sizeof(r->actor), "client:%.20s", client);
+		api_answer_error(r, 401, "invalid_client",
+		    "client authentication failed");
+		goto out;
+	}
+	snprintf(r->actor, sizeof(r->actor), "app:%s", client);
+	cl = calloc(1, sizeof(*cl));
+	if (cl == NULL || jwt_new_jti(cl->jti) != 0) {
+		api_answer_error(r, 503, "unavailable", "out of memory");
+		goto out;
+	}
+	caller_scopes_into(cl->scope, sizeof(cl->scope), r->kr.meta.scope);
+	snprintf(cl->kid, sizeof(cl->kid), "%s", r->api->jwt_key);
+	snprintf(cl->iss, sizeof(cl->iss), "%s", r->api->issuer);
+	snprintf(cl->aud, sizeof(cl->aud), "%s", r->api->issuer);
+	snprintf(cl->sub, sizeof(cl->sub), "%s", client);
+	cl->iat = cl->nbf = now;
+	cl->exp = now + API_TOKEN_TTL;
+	rc = jwt_build(cl, api_jwt_sign, r->api, token, sizeof(token), NULL);
+	if (rc != 0) {
+		api_answer_error(r, 503, "unavailable", sr_strerror(rc));
+		goto out;
+	}
+	n = snprintf(body, sizeof(body),
+	    "{\"access_token\":\"%s\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":%d,\"scope\":\"%s\"}",
+	    token, API_TOKEN_TTL, cl->scope);
+	api_answer_json(r, 200, body, (size_t)n);
+	sr_wipe(token, sizeof(token));
+	sr_wipe(body, sizeof(body));
+out:
+	sr_wipe(secret, sizeof(secret));
+	free(cl);
+}
+
+static const struct api_route routes[] = {
+	{ "POST", "/oauth/token", "oauth.token", oauth_token, 1 },
+	{ "POST", "/api/apps", "apps.create", apps_create, 0 },
+	{ "GET", "/api/apps", "apps.list", apps_list, 0 },
+	{ "GET", "/api/apps/{id}", "apps.read", apps_read, 0 },
+	{ "DELETE", "/api/apps/{id}", "apps.delete", apps_delete, 0 },
+	{ "POST", "/api/apps/{id}/disable", "apps.disable", apps_disable, 0 },
+	{ "POST", "/api/apps/{id}/keys", "keys.create", keys_create, 0 },
+	{ "GET", "/api/apps/{id}/keys", "keys.list", keys_list, 0 },
+	{ "POST", "/api/keys/{id}/revoke", "keys.revoke", keys_revoke, 0 },
+	{ "GET", "/api/keys/expiring", "keys.expiring", keys_expiring, 0 },
+	{ "GET", "/api/hsm", "hsm.status", hsm_status, 0 },
+};
+
+/* @p path against @p pattern; "{id}" takes one 12-character key id. */
+static int
+path_match(const char *pattern, const char *path, char id[KS_ID_LEN + 1])
+{
+	const char *brace = strstr(pattern, "{id}");
+	size_t pre, n;
+
+	if (brace == NULL)
+		return strcmp(pattern, path) == 0;
+	pre = (size_t)(brace - pattern);
+	if (strncmp(pattern, path, pre) != 0)
+		return 0;
+	n = strcspn(path + pre, "/");
+	if (n != KS_ID_LEN || strcmp(brace + 4, path + pre + n) != 0)
+		return 0;
+	memcpy(id, path + pre, KS_ID_LEN);
+	id[KS_ID_LEN] = '\0';
+	return 1;
+}
+
+const struct api_route *
+api_route_find(const char *method, const char *path, char id[KS_ID_LEN + 1],
+    int *method_ok)
+{
+	size_t i;
+	int seen = 0;
+
+	id[0] = '\0';
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!path_match(routes[i].pattern, path, id))
+			continue;
+		if (strcmp(routes[i].method, method) == 0)
+			return &routes[i];
+		seen = 1;
+	}
+	*method_ok = !seen;
+	return NULL;
+}

@@ -1,0 +1,103 @@
+#!/bin/sh
+# tests/integration/appliance/test_api.sh: the authenticated routes of
+# strongroomd with curl over real TLS, the real keystore and SoftHSM2:
+# the first-start admin key, an app with bound networks and scopes, its API
+# key shown once, refusals with distinct codes (none, malformed, wrong
+# network, suspended), the policy's 403, OAuth client credentials giving an
+# ES256 JWT that verifies against /.well-known/jwks.json, and every
+# decision in an audit log that sr-audit verifies, with no secret in it.
+set -u
+BUILD=${BUILD:-build}
+TMP=${SR_TEST_TMP:-/tmp}/api-$$
+D=${SR_DAEMON:-$BUILD/bin/strongroomd}
+pid=
+. "$(dirname "$0")/../tap.sh"
+
+stop() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	pid=
+}
+mkdir -p "$TMP"
+trap 'stop; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+port=$(daemon_port "$TMP/out")
+C="curl -sS --cacert $TMP/state/tls/cert.pem"
+U="https://localhost:$port"
+K=$(cat "$TMP/state/admin.key" 2>/dev/null)
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+check "first start writes the admin key, 0600, and never logs it" \
+    '[ -n "$K" ] && [ "$(stat -c %a "$TMP/state/admin.key")" = 600 ] && ! grep -q "$K" "$TMP/out" "$TMP/err"'
+check "no credential: 401 unauthenticated" \
+    '$C "$U/api/apps" | grep -q "\"code\":\"unauthenticated\""'
+check "a malformed key: 401 invalid_api_key" \
+    '$C -H "Authorization: Bearer srk_nonsense" "$U/api/apps" | grep -q "\"code\":\"invalid_api_key\""'
+$C -H "Authorization: Bearer $K" -d '{"name":"svc","scopes":["inference"],"cidrs":["127.0.0.2/32"]}' "$U/api/apps" >"$TMP/app"
+A=$(json '["id"]' <"$TMP/app")
+check "admin creates an app bound to 127.0.0.2 (201, scopes kept)" \
+    '[ ${#A} -eq 12 ] && grep -q "\"scopes\":\[\"inference\"\]" "$TMP/app"'
+$C -H "Authorization: Bearer $K" -X POST "$U/api/apps/$A/keys" >"$TMP/key"
+AK=$(json '["key"]' <"$TMP/key")
+check "an app key is shown once at creation" \
+    '[ "$(echo "$AK" | cut -c1-4)" = srk_ ] && ! $C -H "Authorization: Bearer $K" "$U/api/apps/$A/keys" | grep -q "$AK"'
+check "the listing names the key by prefix" \
+    '$C -H "Authorization: Bearer $K" "$U/api/apps/$A/keys" | grep -q "\"prefix\":\"$(echo "$AK" | cut -c1-8)\""'
+check "the app key from 127.0.0.1: 401 address_not_allowed" \
+    '$C -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"address_not_allowed\""'
+check "the app key from 127.0.0.2: allowed in, then 403 by the policy" \
+    '$C --interface 127.0.0.2 -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"forbidden\""'
+$C --interface 127.0.0.2 -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" >"$TMP/tok"
+T=$(json '["access_token"]' <"$TMP/tok")
+check "OAuth client credentials: a Bearer token for 900 s" \
+    'grep -q "\"token_type\":\"Bearer\",\"expires_in\":900" "$TMP/tok"'
+check "a wrong client secret: 401 invalid_client" \
+    '$C -d "grant_type=client_credentials&client_id=$A&client_secret=x" "$U/oauth/token" | grep -q "\"code\":\"invalid_client\""'
+$C "$U/.well-known/jwks.json" >"$TMP/jwks"
+check "the token is ES256 and verifies against the published JWKS" \
+    'python3 - "$T" "$TMP/jwks" <<PY
+import base64, json, subprocess, sys
+tok, jwks = sys.argv[1], json.load(open(sys.argv[2]))
+h, p, s = tok.split(".")
+d = lambda x: base64.urlsafe_b64decode(x + "=" * (-len(x) % 4))
+hdr, claims = json.loads(d(h)), json.loads(d(p))
+k = [k for k in jwks["keys"] if k["kid"] == hdr["kid"]][0]
+assert hdr["alg"] == "ES256" and claims["exp"] - claims["iat"] <= 900
+assert claims["sub"] and claims["scope"] == "inference"
+# Check the signature with openssl: the JWK as a PEM key, r||s as DER.
+x, y = d(k["x"]), d(k["y"])
+der = bytes.fromhex("3059301306072a8648ce3d020106082a8648ce3d030107034200") + b"\x04" + x + y
+open("$TMP/pub.der", "wb").write(der)
+sig = d(s); r, s2 = sig[:32], sig[32:]
+def i(b):
+    b = b.lstrip(b"\x00")
+    if b[0] & 0x80: b = b"\x00" + b
+    return b"\x02" + bytes([len(b)]) + b
+seq = i(r) + i(s2)
+open("$TMP/sig.der", "wb").write(b"\x30" + bytes([len(seq)]) + seq)
+open("$TMP/msg", "wb").write((h + "." + p).encode())
+sys.exit(subprocess.call(["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", "$TMP/pub.der", "-signature", "$TMP/sig.der", "$TMP/msg"], stdout=subprocess.DEVNULL))
+PY'
+check "the JWT authenticates (the policy then decides: 403)" \
+    '$C --interface 127.0.0.2 -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"forbidden\""'
+check "a tampered JWT: 401 invalid_token" \
+    '$C -H "Authorization: Bearer ${T}x" "$U/api/apps" | grep -q "\"code\":\"invalid_token\""'
+check "admin disables the app" \
+    '$C -H "Authorization: Bearer $K" -X POST "$U/api/apps/$A/disable" | grep -q "\"state\":\"suspended\""'
+sleep 1.2
+check "its key then: 401 key_suspended (within a second)" \
+    '$C --interface 127.0.0.2 -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"key_suspended\""'
+check "its token then: 401 key_suspended" \
+    '$C -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"key_suspended\""'
+check "GET /api/hsm: root key versions, no secret" \
+    '$C -H "Authorization: Bearer $K" "$U/api/hsm" | grep -q "\"root_kek_version\":1"'
+stop
+AUD="$TMP/state/audit"
+check "every decision is in the audit log, which verifies" \
+    '[ "$(cat "$AUD"/audit-*.jsonl | grep -c "\"action\":\"apps\.")" -ge 8 ] && "$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'
+check "refusals are recorded with their status and the key id" \
+    'grep -q "\"key\":\"$(echo "$AK" | cut -c5-16)\",\"status\":\"401\"" "$AUD"/audit-*.jsonl'
+check "no API key, token or secret in the audit log or the daemon's output" \
+    '! grep -q -e "$K" -e "$AK" -e "$T" "$AUD"/* "$TMP/out" "$TMP/err"'
+exit $status

@@ -189,10 +189,11 @@ cell(const char *dir, unsigned n, int async, double secs, double *batch)
 	size_t olen;
 
 	mbedtls_ecdsa_init(&k);
-	if (mbedtls_ecdsa_genkey(&k, MBEDTLS_ECP_DP_SECP256R1, rng, NULL) != 0 ||
+	if (mbedtls_ecdsa_genkey(&k, MBEDTLS_ECP_DP_SECP256R1, rng, NULL) !=
+	        0 ||
 	    mbedtls_ecp_export(&k, &grp, &priv, NULL) != 0 ||
-	    mbedtls_ecp_write_public_key(&k, MBEDTLS_ECP_PF_UNCOMPRESSED,
-	        &olen, pub, 65) != 0) {
+	    mbedtls_ecp_write_public_key(
+	        &k, MBEDTLS_ECP_PF_UNCOMPRESSED, &olen, pub, 65) != 0) {
 		fprintf(stderr, "audit-bench: key generation failed\n");
 		exit(1);
 	}
@@ -318,8 +319,10 @@ main(void)
 		snprintf(name, sizeof(name), "%s/log%d", dir, async);
 		rate = cell(name, async ? 16 : 64, async, secs, &batch);
 		/* The size of a real line of this run, for the anchor. */
-		snprintf(name, sizeof(name), "cat %s/log%d/audit-*.jsonl | "
-		                             "sed -n 5p", dir, async);
+		snprintf(name, sizeof(name),
+		    "cat %s/log%d/audit-*.jsonl | "
+		    "sed -n 5p",
+		    dir, async);
 		f = popen(name, "r");
 		if (f == NULL || getline(&line, &cap, f) <= 0)
 			return 1;

@@ -90,7 +90,8 @@ load_actors(const char *dir, uint64_t *max)
 		for (i = 0; i < n; i++) {
 			seq = at_u64(v[i], "seq");
 			if (seq >= cap) {
-				nv = realloc(by_seq, (seq * 2 + 1) * sizeof(*nv));
+				nv = realloc(
+				    by_seq, (seq * 2 + 1) * sizeof(*nv));
 				assert_non_null(nv);
 				memset(nv + cap, 0,
 				    (seq * 2 + 1 - cap) * sizeof(*nv));

@@ -221,8 +221,8 @@ test_hsm_checkpoints(void **state)
 
 /* 2. The real tool on tampered copies: exit 1 and the right file:line. */
 static void
-tamper_case(const char *what, void (*edit)(char **v, size_t *n),
-    size_t want_line)
+tamper_case(
+    const char *what, void (*edit)(char **v, size_t *n), size_t want_line)
 {
 	char copy[700], cmd[1600], out[4096], want[800], path[800], **v;
 	size_t n, i;
@@ -294,7 +294,7 @@ insert_forged(char **v, size_t *n)
 	    "\"key.revoke\",\"resource\":\"K1\",\"status\":\"200\","
 	    "\"duration_ms\":1,\"src\":\"192.0.2.66\",\"prev\":\"%s\"",
 	    (unsigned long long)seq, (unsigned long long)seq, hex);
-	audit__line_seal(forged, len, h);
+	forged[audit__line_seal(forged, len, h)] = '\0';
 	memmove(&v[701], &v[700], (*n - 700) * sizeof(*v));
 	v[700] = forged;
 	(*n)++;
@@ -342,9 +342,8 @@ test_cli_query(void **state)
 	assert_int_equal(sr_audit("--help", out, sizeof(out)), 0);
 	assert_non_null(strstr(out, "usage: sr-audit verify"));
 	assert_int_equal(sr_audit("frobnicate", out, sizeof(out)), 2);
-	assert_int_equal(sr_audit("verify --dir /nonexistent", out,
-	                     sizeof(out)),
-	    1);
+	assert_int_equal(
+	    sr_audit("verify --dir /nonexistent", out, sizeof(out)), 1);
 	assert_non_null(strstr(out, "no audit log here"));
 	assert_int_equal(sr_audit("verify --bogus", out, sizeof(out)), 2);
 }
@@ -368,9 +367,8 @@ test_no_secret(void **state)
 	int j;
 
 	(void)state;
-	assert_int_equal(kt_create(hs.ks, KS_KIND_APP, "billing", NULL, 0, 0,
-	                     app),
-	    0);
+	assert_int_equal(
+	    kt_create(hs.ks, KS_KIND_APP, "billing", NULL, 0, 0, app), 0);
 	assert_int_equal(kt_apikey(hs.ks, app, 0, key), 0);
 	snprintf(keyid, sizeof(keyid), "%s", KT_R->meta.id);
 	snprintf(prefix, sizeof(prefix), "%s", KT_R->meta.apikey_prefix);
@@ -417,8 +415,8 @@ test_no_secret(void **state)
 	}
 	closedir(d);
 	pthread_mutex_lock(&kt_log_lock);
-	hits += kt_scan(ix, kt_nneedles, (const uint8_t *)kt_log, kt_log_len,
-	    "the log");
+	hits += kt_scan(
+	    ix, kt_nneedles, (const uint8_t *)kt_log, kt_log_len, "the log");
 	pthread_mutex_unlock(&kt_log_lock);
 	free(ix);
 	assert_true(files >= 3); /* day file, key file, checkpoint.last */

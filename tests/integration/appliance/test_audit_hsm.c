@@ -294,7 +294,7 @@ insert_forged(char **v, size_t *n)
 	    "\"key.revoke\",\"resource\":\"K1\",\"status\":\"200\","
 	    "\"duration_ms\":1,\"src\":\"192.0.2.66\",\"prev\":\"%s\"",
 	    (unsigned long long)seq, (unsigned long long)seq, hex);
-	audit__line_seal(forged, len, h);
+	forged[audit__line_seal(forged, len, h)] = '\0';
 	memmove(&v[701], &v[700], (*n - 700) * sizeof(*v));
 	v[700] = forged;
 	(*n)++;

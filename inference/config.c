@@ -29,8 +29,7 @@ struct cfg {
 	size_t errlen;
 };
 
-static int
-cfg_fail(const struct cfg *c, int rc, const char *fmt, ...)
+static int cfg_fail(const struct cfg *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -47,8 +46,7 @@ cfg_fail(const struct cfg *c, int rc, const char *fmt, ...)
 }
 
 void *
-inf__json_read(const char *path, size_t max, int *rc, char *err,
-    size_t errlen)
+inf__json_read(const char *path, size_t max, int *rc, char *err, size_t errlen)
 {
 	yyjson_read_err jerr;
 	yyjson_doc *doc = NULL;
@@ -62,15 +60,17 @@ inf__json_read(const char *path, size_t max, int *rc, char *err,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		*rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (size_t)st.st_size > max) {
 		*rc = INF_EFORMAT;
-		snprintf(err, errlen, "%s: not a regular file of at most %zu "
-		    "bytes", path, max);
+		snprintf(err, errlen,
+		    "%s: not a regular file of at most %zu "
+		    "bytes",
+		    path, max);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
@@ -127,8 +127,9 @@ cfg_int(const struct cfg *c, yyjson_val *obj, const char *key, int64_t def,
 	    ? INT64_MAX
 	    : yyjson_get_sint(v);
 	if (x < lo || x > hi)
-		return cfg_fail(c, INF_EFORMAT, "%s %lld is outside [%lld, %lld]",
-		    key, (long long)x, (long long)lo, (long long)hi);
+		return cfg_fail(c, INF_EFORMAT,
+		    "%s %lld is outside [%lld, %lld]", key, (long long)x,
+		    (long long)lo, (long long)hi);
 	*out = (int)x;
 	return 0;
 }
@@ -149,15 +150,15 @@ cfg_num(const struct cfg *c, yyjson_val *obj, const char *key, double def,
 		return cfg_fail(c, INF_EFORMAT, "%s is not a number", key);
 	x = yyjson_get_num(v);
 	if (!(x > lo && x <= hi))
-		return cfg_fail(c, INF_EFORMAT, "%s %g is outside (%g, %g]", key,
-		    x, lo, hi);
+		return cfg_fail(c, INF_EFORMAT, "%s %g is outside (%g, %g]",
+		    key, x, lo, hi);
 	*out = x;
 	return 0;
 }
 
 static int
-cfg_bool(const struct cfg *c, yyjson_val *obj, const char *key, int def,
-    int *out)
+cfg_bool(
+    const struct cfg *c, yyjson_val *obj, const char *key, int def, int *out)
 {
 	yyjson_val *v = yyjson_obj_get(obj, key);
 
@@ -179,8 +180,8 @@ cfg_arch(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 
 	if (!yyjson_is_arr(a) || yyjson_arr_size(a) != 1 ||
 	    !yyjson_is_str(yyjson_arr_get_first(a)))
-		return cfg_fail(c, INF_EFORMAT,
-		    "architectures must be a list of one name");
+		return cfg_fail(
+		    c, INF_EFORMAT, "architectures must be a list of one name");
 	name = yyjson_get_str(yyjson_arr_get_first(a));
 	if (strcmp(name, "LlamaForCausalLM") == 0)
 		info->arch = INF_ARCH_LLAMA;
@@ -238,8 +239,8 @@ cfg_rope(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 		where = "rope_scaling";
 		rp = yyjson_obj_get(root, where);
 	}
-	rc = cfg_num(c, root, "rope_theta", 10000.0, 0, 1e12,
-	    &info->rope_theta);
+	rc =
+	    cfg_num(c, root, "rope_theta", 10000.0, 0, 1e12, &info->rope_theta);
 	if (rc != 0)
 		return rc;
 	if (rp == NULL || yyjson_is_null(rp))
@@ -247,7 +248,8 @@ cfg_rope(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 	if (!yyjson_is_obj(rp))
 		return cfg_fail(c, INF_EFORMAT, "%s is not an object", where);
 	if (yyjson_obj_get(rp, "rope_theta") != NULL) {
-		rc = cfg_num(c, rp, "rope_theta", 0, 0, 1e12, &info->rope_theta);
+		rc =
+		    cfg_num(c, rp, "rope_theta", 0, 0, 1e12, &info->rope_theta);
 		if (rc != 0)
 			return rc;
 	}
@@ -259,8 +261,8 @@ cfg_rope(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 	if (type == NULL || yyjson_is_null(type))
 		return 0;
 	if (!yyjson_is_str(type))
-		return cfg_fail(c, INF_EFORMAT, "%s.%s is not a string", where,
-		    tkey);
+		return cfg_fail(
+		    c, INF_EFORMAT, "%s.%s is not a string", where, tkey);
 	if (strcmp(yyjson_get_str(type), "default") == 0)
 		return 0;
 	if (strcmp(yyjson_get_str(type), "llama3") != 0)
@@ -270,11 +272,11 @@ cfg_rope(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 	info->rope_llama3 = 1;
 	if ((rc = cfg_num(c, rp, "factor", -1, 0, 1e6, &info->rope_factor)) ||
 	    (rc = cfg_num(c, rp, "low_freq_factor", -1, 0, 1e6,
-		 &info->rope_low_freq_factor)) ||
+	         &info->rope_low_freq_factor)) ||
 	    (rc = cfg_num(c, rp, "high_freq_factor", -1, 0, 1e6,
-		 &info->rope_high_freq_factor)) ||
+	         &info->rope_high_freq_factor)) ||
 	    (rc = cfg_num(c, rp, "original_max_position_embeddings", -1, 0,
-		 CFG_DIM_MAX, &x)))
+	         CFG_DIM_MAX, &x)))
 		return rc;
 	if (info->rope_factor < 0 || info->rope_low_freq_factor < 0 ||
 	    info->rope_high_freq_factor < 0 || x < 0)
@@ -294,14 +296,13 @@ cfg_rope(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 /* The refusals that are not about sizes: activation, sliding window, MLP
  * bias. */
 static int
-cfg_features(const struct cfg *c, yyjson_val *root,
-    struct inf_model_info *info)
+cfg_features(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 {
 	yyjson_val *act = yyjson_obj_get(root, "hidden_act");
 	int on, rc;
 
-	if (act != NULL && !(yyjson_is_str(act) &&
-	    strcmp(yyjson_get_str(act), "silu") == 0))
+	if (act != NULL &&
+	    !(yyjson_is_str(act) && strcmp(yyjson_get_str(act), "silu") == 0))
 		return cfg_fail(c, INF_EUNSUPPORTED,
 		    "hidden_act \"%.32s\" is not supported (silu)",
 		    yyjson_is_str(act) ? yyjson_get_str(act) : "?");
@@ -314,16 +315,16 @@ cfg_features(const struct cfg *c, yyjson_val *root,
 	if ((rc = cfg_bool(c, root, "mlp_bias", 0, &on)) != 0)
 		return rc;
 	if (on)
-		return cfg_fail(c, INF_EUNSUPPORTED,
-		    "mlp_bias true is not supported");
+		return cfg_fail(
+		    c, INF_EUNSUPPORTED, "mlp_bias true is not supported");
 	if ((rc = cfg_bool(c, root, "attention_bias", 0, &on)) != 0)
 		return rc;
 	/* Qwen2 hard-codes bias on q/k/v (not o); Llama's attention_bias
 	 * puts one on all four. */
 	info->qkv_bias = info->arch == INF_ARCH_QWEN2 || on;
 	info->o_bias = info->arch == INF_ARCH_LLAMA && on;
-	return cfg_bool(c, root, "tie_word_embeddings", 0,
-	    &info->tied_embeddings);
+	return cfg_bool(
+	    c, root, "tie_word_embeddings", 0, &info->tied_embeddings);
 }
 
 static int
@@ -332,32 +333,33 @@ cfg_sizes(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 	double eps;
 	int rc;
 
-	if ((rc = cfg_int(c, root, "vocab_size", -1, 1, 1 << 24,
-		 &info->vocab_size)) ||
+	if ((rc = cfg_int(
+	         c, root, "vocab_size", -1, 1, 1 << 24, &info->vocab_size)) ||
 	    (rc = cfg_int(c, root, "hidden_size", -1, 1, CFG_DIM_MAX,
-		 &info->hidden_size)) ||
+	         &info->hidden_size)) ||
 	    (rc = cfg_int(c, root, "intermediate_size", -1, 1, CFG_DIM_MAX,
-		 &info->intermediate_size)) ||
-	    (rc = cfg_int(c, root, "num_hidden_layers", -1, 1, 1024,
-		 &info->n_layers)) ||
+	         &info->intermediate_size)) ||
+	    (rc = cfg_int(
+	         c, root, "num_hidden_layers", -1, 1, 1024, &info->n_layers)) ||
 	    (rc = cfg_int(c, root, "num_attention_heads", -1, 1, 1024,
-		 &info->n_heads)) ||
+	         &info->n_heads)) ||
 	    (rc = cfg_int(c, root, "num_key_value_heads", info->n_heads, 1,
-		 1024, &info->n_kv_heads)) ||
+	         1024, &info->n_kv_heads)) ||
 	    (rc = cfg_int(c, root, "max_position_embeddings", 2048, 1,
-		 CFG_DIM_MAX, &info->max_position_embeddings)))
+	         CFG_DIM_MAX, &info->max_position_embeddings)))
 		return rc;
 	if (yyjson_obj_get(root, "head_dim") == NULL &&
 	    info->hidden_size % info->n_heads != 0)
 		return cfg_fail(c, INF_EFORMAT,
-		    "hidden_size %d is not a multiple of num_attention_heads %d",
+		    "hidden_size %d is not a multiple of num_attention_heads "
+		    "%d",
 		    info->hidden_size, info->n_heads);
 	if ((rc = cfg_int(c, root, "head_dim",
-		 info->hidden_size / info->n_heads, 2, 4096, &info->head_dim)))
+	         info->hidden_size / info->n_heads, 2, 4096, &info->head_dim)))
 		return rc;
 	if (info->head_dim % 2 != 0)
-		return cfg_fail(c, INF_EFORMAT, "head_dim %d is odd",
-		    info->head_dim);
+		return cfg_fail(
+		    c, INF_EFORMAT, "head_dim %d is odd", info->head_dim);
 	if (info->n_heads % info->n_kv_heads != 0)
 		return cfg_fail(c, INF_EFORMAT,
 		    "num_attention_heads %d is not a multiple of "
@@ -409,8 +411,8 @@ cfg_ids(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 	yyjson_val *eos = yyjson_obj_get(root, "eos_token_id");
 	int rc;
 
-	if ((rc = cfg_int(c, root, "bos_token_id", -1, -1,
-		 info->vocab_size - 1, &info->bos_id)))
+	if ((rc = cfg_int(c, root, "bos_token_id", -1, -1, info->vocab_size - 1,
+	         &info->bos_id)))
 		return rc;
 	if (eos == NULL || yyjson_is_null(eos))
 		return 0;
@@ -418,8 +420,8 @@ cfg_ids(const struct cfg *c, yyjson_val *root, struct inf_model_info *info)
 }
 
 static int
-cfg_generation(const char *dir, struct inf_model_info *info, char *err,
-    size_t errlen)
+cfg_generation(
+    const char *dir, struct inf_model_info *info, char *err, size_t errlen)
 {
 	char path[4096];
 	struct cfg c = { path, err, errlen };
@@ -460,8 +462,8 @@ out:
 }
 
 int
-inf__config_load(const char *dir, struct inf_model_info *info, char *err,
-    size_t errlen)
+inf__config_load(
+    const char *dir, struct inf_model_info *info, char *err, size_t errlen)
 {
 	char path[4096];
 	struct cfg c = { path, err, errlen };

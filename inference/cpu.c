@@ -115,8 +115,8 @@ att_run(void *ctx, int index, int count)
 	const struct att_task *a = ctx;
 	const struct cpu_state *s = a->s;
 	const struct inf_model_info *in = s->info;
-	int hd = in->head_dim, nh = in->n_heads, group = in->n_heads /
-	    in->n_kv_heads;
+	int hd = in->head_dim, nh = in->n_heads,
+	    group = in->n_heads / in->n_kv_heads;
 	int kvd = in->n_kv_heads * hd, qd = nh * hd;
 	float *sc = s->scores + (size_t)index * a->score_stride;
 	float scale = 1.0f / sqrtf((float)hd);
@@ -171,8 +171,8 @@ static int
 scratch(struct cpu_state *s, size_t T, size_t max_pos)
 {
 	const struct inf_model_info *in = s->info;
-	size_t H = (size_t)in->hidden_size, qd = (size_t)in->n_heads *
-	    in->head_dim;
+	size_t H = (size_t)in->hidden_size,
+	       qd = (size_t)in->n_heads * in->head_dim;
 	size_t kd = (size_t)in->n_kv_heads * in->head_dim;
 	size_t nthreads = (size_t)cpu__pool_size(s->pool);
 	int *ti, *tp;
@@ -216,8 +216,8 @@ layer_attention(struct cpu_state *s, const struct inf_layer *L, int l,
 		{ s->v, kd, s->xn, &L->v, L->v_bias },
 	};
 	struct mm_job o = { s->xn, H, s->att, &L->o, L->o_bias };
-	struct att_task at = { s, items, l, T, s->cap_scores /
-		(size_t)cpu__pool_size(s->pool) };
+	struct att_task at = { s, items, l, T,
+		s->cap_scores / (size_t)cpu__pool_size(s->pool) };
 
 	for (t = 0; t < T; t++)
 		rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H,
@@ -271,19 +271,19 @@ layer_mlp(struct cpu_state *s, const struct inf_layer *L, int T)
 
 /* The final norm of the wanted rows, packed, then the classifier. */
 static void
-logits_out(struct cpu_state *s, const struct inf_step_item *items,
-    int n_items, float *logits)
+logits_out(struct cpu_state *s, const struct inf_step_item *items, int n_items,
+    float *logits)
 {
 	const struct inf_model_info *in = s->info;
 	int H = in->hidden_size, i, j, t = 0, nw = 0;
-	struct mm_job head = { logits, in->vocab_size, s->xn,
-		&s->w->lm_head, NULL };
+	struct mm_job head = { logits, in->vocab_size, s->xn, &s->w->lm_head,
+		NULL };
 
 	for (i = 0; i < n_items; i++) {
 		for (j = 0; j < items[i].n_tokens; j++, t++) {
 			if (items[i].logits == INF_LOGITS_NONE ||
 			    (items[i].logits == INF_LOGITS_LAST &&
-				j != items[i].n_tokens - 1))
+			        j != items[i].n_tokens - 1))
 				continue;
 			rmsnorm(s->xn + (size_t)nw * H, s->x + (size_t)t * H,
 			    s->w->final_norm, H, in->rms_norm_eps);
@@ -295,8 +295,8 @@ logits_out(struct cpu_state *s, const struct inf_step_item *items,
 }
 
 static int
-cpu_forward(void *state, const struct inf_step_item *items, int n_items,
-    float *logits)
+cpu_forward(
+    void *state, const struct inf_step_item *items, int n_items, float *logits)
 {
 	struct cpu_state *s = state;
 	const struct inf_model_info *in = s->info;
@@ -320,21 +320,20 @@ cpu_forward(void *state, const struct inf_step_item *items, int n_items,
 			s->tok_pos[t] = items[i].pos + j;
 			inf__to_f32(s->x + (size_t)t * H,
 			    (const char *)s->w->embed.data +
-				(size_t)items[i].tokens[j] * H *
-				    inf__dtype_size(s->w->embed.dtype),
+			        (size_t)items[i].tokens[j] * H *
+			            inf__dtype_size(s->w->embed.dtype),
 			    s->w->embed.dtype, (size_t)H);
 			/* HF: angle = position * inv_freq in fp32 */
 			for (d = 0; d < half; d++) {
-				float ang = (float)s->tok_pos[t] *
-				    s->inv_freq[d];
+				float ang =
+				    (float)s->tok_pos[t] * s->inv_freq[d];
 
 				cs[d] = cosf(ang);
 				cs[half + d] = sinf(ang);
 			}
 		}
 	for (l = 0; l < in->n_layers; l++) {
-		layer_attention(s, &s->w->layers[l], l, items, n_items,
-		    (int)T);
+		layer_attention(s, &s->w->layers[l], l, items, n_items, (int)T);
 		layer_mlp(s, &s->w->layers[l], (int)T);
 	}
 	logits_out(s, items, n_items, logits);
@@ -346,8 +345,8 @@ cpu_kv_alloc(void *state, int capacity, void **out)
 {
 	struct cpu_state *s = state;
 	const struct inf_model_info *in = s->info;
-	size_t n = (size_t)in->n_layers * capacity * in->n_kv_heads *
-	    in->head_dim;
+	size_t n =
+	    (size_t)in->n_layers * capacity * in->n_kv_heads * in->head_dim;
 	struct cpu_kv *kv = calloc(1, sizeof(*kv));
 
 	*out = NULL;

@@ -111,7 +111,8 @@ matmul_portable(float *y, int ldy, const float *x, int nt,
 				int m = n - k < 256 ? n - k : 256;
 
 				for (j = 0; j < m; j++)
-					wrow[j] = load_one(row, w->dtype, k + j);
+					wrow[j] =
+					    load_one(row, w->dtype, k + j);
 				for (j = 0; j < m; j++)
 					acc[j & 7] += wrow[j] * xt[k + j];
 			}
@@ -143,8 +144,8 @@ load8(const void *row, enum inf_dtype dt, int k)
 static inline AVX2 float
 hsum8(__m256 v)
 {
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
-	    _mm256_extractf128_ps(v, 1));
+	__m128 s =
+	    _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
 
 	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
 	s = _mm_add_ss(s, _mm_movehdup_ps(s));
@@ -157,8 +158,8 @@ hsum8(__m256 v)
  * combination compiles to its own unrolled loop.
  */
 static inline __attribute__((always_inline)) AVX2 void
-kern(const void *const w[4], enum inf_dtype dt, const float *const x[3],
-    int nt, int n, float out[4][3])
+kern(const void *const w[4], enum inf_dtype dt, const float *const x[3], int nt,
+    int n, float out[4][3])
 {
 	__m256 acc[4][3], wv[4];
 	int r, t, k, n8 = n & ~7;
@@ -173,8 +174,8 @@ kern(const void *const w[4], enum inf_dtype dt, const float *const x[3],
 			__m256 xv = _mm256_loadu_ps(x[t] + k);
 
 			for (r = 0; r < 4; r++)
-				acc[r][t] = _mm256_fmadd_ps(wv[r], xv,
-				    acc[r][t]);
+				acc[r][t] =
+				    _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
 		}
 	}
 	for (r = 0; r < 4; r++)
@@ -237,7 +238,8 @@ matmul_avx2(float *y, int ldy, const float *x, int nt_all,
 			for (i = 0; i < nr; i++)
 				for (j = 0; j < nt; j++)
 					y[(size_t)(t + j) * ldy + r + i] =
-					    out[i][j] + (bias ? bias[r + i] : 0);
+					    out[i][j] +
+					    (bias ? bias[r + i] : 0);
 		}
 	}
 }

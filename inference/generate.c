@@ -44,7 +44,7 @@ ends_with_stop_seq(const struct inf_gen *g)
 		len = st->stop_lens[i];
 		if (len > 0 && len <= g->n_out &&
 		    memcmp(g->out + g->n_out - len, st->stop_seqs[i],
-			(size_t)len * sizeof(int32_t)) == 0)
+		        (size_t)len * sizeof(int32_t)) == 0)
 			return len;
 	}
 	return 0;
@@ -64,7 +64,7 @@ accept(struct inf_gen *g, int32_t tok)
 	g->out[g->n_out++] = tok;
 	if ((drop = ends_with_stop_seq(g)) > 0 ||
 	    (st->check != NULL &&
-		st->check(g->out, g->n_out, &drop, st->check_arg))) {
+	        st->check(g->out, g->n_out, &drop, st->check_arg))) {
 		g->finish = INF_FINISH_STOP;
 		g->drop = drop < 0 ? 0 : drop > g->n_out ? g->n_out : drop;
 		return;
@@ -88,7 +88,7 @@ inf_gen_start(struct inf_seq *s, const int32_t *prompt, int n,
 	if (n < 1 || prompt == NULL || stop == NULL || stop->max_tokens < 1 ||
 	    stop->n_stop_seqs < 0 || stop->n_eos < 0 ||
 	    (stop->n_stop_seqs > 0 &&
-		(stop->stop_seqs == NULL || stop->stop_lens == NULL)))
+	        (stop->stop_seqs == NULL || stop->stop_lens == NULL)))
 		return INF_EPARAM;
 	for (i = 0; i < stop->n_stop_seqs; i++)
 		if (stop->stop_lens[i] < 0 ||
@@ -211,9 +211,8 @@ inf_gen_free(struct inf_gen *g)
 
 int
 inf_generate(struct inf_seq *s, const int32_t *prompt, int n,
-    const struct inf_sampling *p, const struct inf_stop *stop,
-    inf_token_cb *cb, void *arg, int32_t *out, int out_cap, int *n_out,
-    enum inf_finish *finish)
+    const struct inf_sampling *p, const struct inf_stop *stop, inf_token_cb *cb,
+    void *arg, int32_t *out, int out_cap, int *n_out, enum inf_finish *finish)
 {
 	struct inf_gen *g;
 	const int32_t *ids;

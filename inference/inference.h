@@ -76,10 +76,10 @@ struct inf_model_info {
 	int gen_do_sample;
 	float gen_temperature, gen_top_p, gen_repetition_penalty;
 	int gen_top_k;
-	uint64_t weight_bytes;  /* bytes of all tensors used */
-	uint64_t decode_bytes;  /* bytes one decode step reads (no embed) */
-	const char *backend;    /* the backend's name, static */
-	int threads;            /* backend worker threads in use */
+	uint64_t weight_bytes; /* bytes of all tensors used */
+	uint64_t decode_bytes; /* bytes one decode step reads (no embed) */
+	const char *backend;   /* the backend's name, static */
+	int threads;           /* backend worker threads in use */
 };
 
 /* ------------------------------------------------------------------ */
@@ -198,15 +198,15 @@ int inf_forward(struct inf_model *m, const struct inf_batch_item *items,
     int n_items, float *logits);
 
 /** @brief Prefill one sequence; the last position's logits (may be NULL). */
-int inf_prefill(struct inf_seq *s, const int32_t *tokens, int n,
-    float *logits_last);
+int inf_prefill(
+    struct inf_seq *s, const int32_t *tokens, int n, float *logits_last);
 
 /**
  * @brief One decode step for @p n sequences of one model, token i to
  * sequence i; logits is n rows of vocab_size floats.
  */
-int inf_decode(struct inf_seq *const *seqs, const int32_t *tokens, int n,
-    float *logits);
+int inf_decode(
+    struct inf_seq *const *seqs, const int32_t *tokens, int n, float *logits);
 
 /* ------------------------------------------------------------------ */
 /* Sampling                                                             */
@@ -241,16 +241,16 @@ void inf_sampling_from_model(struct inf_sampling *p, const struct inf_model *m);
  * @brief Check ranges. @return 0 or INF_EPARAM with @p err naming the
  * parameter and its value ("top_p 1.5 is outside (0, 1]").
  */
-int inf_sampling_check(const struct inf_sampling *p,
-    char err[static INF_ERR_MAX]);
+int inf_sampling_check(
+    const struct inf_sampling *p, char err[static INF_ERR_MAX]);
 
 /**
  * @brief A sampler over @p vocab logits with its own PRNG and counts.
  * @return 0, INF_EPARAM (bad parameters or vocab < 1), -ENOMEM.
  * @note Owned by the caller (inf_sampler_free); one thread at a time.
  */
-int inf_sampler_new(const struct inf_sampling *p, int vocab,
-    struct inf_sampler **out);
+int inf_sampler_new(
+    const struct inf_sampling *p, int vocab, struct inf_sampler **out);
 void inf_sampler_free(struct inf_sampler *s);
 
 /** @brief Record prompt tokens (for repetition_penalty). Ids out of range
@@ -277,8 +277,8 @@ int32_t inf_sampler_next(struct inf_sampler *s, float *logits);
 typedef int inf_stop_cb(const int32_t *ids, int n, int *drop, void *arg);
 
 struct inf_stop {
-	int max_tokens; /* >= 1; the output never holds more */
-	int ignore_eos; /* 1: do not stop on the model's EOS ids */
+	int max_tokens;         /* >= 1; the output never holds more */
+	int ignore_eos;         /* 1: do not stop on the model's EOS ids */
 	const int32_t *eos_ids; /* NULL: the model's */
 	int n_eos;
 	const int32_t *const *stop_seqs; /* token sequences ending output */
@@ -335,8 +335,7 @@ typedef int inf_token_cb(const int32_t *ids, int n, void *arg);
  * @param[out] finish  why it ended. @return as inf_gen_start/step.
  */
 int inf_generate(struct inf_seq *s, const int32_t *prompt, int n,
-    const struct inf_sampling *p, const struct inf_stop *stop,
-    inf_token_cb *cb, void *arg, int32_t *out, int out_cap, int *n_out,
-    enum inf_finish *finish);
+    const struct inf_sampling *p, const struct inf_stop *stop, inf_token_cb *cb,
+    void *arg, int32_t *out, int out_cap, int *n_out, enum inf_finish *finish);
 
 #endif /* SR_INFERENCE_INFERENCE_H */

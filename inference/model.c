@@ -45,8 +45,7 @@ struct load {
 	size_t errlen;
 };
 
-static int
-load_fail(struct load *l, int rc, const char *fmt, ...)
+static int load_fail(struct load *l, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -77,14 +76,14 @@ load_files_index(struct load *l, const char *ipath)
 	char path[4096];
 	int rc, i, n = 0;
 
-	l->index = inf__json_read(ipath, INDEX_MAX_BYTES, &rc, l->err,
-	    l->errlen);
+	l->index =
+	    inf__json_read(ipath, INDEX_MAX_BYTES, &rc, l->err, l->errlen);
 	if (l->index == NULL)
 		return rc;
 	map = yyjson_obj_get(yyjson_doc_get_root(l->index), "weight_map");
 	if (!yyjson_is_obj(map))
-		return load_fail(l, INF_EFORMAT, "%s: no weight_map object",
-		    ipath);
+		return load_fail(
+		    l, INF_EFORMAT, "%s: no weight_map object", ipath);
 	yyjson_obj_iter_init(map, &it);
 	while ((k = yyjson_obj_iter_next(&it)) != NULL) {
 		v = yyjson_obj_iter_get_val(k);
@@ -100,8 +99,7 @@ load_files_index(struct load *l, const char *ipath)
 			continue;
 		if (n == MODEL_MAX_SHARDS)
 			return load_fail(l, INF_EUNSUPPORTED,
-			    "%s: more than %d shards", ipath,
-			    MODEL_MAX_SHARDS);
+			    "%s: more than %d shards", ipath, MODEL_MAX_SHARDS);
 		names[n++] = yyjson_get_str(v);
 	}
 	m->files = calloc((size_t)n + 1, sizeof(m->files[0]));
@@ -127,8 +125,8 @@ load_files(struct load *l)
 	struct inf_model *m = l->m;
 	char path[4096], ipath[4096];
 
-	snprintf(ipath, sizeof(ipath), "%s/model.safetensors.index.json",
-	    m->dir);
+	snprintf(
+	    ipath, sizeof(ipath), "%s/model.safetensors.index.json", m->dir);
 	if (access(ipath, F_OK) == 0)
 		return load_files_index(l, ipath);
 	snprintf(path, sizeof(path), "%s/model.safetensors", m->dir);
@@ -146,8 +144,8 @@ load_files(struct load *l)
 
 /* Find a tensor: through the index's weight_map, or in the only file. */
 static int
-find_tensor(struct load *l, const char *name,
-    const struct inf_st_tensor **out, const char **file)
+find_tensor(struct load *l, const char *name, const struct inf_st_tensor **out,
+    const char **file)
 {
 	struct inf_model *m = l->m;
 	yyjson_val *v;
@@ -163,9 +161,8 @@ find_tensor(struct load *l, const char *name,
 			    m->dir, name);
 		return 0;
 	}
-	v = yyjson_obj_get(yyjson_obj_get(yyjson_doc_get_root(l->index),
-			       "weight_map"),
-	    name);
+	v = yyjson_obj_get(
+	    yyjson_obj_get(yyjson_doc_get_root(l->index), "weight_map"), name);
 	if (v == NULL)
 		return load_fail(l, INF_EMODEL,
 		    "%s/model.safetensors.index.json: tensor %s is missing "
@@ -259,10 +256,10 @@ load_layer(struct load *l, int i, struct inf_layer *L)
 	int rc;
 
 #define NAME(s) (snprintf(n, sizeof(n), "model.layers.%d.%s", i, s), n)
-	if ((rc = take_f32(l, NAME("input_layernorm.weight"), H,
-		 &L->attn_norm)) ||
+	if ((rc = take_f32(
+	         l, NAME("input_layernorm.weight"), H, &L->attn_norm)) ||
 	    (rc = take_f32(l, NAME("post_attention_layernorm.weight"), H,
-		 &L->mlp_norm)) ||
+	         &L->mlp_norm)) ||
 	    (rc = take(l, NAME("self_attn.q_proj.weight"), qd, H, &L->q)) ||
 	    (rc = take(l, NAME("self_attn.k_proj.weight"), kd, H, &L->k)) ||
 	    (rc = take(l, NAME("self_attn.v_proj.weight"), kd, H, &L->v)) ||
@@ -272,12 +269,12 @@ load_layer(struct load *l, int i, struct inf_layer *L)
 	    (rc = take(l, NAME("mlp.down_proj.weight"), H, I, &L->down)))
 		return rc;
 	if (in->qkv_bias &&
-	    ((rc = take_f32(l, NAME("self_attn.q_proj.bias"), qd,
-		  &L->q_bias)) ||
-		(rc = take_f32(l, NAME("self_attn.k_proj.bias"), kd,
-		     &L->k_bias)) ||
-		(rc = take_f32(l, NAME("self_attn.v_proj.bias"), kd,
-		     &L->v_bias))))
+	    ((rc = take_f32(
+	          l, NAME("self_attn.q_proj.bias"), qd, &L->q_bias)) ||
+	        (rc = take_f32(
+	             l, NAME("self_attn.k_proj.bias"), kd, &L->k_bias)) ||
+	        (rc = take_f32(
+	             l, NAME("self_attn.v_proj.bias"), kd, &L->v_bias))))
 		return rc;
 	if (in->o_bias &&
 	    (rc = take_f32(l, NAME("self_attn.o_proj.bias"), H, &L->o_bias)))
@@ -300,22 +297,22 @@ load_weights(struct load *l)
 		return -ENOMEM;
 	w->n_layers = in->n_layers;
 	if ((rc = take(l, "model.embed_tokens.weight", in->vocab_size,
-		 in->hidden_size, &w->embed)) != 0)
+	         in->hidden_size, &w->embed)) != 0)
 		return rc;
 	embed_bytes = in->weight_bytes;
 	for (i = 0; i < in->n_layers; i++)
 		if ((rc = load_layer(l, i, &w->layers[i])) != 0)
 			return rc;
-	if ((rc = take_f32(l, "model.norm.weight", in->hidden_size,
-		 &w->final_norm)) != 0)
+	if ((rc = take_f32(
+	         l, "model.norm.weight", in->hidden_size, &w->final_norm)) != 0)
 		return rc;
 	if (in->tied_embeddings) {
 		w->lm_head = w->embed;
 		in->decode_bytes = in->weight_bytes;
 		return 0;
 	}
-	rc = take(l, "lm_head.weight", in->vocab_size, in->hidden_size,
-	    &w->lm_head);
+	rc = take(
+	    l, "lm_head.weight", in->vocab_size, in->hidden_size, &w->lm_head);
 	in->decode_bytes = in->weight_bytes - embed_bytes;
 	return rc;
 }
@@ -354,8 +351,8 @@ inf_model_open(const char *dir, const struct inf_open_opts *opts,
 		goto fail;
 	m->info.backend = m->ops->name;
 	m->info.threads = threads;
-	rc = m->ops->load(&m->info, &m->w, threads, &m->state, err,
-	    INF_ERR_MAX);
+	rc =
+	    m->ops->load(&m->info, &m->w, threads, &m->state, err, INF_ERR_MAX);
 	if (rc != 0)
 		goto fail;
 	yyjson_doc_free(l.index);
@@ -471,8 +468,8 @@ inf_seq_truncate(struct inf_seq *s, int length)
 
 /* One backend call; grows the sequences on success. */
 static int
-run_step(struct inf_model *m, const struct inf_batch_item *items,
-    int n_items, float *logits)
+run_step(struct inf_model *m, const struct inf_batch_item *items, int n_items,
+    float *logits)
 {
 	struct inf_step_item stack[STEP_STACK] = { { 0 } }, *st = stack;
 	int i, rc;
@@ -509,7 +506,7 @@ run_chunked(struct inf_model *m, const struct inf_batch_item *items,
 
 	for (i = 0; i < n_items && rc == 0; i++, done++) {
 		for (off = 0; off < items[i].n_tokens && rc == 0;
-		    off += c.n_tokens) {
+		     off += c.n_tokens) {
 			c = items[i];
 			c.tokens += off;
 			c.n_tokens = c.n_tokens - off < STEP_TOKENS
@@ -520,9 +517,10 @@ run_chunked(struct inf_model *m, const struct inf_batch_item *items,
 				c.logits = INF_LOGITS_NONE;
 			rc = run_step(m, &c, 1, logits);
 			if (rc == 0 && c.logits != INF_LOGITS_NONE)
-				logits += V * (c.logits == INF_LOGITS_ALL
-				        ? (size_t)c.n_tokens
-				        : 1);
+				logits += V *
+				    (c.logits == INF_LOGITS_ALL
+				            ? (size_t)c.n_tokens
+				            : 1);
 		}
 		if (rc != 0)
 			items[i].seq->len -= off - c.n_tokens;
@@ -568,8 +566,7 @@ inf_forward(struct inf_model *m, const struct inf_batch_item *items,
 }
 
 int
-inf_prefill(struct inf_seq *s, const int32_t *tokens, int n,
-    float *logits_last)
+inf_prefill(struct inf_seq *s, const int32_t *tokens, int n, float *logits_last)
 {
 	struct inf_batch_item it = { s, tokens, n,
 		logits_last != NULL ? INF_LOGITS_LAST : INF_LOGITS_NONE };
@@ -578,8 +575,8 @@ inf_prefill(struct inf_seq *s, const int32_t *tokens, int n,
 }
 
 int
-inf_decode(struct inf_seq *const *seqs, const int32_t *tokens, int n,
-    float *logits)
+inf_decode(
+    struct inf_seq *const *seqs, const int32_t *tokens, int n, float *logits)
 {
 	struct inf_batch_item stack[STEP_STACK], *it = stack;
 	int i, rc;

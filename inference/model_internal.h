@@ -28,21 +28,21 @@ enum inf_dtype {
 };
 
 struct inf_st_tensor {
-	const char *name;  /* owned by the file (its JSON document) */
+	const char *name;       /* owned by the file (its JSON document) */
 	const char *dtype_name; /* "BF16" */
 	enum inf_dtype dtype;
 	int ndim;
 	uint64_t shape[INF_ST_MAX_DIMS];
-	uint64_t begin, end;        /* relative to the byte buffer */
-	const unsigned char *data;  /* into the file's bytes */
+	uint64_t begin, end;       /* relative to the byte buffer */
+	const unsigned char *data; /* into the file's bytes */
 };
 
 struct inf_st_file {
 	char *path;                 /* owned; NULL for a parsed buffer */
 	const unsigned char *bytes; /* the whole file */
 	size_t size;
-	void *_map;  /* mmap of the file, or NULL when parsing a buffer */
-	void *_doc;  /* yyjson_doc holding names */
+	void *_map; /* mmap of the file, or NULL when parsing a buffer */
+	void *_doc; /* yyjson_doc holding names */
 	struct inf_st_tensor *tensors; /* sorted by name */
 	size_t n_tensors;
 	size_t n_metadata; /* entries of __metadata__ */
@@ -60,14 +60,14 @@ int inf__st_parse(const unsigned char *bytes, size_t size,
     struct inf_st_file *f, char *err, size_t errlen);
 
 /** Map and parse @p path; messages start with the path. */
-int inf__st_open(const char *path, struct inf_st_file *f, char *err,
-    size_t errlen);
+int inf__st_open(
+    const char *path, struct inf_st_file *f, char *err, size_t errlen);
 
 void inf__st_close(struct inf_st_file *f);
 
 /** The tensor called @p name, or NULL. */
-const struct inf_st_tensor *inf__st_find(const struct inf_st_file *f,
-    const char *name);
+const struct inf_st_tensor *inf__st_find(
+    const struct inf_st_file *f, const char *name);
 
 /** Bytes per element of a usable dtype (0 for others). */
 size_t inf__dtype_size(enum inf_dtype dt);
@@ -81,16 +81,16 @@ size_t inf__dtype_size(enum inf_dtype dt);
  * @p info. Returns 0, INF_EFORMAT (bad JSON, wrong types, bad values),
  * INF_EUNSUPPORTED, -errno (config.json unreadable), -ENOMEM.
  */
-int inf__config_load(const char *dir, struct inf_model_info *info,
-    char *err, size_t errlen);
+int inf__config_load(
+    const char *dir, struct inf_model_info *info, char *err, size_t errlen);
 
 /**
  * Read a JSON file whole and parse it; on a syntax error the message is
  * "PATH:LINE:COL: bad JSON: why". Returns a yyjson_doc (as void *) or NULL.
  * @p rc gets 0, INF_EFORMAT, -errno or -ENOMEM.
  */
-void *inf__json_read(const char *path, size_t max, int *rc, char *err,
-    size_t errlen);
+void *inf__json_read(
+    const char *path, size_t max, int *rc, char *err, size_t errlen);
 
 /** RoPE inverse frequencies (head_dim / 2 of them), Llama-3 scaled when
  * configured, as Hugging Face computes them in float32. */

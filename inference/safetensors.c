@@ -80,8 +80,7 @@ st_dtype_find(const char *name)
 	return NULL;
 }
 
-static int
-st_fail(char *err, size_t errlen, const char *fmt, ...)
+static int st_fail(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int
@@ -105,8 +104,8 @@ st_entry(yyjson_val *v, struct inf_st_tensor *t, char *err, size_t errlen)
 	uint64_t elems = 1, bits;
 
 	if (!yyjson_is_obj(v))
-		return st_fail(err, errlen, "tensor %s: entry is not an object",
-		    t->name);
+		return st_fail(
+		    err, errlen, "tensor %s: entry is not an object", t->name);
 	dt = yyjson_obj_get(v, "dtype");
 	shape = yyjson_obj_get(v, "shape");
 	offs = yyjson_obj_get(v, "data_offsets");
@@ -117,8 +116,9 @@ st_entry(yyjson_val *v, struct inf_st_tensor *t, char *err, size_t errlen)
 		    t->name);
 	desc = st_dtype_find(yyjson_get_str(dt));
 	if (desc == NULL)
-		return st_fail(err, errlen, "tensor %s: unknown dtype \"%.32s\"",
-		    t->name, yyjson_get_str(dt));
+		return st_fail(err, errlen,
+		    "tensor %s: unknown dtype \"%.32s\"", t->name,
+		    yyjson_get_str(dt));
 	t->dtype_name = desc->name;
 	t->dtype = desc->dtype;
 	n = yyjson_arr_size(shape);
@@ -148,8 +148,8 @@ st_entry(yyjson_val *v, struct inf_st_tensor *t, char *err, size_t errlen)
 	t->begin = yyjson_get_uint(yyjson_arr_get(offs, 0));
 	t->end = yyjson_get_uint(yyjson_arr_get(offs, 1));
 	if (__builtin_mul_overflow(elems, (uint64_t)desc->bits, &bits))
-		return st_fail(err, errlen,
-		    "tensor %s: size overflows 64 bits", t->name);
+		return st_fail(
+		    err, errlen, "tensor %s: size overflows 64 bits", t->name);
 	if (bits % 8 != 0)
 		return st_fail(err, errlen,
 		    "tensor %s: %llu elements of %s are not whole bytes",
@@ -207,8 +207,8 @@ st_cmp_name(const void *a, const void *b)
 
 /* Tensors sorted by offset must tile the buffer from 0 exactly. */
 static int
-st_check_layout(struct inf_st_file *f, uint64_t data_start, char *err,
-    size_t errlen)
+st_check_layout(
+    struct inf_st_file *f, uint64_t data_start, char *err, size_t errlen)
 {
 	uint64_t at = 0;
 	size_t i;
@@ -222,8 +222,7 @@ st_check_layout(struct inf_st_file *f, uint64_t data_start, char *err,
 			    "tensor %s: data_offsets [%llu, %llu] overlap the "
 			    "previous tensor, which ends at %llu",
 			    t->name, (unsigned long long)t->begin,
-			    (unsigned long long)t->end,
-			    (unsigned long long)at);
+			    (unsigned long long)t->end, (unsigned long long)at);
 		if (t->begin > at)
 			return st_fail(err, errlen,
 			    "tensor %s: data_offsets [%llu, %llu] leave a hole "
@@ -241,7 +240,8 @@ st_check_layout(struct inf_st_file *f, uint64_t data_start, char *err,
 		    (unsigned long long)at,
 		    (unsigned long long)(f->size - data_start));
 	for (i = 0; i < f->n_tensors; i++)
-		f->tensors[i].data = f->bytes + data_start + f->tensors[i].begin;
+		f->tensors[i].data =
+		    f->bytes + data_start + f->tensors[i].begin;
 	qsort(f->tensors, f->n_tensors, sizeof(f->tensors[0]), st_cmp_name);
 	for (i = 1; i < f->n_tensors; i++)
 		if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
@@ -280,13 +280,14 @@ inf__st_parse(const unsigned char *bytes, size_t size, struct inf_st_file *f,
 		    (unsigned long long)hsize, size);
 	if (hsize < 2 || bytes[8] != '{')
 		return st_fail(err, errlen, "header does not start with '{'");
-	doc = yyjson_read_opts((char *)(uintptr_t)(bytes + 8), hsize, 0, NULL,
-	    &jerr);
+	doc = yyjson_read_opts(
+	    (char *)(uintptr_t)(bytes + 8), hsize, 0, NULL, &jerr);
 	if (doc == NULL) {
 		if (jerr.code == YYJSON_READ_ERROR_MEMORY_ALLOCATION)
 			return -ENOMEM;
-		return st_fail(err, errlen, "header is not JSON at byte %zu: %s",
-		    8 + jerr.pos, jerr.msg);
+		return st_fail(err, errlen,
+		    "header is not JSON at byte %zu: %s", 8 + jerr.pos,
+		    jerr.msg);
 	}
 	f->_doc = doc;
 	root = yyjson_doc_get_root(doc);
@@ -303,8 +304,8 @@ inf__st_parse(const unsigned char *bytes, size_t size, struct inf_st_file *f,
 			return st_fail(err, errlen,
 			    "a tensor name is empty or holds a NUL byte");
 		if (strcmp(name, "__metadata__") == 0) {
-			rc = st_metadata(yyjson_obj_iter_get_val(k), f, err,
-			    errlen);
+			rc = st_metadata(
+			    yyjson_obj_iter_get_val(k), f, err, errlen);
 		} else {
 			f->tensors[n].name = name;
 			rc = st_entry(yyjson_obj_iter_get_val(k),
@@ -319,8 +320,7 @@ inf__st_parse(const unsigned char *bytes, size_t size, struct inf_st_file *f,
 }
 
 int
-inf__st_open(const char *path, struct inf_st_file *f, char *err,
-    size_t errlen)
+inf__st_open(const char *path, struct inf_st_file *f, char *err, size_t errlen)
 {
 	struct stat st;
 	char why[INF_ERR_MAX];
@@ -335,8 +335,8 @@ inf__st_open(const char *path, struct inf_st_file *f, char *err,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		return rc;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -348,16 +348,16 @@ inf__st_open(const char *path, struct inf_st_file *f, char *err,
 	if (st.st_size < 8) {
 		close(fd);
 		snprintf(err, errlen,
-		    "%s: %lld bytes: shorter than the 8-byte header size",
-		    path, (long long)st.st_size);
+		    "%s: %lld bytes: shorter than the 8-byte header size", path,
+		    (long long)st.st_size);
 		return INF_EFORMAT;
 	}
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: cannot map: %s", path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "%s: cannot map: %s", path, strerror(errno));
 		return rc;
 	}
 	f->_map = map;
@@ -389,6 +389,6 @@ inf__st_find(const struct inf_st_file *f, const char *name)
 	if (f->n_tensors == 0)
 		return NULL;
 	key.name = name;
-	return bsearch(&key, f->tensors, f->n_tensors, sizeof(key),
-	    st_cmp_name);
+	return bsearch(
+	    &key, f->tensors, f->n_tensors, sizeof(key), st_cmp_name);
 }

@@ -73,9 +73,9 @@ inf_sampling_check(const struct inf_sampling *p, char err[static INF_ERR_MAX])
 		return 0;
 	}
 	snprintf(err, INF_ERR_MAX, "%s %g is out of range (%s)", what, v,
-	    strcmp(what, "temperature") == 0     ? "0 to 100"
-	        : strcmp(what, "top_k") == 0     ? "0 or more"
-	        : strcmp(what, "top_p") == 0     ? "above 0, at most 1"
+	    strcmp(what, "temperature") == 0              ? "0 to 100"
+	        : strcmp(what, "top_k") == 0              ? "0 or more"
+	        : strcmp(what, "top_p") == 0              ? "above 0, at most 1"
 	        : strcmp(what, "repetition_penalty") == 0 ? "above 0, at most "
 	                                                    "100"
 	                                                  : "-2 to 2");
@@ -121,8 +121,8 @@ rng_unit(uint64_t s[4])
 }
 
 int
-inf_sampler_new(const struct inf_sampling *p, int vocab,
-    struct inf_sampler **out)
+inf_sampler_new(
+    const struct inf_sampling *p, int vocab, struct inf_sampler **out)
 {
 	char err[INF_ERR_MAX];
 	struct inf_sampler *s;
@@ -181,13 +181,12 @@ penalize(const struct inf_sampler *s, float *logits)
 		if (!s->seen[i])
 			continue;
 		if (p->repetition_penalty != 1.0f)
-			logits[i] = logits[i] > 0 ? logits[i] /
-			        p->repetition_penalty
-			                          : logits[i] *
-			        p->repetition_penalty;
+			logits[i] = logits[i] > 0
+			    ? logits[i] / p->repetition_penalty
+			    : logits[i] * p->repetition_penalty;
 		if (s->out_count[i] > 0)
-			logits[i] -= (float)s->out_count[i] *
-			        p->frequency_penalty +
+			logits[i] -=
+			    (float)s->out_count[i] * p->frequency_penalty +
 			    p->presence_penalty;
 	}
 }
@@ -220,8 +219,8 @@ argmax(const float *logits, int n)
  * cut-off: below (1 - top_p) / (n - 1) of the mass a token cannot be
  * needed). Returns how many are sorted at the front. */
 static int
-candidates(struct inf_sampler *s, const float *logits, int32_t best,
-    float mx, double sum)
+candidates(struct inf_sampler *s, const float *logits, int32_t best, float mx,
+    double sum)
 {
 	const struct inf_sampling *p = &s->p;
 	double cut = 0;

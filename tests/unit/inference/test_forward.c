@@ -189,8 +189,8 @@ check_prompt_logits(struct fixture *f, const struct prompt *pr, int index)
 			worst = d;
 	}
 	if (worst > 1e-3)
-		fail_msg("%s prompt %d: last logits differ by %g", f->dir, index,
-		    worst);
+		fail_msg("%s prompt %d: last logits differ by %g", f->dir,
+		    index, worst);
 	inf_seq_free(s);
 	free(logits);
 }
@@ -209,8 +209,8 @@ check_greedy(struct fixture *f, const struct prompt *pr, int index)
 	stop.max_tokens = 24;
 	stop.ignore_eos = 1;
 	assert_int_equal(inf_seq_new(f->model, 0, &s), 0);
-	assert_int_equal(inf_generate(s, pr->ids, pr->n, &sp, &stop, NULL,
-			     NULL, out, 24, &n, &fin),
+	assert_int_equal(inf_generate(s, pr->ids, pr->n, &sp, &stop, NULL, NULL,
+	                     out, 24, &n, &fin),
 	    0);
 	assert_int_equal(n, 24);
 	assert_int_equal(fin, INF_FINISH_LENGTH);
@@ -265,9 +265,8 @@ test_batched_decode(void **state)
 	}
 	assert_int_equal(inf_forward(f->model, items, 3, logits), 0);
 	assert_int_equal(inf_seq_new(f->model, 128, &solo), 0);
-	assert_int_equal(inf_prefill(solo, f->prompts[1].ids, f->prompts[1].n,
-			     one),
-	    0);
+	assert_int_equal(
+	    inf_prefill(solo, f->prompts[1].ids, f->prompts[1].n, one), 0);
 	for (step = 0; step < 24; step++) {
 		for (i = 0; i < 3; i++)
 			toks[i] = f->prompts[i].greedy[step];
@@ -288,8 +287,7 @@ test_batched_decode(void **state)
 		assert_int_equal(inf_decode(&solo, &toks[1], 1, one), 0);
 	}
 	for (i = 0; i < 3; i++) {
-		assert_int_equal(inf_seq_length(seqs[i]),
-		    f->prompts[i].n + 24);
+		assert_int_equal(inf_seq_length(seqs[i]), f->prompts[i].n + 24);
 		inf_seq_free(seqs[i]);
 	}
 	inf_seq_free(solo);
@@ -356,10 +354,9 @@ test_forward_refusals(void **state)
 
 	assert_non_null(logits);
 	assert_int_equal(inf_seq_new(f->model, -1, &s), INF_EPARAM);
-	assert_int_equal(inf_seq_new(f->model,
-			     inf_model_info(f->model)->max_position_embeddings +
-				 1,
-			     &big),
+	assert_int_equal(
+	    inf_seq_new(f->model,
+	        inf_model_info(f->model)->max_position_embeddings + 1, &big),
 	    INF_EPARAM);
 	assert_null(big);
 	assert_int_equal(inf_seq_new(f->model, 4, &s), 0);
@@ -385,22 +382,22 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_reference, setup_qwen2,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_reference, setup_llama,
-		    fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_reference_portable,
-		    setup_qwen2, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_reference_portable,
-		    setup_llama, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_batched_decode,
-		    setup_qwen2, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_batched_decode,
-		    setup_llama, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_long_step_and_truncate,
-		    setup_qwen2, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_forward_refusals,
-		    setup_llama, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reference, setup_qwen2, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reference, setup_llama, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reference_portable, setup_qwen2, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_reference_portable, setup_llama, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batched_decode, setup_qwen2, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_batched_decode, setup_llama, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_long_step_and_truncate, setup_qwen2, fixture_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_forward_refusals, setup_llama, fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,6 +71,13 @@
 	XX(P11_ENOTSUPP, -2016, "operation not supported by the module") \
 	XX(P11_ERECOVER, -2017, "HSM unavailable; recovery did not succeed") \
 	XX(P11_ESETUP, -2018, "token set-up failed") \
+	XX(INF_EFORMAT, -3001, "model file malformed") \
+	XX(INF_EUNSUPPORTED, -3002, \
+	    "model uses a feature that is not supported") \
+	XX(INF_EMODEL, -3003, "model files disagree with each other") \
+	XX(INF_ECONTEXT, -3004, "sequence is full: context length reached") \
+	XX(INF_EPARAM, -3005, "invalid inference parameter") \
+	XX(INF_EBACKEND, -3006, "inference backend failure") \
 	SR_ERROR_MAP_AUTHZ(XX)
 
 /*

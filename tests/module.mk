@@ -51,8 +51,23 @@ $(FUZZ_HTTP): $(FUZZ_HTTP_SRCS) appliance/internal.h lib/sr.h | $(DEPSTAMP)
 	    $(FUZZ_HTTP_SRCS) -o $@ $(DEPLIB)/libllhttp.a -L$(DEPLIB) \
 	    -lyyjson -Wl,-rpath,$(DEPLIB) -lpthread
 
-fuzz: $(FUZZ_HTTP)
-	@mkdir -p $(BUILD)/fuzz/corpus-http
+# The libFuzzer target for the safetensors header parser.
+FUZZ_ST := $(BUILD)/fuzz/fuzz_safetensors
+FUZZ_ST_SRCS := tests/fuzz/fuzz_safetensors.c inference/safetensors.c \
+	$(LIB_SRCS)
+
+$(FUZZ_ST): $(FUZZ_ST_SRCS) inference/model_internal.h \
+	    inference/inference.h lib/sr.h | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+	    -fsanitize=fuzzer,address,undefined \
+	    $(FUZZ_ST_SRCS) -o $@ -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) \
+	    -lpthread
+
+fuzz: $(FUZZ_HTTP) $(FUZZ_ST)
+	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors
 	$(FUZZ_HTTP) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-http tests/fuzz/corpus/http
+	$(FUZZ_ST) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-safetensors tests/fuzz/corpus/safetensors
 .PHONY: fuzz

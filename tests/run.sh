@@ -137,6 +137,24 @@ else
 	note_fail "fuzz build" 1
 fi
 
+echo "== fuzz: the safetensors header parser (libFuzzer, ${SR_FUZZ_ST_SECONDS:-10} s)"
+if make -s "$BUILD/fuzz/fuzz_safetensors" >"$LOG/build-fuzz-st.log" 2>&1; then
+	mkdir -p "$BUILD/fuzz/corpus-safetensors"
+	if "$BUILD/fuzz/fuzz_safetensors" \
+	    -max_total_time="${SR_FUZZ_ST_SECONDS:-10}" \
+	    "$BUILD/fuzz/corpus-safetensors" tests/fuzz/corpus/safetensors \
+	    >"$LOG/fuzz_safetensors.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok   fuzz/safetensors: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_safetensors.log" | tail -n 1), no crash"
+	else
+		note_fail "fuzz/safetensors (see $LOG/fuzz_safetensors.log)" 1
+		tail -n 30 "$LOG/fuzz_safetensors.log"
+	fi
+else
+	cat "$LOG/build-fuzz-st.log"
+	note_fail "fuzz build (safetensors)" 1
+fi
+
 if [ "$failed" -gt 0 ]; then
 	echo "Failed:$failures"
 fi

@@ -1,7 +1,7 @@
 # tools/: command-line tools and benchmarks.
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
-	$(BUILD)/bin/audit-bench
+	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -38,3 +38,12 @@ $(BUILD)/bin/audit-bench: $(BUILD)/obj/tools/bench/audit_bench.o $(APP_A) \
 	    $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(LIB_A) $(APP_EXT) $(LDLIBS)
+
+$(BUILD)/bin/sr-mkmodel: $(BUILD)/obj/tools/sr-mkmodel.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@
+
+$(BUILD)/bin/cpu-bench: $(BUILD)/obj/tools/bench/cpu_bench.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <uninorm.h>
+#include <unistr.h>
 
 #include "inference/tok_internal.h"
 
@@ -161,6 +162,9 @@ inf_tok__encode_plain(struct inf_tok *tok, struct tok_ws *ws,
 	if (n == 0)
 		return 0;
 	if (tok->nfc && !is_ascii(p, n)) {
+		/* u8_normalize would turn bad bytes into U+FFFD silently */
+		if (u8_check(p, n) != NULL)
+			return -EILSEQ;
 		if (re->norm == NULL && grow(&re->norm, &re->norm_cap, n) != 0)
 			return -ENOMEM;
 		len = re->norm_cap;

@@ -155,4 +155,67 @@ toktest_rmdir(char *dir)
 	free(dir);
 }
 
+/* Needs cmocka (included first by the test). */
+#define TOKTEST_FIXTURE "tests/fixtures/tiny-qwen2"
+
+/* A change to the fixture's tokenizer.json: `key` of the object at `path`
+ * (dot-separated, "" for the root) set to the JSON `value`, or removed
+ * when value is NULL. */
+struct toktest_edit {
+	const char *path;
+	const char *key;
+	const char *value;
+};
+
+static inline yyjson_mut_val *
+toktest_walk(yyjson_mut_val *v, const char *path)
+{
+	char buf[128], *save = NULL, *part;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (part = strtok_r(buf, ".", &save); part != NULL;
+	     part = strtok_r(NULL, ".", &save))
+		v = yyjson_mut_is_arr(v) ? yyjson_mut_arr_get(v, atoi(part))
+		                         : yyjson_mut_obj_get(v, part);
+	assert_non_null(v);
+	return v;
+}
+
+/* Write the fixture's tokenizer.json with the edits into a new folder. */
+static inline char *
+toktest_variant(const struct toktest_edit *edits, size_t n)
+{
+	yyjson_doc *src, *snip;
+	yyjson_mut_doc *doc;
+	yyjson_mut_val *obj, *val;
+	char *dir = toktest_mkdir(), path[600];
+	size_t i;
+
+	src =
+	    yyjson_read_file(TOKTEST_FIXTURE "/tokenizer.json", 0, NULL, NULL);
+	assert_non_null(src);
+	doc = yyjson_doc_mut_copy(src, NULL);
+	for (i = 0; i < n; i++) {
+		obj = toktest_walk(yyjson_mut_doc_get_root(doc), edits[i].path);
+		val = NULL;
+		if (edits[i].value != NULL) {
+			snip = yyjson_read(
+			    edits[i].value, strlen(edits[i].value), 0);
+			assert_non_null(snip);
+			val =
+			    yyjson_val_mut_copy(doc, yyjson_doc_get_root(snip));
+			yyjson_doc_free(snip);
+		}
+		yyjson_mut_obj_remove_key(obj, edits[i].key);
+		if (val != NULL)
+			yyjson_mut_obj_put(
+			    obj, yyjson_mut_strcpy(doc, edits[i].key), val);
+	}
+	snprintf(path, sizeof(path), "%s/tokenizer.json", dir);
+	assert_true(yyjson_mut_write_file(path, doc, 0, NULL, NULL));
+	yyjson_mut_doc_free(doc);
+	yyjson_doc_free(src);
+	return dir;
+}
+
 #endif /* SR_TESTS_TOKTEST_H */

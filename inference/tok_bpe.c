@@ -15,7 +15,7 @@
 #define CACHE_ENTRIES (1u << 14)   /* reset when this many are held */
 #define CACHE_KEY_BYTES (1u << 20) /* reset when keys take more */
 #define CACHE_IDS (1u << 18)       /* reset when ids take more */
-#define CACHE_PIECE_MAX 64         /* longer pieces are not cached */
+#define CACHE_PIECE_MAX 256        /* longer pieces are not cached */
 #define SCAN_MAX 24 /* up to this many bytes: quadratic scan, else heap */
 
 struct cache_slot {

@@ -187,8 +187,13 @@ add_stage(struct inf_tok *tok, const char *path, yyjson_val *pt,
 		v = yyjson_obj_get(pt, "add_prefix_space");
 		st->prefix_space = v == NULL || yyjson_get_bool(v);
 		v = yyjson_obj_get(pt, "use_regex");
-		if (v != NULL && !yyjson_get_bool(v))
+		if (v != NULL && !yyjson_get_bool(v)) {
+			/* bytes are already the model's alphabet: a step
+			 * without regex or prefix does nothing */
+			if (!st->prefix_space)
+				tok->nstages--;
 			return 0;
+		}
 		return compile_stage(
 		    st, path, field, gpt2_regex, strlen(gpt2_regex), 0, err);
 	}

@@ -44,19 +44,27 @@ inf_tok__hash(const unsigned char *p, size_t n)
 	    0x9e3779b97f4a7c15ull ^ ((uint64_t)n * 0xff51afd7ed558ccdull);
 	uint64_t v;
 
-	while (n >= 8) {
+	while (n > 8) {
 		memcpy(&v, p, 8);
 		h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
 		h ^= h >> 31;
 		p += 8;
 		n -= 8;
 	}
-	if (n > 0) {
+	/* the last 1..8 bytes: two overlapping 4-byte loads, or bytes */
+	if (n >= 4) {
+		uint32_t lo, hi;
+
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + n - 4, 4);
+		v = (uint64_t)hi << 32 | lo;
+	} else {
 		v = 0;
-		memcpy(&v, p, n);
-		h = (h ^ v) * 0x94d049bb133111ebull;
-		h ^= h >> 29;
+		while (n > 0)
+			v = v << 8 | p[--n];
 	}
+	h = (h ^ v) * 0x94d049bb133111ebull;
+	h ^= h >> 29;
 	h *= 0xd6e8feb86659fd93ull;
 	return h ^ (h >> 32);
 }

@@ -1,6 +1,6 @@
 # tools/: command-line tools and benchmarks.
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
-	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling
+	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/tok-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -26,3 +26,10 @@ $(BUILD)/bin/ks-bench: $(BUILD)/obj/tools/bench/ks_bench.o \
 $(BUILD)/bin/tls-ceiling: $(BUILD)/obj/tools/bench/tls_ceiling.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(MBEDCRYPTO) $(LDLIBS)
+
+# The tokenizer's figures; yyjson is a shared library found through the
+# deps folder's rpath.
+$(BUILD)/bin/tok-bench: $(BUILD)/obj/tools/bench/tok_bench.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)

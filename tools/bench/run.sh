@@ -5,6 +5,8 @@
 #   - the keystore: durable creations (group commit), API-key verification
 #     (cache hit, and cache miss against the raw HMAC it rests on), device
 #     keys against the raw C_Sign they rest on;
+#   - the tokenizer: encoding MB/s against its own pre-tokenizer regex run
+#     alone on the same text (tools/bench/tok_bench.c);
 #   - strongroomd against nginx (h2load): keep-alive requests and new TLS
 #     1.3 handshakes per second, with latency (tools/bench/http_bench.sh);
 #   - the kill -9 loop of the keystore, 1000 rounds (SR_CRASH_ROUNDS).
@@ -12,7 +14,7 @@
 set -u
 
 BUILD=${BUILD:-build}
-for b in p11-bench ks-bench; do
+for b in p11-bench ks-bench tok-bench; do
 	if [ ! -x "$BUILD/bin/$b" ]; then
 		echo "run.sh: $BUILD/bin/$b is missing; run make first" >&2
 		exit 1
@@ -32,6 +34,10 @@ echo "== pkcs11 layer vs raw PKCS#11 (same SoftHSM2 module, same token):" \
 echo
 echo "== keystore: durable creations, API-key verification, device keys"
 "$BUILD/bin/ks-bench" 2>/dev/null || exit 1
+
+echo
+echo "== tokenizer: encoding against the bare pre-tokenizer regex, same text"
+"$BUILD/bin/tok-bench" || exit 1
 
 echo
 echo "== the daemon against nginx: same certificate, TLS 1.3, same answer"

@@ -64,10 +64,27 @@ $(FUZZ_ST): $(FUZZ_ST_SRCS) inference/model_internal.h \
 	    $(FUZZ_ST_SRCS) -o $@ -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) \
 	    -lpthread
 
-fuzz: $(FUZZ_HTTP) $(FUZZ_ST)
-	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors
+# The libFuzzer target for the tokenizer: its own sources only (the model
+# code beside it in inference/ is not needed), both fixtures loaded once.
+FUZZ_TOK := $(BUILD)/fuzz/fuzz_tokenizer
+FUZZ_TOK_SRCS := tests/fuzz/fuzz_tokenizer.c \
+	$(filter inference/tok% inference/chat%,$(INF_SRCS))
+
+$(FUZZ_TOK): $(FUZZ_TOK_SRCS) inference/tokenizer.h inference/tok_internal.h \
+	    | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+	    -fsanitize=fuzzer,address,undefined \
+	    $(FUZZ_TOK_SRCS) -o $@ -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) \
+	    $(INF_EXT) -lpthread
+
+fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK)
+	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors \
+	    $(BUILD)/fuzz/corpus-tokenizer
 	$(FUZZ_HTTP) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-http tests/fuzz/corpus/http
 	$(FUZZ_ST) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-safetensors tests/fuzz/corpus/safetensors
+	$(FUZZ_TOK) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-tokenizer tests/fuzz/corpus/tokenizer
 .PHONY: fuzz

@@ -2,7 +2,8 @@
 # tests/run.sh: what `make test` runs. Builds the tree, runs the unit tests
 # (cmocka), the integration tests (cmocka programs and shell scripts against
 # the real SoftHSM2, OpenSC and friends), then the unit tests and the
-# fault-injection test again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# fault-injection test again under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then the fuzz targets (HTTP request path, tokenizer) for a bounded time.
 # Its last line is "N passed, N failed". It never skips a phase silently.
 set -u
 
@@ -153,6 +154,23 @@ if make -s "$BUILD/fuzz/fuzz_safetensors" >"$LOG/build-fuzz-st.log" 2>&1; then
 else
 	cat "$LOG/build-fuzz-st.log"
 	note_fail "fuzz build (safetensors)" 1
+fi
+echo "== fuzz: the tokenizer (libFuzzer, ${SR_FUZZ_TOK_SECONDS:-10} s)"
+if make -s "$BUILD/fuzz/fuzz_tokenizer" >"$LOG/build-fuzz-tok.log" 2>&1; then
+	mkdir -p "$BUILD/fuzz/corpus-tokenizer"
+	if "$BUILD/fuzz/fuzz_tokenizer" \
+	    -max_total_time="${SR_FUZZ_TOK_SECONDS:-10}" \
+	    "$BUILD/fuzz/corpus-tokenizer" tests/fuzz/corpus/tokenizer \
+	    >"$LOG/fuzz_tokenizer.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok   fuzz/tokenizer: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_tokenizer.log" | tail -n 1), no crash"
+	else
+		note_fail "fuzz/tokenizer (see $LOG/fuzz_tokenizer.log)" 1
+		tail -n 30 "$LOG/fuzz_tokenizer.log"
+	fi
+else
+	cat "$LOG/build-fuzz-tok.log"
+	note_fail "fuzz build (tokenizer)" 1
 fi
 
 if [ "$failed" -gt 0 ]; then

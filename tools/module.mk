@@ -1,7 +1,8 @@
 # tools/: command-line tools and benchmarks.
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
-	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench
+	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
+	$(BUILD)/bin/tok-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -47,3 +48,10 @@ $(BUILD)/bin/cpu-bench: $(BUILD)/obj/tools/bench/cpu_bench.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread
+
+# The tokenizer's figures; yyjson is a shared library found through the
+# deps folder's rpath.
+$(BUILD)/bin/tok-bench: $(BUILD)/obj/tools/bench/tok_bench.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)

@@ -7,6 +7,8 @@
 #     keys against the raw C_Sign they rest on;
 #   - the audit log: durable events per second and ack latency against
 #     raw fdatasync'd appends of same-size lines in same-size batches;
+#   - the tokenizer: encoding MB/s against its own pre-tokenizer regex run
+#     alone on the same text (tools/bench/tok_bench.c);
 #   - strongroomd against nginx (h2load): keep-alive requests and new TLS
 #     1.3 handshakes per second, with latency (tools/bench/http_bench.sh);
 #   - the kill -9 loop of the keystore, 1000 rounds (SR_CRASH_ROUNDS).
@@ -14,7 +16,7 @@
 set -u
 
 BUILD=${BUILD:-build}
-for b in p11-bench ks-bench audit-bench; do
+for b in p11-bench ks-bench audit-bench tok-bench; do
 	if [ ! -x "$BUILD/bin/$b" ]; then
 		echo "run.sh: $BUILD/bin/$b is missing; run make first" >&2
 		exit 1
@@ -39,6 +41,8 @@ echo
 echo "== audit log: durable events (write + fdatasync before the ack)" \
 	"against raw appends of the same lines in the same batches"
 BUILD=$BUILD "$BUILD/bin/audit-bench" || exit 1
+echo "== tokenizer: encoding against the bare pre-tokenizer regex, same text"
+"$BUILD/bin/tok-bench" || exit 1
 
 echo
 echo "== the daemon against nginx: same certificate, TLS 1.3, same answer"

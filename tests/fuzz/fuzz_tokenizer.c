@@ -1,0 +1,136 @@
+/*
+ * tests/fuzz/fuzz_tokenizer.c: libFuzzer target for the tokenizer, with
+ * both fixtures' tokenizers (loaded once; run from the repo root). Every
+ * input is encoded as plain text and with special tokens parsed, and the
+ * promises are checked: encoding never fails on any bytes, byte-level BPE
+ * is lossless (the raw decode is the input, in both modes), plain text
+ * never yields a special token, the default decode is valid UTF-8 (equal
+ * to the input when the input was), and the streaming decoder's output is
+ * the whole decode. ASan and UBSan catch the rest.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inference/tokenizer.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static struct inf_tok *toks[2];
+
+/* Independent of the code under test: Unicode 15, table 3-7. */
+static int
+valid_utf8(const unsigned char *p, size_t n)
+{
+	size_t i = 0, k, need;
+	unsigned lo, hi;
+
+	while (i < n) {
+		unsigned c = p[i];
+
+		lo = 0x80;
+		hi = 0xbf;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			lo = c == 0xe0 ? 0xa0 : 0x80;
+			hi = c == 0xed ? 0x9f : 0xbf;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			lo = c == 0xf0 ? 0x90 : 0x80;
+			hi = c == 0xf4 ? 0x8f : 0xbf;
+		} else {
+			return 0;
+		}
+		if (i + need >= n || p[i + 1] < lo || p[i + 1] > hi)
+			return 0;
+		for (k = 2; k <= need; k++)
+			if (p[i + k] < 0x80 || p[i + k] > 0xbf)
+				return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+static void
+load_once(void)
+{
+	static const char *const dirs[] = { "tests/fixtures/tiny-qwen2",
+		"tests/fixtures/tiny-llama" };
+	char err[256];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (toks[i] != NULL)
+			continue;
+		if (inf_tok_load(dirs[i], &toks[i], err) != 0) {
+			fprintf(stderr,
+			    "fuzz_tokenizer: %s (run from the repo "
+			    "root)\n",
+			    err);
+			abort();
+		}
+	}
+}
+
+static void
+check(struct inf_tok *tok, const uint8_t *data, size_t size, unsigned flags)
+{
+	struct inf_tok_ids ids;
+	struct inf_tok_text raw, text, streamed;
+	struct inf_tok_stream s;
+	size_t i;
+
+	inf_tok_ids_init(&ids);
+	inf_tok_text_init(&raw);
+	inf_tok_text_init(&text);
+	inf_tok_text_init(&streamed);
+	if (inf_tok_encode(tok, (const char *)data, size, flags, &ids) != 0)
+		abort();
+	if (!(flags & INF_TOK_PARSE_SPECIAL))
+		for (i = 0; i < ids.len; i++)
+			if (inf_tok_is_special(tok, ids.ids[i]))
+				abort();
+	if (inf_tok_decode(tok, ids.ids, ids.len, INF_TOK_DECODE_RAW, &raw) !=
+	        0 ||
+	    raw.len != size || (size > 0 && memcmp(raw.text, data, size) != 0))
+		abort();
+	if (inf_tok_decode(tok, ids.ids, ids.len, 0, &text) != 0 ||
+	    !valid_utf8((const unsigned char *)text.text, text.len))
+		abort();
+	if (valid_utf8(data, size) &&
+	    (text.len != size ||
+	        (size > 0 && memcmp(text.text, data, size) != 0)))
+		abort();
+	inf_tok_stream_init(&s, tok, 0);
+	for (i = 0; i < ids.len; i++)
+		if (inf_tok_stream_push(&s, ids.ids[i], &streamed) != 0)
+			abort();
+	if (inf_tok_stream_flush(&s, &streamed) != 0 ||
+	    streamed.len != text.len ||
+	    (text.len > 0 && memcmp(streamed.text, text.text, text.len) != 0))
+		abort();
+	inf_tok_ids_free(&ids);
+	inf_tok_text_free(&raw);
+	inf_tok_text_free(&text);
+	inf_tok_text_free(&streamed);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	int i;
+
+	load_once();
+	for (i = 0; i < 2; i++) {
+		check(toks[i], data, size, 0);
+		check(toks[i], data, size, INF_TOK_PARSE_SPECIAL);
+	}
+	return 0;
+}

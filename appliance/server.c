@@ -66,6 +66,10 @@ loop_finish(struct app_loop *l)
 {
 	if (l->conns != NULL || l->npending > 0)
 		return;
+	/* A connection may end the loop before its wake-up ran: the
+	 * listener goes here too, or it would keep the loop alive. */
+	if (!uv_is_closing((uv_handle_t *)&l->listener))
+		uv_close((uv_handle_t *)&l->listener, NULL);
 	pthread_mutex_lock(&l->wake_mu);
 	if (!l->wake_closed) {
 		l->wake_closed = 1;

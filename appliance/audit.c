@@ -1,10 +1,11 @@
 /*
- * appliance/audit.c: the audit log's writer. Producers (any thread) render
- * their event's fields and queue it; one writer thread takes everything
- * queued, gives each line its seq, prev and hash in order, writes the batch
- * with one write() and one fdatasync(), then acknowledges every event of
- * the batch. It rotates files by UTC day, removes files past retention,
- * and signs a checkpoint of the chain head every N events or T seconds.
+ * appliance/audit.c: the audit log's writer. Producers (audit_api.c, any
+ * thread) render their event's fields and queue it; this one writer thread
+ * takes everything queued, gives each line its seq, prev and hash in order,
+ * writes the batch with one write() and one fdatasync(), then acknowledges
+ * every event of the batch. It rotates files by UTC day, removes files past
+ * retention, and signs a checkpoint of the chain head every N events or T
+ * seconds.
  *
  * Fail-closed: an event is acknowledged with 0 only once it is on disk; a
  * failed batch is cut back off the file and refused, and the chain goes on
@@ -15,7 +16,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,67 +26,6 @@
 
 #include "appliance/audit_impl.h"
 
-#define BATCH_BYTES (1u << 20) /* bodies taken per batch, at most */
-#define MAX_TORN (4u << 20)    /* what a crash can leave half-written */
-
-enum node_kind { NODE_EVENT, NODE_SYNC, NODE_CKPT };
-
-struct node {
-	struct node *next;
-	audit_done_cb *cb; /* NULL for the writer's own events */
-	void *arg;
-	uint64_t seq;
-	uint32_t len;
-	uint8_t kind;
-	char body[];
-};
-
-struct list {
-	struct node *head, *tail;
-};
-
-struct audit {
-	char dir[PATH_MAX];
-	char appid[33];
-	char kid[AUDIT_KEY_ID_MAX + 1];
-	audit_sign_cb *sign;
-	void *sign_arg;
-	uint32_t ckpt_events, max_batch;
-	int64_t ckpt_ms, retention_days;
-	audit_clock_cb *clock;
-	void *clock_arg;
-
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct list queue; /* under lock */
-	int stopping;      /* under lock */
-	pthread_t thread;
-	int started;
-
-	/* Writer thread only. */
-	int dirfd, fd, dirty;
-	int64_t day, retention_day, last_ckpt_ms, fail_ms;
-	uint64_t size, seq, since_ckpt, refused_run;
-	uint8_t head[32];
-	struct list carry; /* own events not yet durable */
-	int failing;
-	char *buf;
-	size_t cap;
-
-	_Atomic uint64_t st_seq, st_events, st_batches, st_ckpts, st_refused;
-	_Atomic int st_err;
-};
-
-static int64_t
-clock_real(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t
 day_of(int64_t ms)
 {
@@ -94,21 +33,10 @@ day_of(int64_t ms)
 	               : (ms - AUDIT__DAY_MS + 1) / AUDIT__DAY_MS;
 }
 
-static void
-list_push(struct list *l, struct node *n)
-{
-	n->next = NULL;
-	if (l->tail != NULL)
-		l->tail->next = n;
-	else
-		l->head = n;
-	l->tail = n;
-}
-
 /* The writer's own event: ,"actor":"audit",... plus @p extra (raw JSON
  * members with a leading comma, or ""). Queued on the carry list. */
-static void
-own_event(struct audit *a, const char *action, const char *resource,
+void
+audit__own_event(struct audit *a, const char *action, const char *resource,
     const char *status, const char *extra)
 {
 	char body[AUDIT__BODY_MAX];
@@ -132,7 +60,7 @@ own_event(struct audit *a, const char *action, const char *resource,
 	n->kind = NODE_EVENT;
 	n->len = (uint32_t)len;
 	memcpy(n->body, body, len);
-	list_push(&a->carry, n);
+	audit__list_push(&a->carry, n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -209,7 +137,7 @@ retention(struct audit *a, int64_t today)
 		    (long long)a->retention_days, (unsigned long long)first,
 		    hex, rc ? ",\"error\":\"" : "", rc ? sr_errname(rc) : "",
 		    rc ? "\"" : "");
-		own_event(a, "audit.retention.remove", name,
+		audit__own_event(a, "audit.retention.remove", name,
 		    rc ? "failed" : "ok", extra);
 		if (rc != 0)
 			log_warnx("audit: retention: cannot remove %s/%s: %s",
@@ -377,7 +305,7 @@ fail_batch(struct audit *a, struct node *all, int rc)
 	for (n = all; n != NULL; n = next) {
 		next = n->next;
 		if (n->cb == NULL) { /* own events wait for the next batch */
-			list_push(&a->carry, n);
+			audit__list_push(&a->carry, n);
 			continue;
 		}
 		refused += n->kind == NODE_EVENT;
@@ -488,7 +416,7 @@ run_batch(struct audit *a, struct node *taken, int final)
 	if (a->failing) {
 		snprintf(extra, sizeof(extra), ",\"refused\":%llu",
 		    (unsigned long long)a->refused_run);
-		own_event(a, "audit.recovered", a->dir, "ok", extra);
+		audit__own_event(a, "audit.recovered", a->dir, "ok", extra);
 		log_warnx("audit: writing to %s again after refusing %llu "
 		          "events",
 		    a->dir, (unsigned long long)a->refused_run);
@@ -523,7 +451,8 @@ take(struct audit *a)
 	uint32_t count = 0;
 	size_t bytes = 0;
 
-	while (n != NULL && count < a->max_batch && bytes < BATCH_BYTES) {
+	while (
+	    n != NULL && count < a->max_batch && bytes < AUDIT__BATCH_BYTES) {
 		bytes += n->len;
 		count++;
 		last = n;
@@ -538,8 +467,8 @@ take(struct audit *a)
 	return first;
 }
 
-static void *
-writer_main(void *arg)
+void *
+audit__writer_main(void *arg)
 {
 	struct audit *a = arg;
 	struct timespec ts;
@@ -568,276 +497,4 @@ writer_main(void *arg)
 	}
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Producers                                                            */
-/* ------------------------------------------------------------------ */
-
-static int
-enqueue(struct audit *a, struct node *n)
-{
-	pthread_mutex_lock(&a->lock);
-	if (a->stopping) {
-		pthread_mutex_unlock(&a->lock);
-		free(n);
-		return -ESHUTDOWN;
-	}
-	list_push(&a->queue, n);
-	if (a->queue.head == n)
-		pthread_cond_signal(&a->wake);
-	pthread_mutex_unlock(&a->lock);
-	return 0;
-}
-
-static int
-make_node(const struct audit_event *ev, enum node_kind kind, audit_done_cb *cb,
-    void *arg, struct node **out)
-{
-	char body[AUDIT__BODY_MAX];
-	struct node *n;
-	int len = 0;
-
-	if (kind == NODE_EVENT && (len = audit__body_render(ev, body)) < 0)
-		return len;
-	n = malloc(sizeof(*n) + (size_t)len);
-	if (n == NULL)
-		return -ENOMEM;
-	n->next = NULL;
-	n->cb = cb;
-	n->arg = arg;
-	n->seq = 0;
-	n->len = (uint32_t)len;
-	n->kind = (uint8_t)kind;
-	memcpy(n->body, body, (size_t)len);
-	*out = n;
-	return 0;
-}
-
-int
-audit_append_async(
-    struct audit *a, const struct audit_event *ev, audit_done_cb *cb, void *arg)
-{
-	struct node *n;
-	int rc;
-
-	if (a == NULL || cb == NULL)
-		return -EINVAL;
-	rc = make_node(ev, NODE_EVENT, cb, arg, &n);
-	return rc != 0 ? rc : enqueue(a, n);
-}
-
-struct waiter {
-	sem_t sem;
-	int status;
-	uint64_t seq;
-};
-
-static void
-waiter_done(void *arg, int status, uint64_t seq)
-{
-	struct waiter *w = arg;
-
-	w->status = status;
-	w->seq = seq;
-	sem_post(&w->sem);
-}
-
-static int
-wait_for(struct audit *a, const struct audit_event *ev, enum node_kind kind,
-    uint64_t *seq)
-{
-	struct waiter w;
-	struct node *n;
-	int rc;
-
-	if (a == NULL)
-		return -EINVAL;
-	rc = make_node(ev, kind, waiter_done, &w, &n);
-	if (rc != 0)
-		return rc;
-	sem_init(&w.sem, 0, 0);
-	rc = enqueue(a, n);
-	if (rc == 0) {
-		while (sem_wait(&w.sem) != 0 && errno == EINTR)
-			;
-		rc = w.status;
-		if (seq != NULL)
-			*seq = w.seq;
-	}
-	sem_destroy(&w.sem);
-	return rc;
-}
-
-int
-audit_append(struct audit *a, const struct audit_event *ev, uint64_t *seq)
-{
-	return wait_for(a, ev, NODE_EVENT, seq);
-}
-
-int
-audit_checkpoint(struct audit *a)
-{
-	return wait_for(a, NULL, NODE_CKPT, NULL);
-}
-
-void
-audit_stats_get(struct audit *a, struct audit_stats *st)
-{
-	st->seq = atomic_load(&a->st_seq);
-	st->events = atomic_load(&a->st_events);
-	st->batches = atomic_load(&a->st_batches);
-	st->checkpoints = atomic_load(&a->st_ckpts);
-	st->refused = atomic_load(&a->st_refused);
-	st->last_error = atomic_load(&a->st_err);
-}
-
-/* ------------------------------------------------------------------ */
-/* Open and close                                                       */
-/* ------------------------------------------------------------------ */
-
-static int
-options_check(const struct audit_options *o, char err[256])
-{
-	const char *what = NULL;
-
-	if (o == NULL || o->dir == NULL || o->dir[0] == '\0' ||
-	    strlen(o->dir) >= PATH_MAX - 64)
-		what = "dir is missing or too long";
-	else if (o->appliance_id == NULL ||
-	    !audit__name_ok(o->appliance_id, 32, 0))
-		what = "appliance_id must be 1..32 of [A-Za-z0-9_-]";
-	else if (o->sign == NULL || o->sign_pubkey == NULL ||
-	    o->sign_pubkey[0] != 0x04)
-		what = "a signer and its public key (0x04||X||Y) are required";
-	else if (o->sign_key_id == NULL ||
-	    !audit__name_ok(o->sign_key_id, AUDIT_KEY_ID_MAX, 1))
-		what = "sign_key_id must be 1..64 of [A-Za-z0-9._-]";
-	if (what != NULL)
-		snprintf(err, 256, "audit options: %s", what);
-	return what != NULL ? -EINVAL : 0;
-}
-
-static int
-setup(struct audit *a, const struct audit_options *o, char err[256])
-{
-	struct audit__tail t;
-	char extra[256], hex[65];
-	int rc;
-
-	snprintf(a->dir, sizeof(a->dir), "%s", o->dir);
-	snprintf(a->appid, sizeof(a->appid), "%s", o->appliance_id);
-	snprintf(a->kid, sizeof(a->kid), "%s", o->sign_key_id);
-	a->sign = o->sign;
-	a->sign_arg = o->sign_arg;
-	a->ckpt_events = o->checkpoint_events ? o->checkpoint_events : 10000;
-	a->ckpt_ms =
-	    1000LL * (o->checkpoint_seconds ? o->checkpoint_seconds : 60);
-	a->retention_days = o->retention_days ? o->retention_days : 180;
-	a->max_batch = o->max_batch ? o->max_batch : 4096;
-	a->clock = o->clock ? o->clock : clock_real;
-	a->clock_arg = o->clock_arg;
-	if (mkdir(a->dir, 0700) != 0 && errno != EEXIST) {
-		rc = -errno;
-		snprintf(err, 256, "%s: %s", a->dir, sr_strerror(rc));
-		return rc;
-	}
-	a->dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (a->dirfd < 0) {
-		rc = -errno;
-		snprintf(err, 256, "%s: %s", a->dir, sr_strerror(rc));
-		return rc;
-	}
-	rc = audit__pubkey_write(a->dir, a->kid, o->sign_pubkey, err);
-	if (rc == 0)
-		rc = audit__resume(a->dir, MAX_TORN, &t, err);
-	if (rc != 0)
-		return rc;
-	a->seq = t.seq;
-	memcpy(a->head, t.head, 32);
-	a->day = t.day;
-	a->retention_day = INT64_MIN;
-	a->last_ckpt_ms = a->clock(a->clock_arg);
-	atomic_store(&a->st_seq, a->seq);
-	if (t.torn > 0) {
-		sr_hex_encode(hex, t.torn_hash, 32);
-		snprintf(extra, sizeof(extra),
-		    ",\"torn_bytes\":%llu,\"torn_sha256\":\"%s\"",
-		    (unsigned long long)t.torn, hex);
-		own_event(a, "audit.torn_tail", t.torn_file, "repaired", extra);
-		log_warnx(
-		    "audit: %s/%s: cut %llu bytes of a batch a crash left "
-		    "unfinished (never acknowledged)",
-		    a->dir, t.torn_file, (unsigned long long)t.torn);
-	}
-	snprintf(extra, sizeof(extra), ",\"resumed_seq\":%llu",
-	    (unsigned long long)t.seq);
-	own_event(a, "audit.start", a->dir, "ok", extra);
-	return 0;
-}
-
-int
-audit_open(const struct audit_options *o, struct audit **out, char err[256])
-{
-	char ebuf[256];
-	struct audit *a;
-	int rc;
-
-	if (err == NULL)
-		err = ebuf;
-	err[0] = '\0';
-	*out = NULL;
-	rc = options_check(o, err);
-	if (rc != 0)
-		return rc;
-	a = calloc(1, sizeof(*a));
-	if (a == NULL)
-		return -ENOMEM;
-	a->fd = a->dirfd = -1;
-	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->wake, NULL);
-	rc = setup(a, o, err);
-	if (rc == 0) {
-		rc = -pthread_create(&a->thread, NULL, writer_main, a);
-		a->started = rc == 0;
-	}
-	/* The start events reach the disk before the daemon may serve. */
-	if (rc == 0 && (rc = wait_for(a, NULL, NODE_SYNC, NULL)) != 0)
-		snprintf(
-		    err, 256, "%s: first write: %s", a->dir, sr_strerror(rc));
-	if (rc != 0) {
-		audit_close(a);
-		return rc;
-	}
-	*out = a;
-	return 0;
-}
-
-void
-audit_close(struct audit *a)
-{
-	struct node *n, *next;
-
-	if (a == NULL)
-		return;
-	if (a->started) {
-		pthread_mutex_lock(&a->lock);
-		a->stopping = 1;
-		pthread_cond_signal(&a->wake);
-		pthread_mutex_unlock(&a->lock);
-		pthread_join(a->thread, NULL);
-	}
-	for (n = a->carry.head; n != NULL; n = next) {
-		next = n->next;
-		log_warnx("audit: closing with an own event unwritten");
-		free(n);
-	}
-	if (a->fd >= 0)
-		close(a->fd);
-	if (a->dirfd >= 0)
-		close(a->dirfd);
-	pthread_cond_destroy(&a->wake);
-	pthread_mutex_destroy(&a->lock);
-	free(a->buf);
-	free(a);
 }

@@ -1,14 +1,18 @@
 /*
  * appliance/audit_impl.h: what the audit log's own files share (line
  * rendering and hashing, file names, the checkpoint digest and key file,
- * the tail scan of the resume): audit.c, audit_line.c, audit_file.c,
- * audit_verify.c and the audit tests only. The public API is audit.h.
+ * the tail scan of the resume, the log object): audit.c, audit_api.c,
+ * audit_line.c, audit_file.c, audit_verify.c and the audit tests only. The
+ * public API is audit.h.
  *
  * Nothing here may hold or print a secret; every function is reentrant.
  */
 #ifndef SR_APPLIANCE_AUDIT_IMPL_H
 #define SR_APPLIANCE_AUDIT_IMPL_H
 
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -137,5 +141,77 @@ int audit__read_small(
 
 /* fsync a folder. 0 or -errno. */
 int audit__fsync_dir(int dirfd);
+
+/* ---- audit.c and audit_api.c: the log object ---------------------- */
+
+#define AUDIT__BATCH_BYTES (1u << 20) /* bodies per batch, at most */
+#define AUDIT__MAX_TORN (4u << 20)    /* a crash leaves at most this */
+
+enum node_kind { NODE_EVENT, NODE_SYNC, NODE_CKPT };
+
+struct node {
+	struct node *next;
+	audit_done_cb *cb; /* NULL for the writer's own events */
+	void *arg;
+	uint64_t seq;
+	uint32_t len;
+	uint8_t kind;
+	char body[];
+};
+
+struct list {
+	struct node *head, *tail;
+};
+
+struct audit {
+	char dir[PATH_MAX];
+	char appid[33];
+	char kid[AUDIT_KEY_ID_MAX + 1];
+	audit_sign_cb *sign;
+	void *sign_arg;
+	uint32_t ckpt_events, max_batch;
+	int64_t ckpt_ms, retention_days;
+	audit_clock_cb *clock;
+	void *clock_arg;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct list queue; /* under lock */
+	int stopping;      /* under lock */
+	pthread_t thread;
+	int started;
+
+	/* Writer thread only. */
+	int dirfd, fd, dirty;
+	int64_t day, retention_day, last_ckpt_ms, fail_ms;
+	uint64_t size, seq, since_ckpt, refused_run;
+	uint8_t head[32];
+	struct list carry; /* own events not yet durable */
+	int failing;
+	char *buf;
+	size_t cap;
+
+	_Atomic uint64_t st_seq, st_events, st_batches, st_ckpts, st_refused;
+	_Atomic int st_err;
+};
+
+static inline void
+audit__list_push(struct list *l, struct node *n)
+{
+	n->next = NULL;
+	if (l->tail != NULL)
+		l->tail->next = n;
+	else
+		l->head = n;
+	l->tail = n;
+}
+
+/* The writer's own event (,"actor":"audit",... plus @p extra raw JSON
+ * members), queued on the carry list. Writer thread, or before it runs. */
+void audit__own_event(struct audit *a, const char *action, const char *resource,
+    const char *status, const char *extra);
+
+/* The writer thread's body (audit.c). */
+void *audit__writer_main(void *arg);
 
 #endif /* SR_APPLIANCE_AUDIT_IMPL_H */

@@ -48,8 +48,8 @@ api_answer_json(struct api_req *r, int status, const char *json, size_t len)
 {
 	r->answer.len = 0;
 	r->status = status;
-	http_response(&r->answer, status, "application/json", json, len,
-	    r->keep_alive);
+	http_response(
+	    &r->answer, status, "application/json", json, len, r->keep_alive);
 }
 
 void
@@ -179,8 +179,7 @@ auth_work(void *arg)
 			snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s",
 			    cl->sub);
 			rc = api_ks(r);
-			if (rc == 0 &&
-			    r->kr.meta.state != KS_STATE_ACTIVE)
+			if (rc == 0 && r->kr.meta.state != KS_STATE_ACTIVE)
 				rc = r->kr.meta.state == KS_STATE_SUSPENDED
 				    ? KS_ESUSPENDED
 				    : KS_EREVOKED;
@@ -222,7 +221,8 @@ from_bound_network(const struct api_req *r)
 {
 	const struct ks_cidr *c;
 	size_t i, bits, n;
-	int any = 0, v4 = memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+	int any = 0,
+	    v4 = memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
 
 	for (i = 0; i < KS_CIDR_MAX; i++) {
 		c = &r->caller.cidrs[i];
@@ -300,8 +300,8 @@ after_auth(struct api_req *r)
 	struct sockaddr_storage ss;
 
 	if (r->auth_rc != 0) {
-		api_answer_error(r, 401, r->auth_code,
-		    "the credential was not accepted");
+		api_answer_error(
+		    r, 401, r->auth_code, "the credential was not accepted");
 		return audit_then_answer(r);
 	}
 	if (!from_bound_network(r)) {
@@ -418,8 +418,8 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 		snprintf(r->basic, sizeof(r->basic), "%s", auth + 6);
 	memcpy(r->addr, ctx->addr, 16);
 	v4 = memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
-	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? r->addr + 12 : r->addr,
-	    r->src, sizeof(r->src));
+	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? r->addr + 12 : r->addr, r->src,
+	    sizeof(r->src));
 	r->keep_alive = ctx->keep_alive;
 	r->t0_ns = ctx->t0_ns;
 	return 0;
@@ -443,15 +443,14 @@ api_route(struct api *a, struct route_ctx *ctx)
 	}
 	rt = api_route_find(q->method, q->path, id, &method_ok);
 	if (rt == NULL)
-		return method_ok ? http_error(ctx->out, 404, "not_found",
-		                       "no such route", ctx->keep_alive)
-		                 : http_error(ctx->out, 405,
-		                       "method_not_allowed",
-		                       "this route takes another method",
-		                       ctx->keep_alive);
+		return method_ok
+		    ? http_error(ctx->out, 404, "not_found", "no such route",
+		          ctx->keep_alive)
+		    : http_error(ctx->out, 405, "method_not_allowed",
+		          "this route takes another method", ctx->keep_alive);
 	if ((r = calloc(1, sizeof(*r))) == NULL)
-		return http_error(ctx->out, 503, "unavailable",
-		    "out of memory", ctx->keep_alive);
+		return http_error(ctx->out, 503, "unavailable", "out of memory",
+		    ctx->keep_alive);
 	if ((rc = copy_request(r, ctx)) != 0) {
 		req_free(r);
 		return http_error(ctx->out, rc == -ENOMEM ? 503 : 414,
@@ -464,8 +463,8 @@ api_route(struct api *a, struct route_ctx *ctx)
 	r->phase = PH_AUTH;
 	if ((r->p = app_pending_new(ctx, api_step, r)) == NULL) {
 		req_free(r);
-		return http_error(ctx->out, 503, "unavailable",
-		    "out of memory", ctx->keep_alive);
+		return http_error(ctx->out, 503, "unavailable", "out of memory",
+		    ctx->keep_alive);
 	}
 	if (rt->public) { /* the token endpoint checks its own client */
 		r->phase = PH_WORK;

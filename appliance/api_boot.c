@@ -35,8 +35,8 @@ signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
 		for (i = 0; i < rep->count && id[0] == '\0'; i++)
 			if (strcmp(rep->list[i].name, name) == 0 &&
 			    rep->list[i].state == KS_STATE_ACTIVE)
-				snprintf(id, KS_ID_LEN + 1, "%s",
-				    rep->list[i].id);
+				snprintf(
+				    id, KS_ID_LEN + 1, "%s", rep->list[i].id);
 		if (id[0] != '\0' || rep->next[0] == '\0')
 			break;
 		memcpy(q.u.list.after, rep->next, sizeof(q.u.list.after));
@@ -60,8 +60,8 @@ signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
 }
 
 static int
-ks_sign(struct api *a, const char *key, const uint8_t digest[32],
-    int prehashed, uint8_t rs[64])
+ks_sign(struct api *a, const char *key, const uint8_t digest[32], int prehashed,
+    uint8_t rs[64])
 {
 	struct ks_request *q = malloc(sizeof(*q));
 	struct ks_reply *rep = malloc(sizeof(*rep));
@@ -104,8 +104,8 @@ audit_sign(void *arg, const uint8_t digest[32], uint8_t sig[64])
 /* First start: an "admin" user with the admin and security-officer roles
  * and one API key, in <state>/admin.key (0600) for the operator. */
 static int
-bootstrap_admin(struct api *a, const char *state, struct ks_reply *rep,
-    char err[256])
+bootstrap_admin(
+    struct api *a, const char *state, struct ks_reply *rep, char err[256])
 {
 	struct ks_request q;
 	char path[PATH_MAX];
@@ -127,16 +127,18 @@ bootstrap_admin(struct api *a, const char *state, struct ks_reply *rep,
 	if (rc == KS_EEXISTS)
 		return 0; /* made before; its key file was removed on purpose */
 	if (rc != 0) {
-		snprintf(err, 256, "creating the admin user: %s", sr_strerror(rc));
+		snprintf(
+		    err, 256, "creating the admin user: %s", sr_strerror(rc));
 		return rc;
 	}
 	ks_request_init(&q, KS_OP_APIKEY_CREATE);
-	snprintf(q.u.apikey_create.owner, sizeof(q.u.apikey_create.owner),
-	    "%s", rep->meta.id);
+	snprintf(q.u.apikey_create.owner, sizeof(q.u.apikey_create.owner), "%s",
+	    rep->meta.id);
 	ks_reply_init(rep);
 	rc = ks_call(a->ks, &q, rep);
 	if (rc == 0)
-		rc = sr_write_private_file(path, rep->apikey, strlen(rep->apikey));
+		rc = sr_write_private_file(
+		    path, rep->apikey, strlen(rep->apikey));
 	ks_reply_wipe(rep);
 	if (rc != 0)
 		snprintf(err, 256, "writing %s: %s", path, sr_strerror(rc));
@@ -146,8 +148,8 @@ bootstrap_admin(struct api *a, const char *state, struct ks_reply *rep,
 }
 
 int
-api_open(struct ks *ks, const struct api_options *o, struct api **out,
-    char err[256])
+api_open(
+    struct ks *ks, const struct api_options *o, struct api **out, char err[256])
 {
 	struct api *a = calloc(1, sizeof(*a));
 	struct ks_reply *rep = malloc(sizeof(*rep));
@@ -174,8 +176,8 @@ api_open(struct ks *ks, const struct api_options *o, struct api **out,
 	}
 	if ((rc = signing_key(ks, "oauth-jwt", a->jwt_key, jwt_pub, rep)) !=
 	        0 ||
-	    (rc = signing_key(ks, "audit-checkpoint", a->audit_key, audit_pub,
-	         rep)) != 0) {
+	    (rc = signing_key(
+	         ks, "audit-checkpoint", a->audit_key, audit_pub, rep)) != 0) {
 		snprintf(err, 256, "signing keys: %s", sr_strerror(rc));
 		goto fail;
 	}

@@ -79,14 +79,14 @@ struct api_req {
 
 /** The route table and its lookup (api_routes.c). NULL: no route;
  * *@p method_ok 0 when the path exists under another method. */
-const struct api_route *api_route_find(
-    const char *method, const char *path, char id[KS_ID_LEN + 1], int *method_ok);
+const struct api_route *api_route_find(const char *method, const char *path,
+    char id[KS_ID_LEN + 1], int *method_ok);
 
 /** Run one keystore call into r->kr (worker thread). */
 int api_ks(struct api_req *r);
 /** A JSON answer (status and body) into r->answer. */
-void api_answer_json(struct api_req *r, int status, const char *json,
-    size_t len);
+void api_answer_json(
+    struct api_req *r, int status, const char *json, size_t len);
 /** {"error":{"code","message"}} into r->answer. */
 void api_answer_error(
     struct api_req *r, int status, const char *code, const char *message);

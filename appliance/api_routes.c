@@ -203,20 +203,29 @@ apps_create(struct api_req *r)
 		answer_meta(r, 201);
 }
 
+/* A page of keys of @p kind, under @p parent ("" for any), from ?after=. */
 static void
-apps_list(struct api_req *r)
+list_op(struct api_req *r, unsigned kind, const char *parent)
 {
 	int rc;
 
 	ks_request_init(&r->kq, KS_OP_LIST);
-	r->kq.u.list.kind = KS_KIND_APP;
+	r->kq.u.list.kind = (uint8_t)kind;
 	r->kq.u.list.limit = KS_LIST_MAX;
-	query_get(r->query, "after", r->kq.u.list.after,
-	    sizeof(r->kq.u.list.after));
+	snprintf(
+	    r->kq.u.list.parent, sizeof(r->kq.u.list.parent), "%s", parent);
+	query_get(
+	    r->query, "after", r->kq.u.list.after, sizeof(r->kq.u.list.after));
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
 	else
 		answer_list(r);
+}
+
+static void
+apps_list(struct api_req *r)
+{
+	list_op(r, KS_KIND_APP, "");
 }
 
 /* GET, state changes and revocation of the key named by the path. */
@@ -228,10 +237,11 @@ key_op(struct api_req *r, enum ks_op op, int status)
 	ks_request_init(&r->kq, op);
 	if (op == KS_OP_REVOKE) {
 		yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
-		yyjson_val *v = yyjson_obj_get(yyjson_doc_get_root(doc), "reason");
+		yyjson_val *v =
+		    yyjson_obj_get(yyjson_doc_get_root(doc), "reason");
 
-		snprintf(r->kq.u.revoke.id, sizeof(r->kq.u.revoke.id), "%s",
-		    r->id);
+		snprintf(
+		    r->kq.u.revoke.id, sizeof(r->kq.u.revoke.id), "%s", r->id);
 		snprintf(r->kq.u.revoke.reason, sizeof(r->kq.u.revoke.reason),
 		    "%s", yyjson_is_str(v) ? yyjson_get_str(v) : "revoked");
 		v = yyjson_obj_get(yyjson_doc_get_root(doc), "compromised");
@@ -297,18 +307,7 @@ keys_create(struct api_req *r)
 static void
 keys_list(struct api_req *r)
 {
-	int rc;
-
-	ks_request_init(&r->kq, KS_OP_LIST);
-	r->kq.u.list.kind = KS_KIND_APIKEY;
-	r->kq.u.list.limit = KS_LIST_MAX;
-	snprintf(r->kq.u.list.parent, sizeof(r->kq.u.list.parent), "%s", r->id);
-	query_get(r->query, "after", r->kq.u.list.after,
-	    sizeof(r->kq.u.list.after));
-	if ((rc = api_ks(r)) != 0)
-		api_answer_ks_error(r, rc);
-	else
-		answer_list(r);
+	list_op(r, KS_KIND_APIKEY, r->id);
 }
 
 static void
@@ -357,7 +356,8 @@ static void
 caller_scopes_into(char *out, size_t cap, const char *scope_json)
 {
 	yyjson_doc *doc = yyjson_read(scope_json, strlen(scope_json), 0);
-	yyjson_val *arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes"), *v;
+	yyjson_val *arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes"),
+	           *v;
 	size_t i, n, used = 0;
 
 	out[0] = '\0';
@@ -394,15 +394,15 @@ oauth_token(struct api_req *r)
 	snprintf(r->kq.u.apikey_verify.key, sizeof(r->kq.u.apikey_verify.key),
 	    "%s", secret);
 	rc = ks_apikey_check(secret, strlen(secret)) == 0 ? api_ks(r)
-	                                                   : KS_EAPIKEY;
+	                                                  : KS_EAPIKEY;
 	sr_wipe(&r->kq, sizeof(r->kq));
 	if (rc == 0)
 		ks_apikey_id(secret, strlen(secret), r->key_id);
 	if (rc != 0 || strcmp(r->kr.meta.id, client) != 0 ||
 	    r->kr.meta.kind != KS_KIND_APP) {
 		snprintf(r->actor, sizeof(r->actor), "client:%.20s", client);
-		api_answer_error(r, 401, "invalid_client",
-		    "client authentication failed");
+		api_answer_error(
+		    r, 401, "invalid_client", "client authentication failed");
 		goto out;
 	}
 	snprintf(r->actor, sizeof(r->actor), "app:%s", client);

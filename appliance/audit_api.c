@@ -227,7 +227,8 @@ setup(struct audit *a, const struct audit_options *o, char err[256])
 		snprintf(extra, sizeof(extra),
 		    ",\"torn_bytes\":%llu,\"torn_sha256\":\"%s\"",
 		    (unsigned long long)t.torn, hex);
-		audit__own_event(a, "audit.torn_tail", t.torn_file, "repaired", extra);
+		audit__own_event(
+		    a, "audit.torn_tail", t.torn_file, "repaired", extra);
 		log_warnx(
 		    "audit: %s/%s: cut %llu bytes of a batch a crash left "
 		    "unfinished (never acknowledged)",

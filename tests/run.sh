@@ -121,57 +121,30 @@ else
 	fi
 fi
 
-echo "== fuzz: the HTTP request path (libFuzzer, ${SR_FUZZ_SECONDS:-20} s)"
-if make -s "$BUILD/fuzz/fuzz_http" >"$LOG/build-fuzz.log" 2>&1; then
-	mkdir -p "$BUILD/fuzz/corpus-http"
-	if "$BUILD/fuzz/fuzz_http" -max_total_time="${SR_FUZZ_SECONDS:-20}" \
-	    "$BUILD/fuzz/corpus-http" tests/fuzz/corpus/http \
-	    >"$LOG/fuzz_http.log" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok   fuzz/http: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_http.log" | tail -n 1), no crash"
-	else
-		note_fail "fuzz/http (see $LOG/fuzz_http.log)" 1
-		tail -n 30 "$LOG/fuzz_http.log"
+# run_fuzz NAME WHAT SECONDS: build $BUILD/fuzz/fuzz_NAME (libFuzzer) and
+# run it for SECONDS over its corpus in tests/fuzz/corpus/NAME.
+run_fuzz() {
+	echo "== fuzz: $2 (libFuzzer, $3 s)"
+	if ! make -s "$BUILD/fuzz/fuzz_$1" >"$LOG/build-fuzz-$1.log" 2>&1; then
+		cat "$LOG/build-fuzz-$1.log"
+		note_fail "fuzz build ($1)" 1
+		return
 	fi
-else
-	cat "$LOG/build-fuzz.log"
-	note_fail "fuzz build" 1
-fi
+	mkdir -p "$BUILD/fuzz/corpus-$1"
+	if "$BUILD/fuzz/fuzz_$1" -max_total_time="$3" \
+	    "$BUILD/fuzz/corpus-$1" "tests/fuzz/corpus/$1" \
+	    >"$LOG/fuzz_$1.log" 2>&1; then
+		passed=$((passed + 1))
+		echo "ok   fuzz/$1: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_$1.log" | tail -n 1), no crash"
+	else
+		note_fail "fuzz/$1 (see $LOG/fuzz_$1.log)" 1
+		tail -n 30 "$LOG/fuzz_$1.log"
+	fi
+}
 
-echo "== fuzz: the safetensors header parser (libFuzzer, ${SR_FUZZ_ST_SECONDS:-10} s)"
-if make -s "$BUILD/fuzz/fuzz_safetensors" >"$LOG/build-fuzz-st.log" 2>&1; then
-	mkdir -p "$BUILD/fuzz/corpus-safetensors"
-	if "$BUILD/fuzz/fuzz_safetensors" \
-	    -max_total_time="${SR_FUZZ_ST_SECONDS:-10}" \
-	    "$BUILD/fuzz/corpus-safetensors" tests/fuzz/corpus/safetensors \
-	    >"$LOG/fuzz_safetensors.log" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok   fuzz/safetensors: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_safetensors.log" | tail -n 1), no crash"
-	else
-		note_fail "fuzz/safetensors (see $LOG/fuzz_safetensors.log)" 1
-		tail -n 30 "$LOG/fuzz_safetensors.log"
-	fi
-else
-	cat "$LOG/build-fuzz-st.log"
-	note_fail "fuzz build (safetensors)" 1
-fi
-echo "== fuzz: the tokenizer (libFuzzer, ${SR_FUZZ_TOK_SECONDS:-10} s)"
-if make -s "$BUILD/fuzz/fuzz_tokenizer" >"$LOG/build-fuzz-tok.log" 2>&1; then
-	mkdir -p "$BUILD/fuzz/corpus-tokenizer"
-	if "$BUILD/fuzz/fuzz_tokenizer" \
-	    -max_total_time="${SR_FUZZ_TOK_SECONDS:-10}" \
-	    "$BUILD/fuzz/corpus-tokenizer" tests/fuzz/corpus/tokenizer \
-	    >"$LOG/fuzz_tokenizer.log" 2>&1; then
-		passed=$((passed + 1))
-		echo "ok   fuzz/tokenizer: $(grep -o 'cov: [0-9]*' "$LOG/fuzz_tokenizer.log" | tail -n 1), no crash"
-	else
-		note_fail "fuzz/tokenizer (see $LOG/fuzz_tokenizer.log)" 1
-		tail -n 30 "$LOG/fuzz_tokenizer.log"
-	fi
-else
-	cat "$LOG/build-fuzz-tok.log"
-	note_fail "fuzz build (tokenizer)" 1
-fi
+run_fuzz http "the HTTP request path" "${SR_FUZZ_SECONDS:-20}"
+run_fuzz safetensors "the safetensors header parser" "${SR_FUZZ_ST_SECONDS:-10}"
+run_fuzz tokenizer "the tokenizer" "${SR_FUZZ_TOK_SECONDS:-10}"
 
 if [ "$failed" -gt 0 ]; then
 	echo "Failed:$failures"

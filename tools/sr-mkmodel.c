@@ -148,12 +148,12 @@ make_plan(struct plan *p, int layers, uint64_t shard_bytes)
 		add(p, 0, kd, H, "model.layers.%d.self_attn.k_proj.weight", l);
 		add(p, 0, kd, H, "model.layers.%d.self_attn.v_proj.weight", l);
 		if (s->qkv_bias) {
-			add(p, 2, qd, 0, "model.layers.%d.self_attn.q_proj.bias",
-			    l);
-			add(p, 2, kd, 0, "model.layers.%d.self_attn.k_proj.bias",
-			    l);
-			add(p, 2, kd, 0, "model.layers.%d.self_attn.v_proj.bias",
-			    l);
+			add(p, 2, qd, 0,
+			    "model.layers.%d.self_attn.q_proj.bias", l);
+			add(p, 2, kd, 0,
+			    "model.layers.%d.self_attn.k_proj.bias", l);
+			add(p, 2, kd, 0,
+			    "model.layers.%d.self_attn.v_proj.bias", l);
 		}
 		add(p, 0, H, qd, "model.layers.%d.self_attn.o_proj.weight", l);
 		add(p, 1, H, 0,
@@ -202,8 +202,7 @@ write_values(FILE *f, struct plan *p, const struct tensor *t)
 	while (done < n) {
 		m = n - done < (1 << 16) ? (size_t)(n - done) : (1 << 16);
 		for (i = 0; i < m; i++) {
-			float u = (float)(rng_next(p->rng) >> 40) *
-			    0x1p-24f;
+			float u = (float)(rng_next(p->rng) >> 40) * 0x1p-24f;
 
 			buf[i] = t->kind == 1 ? 0x3f80 /* 1.0 */
 			                      : to_bf16((2 * u - 1) * a);
@@ -228,8 +227,9 @@ write_shard(const char *dir, struct plan *p, int k)
 	hdr = malloc(cap);
 	if (hdr == NULL)
 		return -ENOMEM;
-	len += (size_t)snprintf(hdr, cap, "{\"__metadata__\":{\"format\":"
-	                                  "\"pt\"}");
+	len += (size_t)snprintf(hdr, cap,
+	    "{\"__metadata__\":{\"format\":"
+	    "\"pt\"}");
 	for (i = 0; i < p->n; i++) {
 		const struct tensor *t = &p->t[i];
 
@@ -369,8 +369,9 @@ write_index(const char *dir, const struct plan *p)
 		fprintf(stderr, "sr-mkmodel: %s: %s\n", path, strerror(errno));
 		return -EIO;
 	}
-	fprintf(f, "{\n  \"metadata\": {\"total_size\": %llu},\n"
-	           "  \"weight_map\": {\n",
+	fprintf(f,
+	    "{\n  \"metadata\": {\"total_size\": %llu},\n"
+	    "  \"weight_map\": {\n",
 	    (unsigned long long)p->total);
 	for (i = 0; i < p->n; i++) {
 		shard_name(p, p->t[i].shard, name, sizeof(name));
@@ -407,16 +408,17 @@ dir_ready(const char *dir, int force)
 }
 
 static int
-parse_num(const char *opt, const char *s, long long lo, long long hi,
-    long long *out)
+parse_num(
+    const char *opt, const char *s, long long lo, long long hi, long long *out)
 {
 	char *end;
 
 	errno = 0;
 	*out = strtoll(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || *out < lo || *out > hi) {
-		fprintf(stderr, "sr-mkmodel: %s \"%s\": want a number from "
-		                "%lld to %lld\n",
+		fprintf(stderr,
+		    "sr-mkmodel: %s \"%s\": want a number from "
+		    "%lld to %lld\n",
 		    opt, s, lo, hi);
 		return -1;
 	}
@@ -456,8 +458,8 @@ main(int argc, char **argv)
 				return 2;
 			break;
 		case 'm':
-			if (parse_num("--shard-mb", optarg, 1, 1 << 20,
-				&shard_mb))
+			if (parse_num(
+			        "--shard-mb", optarg, 1, 1 << 20, &shard_mb))
 				return 2;
 			break;
 		case 'r':
@@ -484,8 +486,9 @@ main(int argc, char **argv)
 		if (strcmp(shapes[i].name, shape) == 0)
 			p.s = &shapes[i];
 	if (p.s == NULL) {
-		fprintf(stderr, "sr-mkmodel: unknown shape \"%s\" (see "
-		                "--help)\n",
+		fprintf(stderr,
+		    "sr-mkmodel: unknown shape \"%s\" (see "
+		    "--help)\n",
 		    shape);
 		return 2;
 	}
@@ -509,8 +512,7 @@ main(int argc, char **argv)
 		rc = write_index(out, &p);
 	if (rc == 0)
 		printf("%s: %s, %lld layers, %.2f GB of BF16 in %d file(s)\n",
-		    out, p.s->about, layers, (double)p.total / 1e9,
-		    p.n_shards);
+		    out, p.s->about, layers, (double)p.total / 1e9, p.n_shards);
 	free(p.t);
 	return rc == 0 ? 0 : 1;
 }

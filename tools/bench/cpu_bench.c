@@ -74,8 +74,8 @@ stream_bandwidth(int threads)
 	for (pass = 0; pass < 4; pass++) {
 		t0 = now();
 		for (i = 0; i < threads; i++) {
-			args[i] = (struct stream_arg){ buf + (size_t)i * per, per,
-				0 };
+			args[i] = (struct stream_arg){ buf + (size_t)i * per,
+				per, 0 };
 			pthread_create(&tids[i], NULL, stream_part, &args[i]);
 		}
 		for (i = 0; i < threads; i++) {
@@ -200,8 +200,9 @@ main(int argc, char **argv)
 		batch = atoi(argv[4]);
 	if (decode < 1 || prefill < 1 || prefill > 4096 || batch < 1 ||
 	    batch > 16) {
-		fprintf(stderr, "cpu-bench: decode >= 1, prefill 1..4096, "
-		                "batch 1..16\n");
+		fprintf(stderr,
+		    "cpu-bench: decode >= 1, prefill 1..4096, "
+		    "batch 1..16\n");
 		return 2;
 	}
 	t0 = now();

@@ -65,7 +65,7 @@ struct conn {
 	struct app_pending *pending; /* a request answered later, or NULL */
 	int writing, close_after, notified, handles;
 	int streaming; /* the pending request sends its answer in parts */
-	int counted; /* holds a place in the per-address cap */
+	int counted;   /* holds a place in the per-address cap */
 	uint8_t addr[16];
 };
 

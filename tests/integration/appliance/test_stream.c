@@ -111,7 +111,8 @@ step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 	if (!j->stream) {
 		if (!finished)
 			return ROUTE_PENDING;
-		http_response(out, 200, "text/plain", "waited\n", 7, *keep_alive);
+		http_response(
+		    out, 200, "text/plain", "waited\n", 7, *keep_alive);
 		pthread_join(j->thread, NULL);
 		free(j);
 		return 200;
@@ -148,8 +149,8 @@ route_request(struct route_ctx *ctx)
 	struct job *j;
 
 	if (strcmp(path, "/plain") == 0) {
-		http_response(ctx->out, 200, "text/plain", "plain\n", 6,
-		    ctx->keep_alive);
+		http_response(
+		    ctx->out, 200, "text/plain", "plain\n", 6, ctx->keep_alive);
 		return 200;
 	}
 	if (strcmp(path, "/stream") != 0 && strcmp(path, "/wait") != 0) {
@@ -228,9 +229,10 @@ test_stream_in_order(void **state)
 	assert_true(events_in_order(body, 20));
 	/* The same connection serves on after a stream (curl reuses it
 	 * for a second URL; -w counts the connections it opened). */
-	assert_int_equal(curl("/stream?n=3&ms=5",
-	                     "-w '%{num_connects}' https://127.0.0.1:$PORT/plain",
-	                     body, sizeof(body)),
+	assert_int_equal(
+	    curl("/stream?n=3&ms=5",
+	        "-w '%{num_connects}' https://127.0.0.1:$PORT/plain", body,
+	        sizeof(body)),
 	    0);
 	assert_string_equal(body, "data: 0\n\ndata: 1\n\ndata: 2\n\n1plain\n0");
 }
@@ -242,7 +244,8 @@ test_posts_coalesce_without_loss(void **state)
 
 	(void)state;
 	/* 3000 posts as fast as a thread can make them. */
-	assert_int_equal(curl("/stream?n=3000&ms=0", "", body, sizeof(body)), 0);
+	assert_int_equal(
+	    curl("/stream?n=3000&ms=0", "", body, sizeof(body)), 0);
 	assert_true(events_in_order(body, 3000));
 }
 
@@ -354,8 +357,8 @@ setup(void **state)
 		return -1;
 	app.loops_done = &loops_done;
 	if (app_gen_init(&app, err) != 0 || rl_new(&app.cfg, &app.rl) != 0 ||
-	    conncap_new(app.cfg.max_conns_per_addr, app.cfg.max_conns,
-	        &app.cap) != 0 ||
+	    conncap_new(
+	        app.cfg.max_conns_per_addr, app.cfg.max_conns, &app.cap) != 0 ||
 	    loops_bind(&app, err) != 0 || loops_start(&app) != app.nloops) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;

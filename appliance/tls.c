@@ -657,6 +657,18 @@ tls_conn_free(struct tls_conn *c)
 	free(c);
 }
 
+size_t
+tls_conn_input_pending(const struct tls_conn *c)
+{
+	return tls_q_pending(&c->in);
+}
+
+size_t
+tls_conn_input_max(void)
+{
+	return TLS_IN_MAX;
+}
+
 int
 tls_conn_feed(struct tls_conn *c, const uint8_t *data, size_t len)
 {

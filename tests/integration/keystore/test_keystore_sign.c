@@ -81,11 +81,31 @@ test_sign(void **state)
 	assert_int_equal(kt_sign(ks, id, msg, sig), KS_ESTATE);
 }
 
+/* Only signing keys sign. */
+static void
+test_sign_refusals(void **state)
+{
+	static const char msg[] = "payload";
+	struct ks *ks = kt_main_ks();
+	uint8_t sig[64];
+	char data[KT_ID];
+	int rc;
+
+	(void)state;
+	assert_int_equal(
+	    kt_create(ks, KS_KIND_DATA, "not-a-signer", NULL, 0, 0, data), 0);
+	rc = kt_sign(ks, data, msg, sig);
+	/* A data key is no signing key: the signer finds none by that id. */
+	assert_int_equal(rc, KS_ENOTFOUND);
+	assert_int_equal(kt_sign(ks, "AAAAAAAAAAAA", msg, sig), KS_ENOTFOUND);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sign),
+		cmocka_unit_test(test_sign_refusals),
 	};
 
 	return cmocka_run_group_tests_name(

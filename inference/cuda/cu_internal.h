@@ -107,9 +107,10 @@ cudaError_t cu__stream_read(
 
 #include "inference/model_internal.h"
 
-#define CU_GRAPHS 32       /* captured decode steps kept (LRU) */
-#define CU_GRAPH_TOKENS 32 /* steps up to this many tokens use GEMV + graphs \
-	                    */
+/* Captured decode graphs kept (LRU), and the longest step that runs as
+ * GEMV kernels in a graph; longer ones run cuBLAS. */
+#define CU_GRAPHS 32
+#define CU_GRAPH_TOKENS 32
 #define CU_WHY 256
 
 struct cu_layer {

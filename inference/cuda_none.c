@@ -3,6 +3,11 @@
  * the sanitizer build, which never links the CUDA runtime): the same
  * symbols, each saying that this build has no GPU support. It must never
  * pretend to load a model.
+ *
+ * inference/module.mk compiles it instead of inference/cuda/ when the
+ * Makefile found no nvcc, and always into the sanitizer archive; callers
+ * need no #ifdef: inf_cuda_available() tells them at run time, with the
+ * reason, exactly as on a machine without a driver.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +17,8 @@
 #define NO_CUDA \
 	"this build has no CUDA backend (nvcc was not found at build time)"
 
+/* Never available: callers (the tests, gpu-bench, a daemon choosing its
+ * backend) print the reason and take the CPU path. */
 int
 inf_cuda_available(char *why, size_t n)
 {
@@ -19,6 +26,7 @@ inf_cuda_available(char *why, size_t n)
 	return 0;
 }
 
+/* No device to measure: INF_EBACKEND with the reason, *gbps 0. */
 int
 inf_cuda_bandwidth(
     size_t bytes, int iters, double *gbps, char *err, size_t errlen)
@@ -30,6 +38,12 @@ inf_cuda_bandwidth(
 	return INF_EBACKEND;
 }
 
+/*
+ * inf_model_open() with this backend fails here with the reason, so no
+ * state is ever made and none of the functions below is reached through a
+ * model; they exist so the table is complete and each still answers
+ * INF_EBACKEND (or does nothing) if called directly.
+ */
 static int
 none_load(const struct inf_model_info *info, const struct inf_weights *w,
     int threads, void **state, char *err, size_t errlen)

@@ -334,13 +334,19 @@ on_audited(void *arg, int status, uint64_t seq)
 static int
 audit_then_answer(struct api_req *r)
 {
-	char status[8];
+	char status[8], action[AUDIT_ACTION_MAX];
 	struct audit_event ev = { 0 };
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
 
 	snprintf(status, sizeof(status), "%d", r->status);
 	ev.actor = r->actor[0] != '\0' ? r->actor : "anonymous";
 	ev.action = r->rt != NULL ? r->rt->action : "http.request";
+	/* "audit.*" names the log's own events: a read of the log is
+	 * recorded as "auditlog.read". */
+	if (strncmp(ev.action, "audit.", 6) == 0) {
+		snprintf(action, sizeof(action), "auditlog.%s", ev.action + 6);
+		ev.action = action;
+	}
 	ev.resource = r->path;
 	ev.key = r->key_id[0] != '\0' ? r->key_id : NULL;
 	ev.status = status;

@@ -216,6 +216,11 @@ apps_create(struct api_req *r)
 	yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd), "scopes",
 	    arr != NULL && yyjson_is_arr(arr) ? yyjson_val_mut_copy(sd, arr)
 	                                      : yyjson_mut_arr(sd));
+	/* {"rate":R,"burst":B}: the app's keys' own rate limit. */
+	v = yyjson_obj_get(root, "rate_limit");
+	if (yyjson_is_obj(v))
+		yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd),
+		    "rate_limit", yyjson_val_mut_copy(sd, v));
 	scope = yyjson_mut_write(sd, 0, NULL);
 	yyjson_mut_doc_free(sd);
 	yyjson_doc_free(doc);

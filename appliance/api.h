@@ -21,6 +21,8 @@
 #ifndef SR_APPLIANCE_API_H
 #define SR_APPLIANCE_API_H
 
+#include <stdio.h>
+
 #include "appliance/internal.h"
 
 struct api;
@@ -69,5 +71,17 @@ int api_route(struct api *a, struct route_ctx *ctx);
  *       never from an event loop; not concurrently with itself.
  */
 int api_expiry_check(struct api *a);
+
+/**
+ * @brief The authorization matrix a policy gives the management API: one
+ * line "ROLE METHOD PATH ACTION allow|deny" per role and per route that
+ * needs a caller, the path's {id} written as "zzzzzzzzzzzz" (a key that
+ * does not exist, whose owner is unknown), the caller an API key from
+ * 127.0.0.1 with no scopes, now. What tests compare the daemon against.
+ * @param[in] policy_file  NULL: the shipped default.
+ * @return 0, or the policy's load error (message in @p err).
+ * @note Any thread; reads the file once.
+ */
+int api_authz_matrix(const char *policy_file, FILE *out, char err[512]);
 
 #endif /* SR_APPLIANCE_API_H */

@@ -2,7 +2,7 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/sr-policy
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -55,3 +55,11 @@ $(BUILD)/bin/tok-bench: $(BUILD)/obj/tools/bench/tok_bench.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)
+
+# The policy checker and the authorization matrix: the daemon's own policy
+# evaluator and route table (so the appliance's library and what it links).
+$(BUILD)/bin/sr-policy: $(BUILD)/obj/tools/sr-policy.o $(APP_A) $(KS_A) \
+	    $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) \
+	    $(APP_EXT) $(LDLIBS)

@@ -106,7 +106,7 @@ struct api_req {
 const struct api_route *api_route_find(const char *method, const char *path,
     char id[KS_ID_LEN + 1], int *method_ok);
 
-/** The whole table, for the authorization matrix (api_matrix.c). */
+/** The whole table (the authorization matrix reads it). */
 const struct api_route *api_route_table(size_t *n);
 
 /** Run one keystore call into r->kr (worker thread). */

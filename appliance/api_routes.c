@@ -5,6 +5,9 @@
  * JSON answer into the request; api.c records it in the audit log before
  * it is released.
  *
+ * Last, the authorization matrix: every role's decision on every route of
+ * the table under a policy file, for sr-policy and the generated test.
+ *
  * It must never put a secret in an answer except the one place that shows
  * it once (a new API key, a new access token), and never trust a path id
  * or a body field without the keystore's own validation.
@@ -16,6 +19,7 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <yyjson.h>
 
 #include "appliance/api_impl.h"
@@ -545,4 +549,68 @@ api_route_find(const char *method, const char *path, char id[KS_ID_LEN + 1],
 	}
 	*method_ok = !seen;
 	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The authorization matrix (sr-policy matrix; the generated test)      */
+/* ------------------------------------------------------------------ */
+
+#define MATRIX_ID "zzzzzzzzzzzz" /* a well-formed id that never exists */
+
+/* @p pattern with "{id}" replaced by MATRIX_ID. */
+static void
+route_path(const char *pattern, char *out, size_t cap)
+{
+	const char *brace = strstr(pattern, "{id}");
+
+	if (brace == NULL)
+		snprintf(out, cap, "%s", pattern);
+	else
+		snprintf(out, cap, "%.*s%s%s", (int)(brace - pattern), pattern,
+		    MATRIX_ID, brace + 4);
+}
+
+int
+api_authz_matrix(const char *policy_file, FILE *out, char err[512])
+{
+	const struct api_route *rt;
+	struct policy *p = NULL;
+	struct policy_subject s = { 0 };
+	struct policy_request q = { 0 };
+	struct policy_decision d;
+	struct sockaddr_in sin = { 0 };
+	char path[256];
+	size_t i, n;
+	unsigned role;
+	int rc;
+
+	rc = policy_load_file(&p,
+	    policy_file != NULL ? policy_file : "appliance/policy.default",
+	    err);
+	if (rc != 0)
+		return rc;
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s.id = "matrix-caller";
+	s.addr = (const struct sockaddr *)&sin;
+	s.now = time(NULL);
+	rt = api_route_table(&n);
+	for (i = 0; i < n; i++) {
+		if (rt[i].public)
+			continue;
+		route_path(rt[i].pattern, path, sizeof(path));
+		for (role = 0; role < POLICY_ROLE_COUNT; role++) {
+			s.roles = 1u << role;
+			q.action = rt[i].action;
+			q.resource = path;
+			q.owner = NULL;
+			if (policy_evaluate(p, &s, &q, &d) != 0)
+				d.allow = 0;
+			fprintf(out, "%s %s %s %s %s\n",
+			    policy_role_name(1u << role), rt[i].method, path,
+			    rt[i].action, d.allow ? "allow" : "deny");
+		}
+	}
+	policy_free(p);
+	return ferror(out) ? -EIO : 0;
 }

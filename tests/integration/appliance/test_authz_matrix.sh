@@ -75,6 +75,12 @@ check "auditors only read (no allowed POST or DELETE)" \
     '! grep "^auditor " "$TMP/matrix" | grep " allow$" | grep -q -e " POST " -e " DELETE "'
 check "factory, service and device roles reach no management route" \
     '! grep -e "^factory " -e "^service " -e "^device " "$TMP/matrix" | grep -q " allow$"'
+P=appliance/policy.default
+check "sr-policy decide: a developer reads an app only as its owner" \
+    '"$BUILD/bin/sr-policy" decide $P developer apps.read /api/apps/x owner | grep -q "^allow (.*policy.default:[0-9]*)$" && "$BUILD/bin/sr-policy" decide $P developer apps.read /api/apps/x | grep -q "^deny (default deny)$"'
+printf 'version 1\nallow admin apps.creat /api/apps\n' >"$TMP/typo.policy"
+check "sr-policy check: a misspelt action stops the load at its line" \
+    '! "$BUILD/bin/sr-policy" check "$TMP/typo.policy" 2>"$TMP/typo.err" && grep -q "typo.policy:2:" "$TMP/typo.err" && "$BUILD/bin/sr-policy" check $P | grep -q "rules, loads"'
 stop
 check "every decision is audited and the log verifies" \
     '[ $(cat "$TMP"/state/audit/audit-*.jsonl | grep -c "\"status\":\"403\"") -ge $(grep -c " deny$" "$TMP/matrix") ] && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" >/dev/null'

@@ -62,6 +62,47 @@ api_answer_error(
 }
 
 void
+api_answer_json_hdr(struct api_req *r, int status, const char *json, size_t len,
+    const struct http_header *extra, size_t nextra)
+{
+	r->answer.len = 0;
+	r->status = status;
+	if (http_response_head(&r->answer, status, "application/json", len,
+	        r->keep_alive, extra, nextra) < 0 ||
+	    buf_append(&r->answer, json, len) < 0) {
+		r->answer.len = 0;
+		http_error(&r->answer, 500, "internal", "out of memory",
+		    r->keep_alive);
+		r->status = 500;
+	}
+}
+
+void
+api_answer_retry(struct api_req *r, int status, const char *code,
+    const char *message, unsigned retry_after)
+{
+	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *o = yyjson_mut_obj(d), *e = yyjson_mut_obj(d);
+	struct http_header h = { "Retry-After", NULL, 11, 0 };
+	char secs[16], *text;
+	size_t len;
+
+	yyjson_mut_doc_set_root(d, o);
+	yyjson_mut_obj_add_str(d, e, "code", code);
+	yyjson_mut_obj_add_str(d, e, "message", message);
+	yyjson_mut_obj_add_val(d, o, "error", e);
+	text = yyjson_mut_write(d, 0, &len);
+	h.value_len = (size_t)snprintf(secs, sizeof(secs), "%u", retry_after);
+	h.value = secs;
+	if (text != NULL)
+		api_answer_json_hdr(r, status, text, len, &h, 1);
+	else
+		api_answer_error(r, 500, "internal", "out of memory");
+	free(text);
+	yyjson_mut_doc_free(d);
+}
+
+void
 api_answer_ks_error(struct api_req *r, int rc)
 {
 	switch (rc) {
@@ -134,6 +175,12 @@ caller_from_meta(struct api_req *r, const struct ks_meta *m)
 			if (bit > 0)
 				r->roles |= (unsigned)bit;
 		}
+	/* {"rate_limit":{"rate":R,"burst":B}}: the caller's own limit. */
+	v = yyjson_obj_get(yyjson_doc_get_root(doc), "rate_limit");
+	if (yyjson_is_num(yyjson_obj_get(v, "rate")))
+		r->rate = yyjson_get_num(yyjson_obj_get(v, "rate"));
+	if (yyjson_is_num(yyjson_obj_get(v, "burst")))
+		r->burst = yyjson_get_num(yyjson_obj_get(v, "burst"));
 	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes");
 	yyjson_arr_foreach(arr, i, n, v)
 	{
@@ -155,7 +202,23 @@ auth_work(void *arg)
 	struct jwt_verify_opts vo;
 	int rc;
 
-	if (strncmp(r->bearer, "srk_", 4) == 0) {
+	if (r->session_user[0] != '\0') {
+		/* A console session: the user must still be active. */
+		ks_request_init(&r->kq, KS_OP_GET);
+		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s",
+		    r->session_user);
+		rc = api_ks(r);
+		if (rc == 0 &&
+		    (r->kr.meta.kind != KS_KIND_USER ||
+		        r->kr.meta.state != KS_STATE_ACTIVE))
+			rc = KS_ESUSPENDED;
+		r->auth_rc = rc;
+		if (rc == 0)
+			caller_from_meta(r, &r->kr.meta);
+		else
+			r->auth_code = "invalid_session";
+	} else if (strncmp(r->bearer, "srk_", 4) == 0) {
+		r->is_apikey = 1;
 		ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
 		snprintf(r->kq.u.apikey_verify.key,
 		    sizeof(r->kq.u.apikey_verify.key), "%s", r->bearer);
@@ -210,6 +273,15 @@ auth_work(void *arg)
 			            r->kr.meta.kind == KS_KIND_APIKEY
 			        ? r->kr.meta.parent
 			        : r->kr.meta.id);
+			/* An app key: the app's owner, one level up. */
+			ks_request_init(&r->kq, KS_OP_GET);
+			snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s",
+			    r->owner);
+			if (r->kr.meta.kind == KS_KIND_APIKEY &&
+			    r->owner[0] != '\0' && api_ks(r) == 0 &&
+			    r->kr.meta.kind == KS_KIND_APP)
+				snprintf(r->owner, sizeof(r->owner), "%s",
+				    r->kr.meta.parent);
 		}
 	}
 	sr_wipe(r->bearer, sizeof(r->bearer));
@@ -262,13 +334,19 @@ on_audited(void *arg, int status, uint64_t seq)
 static int
 audit_then_answer(struct api_req *r)
 {
-	char status[8];
+	char status[8], action[AUDIT_ACTION_MAX];
 	struct audit_event ev = { 0 };
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
 
 	snprintf(status, sizeof(status), "%d", r->status);
 	ev.actor = r->actor[0] != '\0' ? r->actor : "anonymous";
 	ev.action = r->rt != NULL ? r->rt->action : "http.request";
+	/* "audit.*" names the log's own events: a read of the log is
+	 * recorded as "auditlog.read". */
+	if (strncmp(ev.action, "audit.", 6) == 0) {
+		snprintf(action, sizeof(action), "auditlog.%s", ev.action + 6);
+		ev.action = action;
+	}
 	ev.resource = r->path;
 	ev.key = r->key_id[0] != '\0' ? r->key_id : NULL;
 	ev.status = status;
@@ -298,15 +376,27 @@ after_auth(struct api_req *r)
 	struct policy_request q = { 0 };
 	struct policy_decision d;
 	struct sockaddr_storage ss;
+	unsigned retry = 1;
 
 	if (r->auth_rc != 0) {
-		api_answer_error(
-		    r, 401, r->auth_code, "the credential was not accepted");
+		api_answer_error(r, r->auth_status ? r->auth_status : 401,
+		    r->auth_code,
+		    r->auth_status == 403
+		        ? "a state-changing call needs the session's "
+		          "X-CSRF-Token header"
+		        : "the credential was not accepted");
 		return audit_then_answer(r);
 	}
 	if (!from_bound_network(r)) {
 		api_answer_error(r, 401, "address_not_allowed",
 		    "this key is not accepted from your network");
+		return audit_then_answer(r);
+	}
+	if (!api_keyrate_take(r->api, r->is_apikey ? r->key_id : r->actor,
+	        r->rate, r->burst, &retry)) {
+		metrics_ratelimited();
+		api_answer_retry(r, 429, "rate_limited",
+		    "this key's request rate is over its limit", retry);
 		return audit_then_answer(r);
 	}
 	memset(&ss, 0, sizeof(ss));
@@ -396,7 +486,7 @@ static int
 copy_request(struct api_req *r, const struct route_ctx *ctx)
 {
 	const struct http_request *q = ctx->req;
-	const char *auth = http_header_get(q, "authorization");
+	const char *auth = http_header_get(q, "authorization"), *cookie;
 	int v4;
 
 	if (strlen(q->path) >= sizeof(r->path) ||
@@ -416,6 +506,20 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 		snprintf(r->bearer, sizeof(r->bearer), "%s", auth + 7);
 	else if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0)
 		snprintf(r->basic, sizeof(r->basic), "%s", auth + 6);
+	cookie = http_header_get(q, "cookie");
+	while (cookie != NULL && *cookie != '\0') {
+		cookie += strspn(cookie, " ;");
+		if (strncmp(cookie, API_SESSION_COOKIE "=",
+		        sizeof(API_SESSION_COOKIE)) == 0) {
+			cookie += sizeof(API_SESSION_COOKIE);
+			snprintf(r->session, sizeof(r->session), "%.*s",
+			    (int)strcspn(cookie, "; "), cookie);
+			break;
+		}
+		cookie = strchr(cookie, ';');
+	}
+	if ((cookie = http_header_get(q, "x-csrf-token")) != NULL)
+		snprintf(r->csrf, sizeof(r->csrf), "%s", cookie);
 	memcpy(r->addr, ctx->addr, 16);
 	v4 = memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
 	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? r->addr + 12 : r->addr, r->src,
@@ -423,6 +527,32 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 	r->keep_alive = ctx->keep_alive;
 	r->t0_ns = ctx->t0_ns;
 	return 0;
+}
+
+/* A console session cookie: checked here (memory only), the user's
+ * record on a worker; state-changing methods need the CSRF header. */
+static int
+session_auth(struct api_req *r)
+{
+	int safe =
+	    strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+	int rc = api_session_check(r->api->sessions, r->session,
+	    r->csrf[0] != '\0' ? r->csrf : NULL, !safe, r->session_user);
+
+	sr_wipe(r->session, sizeof(r->session));
+	if (rc != 0) {
+		r->session_user[0] = '\0';
+		r->auth_rc = rc;
+		r->auth_status = rc == -EPERM ? 403 : 401;
+		r->auth_code =
+		    rc == -EPERM ? "csrf_required" : "invalid_session";
+		return after_auth(r);
+	}
+	if (app_pending_work(r->p, auth_work) != 0) {
+		api_answer_error(r, 503, "unavailable", "no worker available");
+		return audit_then_answer(r);
+	}
+	return ROUTE_PENDING;
 }
 
 int
@@ -473,6 +603,8 @@ api_route(struct api *a, struct route_ctx *ctx)
 		api_answer_error(r, 503, "unavailable", "no worker available");
 		return audit_then_answer(r);
 	}
+	if (r->bearer[0] == '\0' && r->session[0] != '\0')
+		return session_auth(r);
 	if (r->bearer[0] == '\0') {
 		r->auth_rc = -EACCES;
 		r->auth_code = "unauthenticated";

@@ -21,14 +21,19 @@
 #ifndef SR_APPLIANCE_API_H
 #define SR_APPLIANCE_API_H
 
+#include <stdio.h>
+
 #include "appliance/internal.h"
 
 struct api;
 
 struct api_options {
-	const char *state_dir;   /* audit/ and the bootstrap key live here */
-	const char *policy_file; /* NULL or "": the shipped default policy */
-	const char *issuer;      /* JWT iss and aud; NULL: "strongroom" */
+	const char *state_dir;     /* audit/ and the bootstrap key live here */
+	const char *policy_file;   /* NULL or "": the shipped default policy */
+	const char *issuer;        /* JWT iss and aud; NULL: "strongroom" */
+	double rate_per_key;       /* requests/s per API key or caller when its
+	                              record sets none; 0: 50 */
+	double rate_per_key_burst; /* 0: twice the rate */
 };
 
 /**
@@ -52,5 +57,31 @@ int api_owns(const char *path);
 
 /** Route one request; as route_request(). */
 int api_route(struct api *a, struct route_ctx *ctx);
+
+/**
+ * @brief The expiry watch: find every key within 72 hours of its expiry,
+ * publish the count as the strongroom_keys_expiring gauge, and write one
+ * "key.expiring" audit event per key per UTC day (remembered in memory, so
+ * a restart may repeat the day's events once).
+ * @return the number of keys expiring, or a negative code (keystore
+ *         unavailable: the gauge keeps its last value; try again at the
+ *         next tick).
+ * @note Blocks on the keystore and the audit writer: call it from a worker
+ *       thread (the control loop queues it every expiry_check_s seconds),
+ *       never from an event loop; not concurrently with itself.
+ */
+int api_expiry_check(struct api *a);
+
+/**
+ * @brief The authorization matrix a policy gives the management API: one
+ * line "ROLE METHOD PATH ACTION allow|deny" per role and per route that
+ * needs a caller, the path's {id} written as "zzzzzzzzzzzz" (a key that
+ * does not exist, whose owner is unknown), the caller an API key from
+ * 127.0.0.1 with no scopes, now. What tests compare the daemon against.
+ * @param[in] policy_file  NULL: the shipped default.
+ * @return 0, or the policy's load error (message in @p err).
+ * @note Any thread; reads the file once.
+ */
+int api_authz_matrix(const char *policy_file, FILE *out, char err[512]);
 
 #endif /* SR_APPLIANCE_API_H */

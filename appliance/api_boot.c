@@ -165,6 +165,17 @@ api_open(
 		return -ENOMEM;
 	}
 	a->ks = ks;
+	a->rate_per_key = o->rate_per_key > 0 ? o->rate_per_key : 50;
+	a->rate_per_key_burst = o->rate_per_key_burst >= 1
+	    ? o->rate_per_key_burst
+	    : 2 * a->rate_per_key;
+	if ((rc = api_sessions_new(&a->sessions)) != 0 ||
+	    (rc = api_backoff_new(&a->backoff)) != 0 ||
+	    (rc = api_keyrate_new(&a->keyrate)) != 0 ||
+	    (rc = api_expiry_new(&a->expiry)) != 0) {
+		snprintf(err, 256, "out of memory");
+		goto fail;
+	}
 	snprintf(a->issuer, sizeof(a->issuer), "%s",
 	    o->issuer != NULL ? o->issuer : "strongroom");
 	rc = o->policy_file != NULL && o->policy_file[0] != '\0'
@@ -188,6 +199,7 @@ api_open(
 		goto fail;
 	}
 	snprintf(dir, sizeof(dir), "%s/audit", o->state_dir);
+	snprintf(a->audit_dir, sizeof(a->audit_dir), "%s", dir);
 	ao.dir = dir;
 	ao.appliance_id = "sr";
 	ao.sign = audit_sign;
@@ -216,5 +228,9 @@ api_close(struct api *a)
 	jwt_keyset_free(a->jwks);
 	free(a->jwks_json);
 	policy_free(a->policy);
+	api_sessions_free(a->sessions);
+	api_backoff_free(a->backoff);
+	api_keyrate_free(a->keyrate);
+	api_expiry_free(a->expiry);
 	free(a);
 }

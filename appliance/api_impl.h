@@ -13,6 +13,18 @@
 #include "keystore/keystore.h"
 
 #define API_TOKEN_TTL 900 /* seconds: the JWTs /oauth/token issues */
+#define API_EXPIRING_WITHIN (72 * 3600) /* the expiry warning window */
+#define API_GRACE_DEFAULT 86400         /* rotation: old key's grace, s */
+#define API_GRACE_MAX (7 * 86400)       /* the longest grace a caller gets */
+#define API_SESSION_IDLE 900            /* console session idle timeout */
+#define API_SESSION_ABSOLUTE 28800      /* and absolute lifetime (8 h) */
+#define API_SESSION_COOKIE "sr_session"
+#define API_SESSION_TOKEN_MAX 64 /* base64url of 32 random bytes + NUL */
+
+struct api_sessions; /* api_session.c */
+struct api_backoff;  /* api_session.c */
+struct api_keyrate;  /* api_keys.c */
+struct api_expiry;   /* api_keys.c */
 
 struct api {
 	struct ks *ks;
@@ -24,6 +36,12 @@ struct api {
 	char jwt_key[KS_ID_LEN + 1];   /* keystore id of the OAuth key */
 	char audit_key[KS_ID_LEN + 1]; /* keystore id of the audit key */
 	char issuer[64];
+	char audit_dir[PATH_MAX]; /* what GET /api/audit reads */
+	struct api_sessions *sessions;
+	struct api_backoff *backoff;
+	struct api_keyrate *keyrate;
+	struct api_expiry *expiry;
+	double rate_per_key, rate_per_key_burst; /* defaults for a key */
 };
 
 struct api_req;
@@ -55,12 +73,18 @@ struct api_req {
 	uint8_t *body;
 	size_t body_len;
 	char bearer[JWT_TOKEN_MAX]; /* the presented credential: wiped */
-	char basic[512];            /* Authorization: Basic (token only) */
+	char session[API_SESSION_TOKEN_MAX]; /* console cookie: wiped */
+	char csrf[API_SESSION_TOKEN_MAX];    /* X-CSRF-Token: wiped */
+	char session_user[KS_ID_LEN + 1];    /* whose session it was */
+	char basic[512]; /* Authorization: Basic (token only) */
 	uint8_t addr[16];
 	char src[64];
 	/* the caller, once authenticated */
 	int auth_rc;
 	const char *auth_code; /* JSON error code when auth_rc != 0 */
+	int auth_status;       /* its HTTP status; 0: 401 */
+	int is_apikey;         /* authenticated by an API key */
+	double rate, burst;    /* the caller's own limit; 0: the default */
 	char actor[64];        /* "app:ID", "user:ID" */
 	char key_id[KS_ID_LEN + 1];
 	unsigned roles;
@@ -82,6 +106,9 @@ struct api_req {
 const struct api_route *api_route_find(const char *method, const char *path,
     char id[KS_ID_LEN + 1], int *method_ok);
 
+/** The whole table (the authorization matrix reads it). */
+const struct api_route *api_route_table(size_t *n);
+
 /** Run one keystore call into r->kr (worker thread). */
 int api_ks(struct api_req *r);
 /** A JSON answer (status and body) into r->answer. */
@@ -92,6 +119,77 @@ void api_answer_error(
     struct api_req *r, int status, const char *code, const char *message);
 /** The keystore's error as an HTTP answer (404, 409, 400, 503...). */
 void api_answer_ks_error(struct api_req *r, int rc);
+
+/** A JSON answer with extra headers (Set-Cookie, Retry-After). */
+void api_answer_json_hdr(struct api_req *r, int status, const char *json,
+    size_t len, const struct http_header *extra, size_t nextra);
+/** An error answer with a Retry-After header of @p retry_after seconds. */
+void api_answer_retry(struct api_req *r, int status, const char *code,
+    const char *message, unsigned retry_after);
+
+/* Shared by the handler files (api_routes.c). */
+struct yyjson_mut_doc;
+struct yyjson_mut_val;
+/** Metadata as JSON members of @p o: never material. */
+void api_meta_json(struct yyjson_mut_doc *d, struct yyjson_mut_val *o,
+    const struct ks_meta *m);
+/** Write @p d as the answer and free it. */
+void api_answer_doc(struct api_req *r, int status, struct yyjson_mut_doc *d);
+/** One key's metadata (r->kr.meta) as the answer. */
+void api_answer_meta(struct api_req *r, int status);
+/** The value of @p name in a query or form string, percent-decoded ('+'
+ * is a blank); "" when absent. */
+void api_query_get(const char *query, const char *name, char *out, size_t cap);
+/** A page of keys of @p kind under @p parent ("" any), from ?after=. */
+void api_list_op(struct api_req *r, unsigned kind, const char *parent);
+/** GET into r->kr; answer 404 and return non-zero unless the key of the
+ * path is of @p kind. */
+int api_expect_kind(struct api_req *r, unsigned kind);
+/** POST /api/{apps,users}/{id}/keys (the key shown once) and the list. */
+void api_keys_create(struct api_req *r);
+void api_keys_list(struct api_req *r);
+
+/* Handlers (worker thread), by file. */
+void api_users_create(struct api_req *r); /* api_users.c */
+void api_users_list(struct api_req *r);
+void api_users_read(struct api_req *r);
+void api_users_disable(struct api_req *r);
+void api_users_delete(struct api_req *r);
+void api_users_password(struct api_req *r);
+void api_users_totp(struct api_req *r);
+void api_keys_rotate(struct api_req *r); /* api_keys.c */
+void api_keys_leak(struct api_req *r);
+void api_audit_read(struct api_req *r);
+void api_login(struct api_req *r); /* api_session.c */
+void api_logout(struct api_req *r);
+
+/* Console sessions (api_session.c): in memory only, so a restart logs
+ * everyone out. Any thread (one mutex). */
+int api_sessions_new(struct api_sessions **out);
+void api_sessions_free(struct api_sessions *s);
+/**
+ * Check a session cookie; with @p csrf non-NULL the X-CSRF-Token header
+ * must match the session's token (state-changing calls).
+ * @param[out] user  the session's user id.
+ * @return 0; -ENOENT unknown or timed out (401 invalid_session);
+ *         -EPERM the CSRF token is missing or wrong (403 csrf_required).
+ */
+int api_session_check(struct api_sessions *s, const char *token,
+    const char *csrf, int need_csrf, char user[KS_ID_LEN + 1]);
+/** End every session of @p user (deleted or disabled users). */
+void api_sessions_end_user(struct api_sessions *s, const char *user);
+int api_backoff_new(struct api_backoff **out);
+void api_backoff_free(struct api_backoff *b);
+
+/* Per-key rate limits and the expiry watch (api_keys.c). */
+int api_keyrate_new(struct api_keyrate **out);
+void api_keyrate_free(struct api_keyrate *k);
+/** Take one request from the bucket of @p id (rate/burst 0: defaults).
+ * @return 1 allowed; 0 refused with *retry_after set. Any thread. */
+int api_keyrate_take(struct api *a, const char *id, double rate, double burst,
+    unsigned *retry_after);
+int api_expiry_new(struct api_expiry **out);
+void api_expiry_free(struct api_expiry *e);
 
 /** Sign @p digest with the OAuth key in the HSM (jwt_sign_cb). */
 int api_jwt_sign(void *arg, const uint8_t digest[32], uint8_t rs[64]);

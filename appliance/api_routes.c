@@ -5,6 +5,9 @@
  * JSON answer into the request; api.c records it in the audit log before
  * it is released.
  *
+ * Last, the authorization matrix: every role's decision on every route of
+ * the table under a policy file, for sr-policy and the generated test.
+ *
  * It must never put a secret in an answer except the one place that shows
  * it once (a new API key, a new access token), and never trust a path id
  * or a body field without the keystore's own validation.
@@ -16,13 +19,14 @@
 #include <time.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <yyjson.h>
 
 #include "appliance/api_impl.h"
 
 /* Metadata as JSON: never material. */
-static void
-meta_json(yyjson_mut_doc *d, yyjson_mut_val *o, const struct ks_meta *m)
+void
+api_meta_json(yyjson_mut_doc *d, yyjson_mut_val *o, const struct ks_meta *m)
 {
 	yyjson_mut_obj_add_strcpy(d, o, "id", m->id);
 	yyjson_mut_obj_add_strcpy(d, o, "kind", ks_kind_name(m->kind));
@@ -50,8 +54,8 @@ meta_json(yyjson_mut_doc *d, yyjson_mut_val *o, const struct ks_meta *m)
 	}
 }
 
-static void
-answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
+void
+api_answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
 {
 	size_t len;
 	char *text = yyjson_mut_write(d, 0, &len);
@@ -65,15 +69,15 @@ answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
 }
 
 /* One key's metadata from r->kr.meta. */
-static void
-answer_meta(struct api_req *r, int status)
+void
+api_answer_meta(struct api_req *r, int status)
 {
 	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
 	yyjson_mut_val *o = yyjson_mut_obj(d);
 
 	yyjson_mut_doc_set_root(d, o);
-	meta_json(d, o, &r->kr.meta);
-	answer_doc(r, status, d);
+	api_meta_json(d, o, &r->kr.meta);
+	api_answer_doc(r, status, d);
 }
 
 /* A page of r->kr.list. */
@@ -87,33 +91,63 @@ answer_list(struct api_req *r)
 	yyjson_mut_doc_set_root(d, o);
 	for (i = 0; i < r->kr.count; i++) {
 		e = yyjson_mut_obj(d);
-		meta_json(d, e, &r->kr.list[i]);
+		api_meta_json(d, e, &r->kr.list[i]);
 		yyjson_mut_arr_append(arr, e);
 	}
 	yyjson_mut_obj_add_val(d, o, "data", arr);
 	if (r->kr.next[0] != '\0')
 		yyjson_mut_obj_add_strcpy(d, o, "next", r->kr.next);
-	answer_doc(r, 200, d);
+	api_answer_doc(r, 200, d);
 }
 
-/* The value of @p name in the query string (no decoding: ids only). */
-static void
-query_get(const char *query, const char *name, char *out, size_t cap)
+static int
+hexval(int c)
 {
-	size_t n = strlen(name);
-	const char *p = query;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+void
+api_query_get(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name), o = 0;
+	const char *p = query, *v;
 
 	out[0] = '\0';
 	while (p != NULL && *p != '\0') {
-		if (strncmp(p, name, n) == 0 && p[n] == '=') {
-			size_t len = strcspn(p + n + 1, "&");
-
-			snprintf(out, cap, "%.*s", (int)len, p + n + 1);
-			return;
-		}
+		if (strncmp(p, name, n) == 0 && p[n] == '=')
+			break;
 		p = strchr(p, '&');
 		p = p != NULL ? p + 1 : NULL;
 	}
+	if (p == NULL || *p == '\0')
+		return;
+	for (v = p + n + 1; *v != '\0' && *v != '&' && o + 1 < cap; v++) {
+		if (*v == '%' && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+			out[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
+			v += 2;
+		} else {
+			out[o++] = *v == '+' ? ' ' : *v;
+		}
+	}
+	out[o] = '\0';
+}
+
+int
+api_expect_kind(struct api_req *r, unsigned kind)
+{
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_GET);
+	snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
+	rc = api_ks(r);
+	if (rc == 0 && r->kr.meta.kind != kind)
+		rc = KS_ENOTFOUND;
+	if (rc != 0)
+		api_answer_ks_error(r, rc);
+	return rc;
 }
 
 /* POST /api/apps {"name","cidrs":[...],"expires_in_days","scopes":[...]} */
@@ -186,6 +220,11 @@ apps_create(struct api_req *r)
 	yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd), "scopes",
 	    arr != NULL && yyjson_is_arr(arr) ? yyjson_val_mut_copy(sd, arr)
 	                                      : yyjson_mut_arr(sd));
+	/* {"rate":R,"burst":B}: the app's keys' own rate limit. */
+	v = yyjson_obj_get(root, "rate_limit");
+	if (yyjson_is_obj(v))
+		yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd),
+		    "rate_limit", yyjson_val_mut_copy(sd, v));
 	scope = yyjson_mut_write(sd, 0, NULL);
 	yyjson_mut_doc_free(sd);
 	yyjson_doc_free(doc);
@@ -200,12 +239,12 @@ apps_create(struct api_req *r)
 	if (rc != 0)
 		api_answer_ks_error(r, rc);
 	else
-		answer_meta(r, 201);
+		api_answer_meta(r, 201);
 }
 
 /* A page of keys of @p kind, under @p parent ("" for any), from ?after=. */
-static void
-list_op(struct api_req *r, unsigned kind, const char *parent)
+void
+api_list_op(struct api_req *r, unsigned kind, const char *parent)
 {
 	int rc;
 
@@ -214,7 +253,7 @@ list_op(struct api_req *r, unsigned kind, const char *parent)
 	r->kq.u.list.limit = KS_LIST_MAX;
 	snprintf(
 	    r->kq.u.list.parent, sizeof(r->kq.u.list.parent), "%s", parent);
-	query_get(
+	api_query_get(
 	    r->query, "after", r->kq.u.list.after, sizeof(r->kq.u.list.after));
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
@@ -225,7 +264,7 @@ list_op(struct api_req *r, unsigned kind, const char *parent)
 static void
 apps_list(struct api_req *r)
 {
-	list_op(r, KS_KIND_APP, "");
+	api_list_op(r, KS_KIND_APP, "");
 }
 
 /* GET, state changes and revocation of the key named by the path. */
@@ -253,13 +292,14 @@ key_op(struct api_req *r, enum ks_op op, int status)
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
 	else
-		answer_meta(r, status);
+		api_answer_meta(r, status);
 }
 
 static void
 apps_read(struct api_req *r)
 {
-	key_op(r, KS_OP_GET, 200);
+	if (api_expect_kind(r, KS_KIND_APP) == 0)
+		api_answer_meta(r, 200);
 }
 
 static void
@@ -281,8 +321,8 @@ keys_revoke(struct api_req *r)
 }
 
 /* POST /api/apps/{id}/keys: the key is shown here and never again. */
-static void
-keys_create(struct api_req *r)
+void
+api_keys_create(struct api_req *r)
 {
 	yyjson_mut_doc *d;
 	yyjson_mut_val *o;
@@ -298,16 +338,16 @@ keys_create(struct api_req *r)
 	d = yyjson_mut_doc_new(NULL);
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);
-	meta_json(d, o, &r->kr.meta);
+	api_meta_json(d, o, &r->kr.meta);
 	yyjson_mut_obj_add_strcpy(d, o, "key", r->kr.apikey);
 	ks_reply_wipe(&r->kr);
-	answer_doc(r, 201, d);
+	api_answer_doc(r, 201, d);
 }
 
-static void
-keys_list(struct api_req *r)
+void
+api_keys_list(struct api_req *r)
 {
-	list_op(r, KS_KIND_APIKEY, r->id);
+	api_list_op(r, KS_KIND_APIKEY, r->id);
 }
 
 static void
@@ -318,7 +358,7 @@ keys_expiring(struct api_req *r)
 	ks_request_init(&r->kq, KS_OP_EXPIRING);
 	r->kq.u.expiring.within = 72 * 3600;
 	r->kq.u.expiring.limit = KS_LIST_MAX;
-	query_get(r->query, "after", r->kq.u.expiring.after,
+	api_query_get(r->query, "after", r->kq.u.expiring.after,
 	    sizeof(r->kq.u.expiring.after));
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
@@ -348,7 +388,7 @@ hsm_status(struct api_req *r)
 	yyjson_mut_obj_add_uint(
 	    d, o, "root_kdk_version", r->kr.stats.root_kdk_version);
 	yyjson_mut_obj_add_uint(d, o, "dek_version", r->kr.stats.dek_version);
-	answer_doc(r, 200, d);
+	api_answer_doc(r, 200, d);
 }
 
 /* {"scopes":["a","b"]} -> "a b". */
@@ -382,9 +422,9 @@ oauth_token(struct api_req *r)
 	int64_t now = (int64_t)time(NULL);
 	int rc, n;
 
-	query_get(form, "grant_type", grant, sizeof(grant));
-	query_get(form, "client_id", client, sizeof(client));
-	query_get(form, "client_secret", secret, sizeof(secret));
+	api_query_get(form, "grant_type", grant, sizeof(grant));
+	api_query_get(form, "client_id", client, sizeof(client));
+	api_query_get(form, "client_secret", secret, sizeof(secret));
 	if (strcmp(grant, "client_credentials") != 0) {
 		api_answer_error(r, 400, "unsupported_grant_type",
 		    "grant_type must be client_credentials");
@@ -442,12 +482,35 @@ static const struct api_route routes[] = {
 	{ "GET", "/api/apps/{id}", "apps.read", apps_read, 0 },
 	{ "DELETE", "/api/apps/{id}", "apps.delete", apps_delete, 0 },
 	{ "POST", "/api/apps/{id}/disable", "apps.disable", apps_disable, 0 },
-	{ "POST", "/api/apps/{id}/keys", "keys.create", keys_create, 0 },
-	{ "GET", "/api/apps/{id}/keys", "keys.list", keys_list, 0 },
+	{ "POST", "/api/apps/{id}/keys", "keys.create", api_keys_create, 0 },
+	{ "GET", "/api/apps/{id}/keys", "keys.list", api_keys_list, 0 },
+	{ "POST", "/api/users", "users.create", api_users_create, 0 },
+	{ "GET", "/api/users", "users.list", api_users_list, 0 },
+	{ "GET", "/api/users/{id}", "users.read", api_users_read, 0 },
+	{ "DELETE", "/api/users/{id}", "users.delete", api_users_delete, 0 },
+	{ "POST", "/api/users/{id}/disable", "users.disable", api_users_disable,
+	    0 },
+	{ "POST", "/api/users/{id}/password", "users.password",
+	    api_users_password, 0 },
+	{ "POST", "/api/users/{id}/totp", "users.totp", api_users_totp, 0 },
+	{ "POST", "/api/users/{id}/keys", "keys.create", api_keys_create, 0 },
+	{ "GET", "/api/users/{id}/keys", "keys.list", api_keys_list, 0 },
 	{ "POST", "/api/keys/{id}/revoke", "keys.revoke", keys_revoke, 0 },
+	{ "POST", "/api/keys/{id}/rotate", "keys.rotate", api_keys_rotate, 0 },
+	{ "POST", "/api/keys/{id}/leak", "keys.revoke", api_keys_leak, 0 },
 	{ "GET", "/api/keys/expiring", "keys.expiring", keys_expiring, 0 },
+	{ "GET", "/api/audit", "audit.read", api_audit_read, 0 },
 	{ "GET", "/api/hsm", "hsm.status", hsm_status, 0 },
+	{ "POST", "/api/login", "session.login", api_login, 1 },
+	{ "POST", "/api/logout", "session.logout", api_logout, 1 },
 };
+
+const struct api_route *
+api_route_table(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}
 
 /* @p path against @p pattern; "{id}" takes one 12-character key id. */
 static int
@@ -486,4 +549,68 @@ api_route_find(const char *method, const char *path, char id[KS_ID_LEN + 1],
 	}
 	*method_ok = !seen;
 	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The authorization matrix (sr-policy matrix; the generated test)      */
+/* ------------------------------------------------------------------ */
+
+#define MATRIX_ID "zzzzzzzzzzzz" /* a well-formed id that never exists */
+
+/* @p pattern with "{id}" replaced by MATRIX_ID. */
+static void
+route_path(const char *pattern, char *out, size_t cap)
+{
+	const char *brace = strstr(pattern, "{id}");
+
+	if (brace == NULL)
+		snprintf(out, cap, "%s", pattern);
+	else
+		snprintf(out, cap, "%.*s%s%s", (int)(brace - pattern), pattern,
+		    MATRIX_ID, brace + 4);
+}
+
+int
+api_authz_matrix(const char *policy_file, FILE *out, char err[512])
+{
+	const struct api_route *rt;
+	struct policy *p = NULL;
+	struct policy_subject s = { 0 };
+	struct policy_request q = { 0 };
+	struct policy_decision d;
+	struct sockaddr_in sin = { 0 };
+	char path[256];
+	size_t i, n;
+	unsigned role;
+	int rc;
+
+	rc = policy_load_file(&p,
+	    policy_file != NULL ? policy_file : "appliance/policy.default",
+	    err);
+	if (rc != 0)
+		return rc;
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s.id = "matrix-caller";
+	s.addr = (const struct sockaddr *)&sin;
+	s.now = time(NULL);
+	rt = api_route_table(&n);
+	for (i = 0; i < n; i++) {
+		if (rt[i].public)
+			continue;
+		route_path(rt[i].pattern, path, sizeof(path));
+		for (role = 0; role < POLICY_ROLE_COUNT; role++) {
+			s.roles = 1u << role;
+			q.action = rt[i].action;
+			q.resource = path;
+			q.owner = NULL;
+			if (policy_evaluate(p, &s, &q, &d) != 0)
+				d.allow = 0;
+			fprintf(out, "%s %s %s %s %s\n",
+			    policy_role_name(1u << role), rt[i].method, path,
+			    rt[i].action, d.allow ? "allow" : "deny");
+		}
+	}
+	policy_free(p);
+	return ferror(out) ? -EIO : 0;
 }

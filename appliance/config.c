@@ -69,6 +69,9 @@ static const struct key keys[] = {
 	{ "rate_global_burst", K_BURST, FIELD(rate_global_burst), 0, 0, 0 },
 	{ "rate_per_addr", K_RATE, FIELD(rate_per_addr), 0, 0, 0 },
 	{ "rate_per_addr_burst", K_BURST, FIELD(rate_per_addr_burst), 0, 0, 0 },
+	{ "rate_per_key", K_RATE, FIELD(rate_per_key), 0, 0, 0 },
+	{ "rate_per_key_burst", K_BURST, FIELD(rate_per_key_burst), 0, 0, 0 },
+	{ "expiry_check_s", K_UINT, FIELD(expiry_check_s), 1, 86400, 0 },
 	{ "ticket_rotate_s", K_UINT, FIELD(ticket_rotate_s), 60, 7 * 86400, 0 },
 	{ "policy_file", K_PATH, FIELD(policy_file), 0, 0, 1 },
 	{ "drain_timeout_ms", K_UINT, FIELD(drain_timeout_ms), MS_LO, MS_HI,
@@ -99,6 +102,9 @@ app_config_defaults(struct app_config *c)
 	c->rate_global_burst = 2000;
 	c->rate_per_addr = 100;
 	c->rate_per_addr_burst = 200;
+	c->rate_per_key = 50;
+	c->rate_per_key_burst = 100;
+	c->expiry_check_s = 60;
 	c->ticket_rotate_s = 86400;
 	c->drain_timeout_ms = 30000;
 	c->foreground = 0;

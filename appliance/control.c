@@ -2,7 +2,8 @@
  * appliance/control.c: the control loop on the main thread. It starts the
  * event loops, answers signals (SIGTERM/SIGINT drain, a second one or the
  * drain deadline forces every connection closed; SIGHUP reloads the
- * configuration and certificate), refreshes readiness once a second, and
+ * configuration and certificate), refreshes readiness once a second,
+ * runs the key-expiry watch every expiry_check_s seconds on a worker, and
  * returns when the last loop has ended.
  *
  * It must never touch a connection (only the loop that owns one may) and
@@ -15,6 +16,7 @@
 
 #include <uv.h>
 
+#include "appliance/api.h"
 #include "appliance/internal.h"
 #include "keystore/keystore.h"
 #include "pkcs11/p11.h"
@@ -22,7 +24,9 @@
 struct control {
 	struct app *app;
 	uv_signal_t sigterm, sigint, sighup;
-	uv_timer_t ready, deadline;
+	uv_timer_t ready, deadline, expiry;
+	uv_work_t expiry_work;
+	int expiry_busy; /* a check is on a worker: skip this tick */
 	uv_async_t done; /* the last loop has ended */
 	int stopping;
 };
@@ -38,6 +42,38 @@ check_ready(uv_timer_t *t)
 	atomic_store(&app->hsm_ready,
 	    app->hsm != NULL && p11_token_info(app->hsm, &ti) == 0);
 	atomic_store(&app->ks_ready, app->ks != NULL);
+}
+
+static void
+expiry_run(uv_work_t *w)
+{
+	struct control *ctl = w->data;
+
+	if (api_expiry_check(ctl->app->api) < 0)
+		log_warnx("expiry watch: the keystore did not answer; next "
+		          "tick retries");
+}
+
+static void
+expiry_done(uv_work_t *w, int status)
+{
+	struct control *ctl = w->data;
+
+	(void)status;
+	ctl->expiry_busy = 0;
+}
+
+static void
+expiry_tick(uv_timer_t *t)
+{
+	struct control *ctl = t->data;
+
+	if (ctl->expiry_busy || ctl->app->api == NULL || ctl->stopping)
+		return;
+	ctl->expiry_work.data = ctl;
+	if (uv_queue_work(
+	        t->loop, &ctl->expiry_work, expiry_run, expiry_done) == 0)
+		ctl->expiry_busy = 1;
 }
 
 static void
@@ -106,6 +142,7 @@ on_loops_done(uv_async_t *a)
 	uv_close((uv_handle_t *)&ctl->sighup, NULL);
 	uv_close((uv_handle_t *)&ctl->ready, NULL);
 	uv_close((uv_handle_t *)&ctl->deadline, NULL);
+	uv_close((uv_handle_t *)&ctl->expiry, NULL);
 	uv_close((uv_handle_t *)&ctl->done, NULL);
 }
 
@@ -178,15 +215,19 @@ server_run(struct app *app, char err[256])
 	uv_signal_init(&control, &ctl.sighup);
 	uv_timer_init(&control, &ctl.ready);
 	uv_timer_init(&control, &ctl.deadline);
+	uv_timer_init(&control, &ctl.expiry);
 	uv_async_init(&control, &ctl.done, on_loops_done);
 	ctl.sigterm.data = ctl.sigint.data = ctl.sighup.data = &ctl;
 	ctl.ready.data = ctl.deadline.data = ctl.done.data = &ctl;
+	ctl.expiry.data = &ctl;
 	app->loops_done = &ctl.done;
 	uv_signal_start(&ctl.sigterm, on_stop, SIGTERM);
 	uv_signal_start(&ctl.sigint, on_stop, SIGINT);
 	uv_signal_start(&ctl.sighup, on_reload, SIGHUP);
 	check_ready(&ctl.ready);
 	uv_timer_start(&ctl.ready, check_ready, 1000, 1000);
+	uv_timer_start(&ctl.expiry, expiry_tick, 1000,
+	    (uint64_t)app->gen->cfg.expiry_check_s * 1000);
 	started = loops_start(app);
 	if (started == 0) {
 		snprintf(err, 256, "no event loop thread could start");

@@ -67,6 +67,9 @@ struct app_config {
 	unsigned ticket_rotate_s;   /* session-ticket key lifetime; 86400 */
 	unsigned drain_timeout_ms;  /* SIGTERM: longest wait; default 30000 */
 	char policy_file[PATH_MAX]; /* "" = appliance/policy.default */
+	double rate_per_key;        /* requests/s per API key; default 50 */
+	double rate_per_key_burst;  /* default 100 */
+	unsigned expiry_check_s;    /* expiry watch interval; default 60 */
 	int foreground;
 };
 
@@ -335,6 +338,9 @@ void metrics_conn_open(int delta); /* +1 / -1 */
 void metrics_ratelimited(void);
 void metrics_hsm_op(uint64_t usec); /* one HSM operation's latency */
 void metrics_conn_refused(void);    /* over a connection cap */
+/** The keys within 72 hours of their expiry, as the expiry watch last
+ * counted them (gauge strongroom_keys_expiring). Any thread. */
+void metrics_keys_expiring(unsigned n);
 /** Render every metric in the Prometheus text format (0.0.4) into @p out,
  * with the TLS counters of @p tls and build info. */
 int metrics_render(struct buf *out, struct tls_stats *tls);

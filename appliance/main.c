@@ -133,8 +133,8 @@ main(int argc, char **argv)
 	if (app_gen_init(&app, err) != 0)
 		fatalx("TLS: %s", err);
 	if (api_open(app.ks,
-	        &(struct api_options){
-	            app.cfg.state_dir, app.cfg.policy_file, NULL },
+	        &(struct api_options){ app.cfg.state_dir, app.cfg.policy_file,
+	            NULL, app.cfg.rate_per_key, app.cfg.rate_per_key_burst },
 	        &app.api, err) != 0)
 		fatalx("access: %s", err);
 	if (rl_new(&app.cfg, &app.rl) != 0 ||

@@ -62,6 +62,7 @@ static struct hist hsm_latency;
 static atomic_llong conns_open;
 static atomic_ullong conns_refused;
 static atomic_ullong ratelimited;
+static atomic_ullong keys_expiring;
 static double start_time; /* set once before main() runs */
 
 __attribute__((constructor)) static void
@@ -130,6 +131,12 @@ void
 metrics_ratelimited(void)
 {
 	atomic_fetch_add_explicit(&ratelimited, 1, memory_order_relaxed);
+}
+
+void
+metrics_keys_expiring(unsigned n)
+{
+	atomic_store_explicit(&keys_expiring, n, memory_order_relaxed);
 }
 
 void
@@ -299,6 +306,11 @@ metrics_render(struct buf *out, struct tls_stats *tls)
 	        load(&conns_refused)) < 0)
 		return -ENOMEM;
 	if (render_tls(out, tls) < 0)
+		return -ENOMEM;
+	if (single(out, "strongroom_keys_expiring", "gauge",
+	        "Keys (apps, users, API keys) within 72 hours of their "
+	        "expiry at the last check.",
+	        load(&keys_expiring)) < 0)
 		return -ENOMEM;
 	if (family(out, "strongroom_hsm_operation_duration_seconds",
 	        "histogram", "Latency of single HSM operations.") < 0 ||

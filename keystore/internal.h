@@ -145,6 +145,7 @@ enum ks__db {
 	KS_DB_META,                 /* name -> value */
 	KS_DB_NAMES,                /* kind || name -> id (unique names) */
 	KS_DB_SERIALS,              /* app id || serial -> device id */
+	KS_DB_CREDS,                /* user id -> console credentials */
 	KS_DB_COUNT
 };
 
@@ -305,6 +306,11 @@ int ks__op_apikey_create(
     struct ks *ks, const struct ks_apikey_create_req *q, struct ks_reply *rep);
 int ks__op_apikey_verify(
     struct ks *ks, const struct ks_apikey_verify_req *q, struct ks_reply *rep);
+
+/* cred.c: console credentials and API-key retirement (the ops after
+ * KS_OP_PUBLIC); KS_EREQUEST for an unknown op. */
+int ks__op_cred(
+    struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
 
 /* vcache.c: the API-key verification cache */
 struct ks__vcache;

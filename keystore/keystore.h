@@ -18,8 +18,9 @@
  *   request whose string runs to the end of its array is refused
  *   (KS_EREQUEST). Sizes (`size` fields) must equal sizeof the struct.
  * - Replies that carry secret material (KS_OP_MATERIAL, KS_OP_DEVICE_KEY,
- *   KS_OP_APIKEY_CREATE) hold it in the reply struct itself: the caller
- *   must ks_reply_wipe() the reply as soon as the secret is used.
+ *   KS_OP_APIKEY_CREATE, KS_OP_CRED_GET, KS_OP_CRED_SET) hold it in the reply
+ * struct itself: the caller must ks_reply_wipe() the reply as soon as the
+ * secret is used.
  * - Keys are referred to by their 12-character id (base62). Versions start
  *   at 1; a request with version 0 means "the current version".
  * - Never fork after ks_open() (LMDB and PKCS#11 forbid it).
@@ -36,7 +37,8 @@
  *   KS_EREQUEST    the request is malformed (size, enum, unterminated or
  *                  over-long string, bad version): a caller bug; fix it.
  *   KS_ENOTFOUND   no key (or version) with that id: answer 404.
- *   KS_EEXISTS     the name or serial is taken: answer 409.
+ *   KS_EEXISTS     the name or serial is taken (app, signing and user
+ *                  names are unique per kind): answer 409.
  *   KS_ESTATE      the key's state forbids this (e.g. resume a revoked key,
  *                  material of a suspended key): answer 409 with the state.
  *   KS_EEXPIRED    outside not_before .. expires_at: answer 403.
@@ -56,6 +58,8 @@
  *                  KS_EEXPIRED there means expired: 401 with that code.
  *   KS_EMISS       (verification with cache_only) not cached: verify again
  *                  without cache_only on a worker thread.
+ *   KS_ESTATE      (CRED_SET TOTP_USE) the step was already used: a
+ *                  replayed one-time code; refuse the login and audit it.
  *   KS_ECLOSED     the keystore is shutting down: answer 503.
  *   KS_EBUSY       (ks_open) another process has this keystore open: stop
  *                  it, or use its API; one process owns a keystore.
@@ -157,6 +161,9 @@ enum ks_op {
 	KS_OP_SIGN,          /* ECDSA P-256 (JWS r||s) with a signing key */
 	KS_OP_CHECK,         /* full consistency walk of the environment */
 	KS_OP_PUBLIC,        /* public point of a signing key's version */
+	KS_OP_CRED_GET,      /* a user's console credentials (by id or name) */
+	KS_OP_CRED_SET,      /* set a password hash, enrol or use TOTP */
+	KS_OP_APIKEY_RETIRE, /* end an API key's validity at a given time */
 	KS_OP_COUNT
 };
 
@@ -214,6 +221,35 @@ struct ks_apikey_verify_req {
 	uint8_t cache_only;
 };
 
+/* A user's console credentials (KS_OP_CRED_*). The password is stored as
+ * the PHC string of its Argon2id hash (never the password); the TOTP
+ * secret is random from the HSM, sealed under the DEK like any material,
+ * and returned only in ks_reply.material (wipe it). */
+#define KS_PHC_MAX 160 /* PHC string incl. NUL (appliance/password.h) */
+#define KS_TOTP_SECRET_LEN 20
+
+enum ks_cred_what {
+	KS_CRED_PASSWORD = 1, /* store `phc` (an "$argon2id$..." string) */
+	KS_CRED_TOTP_ENROL,   /* new secret (reply.material), step reset */
+	KS_CRED_TOTP_USE,     /* record `step` as used: KS_ESTATE unless it is
+	                         later than the last one recorded (replay) */
+	KS_CRED_COUNT
+};
+
+struct ks_cred_req {
+	char id[KS_ID_LEN + 1]; /* the USER key; GET: "" to look up `name` */
+	char name[KS_NAME_MAX]; /* GET only: the user's unique name */
+	uint8_t what;           /* SET: enum ks_cred_what */
+	char phc[KS_PHC_MAX];   /* SET PASSWORD */
+	uint64_t step;          /* SET TOTP_USE: the accepted time step */
+};
+
+struct ks_retire_req {
+	char id[KS_ID_LEN + 1]; /* an APIKEY */
+	int64_t expires_at;     /* new end of validity (never later than the
+	                           key's own); at least now */
+};
+
 struct ks_sign_req {
 	char id[KS_ID_LEN + 1]; /* a SIGNING key */
 	uint32_t len;
@@ -234,6 +270,8 @@ struct ks_request {
 		struct ks_apikey_create_req apikey_create;
 		struct ks_apikey_verify_req apikey_verify;
 		struct ks_sign_req sign;
+		struct ks_cred_req cred;
+		struct ks_retire_req retire;
 	} u;
 };
 
@@ -261,6 +299,13 @@ struct ks_reply {
 	char apikey[KS_APIKEY_LEN + 1];    /* APIKEY_CREATE: shown once */
 	uint8_t created;       /* DEVICE_KEY: 1 on first enrolment */
 	struct ks_stats stats; /* STATS */
+	/* CRED_GET / CRED_SET: the user's credentials (meta is the user's).
+	 * The TOTP secret, when enrolled, is in `material` (GET, ENROL). */
+	struct {
+		char phc[KS_PHC_MAX]; /* "" when no password is set */
+		uint64_t totp_step;   /* last accepted step; 0: none */
+		uint8_t totp_enrolled;
+	} cred;
 	/* LIST, EXPIRING: `count` entries; those past `count` are left as
 	 * they were (ks_reply_init does not clear this array: it is most of
 	 * the reply, and clearing it on every call would cost more than a

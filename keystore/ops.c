@@ -294,7 +294,7 @@ op_create(struct ks *ks, const struct ks_create_req *q, struct ks_reply *rep)
 	memset(&j, 0, sizeof(j));
 	j.r = r;
 	if (r->m.name[0] != '\0' &&
-	    (q->kind == KS_KIND_APP || q->kind == KS_KIND_SIGNING)) {
+	    q->kind != KS_KIND_DATA) { /* app, user, signing: unique */
 		j.namekey[0] = q->kind;
 		j.namelen = 1 + strlen(r->m.name);
 		memcpy(j.namekey + 1, r->m.name, j.namelen - 1);
@@ -795,6 +795,6 @@ ks__op(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 	case KS_OP_PUBLIC:
 		return ks__op_public(ks, &req->u.key, rep);
 	default:
-		return KS_EREQUEST;
+		return ks__op_cred(ks, req, rep);
 	}
 }

@@ -29,6 +29,7 @@ static const char *const ks_dbnames[KS_DB_COUNT] = {
 	[KS_DB_META] = "meta",
 	[KS_DB_NAMES] = "names",
 	[KS_DB_SERIALS] = "serials",
+	[KS_DB_CREDS] = "creds",
 };
 
 /* LMDB's codes become ours here and nowhere else. */

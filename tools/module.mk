@@ -2,7 +2,7 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench $(BUILD)/bin/gpu-bench
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-policy
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -67,3 +67,11 @@ $(BUILD)/bin/gpu-bench: $(BUILD)/obj/tools/bench/gpu_bench.o $(INF_A) $(LIB_A)
 bench-gpu: $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-mkmodel
 	$(BUILD)/bin/gpu-bench $(BUILD)/bench-models $(BUILD)/bin
 .PHONY: bench-gpu
+
+# The policy checker and the authorization matrix: the daemon's own policy
+# evaluator and route table (so the appliance's library and what it links).
+$(BUILD)/bin/sr-policy: $(BUILD)/obj/tools/sr-policy.o $(APP_A) $(KS_A) \
+	    $(P11_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) \
+	    $(APP_EXT) $(LDLIBS)

@@ -1,0 +1,452 @@
+/*
+ * appliance/api_keys.c: the life of API keys after creation: rotation with
+ * a grace period for the old key, the one-call leak response (revoke as
+ * compromised, issue the replacement, answer every audited request the
+ * key made), the audit query route, per-key rate limits and the expiry
+ * watch (gauge plus one "key.expiring" audit event per key per day).
+ *
+ * It must never show a key's secret except the replacement's, once; never
+ * extend a key's life (the grace period only shortens it); and never
+ * answer an audit query with anything but the log's own lines.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <yyjson.h>
+
+#include "appliance/api_impl.h"
+
+#define KEYRATE_SLOTS 4096
+#define KEYRATE_PROBE 8
+#define AUDIT_ANSWER_MAX 1000 /* lines one query answers at most */
+#define EXPIRY_SEEN_MAX 4096  /* keys warned about today */
+
+struct keyrate_slot {
+	char id[64];
+	uint64_t last_ms;
+	struct rl_bucket b;
+};
+
+struct api_keyrate {
+	pthread_mutex_t lock;
+	struct keyrate_slot s[KEYRATE_SLOTS];
+};
+
+struct api_expiry {
+	pthread_mutex_t lock;
+	int64_t day; /* UTC day number the seen list is for */
+	size_t nseen;
+	char seen[EXPIRY_SEEN_MAX][KS_ID_LEN + 1];
+};
+
+/* ------------------------------------------------------------------ */
+/* Rotation and leaks                                                   */
+/* ------------------------------------------------------------------ */
+
+/* The key of the path must be an API key that is still usable; its
+ * metadata stays in *@p old. */
+static int
+usable_key(struct api_req *r, struct ks_meta *old)
+{
+	if (api_expect_kind(r, KS_KIND_APIKEY) != 0)
+		return -ENOENT;
+	if (r->kr.meta.state != KS_STATE_ACTIVE) {
+		api_answer_error(r, 409, "conflict",
+		    "only an active key can be rotated or reported");
+		return -EINVAL;
+	}
+	*old = r->kr.meta;
+	return 0;
+}
+
+/* A new key for the owner of @p old into r->kr (secret in r->kr.apikey). */
+static int
+replacement(struct api_req *r, const struct ks_meta *old)
+{
+	int rc;
+
+	ks_request_init(&r->kq, KS_OP_APIKEY_CREATE);
+	snprintf(r->kq.u.apikey_create.owner,
+	    sizeof(r->kq.u.apikey_create.owner), "%s", old->parent);
+	rc = api_ks(r);
+	if (rc != 0)
+		api_answer_ks_error(r, rc);
+	return rc;
+}
+
+/* {"key": secret, ...meta} of the new key, then wipe it from r->kr. */
+static yyjson_mut_val *
+replacement_json(struct api_req *r, yyjson_mut_doc *d)
+{
+	yyjson_mut_val *o = yyjson_mut_obj(d);
+
+	api_meta_json(d, o, &r->kr.meta);
+	yyjson_mut_obj_add_strcpy(d, o, "key", r->kr.apikey);
+	ks_reply_wipe(&r->kr);
+	return o;
+}
+
+/* POST /api/keys/{id}/rotate {"grace_seconds": N}: 0..7 days, default 1
+ * day; the old key is refused with key_expired after it. */
+void
+api_keys_rotate(struct api_req *r)
+{
+	yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
+	yyjson_val *v =
+	    yyjson_obj_get(yyjson_doc_get_root(doc), "grace_seconds");
+	int64_t grace = API_GRACE_DEFAULT;
+	struct ks_meta old;
+	yyjson_mut_doc *d;
+	yyjson_mut_val *o, *rep;
+	int rc;
+
+	if (v != NULL)
+		grace = yyjson_is_int(v) ? yyjson_get_sint(v) : -1;
+	yyjson_doc_free(doc);
+	if (grace < 0 || grace > API_GRACE_MAX) {
+		api_answer_error(r, 400, "invalid_request",
+		    "grace_seconds must be 0..604800 (7 days)");
+		return;
+	}
+	if (usable_key(r, &old) != 0 || replacement(r, &old) != 0)
+		return;
+	d = yyjson_mut_doc_new(NULL);
+	o = yyjson_mut_obj(d);
+	yyjson_mut_doc_set_root(d, o);
+	rep = replacement_json(r, d);
+	yyjson_mut_obj_add_val(d, o, "replacement", rep);
+	ks_request_init(&r->kq, KS_OP_APIKEY_RETIRE);
+	snprintf(r->kq.u.retire.id, sizeof(r->kq.u.retire.id), "%s", old.id);
+	r->kq.u.retire.expires_at = (int64_t)time(NULL) + grace;
+	rc = api_ks(r);
+	if (rc != 0) {
+		/* The new key exists; say so, without its secret again. */
+		yyjson_mut_doc_free(d);
+		api_answer_ks_error(r, rc);
+		return;
+	}
+	rep = yyjson_mut_obj(d);
+	api_meta_json(d, rep, &r->kr.meta);
+	yyjson_mut_obj_add_val(d, o, "retired", rep);
+	yyjson_mut_obj_add_int(d, o, "grace_seconds", grace);
+	api_answer_doc(r, 201, d);
+}
+
+/* The log's lines for @p q as a JSON array in @p o["requests"]. */
+static int
+audit_lines(struct api_req *r, const struct audit_query *q, yyjson_mut_doc *d,
+    yyjson_mut_val *o)
+{
+	yyjson_mut_val *arr = yyjson_mut_arr(d);
+	char *text = NULL, *line, *save = NULL, err[256];
+	size_t size = 0, count = 0;
+	uint64_t matched = 0;
+	FILE *f = open_memstream(&text, &size);
+	int rc;
+
+	if (f == NULL)
+		return -ENOMEM;
+	rc = audit_query_run(r->api->audit_dir, q, f, &matched, err);
+	fclose(f);
+	if (rc == -ENOENT)
+		rc = 0; /* no log yet: nothing matched */
+	for (line = text != NULL ? strtok_r(text, "\n", &save) : NULL;
+	     rc == 0 && line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		yyjson_doc *ld;
+
+		if (count == AUDIT_ANSWER_MAX)
+			break;
+		if ((ld = yyjson_read(line, strlen(line), 0)) == NULL)
+			continue;
+		yyjson_mut_arr_append(
+		    arr, yyjson_val_mut_copy(d, yyjson_doc_get_root(ld)));
+		yyjson_doc_free(ld);
+		count++;
+	}
+	free(text);
+	if (rc == -EINVAL)
+		return rc;
+	yyjson_mut_obj_add_val(d, o, "requests", arr);
+	yyjson_mut_obj_add_uint(d, o, "count", count);
+	yyjson_mut_obj_add_bool(d, o, "truncated", matched > count);
+	return rc;
+}
+
+/* POST /api/keys/{id}/leak: revoke as compromised, issue the replacement,
+ * and answer every audited request the key made. */
+void
+api_keys_leak(struct api_req *r)
+{
+	struct audit_query q = { 0 };
+	struct ks_meta old;
+	yyjson_mut_doc *d;
+	yyjson_mut_val *o, *m;
+	int rc;
+
+	if (usable_key(r, &old) != 0)
+		return;
+	ks_request_init(&r->kq, KS_OP_REVOKE);
+	snprintf(r->kq.u.revoke.id, sizeof(r->kq.u.revoke.id), "%s", old.id);
+	snprintf(r->kq.u.revoke.reason, sizeof(r->kq.u.revoke.reason),
+	    "compromised");
+	r->kq.u.revoke.compromised = 1;
+	if ((rc = api_ks(r)) != 0) {
+		api_answer_ks_error(r, rc);
+		return;
+	}
+	d = yyjson_mut_doc_new(NULL);
+	o = yyjson_mut_obj(d);
+	yyjson_mut_doc_set_root(d, o);
+	m = yyjson_mut_obj(d);
+	api_meta_json(d, m, &r->kr.meta);
+	yyjson_mut_obj_add_val(d, o, "revoked", m);
+	if (replacement(r, &old) != 0) {
+		yyjson_mut_doc_free(d);
+		return;
+	}
+	yyjson_mut_obj_add_val(d, o, "replacement", replacement_json(r, d));
+	q.key = old.id;
+	if (audit_lines(r, &q, d, o) != 0) {
+		yyjson_mut_doc_free(d);
+		api_answer_error(r, 503, "unavailable",
+		    "the key is revoked and replaced, but the audit log could "
+		    "not be read");
+		return;
+	}
+	api_answer_doc(r, 201, d);
+}
+
+/* GET /api/audit?key=&actor=&action=&from=&to=: what `sr-audit query`
+ * prints, as JSON; times RFC 3339 or YYYY-MM-DD, `to` exclusive. */
+void
+api_audit_read(struct api_req *r)
+{
+	char key[64], actor[128], action[64], from[40], to[40];
+	struct audit_query q = { 0 };
+	yyjson_mut_doc *d;
+	yyjson_mut_val *o;
+
+	api_query_get(r->query, "key", key, sizeof(key));
+	api_query_get(r->query, "actor", actor, sizeof(actor));
+	api_query_get(r->query, "action", action, sizeof(action));
+	api_query_get(r->query, "from", from, sizeof(from));
+	api_query_get(r->query, "to", to, sizeof(to));
+	q.key = key[0] ? key : NULL;
+	q.actor = actor[0] ? actor : NULL;
+	q.action = action[0] ? action : NULL;
+	q.since = from[0] ? from : NULL;
+	q.until = to[0] ? to : NULL;
+	d = yyjson_mut_doc_new(NULL);
+	o = yyjson_mut_obj(d);
+	yyjson_mut_doc_set_root(d, o);
+	if (audit_lines(r, &q, d, o) != 0) {
+		yyjson_mut_doc_free(d);
+		api_answer_error(r, 400, "invalid_request",
+		    "from/to: RFC 3339 time or YYYY-MM-DD");
+		return;
+	}
+	api_answer_doc(r, 200, d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-key rate limits                                                  */
+/* ------------------------------------------------------------------ */
+
+int
+api_keyrate_new(struct api_keyrate **out)
+{
+	*out = calloc(1, sizeof(**out));
+	if (*out == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&(*out)->lock, NULL);
+	return 0;
+}
+
+void
+api_keyrate_free(struct api_keyrate *k)
+{
+	if (k == NULL)
+		return;
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static size_t
+id_hash(const char *id)
+{
+	size_t h = 5381;
+
+	while (*id != '\0')
+		h = h * 33 + (unsigned char)*id++;
+	return h;
+}
+
+int
+api_keyrate_take(struct api *a, const char *id, double rate, double burst,
+    unsigned *retry_after)
+{
+	struct api_keyrate *k = a->keyrate;
+	uint64_t now = mono_ms();
+	size_t i, start = id_hash(id) % KEYRATE_SLOTS, pick = start;
+	struct keyrate_slot *s = NULL;
+
+	if (rate <= 0)
+		rate = a->rate_per_key;
+	if (burst < 1)
+		burst =
+		    rate == a->rate_per_key ? a->rate_per_key_burst : 2 * rate;
+	pthread_mutex_lock(&k->lock);
+	for (i = 0; i < KEYRATE_PROBE && s == NULL; i++) {
+		struct keyrate_slot *e = &k->s[(start + i) % KEYRATE_SLOTS];
+
+		if (strcmp(e->id, id) == 0)
+			s = e;
+		else if (e->last_ms < k->s[pick].last_ms)
+			pick = (start + i) % KEYRATE_SLOTS;
+	}
+	if (s == NULL) { /* the least recently seen of the probe run */
+		s = &k->s[pick];
+		snprintf(s->id, sizeof(s->id), "%s", id);
+		rl_bucket_init(&s->b, rate, burst);
+	}
+	s->last_ms = now;
+	/* A record's own limit may change (a new app key); follow it. */
+	atomic_store(&s->b.rate, rate);
+	atomic_store(&s->b.burst, burst);
+	i = (size_t)rl_bucket_take(&s->b, now, 1, retry_after);
+	pthread_mutex_unlock(&k->lock);
+	return (int)i;
+}
+
+/* ------------------------------------------------------------------ */
+/* The expiry watch                                                     */
+/* ------------------------------------------------------------------ */
+
+int
+api_expiry_new(struct api_expiry **out)
+{
+	*out = calloc(1, sizeof(**out));
+	if (*out == NULL)
+		return -ENOMEM;
+	pthread_mutex_init(&(*out)->lock, NULL);
+	return 0;
+}
+
+void
+api_expiry_free(struct api_expiry *e)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+/* Whether @p id was already warned about today; marks it. */
+static int
+expiry_seen(struct api_expiry *e, const char *id, int64_t day)
+{
+	size_t i;
+	int seen = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (e->day != day) {
+		e->day = day;
+		e->nseen = 0;
+	}
+	for (i = 0; i < e->nseen && !seen; i++)
+		seen = strcmp(e->seen[i], id) == 0;
+	if (!seen && e->nseen < EXPIRY_SEEN_MAX)
+		snprintf(e->seen[e->nseen++], KS_ID_LEN + 1, "%s", id);
+	pthread_mutex_unlock(&e->lock);
+	return seen;
+}
+
+static void
+expiry_forget(struct api_expiry *e, const char *id)
+{
+	size_t i;
+
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; i < e->nseen; i++)
+		if (strcmp(e->seen[i], id) == 0) {
+			e->nseen--;
+			memcpy(e->seen[i], e->seen[e->nseen], KS_ID_LEN + 1);
+			break;
+		}
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* One event per key per day; the resource names the key's end. */
+static int
+expiry_warn(struct api *a, const struct ks_meta *m, int64_t now)
+{
+	char resource[96], status[16];
+	struct audit_event ev = { 0 };
+	struct tm tm;
+	time_t t = (time_t)m->expires_at;
+
+	if (expiry_seen(a->expiry, m->id, now / 86400))
+		return 0;
+	gmtime_r(&t, &tm);
+	snprintf(resource, sizeof(resource),
+	    "%s %s expires %04d-%02d-%02dT"
+	    "%02d:%02d:%02dZ",
+	    ks_kind_name(m->kind), m->id, tm.tm_year + 1900, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	snprintf(status, sizeof(status), "%s",
+	    m->expires_at <= now ? "expired" : "expiring");
+	ev.actor = "system";
+	ev.action = "key.expiring";
+	ev.resource = resource;
+	ev.key = m->id;
+	ev.status = status;
+	return audit_append(a->audit, &ev, NULL);
+}
+
+int
+api_expiry_check(struct api *a)
+{
+	struct ks_request *q = malloc(sizeof(*q));
+	struct ks_reply *rep = malloc(sizeof(*rep));
+	int64_t now = (int64_t)time(NULL);
+	int rc = -ENOMEM, count = 0;
+	uint32_t i;
+
+	if (q == NULL || rep == NULL)
+		goto out;
+	ks_request_init(q, KS_OP_EXPIRING);
+	q->u.expiring.within = API_EXPIRING_WITHIN;
+	q->u.expiring.limit = KS_LIST_MAX;
+	for (;;) {
+		ks_reply_init(rep);
+		if ((rc = ks_call(a->ks, q, rep)) != 0)
+			goto out;
+		for (i = 0; i < rep->count; i++) {
+			count++;
+			/* A failed line is tried again at the next tick. */
+			if (expiry_warn(a, &rep->list[i], now) != 0)
+				expiry_forget(a->expiry, rep->list[i].id);
+		}
+		if (rep->next[0] == '\0')
+			break;
+		memcpy(q->u.expiring.after, rep->next, sizeof(rep->next));
+	}
+	metrics_keys_expiring((unsigned)count);
+	rc = count;
+out:
+	free(q);
+	free(rep);
+	return rc;
+}

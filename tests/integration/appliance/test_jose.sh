@@ -1,0 +1,83 @@
+#!/bin/sh
+# tests/integration/appliance/test_jose.sh: the JWT that /oauth/token issues,
+# verified by an independent implementation: the `jose` npm package
+# (installed into $BUILD/node_modules from the npm registry when missing)
+# fetches our /.well-known/jwks.json over HTTPS, trusting only the daemon's
+# certificate (NODE_EXTRA_CA_CERTS), and checks the ES256 signature, the
+# issuer, the audience and the times; a token with one byte changed and a
+# token for another audience are refused. Skips, saying so, only when npm
+# itself is missing.
+set -u
+BUILD=${BUILD:-build}
+TMP=${SR_TEST_TMP:-/tmp}/jose-$$
+D=${SR_DAEMON:-$BUILD/bin/strongroomd}
+pid=
+. "$(dirname "$0")/../tap.sh"
+
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+	echo "ok 1 # SKIP npm or node is not installed: jose cannot be fetched"
+	exit 0
+fi
+if [ ! -f "$BUILD/node_modules/jose/package.json" ]; then
+	npm install --prefix "$BUILD" --no-audit --no-fund --silent jose \
+	    >/dev/null 2>&1
+fi
+stop() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	pid=
+}
+mkdir -p "$TMP"
+trap 'stop; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+check "the jose package is installed from the npm registry" \
+    '[ -f "$BUILD/node_modules/jose/package.json" ]'
+"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+port=$(daemon_port "$TMP/out")
+C="curl -sS --cacert $TMP/state/tls/cert.pem"
+U="https://localhost:$port"
+K=$(cat "$TMP/state/admin.key" 2>/dev/null)
+j() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+A=$($C -H "Authorization: Bearer $K" -d '{"name":"jose","scopes":["inference"]}' "$U/api/apps" | j '["id"]')
+AK=$($C -H "Authorization: Bearer $K" -X POST "$U/api/apps/$A/keys" | j '["key"]')
+T=$($C -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" | j '["access_token"]')
+check "/oauth/token issues a token" '[ -n "$T" ]'
+
+# The verifier lives under $BUILD so that `import "jose"` resolves to
+# $BUILD/node_modules; it prints the verified claims or the error's code.
+cat >"$BUILD/jose-verify-$$.mjs" <<'JS'
+import { createRemoteJWKSet, jwtVerify } from "jose";
+const [url, token, aud] = process.argv.slice(2);
+const jwks = createRemoteJWKSet(new URL(url));
+try {
+	const { payload, protectedHeader } = await jwtVerify(token, jwks,
+	    { issuer: "strongroom", audience: aud, algorithms: ["ES256"] });
+	console.log(JSON.stringify({ header: protectedHeader, payload }));
+} catch (e) {
+	console.log(JSON.stringify({ error: e.code || String(e) }));
+	process.exitCode = 1;
+}
+JS
+V="env NODE_EXTRA_CA_CERTS=$TMP/state/tls/cert.pem node $BUILD/jose-verify-$$.mjs $U/.well-known/jwks.json"
+$V "$T" strongroom >"$TMP/ok" 2>"$TMP/ok.err"
+check "jose verifies it against our JWKS over HTTPS (ES256, iss, aud, times)" \
+    'python3 - "$TMP/ok" "$A" <<PY
+import json, sys
+d = json.load(open(sys.argv[1]))
+h, p = d["header"], d["payload"]
+assert h["alg"] == "ES256" and h["kid"], h
+assert p["sub"] == sys.argv[2] and p["scope"] == "inference", p
+assert p["iss"] == p["aud"] == "strongroom"
+assert 0 < p["exp"] - p["iat"] <= 900 and p["nbf"] <= p["iat"] + 1
+PY'
+# One character of the signature changed (the middle: not the padding bits).
+BAD=$(python3 -c 'import sys; t=sys.argv[1]; i=len(t)-20; print(t[:i]+("A" if t[i]!="A" else "B")+t[i+1:])' "$T")
+check "a token with its signature changed: jose refuses it" \
+    '! $V "$BAD" strongroom >"$TMP/bad" && grep -q ERR_JWS_SIGNATURE_VERIFICATION_FAILED "$TMP/bad"'
+check "a token checked for another audience: jose refuses it" \
+    '! $V "$T" someone-else >"$TMP/aud" && grep -q ERR_JWT_CLAIM_VALIDATION_FAILED "$TMP/aud"'
+rm -f "$BUILD/jose-verify-$$.mjs"
+stop
+check "no key or token in the daemon's output or the audit log" \
+    '! grep -q -F -e "$AK" -e "$T" "$TMP/out" "$TMP/err" "$TMP"/state/audit/*'
+exit $status

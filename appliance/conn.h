@@ -64,7 +64,8 @@ struct conn {
 	enum conn_wait wait;
 	struct app_pending *pending; /* a request answered later, or NULL */
 	int writing, close_after, notified, handles;
-	int counted; /* holds a place in the per-address cap */
+	int streaming; /* the pending request sends its answer in parts */
+	int counted;   /* holds a place in the per-address cap */
 	uint8_t addr[16];
 };
 
@@ -78,6 +79,15 @@ void conn_answered(struct conn *c, enum metric_route route, int status,
 /** Drop one of the connection's holds (a handle or a pending request);
  * the last frees it. */
 void conn_release(struct conn *c);
+
+/** Arm the connection's timer anew (its pending deadline changed). */
+void conn_rearm(struct conn *c);
+
+/** The connection of @p p closed while it was pending: run its on_close
+ * callback (once). Loop thread. */
+void pending_conn_closed(struct app_pending *p);
+/** The pending request's deadline in ms (0: none). */
+unsigned pending_deadline(const struct app_pending *p);
 
 /** Draining: end the loop once no connection and no pending request is
  * left. Loop thread. */

@@ -427,6 +427,10 @@ int server_run(struct app *app, char err[256]);
 
 /* route_request()'s answer when a handler will answer later. */
 #define ROUTE_PENDING 0
+/* A step's answer when it appended part of a streamed answer to out (the
+ * head first, then chunks): the connection sends it and the request stays
+ * pending until a later step returns the status. */
+#define ROUTE_STREAM (-1)
 
 struct app_pending;
 
@@ -458,7 +462,8 @@ int route_request(struct route_ctx *ctx);
  * @p out NULL the connection has gone: free @p arg and return (anything).
  * Otherwise write the answer into @p out (and *keep_alive) and return its
  * status, or arrange the next step (app_pending_work / app_pending_post)
- * and return ROUTE_PENDING.
+ * and return ROUTE_PENDING, or append part of a streamed answer and return
+ * ROUTE_STREAM (the next step runs at the next post).
  */
 typedef int (*app_step_fn)(
     struct app_pending *p, void *arg, struct buf *out, int *keep_alive);
@@ -477,8 +482,42 @@ struct app_pending *app_pending_new(
  * @return 0, or a negative libuv code (then answer at once).
  */
 int app_pending_work(struct app_pending *p, void (*work)(void *arg));
-/** Run the step on the request's loop: any thread, once per step (for
- * example from the audit writer's acknowledgement). */
+/**
+ * Run the step on the request's loop: any thread (the audit writer's
+ * acknowledgement, the inference scheduler's tokens). Posts made before
+ * the step runs coalesce into one run. A thread other than the loop may
+ * post only while the request cannot end under it: while it holds it
+ * (app_pending_hold), or when its post is the step's only way on.
+ */
 void app_pending_post(struct app_pending *p);
+
+/**
+ * Holds: for producers that post many times (a stream of tokens). Take a
+ * hold on the loop thread (in a step or right after app_pending_new())
+ * before handing @p p to the other thread; that thread ends with
+ * app_pending_release(), which also posts a step, and must not touch @p p
+ * after it. While a hold remains the request is not freed, and the step
+ * that sees a closed connection (out NULL) waits until the last release.
+ * A step should not return a final status while a hold remains unless
+ * its arg outlives the holder.
+ */
+void app_pending_hold(struct app_pending *p);
+void app_pending_release(struct app_pending *p);
+
+/**
+ * Call @p fn(arg) on the loop thread as soon as the connection closes
+ * while the request is pending (the client went away, a deadline, a
+ * forced drain): cancel the work there. The step still runs once more,
+ * with out NULL, once no hold remains. Loop thread.
+ */
+void app_pending_on_close(struct app_pending *p, void (*fn)(void *arg));
+
+/**
+ * How long the request may stay pending before its connection is closed:
+ * @p ms (0: no limit; default the connection's idle_timeout_ms). Once a
+ * step has streamed (ROUTE_STREAM) only a peer that stops reading is
+ * timed. Loop thread.
+ */
+void app_pending_deadline(struct app_pending *p, unsigned ms);
 
 #endif /* SR_APPLIANCE_INTERNAL_H */

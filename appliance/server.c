@@ -86,6 +86,8 @@ conn_close(struct conn *c)
 	    uv_is_closing((uv_handle_t *)&c->tcp))
 		return;
 	c->state = C_CLOSING;
+	if (c->pending != NULL) /* tell its producer: cancel */
+		pending_conn_closed(c->pending);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else if (c->l->conns == c)
@@ -128,9 +130,20 @@ conn_arm(struct conn *c)
 	if (c->state == C_HANDSHAKE) {
 		w = W_HANDSHAKE;
 		ms = cfg->handshake_timeout_ms;
-	} else if (c->pending != NULL) {
+	} else if (c->pending != NULL && c->streaming && !c->writing) {
+		/* A streamed answer waits on its producer, not on a clock;
+		 * only a peer that stops reading is timed (W_WRITE). */
+		uv_timer_stop(&c->timer);
+		c->wait = W_NONE;
+		return;
+	} else if (c->pending != NULL && !c->streaming) {
 		w = W_PENDING; /* a safety net: every pending step ends */
-		ms = cfg->idle_timeout_ms;
+		ms = pending_deadline(c->pending);
+		if (ms == 0) {
+			uv_timer_stop(&c->timer);
+			c->wait = W_NONE;
+			return;
+		}
 	} else if (c->writing) {
 		w = W_WRITE;
 		ms = cfg->idle_timeout_ms; /* a peer that never reads */
@@ -153,6 +166,15 @@ conn_arm(struct conn *c)
 		return;
 	c->wait = w;
 	uv_timer_start(&c->timer, on_timeout, ms, 0);
+}
+
+void
+conn_rearm(struct conn *c)
+{
+	if (c->state == C_CLOSING)
+		return;
+	c->wait = W_NONE;
+	conn_arm(c);
 }
 
 static void

@@ -34,6 +34,7 @@ struct sched_seq {
 	int n_stop;
 	uint64_t t0_ns, t_queued_ns, t_last_ns, kv_bytes;
 	void (*notify)(void *arg);
+	void (*on_done)(void *arg);
 	void *notify_arg;
 	/* the scheduler's own */
 	struct inf_seq *seq;
@@ -141,6 +142,15 @@ seq_unref(struct sched_seq *q)
 		seq_free(q);
 }
 
+/* The scheduler lets go of @p q: no notify follows. */
+static void
+let_go(struct sched_seq *q)
+{
+	if (q->on_done != NULL)
+		q->on_done(q->notify_arg);
+	seq_unref(q);
+}
+
 /* ------------------------------------------------------------------ */
 /* Consumers (any thread)                                               */
 /* ------------------------------------------------------------------ */
@@ -177,6 +187,7 @@ sched_submit(struct sched *s, const struct sched_req *r, struct sched_seq **out)
 	q->sp = r->sampling;
 	q->t0_ns = r->t0_ns != 0 ? r->t0_ns : now_ns();
 	q->notify = r->notify;
+	q->on_done = r->on_done;
 	q->notify_arg = r->notify_arg;
 	q->refs = 2; /* the consumer and the scheduler */
 	q->prompt = malloc((size_t)r->n_prompt * sizeof(int32_t));
@@ -487,7 +498,7 @@ sweep(struct sched *s)
 		q->seq = NULL;
 		inf_sampler_free(q->sampler);
 		q->sampler = NULL;
-		seq_unref(q);
+		let_go(q);
 	}
 	pthread_mutex_lock(&s->mu);
 	s->nrun = k;
@@ -617,7 +628,7 @@ sched_main(void *arg)
 		s->wait_head = q->next;
 		s->nwait--;
 		finish(q, SCHED_ABORT, 0);
-		seq_unref(q);
+		let_go(q);
 	}
 	s->wait_tail = NULL;
 	pthread_mutex_unlock(&s->mu);

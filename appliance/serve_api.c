@@ -217,13 +217,19 @@ admin_listing(struct serve_req *r, int status)
 	return rc;
 }
 
-static void
-load_work(void *arg)
+/* A thread of its own (the pending request's worker hands its work the
+ * access layer's request, not ours): load, then let the step run. */
+static void *
+load_thread(void *arg)
 {
 	struct serve_req *r = arg;
+	struct app_pending *p = r->p;
 
+	sr_log_thread_tag("model-load");
 	r->load_rc =
 	    serve_model_load(r->s, r->name, r->dir, &r->loaded, r->err);
+	app_pending_release(p); /* r may be gone from here on */
+	return NULL;
 }
 
 static int
@@ -246,6 +252,7 @@ admin_start(struct serve_req *r, const struct api_caller *who)
 	yyjson_doc *doc;
 	yyjson_val *o;
 	const char *name, *dir;
+	pthread_t tid;
 
 	if (strcmp(r->method, "GET") == 0)
 		return admin_listing(r, 200);
@@ -266,9 +273,13 @@ admin_start(struct serve_req *r, const struct api_caller *who)
 		r->make_default = yyjson_is_true(yyjson_obj_get(o, "default"));
 		yyjson_doc_free(doc);
 		r->phase = SP_LOAD;
-		if (app_pending_work(r->p, load_work) != 0)
+		app_pending_hold(r->p);
+		if (pthread_create(&tid, NULL, load_thread, r) != 0) {
+			app_pending_release(r->p);
 			return admin_error(
-			    r, 503, "unavailable", "no worker available");
+			    r, 503, "unavailable", "no thread available");
+		}
+		pthread_detach(tid);
 		return ROUTE_PENDING;
 	}
 	if (*rest != '/')

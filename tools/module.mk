@@ -2,7 +2,7 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/sr-generate
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -55,3 +55,9 @@ $(BUILD)/bin/tok-bench: $(BUILD)/obj/tools/bench/tok_bench.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)
+
+# Greedy generation with the engine alone: the serving tests' expectation.
+$(BUILD)/bin/sr-generate: $(BUILD)/obj/tools/sr-generate.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread

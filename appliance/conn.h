@@ -64,8 +64,9 @@ struct conn {
 	enum conn_wait wait;
 	struct app_pending *pending; /* a request answered later, or NULL */
 	int writing, close_after, notified, handles;
-	int streaming; /* the pending request sends its answer in parts */
-	int counted;   /* holds a place in the per-address cap */
+	int streaming;   /* the pending request sends its answer in parts */
+	int read_paused; /* backpressure: not reading the socket */
+	int counted;     /* holds a place in the per-address cap */
 	uint8_t addr[16];
 };
 

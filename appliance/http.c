@@ -1,5 +1,5 @@
 /*
- * appliance/http.c: the HTTP/1.1 request parser and the response writer.
+ * appliance/http.c: the HTTP/1.1 request parser.
  *
  * The parser drives llhttp (HTTP_REQUEST, strict: no lenient flag is ever
  * set), copies the target and header names and values, NUL-terminated, into
@@ -7,8 +7,8 @@
  * struct http_limits and the rules llhttp leaves to its user (HTTP/1.0 and
  * 1.1 only, one Host, one Content-Length, Transfer-Encoding exactly
  * "chunked", no control bytes), and pauses llhttp at the end of each request
- * so pipelined bytes stay with the caller. The writer adds the security
- * headers of internal.h to every response and builds JSON errors with yyjson.
+ * so pipelined bytes stay with the caller. The response writer is
+ * http_response.c.
  *
  * This file must never accept an ambiguous message framing (anything two
  * servers could read as different requests is refused), never read past
@@ -25,6 +25,7 @@
 #include <llhttp.h>
 #include <yyjson.h>
 
+#include "appliance/http_impl.h"
 #include "appliance/internal.h"
 
 #define CHUNK_EXT_MAX 1024  /* chunk-extension bytes per message */
@@ -75,8 +76,8 @@ lower(int c)
 }
 
 /* @p a (@p alen bytes) equals the NUL-terminated @p b, ignoring case. */
-static int
-ci_equal(const char *a, size_t alen, const char *b)
+int
+http_ci_equal(const char *a, size_t alen, const char *b)
 {
 	size_t i;
 
@@ -94,15 +95,15 @@ is_alnum(int c)
 	    (c >= '0' && c <= '9');
 }
 
-static int
-is_tchar(int c)
+int
+http_is_tchar(int c)
 {
 	return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /* Field value bytes: VCHAR, obs-text, SP or HTAB. */
-static int
-value_ok(const char *v, size_t len)
+int
+http_value_ok(const char *v, size_t len)
 {
 	size_t i;
 
@@ -205,7 +206,7 @@ on_field_data(llhttp_t *ll, const char *at, size_t len)
 	struct http_parser *p = ll->data;
 
 	/* Strict llhttp stops NUL, bare CR and bare LF; DEL gets here. */
-	if (!value_ok(at, len))
+	if (!http_value_ok(at, len))
 		return refuse(p, 400);
 	return p->m.headers_done ? 0 : stash(p, at, len);
 }
@@ -247,21 +248,22 @@ check_special(struct http_parser *p, const struct hslot *s)
 	const char *v = (const char *)p->arena.data + s->value;
 	size_t i;
 
-	if (ci_equal(name, s->name_len, "host")) {
+	if (http_ci_equal(name, s->name_len, "host")) {
 		if (++p->m.nhost > 1)
 			return refuse(p, 400);
 		for (i = 0; i < s->value_len; i++) /* uri-host [":" port] */
 			if (!is_alnum(v[i]) &&
 			    !strchr("-._~!$&'()*+,;=%:[]", v[i]))
 				return refuse(p, 400);
-	} else if (ci_equal(name, s->name_len, "content-length")) {
+	} else if (http_ci_equal(name, s->name_len, "content-length")) {
 		if (++p->m.ncl > 1 || s->value_len == 0)
 			return refuse(p, 400);
 		for (i = 0; i < s->value_len; i++)
 			if (v[i] < '0' || v[i] > '9')
 				return refuse(p, 400);
-	} else if (ci_equal(name, s->name_len, "transfer-encoding")) {
-		if (++p->m.nte > 1 || !ci_equal(v, s->value_len, "chunked"))
+	} else if (http_ci_equal(name, s->name_len, "transfer-encoding")) {
+		if (++p->m.nte > 1 ||
+		    !http_ci_equal(v, s->value_len, "chunked"))
 			return refuse(p, 400);
 	}
 	return 0;
@@ -424,7 +426,7 @@ error_status(const struct http_parser *p, llhttp_errno_t err, const uint8_t *at,
 	case HPE_INVALID_METHOD:
 		/* A token llhttp does not know is a method we do not
 		 * implement; anything else is not a request line at all. */
-		return at != NULL && at < end && is_tchar(*at) ? 501 : 400;
+		return at != NULL && at < end && http_is_tchar(*at) ? 501 : 400;
 	case HPE_INVALID_VERSION: /* "HTTP/3.0", not "HTTP/1.x" */
 		return !p->m.version_done && p->m.ver_len == 3 ? 505 : 400;
 	default:
@@ -564,242 +566,8 @@ http_header_get(const struct http_request *r, const char *name)
 	size_t i;
 
 	for (i = 0; r != NULL && name != NULL && i < r->nheaders; i++)
-		if (ci_equal(r->headers[i].name, r->headers[i].name_len, name))
+		if (http_ci_equal(
+		        r->headers[i].name, r->headers[i].name_len, name))
 			return r->headers[i].value;
 	return NULL;
-}
-
-/* --- Responses --- */
-
-static const struct {
-	int code;
-	const char *text;
-} status_texts[] = { { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
-	{ 204, "No Content" }, { 304, "Not Modified" }, { 400, "Bad Request" },
-	{ 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
-	{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
-	{ 409, "Conflict" }, { 413, "Content Too Large" },
-	{ 414, "URI Too Long" }, { 415, "Unsupported Media Type" },
-	{ 429, "Too Many Requests" },
-	{ 431, "Request Header Fields Too Large" },
-	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
-	{ 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
-	{ 505, "HTTP Version Not Supported" } };
-
-const char *
-http_status_text(int status)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(status_texts) / sizeof(status_texts[0]); i++)
-		if (status_texts[i].code == status)
-			return status_texts[i].text;
-	return "Unknown";
-}
-
-/* IMF-fixdate of now, formatted once a second per thread. */
-static const char *
-http_date(void)
-{
-	static const char days[] = "SunMonTueWedThuFriSat";
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	static _Thread_local time_t cached = (time_t)-1;
-	static _Thread_local char text[40];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	if (now != cached && gmtime_r(&now, &tm) != NULL) {
-		snprintf(text, sizeof(text),
-		    "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
-		    days + 3 * (tm.tm_wday % 7), tm.tm_mday,
-		    months + 3 * (tm.tm_mon % 12), tm.tm_year + 1900,
-		    tm.tm_hour, tm.tm_min, tm.tm_sec);
-		cached = now;
-	}
-	return text;
-}
-
-/* A caller's header gives its lengths, or 0 to mean strlen(). */
-static size_t
-field_len(const char *s, size_t given)
-{
-	return given != 0 ? given : strlen(s);
-}
-
-/* A token name that is not a framing header, and a value without control
- * bytes: no CR or LF, so no header injection. */
-static int
-extra_ok(const struct http_header *h)
-{
-	size_t i, nl;
-
-	if (h->name == NULL || h->value == NULL)
-		return 0;
-	nl = field_len(h->name, h->name_len);
-	if (nl == 0 || nl > 256 || ci_equal(h->name, nl, "content-length") ||
-	    ci_equal(h->name, nl, "transfer-encoding") ||
-	    ci_equal(h->name, nl, "connection"))
-		return 0;
-	for (i = 0; i < nl; i++)
-		if (!is_tchar((unsigned char)h->name[i]))
-			return 0;
-	return field_len(h->value, h->value_len) <= 65536 &&
-	    value_ok(h->value, field_len(h->value, h->value_len));
-}
-
-static int
-overridden(const char *name, const struct http_header *extra, size_t nextra)
-{
-	size_t i;
-
-	for (i = 0; i < nextra; i++)
-		if (ci_equal(extra[i].name,
-		        field_len(extra[i].name, extra[i].name_len), name))
-			return 1;
-	return 0;
-}
-
-static int
-write_head(struct buf *out, int status, const char *content_type,
-    size_t content_length, int keep_alive, const struct http_header *extra,
-    size_t nextra)
-{
-	int rc, nobody = status < 200 || status == 204 || status == 304;
-	int chunked = content_length == HTTP_CHUNKED;
-	char cl[32];
-	const char *framing = nobody ? NULL : chunked ? "chunked" : cl;
-	/* In order; framing and Connection are never the caller's. */
-	const struct {
-		const char *name, *value;
-		int fixed;
-	} h[] = { { "Date", http_date(), 0 }, { "Server", "strongroom", 0 },
-		{ "Content-Type", content_type, 0 },
-		{ chunked ? "Transfer-Encoding" : "Content-Length", framing,
-		    1 },
-		{ "Connection", keep_alive ? "keep-alive" : "close", 1 },
-		{ "Strict-Transport-Security",
-		    "max-age=31536000; includeSubDomains", 0 },
-		{ "X-Content-Type-Options", "nosniff", 0 },
-		{ "X-Frame-Options", "DENY", 0 },
-		{ "Referrer-Policy", "no-referrer", 0 },
-		{ "Cache-Control", "no-store", 0 },
-		{ "Content-Security-Policy", "default-src 'none'", 0 } };
-	size_t i;
-
-	snprintf(cl, sizeof(cl), "%zu", content_length);
-	rc = buf_printf(
-	    out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
-	for (i = 0; rc == 0 && i < sizeof(h) / sizeof(h[0]); i++)
-		if (h[i].value != NULL &&
-		    (h[i].fixed || !overridden(h[i].name, extra, nextra)))
-			rc = buf_printf(
-			    out, "%s: %s\r\n", h[i].name, h[i].value);
-	for (i = 0; rc == 0 && i < nextra; i++) /* lengths checked */
-		rc = buf_printf(out, "%.*s: %.*s\r\n",
-		    (int)field_len(extra[i].name, extra[i].name_len),
-		    extra[i].name,
-		    (int)field_len(extra[i].value, extra[i].value_len),
-		    extra[i].value);
-	return rc != 0 ? rc : buf_append(out, "\r\n", 2);
-}
-
-int
-http_response_head(struct buf *out, int status, const char *content_type,
-    size_t content_length, int keep_alive, const struct http_header *extra,
-    size_t nextra)
-{
-	size_t i, mark = out->len;
-	int rc;
-
-	if (status < 100 || status > 599 || (nextra != 0 && extra == NULL) ||
-	    ((status < 200 || status == 204 || status == 304) &&
-	        content_length != 0) ||
-	    (content_type != NULL &&
-	        !value_ok(content_type, strlen(content_type))))
-		return -EINVAL;
-	for (i = 0; i < nextra; i++)
-		if (!extra_ok(&extra[i]))
-			return -EINVAL;
-	rc = write_head(out, status, content_type, content_length, keep_alive,
-	    extra, nextra);
-	if (rc != 0)
-		out->len = mark;
-	return rc;
-}
-
-int
-http_response_chunk(struct buf *out, const void *data, size_t len)
-{
-	size_t mark = out->len;
-	int rc;
-
-	if (len == 0)
-		return 0;
-	if ((rc = buf_printf(out, "%zx\r\n", len)) != 0 ||
-	    (rc = buf_append(out, data, len)) != 0 ||
-	    (rc = buf_append(out, "\r\n", 2)) != 0)
-		out->len = mark;
-	return rc;
-}
-
-int
-http_response_chunk_end(struct buf *out)
-{
-	return buf_append(out, "0\r\n\r\n", 5);
-}
-
-int
-http_response(struct buf *out, int status, const char *content_type,
-    const void *body, size_t len, int keep_alive)
-{
-	size_t mark = out->len;
-	int rc;
-
-	rc = http_response_head(
-	    out, status, content_type, len, keep_alive, NULL, 0);
-	if (rc == 0 && (rc = buf_append(out, body, len)) != 0)
-		out->len = mark;
-	return rc;
-}
-
-/* {"error":{"code":..,"message":..}}, malloc'd; NULL when yyjson refuses
- * (no memory, or text that is not UTF-8). */
-static char *
-error_json(const char *code, const char *message, size_t *len)
-{
-	yyjson_mut_doc *doc;
-	yyjson_mut_val *root, *err;
-	char *json = NULL;
-
-	if ((doc = yyjson_mut_doc_new(NULL)) == NULL)
-		return NULL;
-	if ((root = yyjson_mut_obj(doc)) != NULL &&
-	    (err = yyjson_mut_obj_add_obj(doc, root, "error")) != NULL &&
-	    yyjson_mut_obj_add_str(doc, err, "code", code) &&
-	    yyjson_mut_obj_add_str(doc, err, "message", message)) {
-		yyjson_mut_doc_set_root(doc, root);
-		json = yyjson_mut_write(doc, YYJSON_WRITE_NOFLAG, len);
-	}
-	yyjson_mut_doc_free(doc);
-	return json;
-}
-
-int
-http_error(struct buf *out, int status, const char *code, const char *message,
-    int keep_alive)
-{
-	char *json;
-	size_t len = 0;
-	int rc;
-
-	json = error_json(code != NULL ? code : "error",
-	    message != NULL ? message : http_status_text(status), &len);
-	if (json == NULL) /* not UTF-8: say less rather than fail */
-		json = error_json("error", http_status_text(status), &len);
-	if (json == NULL)
-		return -ENOMEM;
-	rc = http_response(
-	    out, status, "application/json", json, len, keep_alive);
-	free(json);
-	return rc;
 }

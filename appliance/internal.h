@@ -176,6 +176,10 @@ int tls_conn_feed(struct tls_conn *c, const uint8_t *data, size_t len);
 /** Advance the handshake. 0 when complete, TLS_AGAIN, TLS_FAIL. */
 int tls_conn_handshake(struct tls_conn *c);
 int tls_conn_handshake_done(const struct tls_conn *c);
+/** Ciphertext fed but not yet decrypted, and how much tls_conn_feed()
+ * holds at most (TLS_IN_MAX). */
+size_t tls_conn_input_pending(const struct tls_conn *c);
+size_t tls_conn_input_max(void);
 
 /** Decrypt into @p buf: bytes (>0), TLS_AGAIN, TLS_EOF or TLS_FAIL. */
 ssize_t tls_conn_read(struct tls_conn *c, uint8_t *buf, size_t cap);

@@ -28,6 +28,32 @@
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_process(struct conn *c);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
+
+/*
+ * Backpressure: a peer whose requests wait unread (its answers are still
+ * being written, or one is pending) stops being read before the TLS input
+ * buffer is full, instead of being cut off, and is read again once that
+ * buffer has room. The kernel's socket buffers then slow the peer down.
+ */
+static void
+conn_read_control(struct conn *c)
+{
+	size_t room = tls_conn_input_max() - SRV_READ_CHUNK;
+	int pause = tls_conn_input_pending(c->tls) > room ||
+	    (c->writing && c->wbuf.len > SRV_WRITE_HIGH);
+
+	if (c->state == C_CLOSING)
+		return;
+	if (pause && !c->read_paused) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->read_paused = 1;
+	} else if (!pause && c->read_paused) {
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		c->read_paused = 0;
+	}
+}
 
 static uint64_t
 now_ms(struct conn *c)
@@ -191,10 +217,8 @@ on_written(uv_write_t *w, int status)
 	conn_flush(c);
 	if (!c->writing && c->state == C_OPEN)
 		conn_process(c); /* requests that waited for the write */
+	conn_read_control(c);
 }
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b);
 
 /* Move the built response through TLS and start writing it. */
 static void
@@ -203,6 +227,7 @@ conn_flush(struct conn *c)
 	const uint8_t *p;
 	size_t n;
 	uv_buf_t b;
+	int rc;
 
 	if (c->out.len > 0) {
 		if (tls_conn_write(c->tls, c->out.data, c->out.len) != 0) {
@@ -219,6 +244,21 @@ conn_flush(struct conn *c)
 	if (c->writing)
 		return;
 	n = tls_conn_output(c->tls, &p);
+	if (n > 0) {
+		/* Most answers fit the socket buffer: written here, without
+		 * a copy, a write request or a callback. */
+		b = uv_buf_init((char *)p, (unsigned)n);
+		rc = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (rc < 0 && rc != UV_EAGAIN && rc != UV_ENOSYS) {
+			conn_close(c);
+			return;
+		}
+		if (rc > 0) {
+			tls_conn_output_done(c->tls, (size_t)rc);
+			n = tls_conn_output(c->tls, &p);
+			c->wait = W_NONE; /* progress: deadlines start anew */
+		}
+	}
 	if (n == 0) {
 		if (c->close_after ||
 		    (atomic_load(&c->l->app->draining) && c->pending == NULL &&
@@ -286,6 +326,7 @@ conn_resume(struct conn *c)
 	conn_flush(c);
 	if (!c->writing && c->state == C_OPEN)
 		conn_process(c);
+	conn_read_control(c);
 }
 
 static void
@@ -420,9 +461,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		c->state = C_OPEN;
 	}
 	conn_process(c);
-	/* Backpressure: a peer that does not read stops being read. */
-	if (c->writing && c->wbuf.len > SRV_WRITE_HIGH)
-		uv_read_stop(s);
+	conn_read_control(c);
 }
 
 static void

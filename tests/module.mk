@@ -41,11 +41,12 @@ $(FAULT_SO): tests/fault/p11fault.c | $(DEPSTAMP)
 # The libFuzzer target for the HTTP request path (clang). `make test` runs
 # it for a bounded time; `make fuzz` longer (FUZZ_SECONDS).
 FUZZ_HTTP := $(BUILD)/fuzz/fuzz_http
-FUZZ_HTTP_SRCS := tests/fuzz/fuzz_http.c appliance/http.c appliance/buf.c \
+FUZZ_HTTP_SRCS := tests/fuzz/fuzz_http.c appliance/http.c \
+	appliance/http_response.c appliance/buf.c \
 	$(LIB_SRCS)
 FUZZ_SECONDS ?= 300
 
-$(FUZZ_HTTP): $(FUZZ_HTTP_SRCS) appliance/internal.h lib/sr.h | $(DEPSTAMP)
+$(FUZZ_HTTP): $(FUZZ_HTTP_SRCS) appliance/internal.h appliance/http_impl.h lib/sr.h | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 	    -fsanitize=fuzzer,address,undefined \

@@ -23,7 +23,7 @@ APT_PKGS="build-essential pkg-config ca-certificates debian-archive-keyring \
  softhsm2 opensc libp11-kit-dev libcmocka-dev libuv1-dev liblmdb-dev \
  libargon2-dev libpcre2-dev libgfshare-dev libunistring-dev clang-format \
  libnss3 zlib1g-dev curl openssl prometheus clang libclang-rt-14-dev \
- nghttp2-client nginx-light testssl.sh oathtool"
+ nghttp2-client nginx-light testssl.sh oathtool python3"
 DEB13_PKGS="libmbedtls-dev libmbedtls21 libmbedx509-7 libmbedcrypto16 \
  libllhttp-dev libllhttp9.2 libyyjson-dev libyyjson0"
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -287,6 +288,37 @@ test_pending_deadlines(void **state)
 	assert_true(events_in_order(body, 30));
 }
 
+/* A client that sends 20 000 pipelined requests (660 KB, ten times what
+ * the TLS input buffer holds) and reads its answers only after 0.4 s (under the
+ * 1 s write deadline): it is slowed down, not cut off, and every request is
+ * answered. */
+static void
+test_pipelining_beyond_the_input_buffer(void **state)
+{
+	char cmd[1024], reqs[PATH_MAX], got[64] = "";
+	FILE *f;
+	int i;
+
+	(void)state;
+	snprintf(reqs, sizeof(reqs), "%s/pipelined", app.cfg.state_dir);
+	f = fopen(reqs, "w");
+	assert_non_null(f);
+	for (i = 0; i < 19999; i++)
+		fputs("GET /plain HTTP/1.1\r\nHost: a\r\n\r\n", f);
+	fputs("GET /plain HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", f);
+	assert_int_equal(fclose(f), 0);
+	snprintf(cmd, sizeof(cmd),
+	    "timeout 60 openssl s_client -quiet -ign_eof -connect "
+	    "127.0.0.1:%d <%s 2>/dev/null | (sleep 0.4; cat) | "
+	    "grep -c '^HTTP/1.1 200'",
+	    app.port, reqs);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(got, sizeof(got), f));
+	pclose(f);
+	assert_int_equal(atoi(got), 20000);
+}
+
 struct bg {
 	pthread_t t;
 	char body[4096];
@@ -352,6 +384,9 @@ setup(void **state)
 	snprintf(app.cfg.listen, sizeof(app.cfg.listen), "127.0.0.1:0");
 	app.cfg.loops = 2;
 	app.cfg.idle_timeout_ms = IDLE_MS;
+	/* Rate limits are not what this tests. */
+	app.cfg.rate_global = app.cfg.rate_per_addr = 1e6;
+	app.cfg.rate_global_burst = app.cfg.rate_per_addr_burst = 1e6;
 	if (uv_loop_init(&ctl_loop) != 0 ||
 	    uv_async_init(&ctl_loop, &loops_done, NULL) != 0)
 		return -1;
@@ -393,6 +428,7 @@ main(void)
 		cmocka_unit_test(test_disconnect_cancels_producer),
 		cmocka_unit_test(test_pending_deadlines),
 		cmocka_unit_test(test_concurrent_streams),
+		cmocka_unit_test(test_pipelining_beyond_the_input_buffer),
 		cmocka_unit_test(test_drain_waits_for_stream),
 	};
 

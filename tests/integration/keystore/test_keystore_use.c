@@ -1,10 +1,9 @@
 /*
  * tests/integration/keystore/test_keystore_use.c: using keys through the
  * keystore's API on a real SoftHSM2 token: device keys (also under racing
- * enrolment), API keys and their cache, signing checked with mbedTLS,
- * request validation, concurrent writers (group commit), rotations racing
- * a revocation and each other, and, last, a scan
- * proving that no secret any test saw reached an LMDB file or a log line.
+ * enrolment), API keys and their cache, request validation, concurrent writers
+ * (group commit), rotations racing a revocation and each other, and, last, a
+ * scan proving that no secret any test saw reached an LMDB file or a log line.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -342,71 +341,6 @@ test_apikeys(void **state)
 	assert_int_equal(kt_apikey(ks, "ZZZZZZZZZZZZ", 0, key2), KS_ENOTFOUND);
 	assert_int_equal(kt_apikey(ks, app2, 0, key2), KS_ESTATE);
 	assert_int_equal(kt_apikey(ks, id, 0, key2), KS_EREQUEST);
-}
-
-/* 9. SIGN: an ES256 signature that mbedTLS verifies. */
-static void
-test_sign(void **state)
-{
-	static const char msg[] = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0";
-	struct ks *ks = kt_main_ks();
-	uint8_t pub1[65], pub2[65], sig[64], sig2[64];
-	char id[KT_ID], tampered[sizeof(msg)];
-	struct ks_request *q;
-
-	(void)state;
-	assert_int_equal(
-	    kt_create(ks, KS_KIND_SIGNING, "jwt", NULL, 0, 0, id), 0);
-	assert_int_equal(kt_sign(ks, id, msg, sig), 0);
-	assert_string_equal(KT_R->meta.id, id);
-	kt_public_of(id, 1, pub1);
-	assert_int_equal(kt_ecdsa_verify(pub1, msg, strlen(msg), sig), 0);
-	memcpy(tampered, msg, sizeof(msg));
-	tampered[5] ^= 1;
-	assert_int_not_equal(
-	    kt_ecdsa_verify(pub1, tampered, strlen(tampered), sig), 0);
-	assert_int_equal(kt_sign(ks, id, msg, sig2), 0);
-	assert_memory_not_equal(sig, sig2, 64); /* a fresh k each time */
-	assert_int_equal(kt_ecdsa_verify(pub1, msg, strlen(msg), sig2), 0);
-	sig2[40] ^= 1;
-	assert_int_not_equal(kt_ecdsa_verify(pub1, msg, strlen(msg), sig2), 0);
-	q = kt_req(KS_OP_SIGN);
-	kt_setid(q->u.sign.id, id);
-	q->u.sign.len = sizeof(q->u.sign.msg) + 1;
-	assert_int_equal(kt_run(ks), KS_EREQUEST);
-	/* The public point without the HSM, as the HSM has it. */
-	assert_int_equal(kt_key(ks, KS_OP_PUBLIC, id, 0), 0);
-	assert_int_equal(KT_R->material_len, 65);
-	assert_memory_equal(KT_R->material, pub1, 65);
-	assert_int_equal(
-	    kt_key(ks, KS_OP_PUBLIC, "AAAAAAAAAAAA", 0), KS_ENOTFOUND);
-	/* Pre-hashed: the signer hashed "msg" itself (JWS); the signature
-	 * verifies over msg. */
-	q = kt_req(KS_OP_SIGN);
-	kt_setid(q->u.sign.id, id);
-	q->u.sign.prehashed = 1;
-	q->u.sign.len = 32;
-	assert_int_equal(
-	    mbedtls_sha256((const uint8_t *)msg, strlen(msg), q->u.sign.msg, 0),
-	    0);
-	assert_int_equal(kt_run(ks), 0);
-	assert_int_equal(KT_R->material_len, 64);
-	memcpy(sig2, KT_R->material, 64);
-	assert_int_equal(kt_ecdsa_verify(pub1, msg, strlen(msg), sig2), 0);
-	q = kt_req(KS_OP_SIGN);
-	kt_setid(q->u.sign.id, id);
-	q->u.sign.prehashed = 1;
-	q->u.sign.len = 31;
-	assert_int_equal(kt_run(ks), KS_EREQUEST);
-	/* After rotation the new version signs. */
-	assert_int_equal(kt_key(ks, KS_OP_ROTATE, id, 0), 0);
-	assert_int_equal(kt_sign(ks, id, msg, sig), 0);
-	assert_int_equal(KT_R->meta.version, 2);
-	kt_public_of(id, 2, pub2);
-	assert_int_equal(kt_ecdsa_verify(pub2, msg, strlen(msg), sig), 0);
-	assert_int_not_equal(kt_ecdsa_verify(pub1, msg, strlen(msg), sig), 0);
-	assert_int_equal(kt_key(ks, KS_OP_SUSPEND, id, 0), 0);
-	assert_int_equal(kt_sign(ks, id, msg, sig), KS_ESTATE);
 }
 
 static void
@@ -798,7 +732,6 @@ main(void)
 		cmocka_unit_test(test_device_keys),
 		cmocka_unit_test(test_apikeys),
 		cmocka_unit_test(test_apikey_refusals),
-		cmocka_unit_test(test_sign),
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_concurrency),
 		cmocka_unit_test(test_rotation_races),

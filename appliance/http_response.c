@@ -1,0 +1,256 @@
+/*
+ * appliance/http_response.c: HTTP/1.1 responses: status line, the security
+ * headers of internal.h on every response, chunked bodies, and JSON
+ * errors built with yyjson.
+ *
+ * It must never copy a request's bytes into a response header, or let an
+ * extra header a handler passes replace the framing headers
+ * (Content-Length, Transfer-Encoding, Connection).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <yyjson.h>
+
+#include "appliance/http_impl.h"
+#include "appliance/internal.h"
+
+/* --- Responses --- */
+
+static const struct {
+	int code;
+	const char *text;
+} status_texts[] = { { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+	{ 204, "No Content" }, { 304, "Not Modified" }, { 400, "Bad Request" },
+	{ 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
+	{ 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+	{ 409, "Conflict" }, { 413, "Content Too Large" },
+	{ 414, "URI Too Long" }, { 415, "Unsupported Media Type" },
+	{ 429, "Too Many Requests" },
+	{ 431, "Request Header Fields Too Large" },
+	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+	{ 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+	{ 505, "HTTP Version Not Supported" } };
+
+const char *
+http_status_text(int status)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(status_texts) / sizeof(status_texts[0]); i++)
+		if (status_texts[i].code == status)
+			return status_texts[i].text;
+	return "Unknown";
+}
+
+/* IMF-fixdate of now, formatted once a second per thread. */
+static const char *
+http_date(void)
+{
+	static const char days[] = "SunMonTueWedThuFriSat";
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	static _Thread_local time_t cached = (time_t)-1;
+	static _Thread_local char text[40];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != cached && gmtime_r(&now, &tm) != NULL) {
+		snprintf(text, sizeof(text),
+		    "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
+		    days + 3 * (tm.tm_wday % 7), tm.tm_mday,
+		    months + 3 * (tm.tm_mon % 12), tm.tm_year + 1900,
+		    tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached = now;
+	}
+	return text;
+}
+
+/* A caller's header gives its lengths, or 0 to mean strlen(). */
+static size_t
+field_len(const char *s, size_t given)
+{
+	return given != 0 ? given : strlen(s);
+}
+
+/* A token name that is not a framing header, and a value without control
+ * bytes: no CR or LF, so no header injection. */
+static int
+extra_ok(const struct http_header *h)
+{
+	size_t i, nl;
+
+	if (h->name == NULL || h->value == NULL)
+		return 0;
+	nl = field_len(h->name, h->name_len);
+	if (nl == 0 || nl > 256 ||
+	    http_ci_equal(h->name, nl, "content-length") ||
+	    http_ci_equal(h->name, nl, "transfer-encoding") ||
+	    http_ci_equal(h->name, nl, "connection"))
+		return 0;
+	for (i = 0; i < nl; i++)
+		if (!http_is_tchar((unsigned char)h->name[i]))
+			return 0;
+	return field_len(h->value, h->value_len) <= 65536 &&
+	    http_value_ok(h->value, field_len(h->value, h->value_len));
+}
+
+static int
+overridden(const char *name, const struct http_header *extra, size_t nextra)
+{
+	size_t i;
+
+	for (i = 0; i < nextra; i++)
+		if (http_ci_equal(extra[i].name,
+		        field_len(extra[i].name, extra[i].name_len), name))
+			return 1;
+	return 0;
+}
+
+static int
+write_head(struct buf *out, int status, const char *content_type,
+    size_t content_length, int keep_alive, const struct http_header *extra,
+    size_t nextra)
+{
+	int rc, nobody = status < 200 || status == 204 || status == 304;
+	int chunked = content_length == HTTP_CHUNKED;
+	char cl[32];
+	const char *framing = nobody ? NULL : chunked ? "chunked" : cl;
+	/* In order; framing and Connection are never the caller's. */
+	const struct {
+		const char *name, *value;
+		int fixed;
+	} h[] = { { "Date", http_date(), 0 }, { "Server", "strongroom", 0 },
+		{ "Content-Type", content_type, 0 },
+		{ chunked ? "Transfer-Encoding" : "Content-Length", framing,
+		    1 },
+		{ "Connection", keep_alive ? "keep-alive" : "close", 1 },
+		{ "Strict-Transport-Security",
+		    "max-age=31536000; includeSubDomains", 0 },
+		{ "X-Content-Type-Options", "nosniff", 0 },
+		{ "X-Frame-Options", "DENY", 0 },
+		{ "Referrer-Policy", "no-referrer", 0 },
+		{ "Cache-Control", "no-store", 0 },
+		{ "Content-Security-Policy", "default-src 'none'", 0 } };
+	size_t i;
+
+	snprintf(cl, sizeof(cl), "%zu", content_length);
+	rc = buf_printf(
+	    out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	for (i = 0; rc == 0 && i < sizeof(h) / sizeof(h[0]); i++)
+		if (h[i].value != NULL &&
+		    (h[i].fixed || !overridden(h[i].name, extra, nextra)))
+			rc = buf_printf(
+			    out, "%s: %s\r\n", h[i].name, h[i].value);
+	for (i = 0; rc == 0 && i < nextra; i++) /* lengths checked */
+		rc = buf_printf(out, "%.*s: %.*s\r\n",
+		    (int)field_len(extra[i].name, extra[i].name_len),
+		    extra[i].name,
+		    (int)field_len(extra[i].value, extra[i].value_len),
+		    extra[i].value);
+	return rc != 0 ? rc : buf_append(out, "\r\n", 2);
+}
+
+int
+http_response_head(struct buf *out, int status, const char *content_type,
+    size_t content_length, int keep_alive, const struct http_header *extra,
+    size_t nextra)
+{
+	size_t i, mark = out->len;
+	int rc;
+
+	if (status < 100 || status > 599 || (nextra != 0 && extra == NULL) ||
+	    ((status < 200 || status == 204 || status == 304) &&
+	        content_length != 0) ||
+	    (content_type != NULL &&
+	        !http_value_ok(content_type, strlen(content_type))))
+		return -EINVAL;
+	for (i = 0; i < nextra; i++)
+		if (!extra_ok(&extra[i]))
+			return -EINVAL;
+	rc = write_head(out, status, content_type, content_length, keep_alive,
+	    extra, nextra);
+	if (rc != 0)
+		out->len = mark;
+	return rc;
+}
+
+int
+http_response_chunk(struct buf *out, const void *data, size_t len)
+{
+	size_t mark = out->len;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	if ((rc = buf_printf(out, "%zx\r\n", len)) != 0 ||
+	    (rc = buf_append(out, data, len)) != 0 ||
+	    (rc = buf_append(out, "\r\n", 2)) != 0)
+		out->len = mark;
+	return rc;
+}
+
+int
+http_response_chunk_end(struct buf *out)
+{
+	return buf_append(out, "0\r\n\r\n", 5);
+}
+
+int
+http_response(struct buf *out, int status, const char *content_type,
+    const void *body, size_t len, int keep_alive)
+{
+	size_t mark = out->len;
+	int rc;
+
+	rc = http_response_head(
+	    out, status, content_type, len, keep_alive, NULL, 0);
+	if (rc == 0 && (rc = buf_append(out, body, len)) != 0)
+		out->len = mark;
+	return rc;
+}
+
+/* {"error":{"code":..,"message":..}}, malloc'd; NULL when yyjson refuses
+ * (no memory, or text that is not UTF-8). */
+static char *
+error_json(const char *code, const char *message, size_t *len)
+{
+	yyjson_mut_doc *doc;
+	yyjson_mut_val *root, *err;
+	char *json = NULL;
+
+	if ((doc = yyjson_mut_doc_new(NULL)) == NULL)
+		return NULL;
+	if ((root = yyjson_mut_obj(doc)) != NULL &&
+	    (err = yyjson_mut_obj_add_obj(doc, root, "error")) != NULL &&
+	    yyjson_mut_obj_add_str(doc, err, "code", code) &&
+	    yyjson_mut_obj_add_str(doc, err, "message", message)) {
+		yyjson_mut_doc_set_root(doc, root);
+		json = yyjson_mut_write(doc, YYJSON_WRITE_NOFLAG, len);
+	}
+	yyjson_mut_doc_free(doc);
+	return json;
+}
+
+int
+http_error(struct buf *out, int status, const char *code, const char *message,
+    int keep_alive)
+{
+	char *json;
+	size_t len = 0;
+	int rc;
+
+	json = error_json(code != NULL ? code : "error",
+	    message != NULL ? message : http_status_text(status), &len);
+	if (json == NULL) /* not UTF-8: say less rather than fail */
+		json = error_json("error", http_status_text(status), &len);
+	if (json == NULL)
+		return -ENOMEM;
+	rc = http_response(
+	    out, status, "application/json", json, len, keep_alive);
+	free(json);
+	return rc;
+}

@@ -404,7 +404,8 @@ submit(struct serve_req *r, const struct params *pa,
 	if (!r->stream)
 		return ROUTE_PENDING;
 	serve_sse_head(out, r->keep_alive);
-	emit(r, out, NULL, 0, 0); /* the role, at once */
+	if (r->chat)
+		emit(r, out, NULL, 0, 0); /* the role, at once */
 	return ROUTE_STREAM;
 }
 

@@ -2,7 +2,7 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench $(BUILD)/bin/sr-generate
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/sr-generate $(BUILD)/bin/serve-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -61,3 +61,10 @@ $(BUILD)/bin/sr-generate: $(BUILD)/obj/tools/sr-generate.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread
+
+# The serving benchmark's anchor: the scheduler in-process, no HTTP.
+$(BUILD)/bin/serve-bench: $(BUILD)/obj/tools/bench/serve_bench.o $(APP_A) \
+	    $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(INF_A) $(LIB_A) $(APP_EXT) \
+	    $(INF_EXT) $(LDLIBS)

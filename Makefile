@@ -6,6 +6,7 @@
 #   make run      first-start set-up and start on the embedded default
 #   make test     unit tests, integration tests, unit tests under ASan+UBSan
 #   make bench    benchmarks, printed as ratios against anchors
+#   make bench-gpu  the GPU figures (skipped without a GPU)
 #   make lint     clang-format check and module-boundary check
 MAKEFLAGS += -r
 BUILD ?= build

@@ -128,6 +128,55 @@ fail:
 
 #define GEN_STACK 64
 
+/*
+ * The decode step through the backend's forward_top, when it has one and
+ * every sampler's choice depends on the top INF_TOP_K logits alone: only
+ * candidates come back from the device. INF_EUNSUPPORTED: nothing ran,
+ * take the full-logits path.
+ */
+static int
+step_top(struct inf_gen *const *gens, struct inf_seq *const *seqs,
+    const int32_t *toks, const int *idx, int k)
+{
+	struct inf_batch_item *it;
+	float *top_l;
+	int32_t *top_id;
+	int i, rc;
+
+	for (i = 0; i < k; i++)
+		if (!inf__sampler_top_ok(gens[idx[i]]->sampler))
+			return INF_EUNSUPPORTED;
+	it = calloc((size_t)k, sizeof(*it));
+	top_l = malloc((size_t)k * INF_TOP_K * sizeof(float));
+	top_id = malloc((size_t)k * INF_TOP_K * sizeof(int32_t));
+	if (it == NULL || top_l == NULL || top_id == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < k; i++) {
+		it[i].seq = seqs[i];
+		it[i].tokens = &toks[i];
+		it[i].n_tokens = 1;
+		it[i].logits = INF_LOGITS_LAST;
+	}
+	rc = inf__forward_top(inf__seq_model(seqs[0]), it, k, top_l, top_id);
+	if (rc != 0)
+		goto out;
+	for (i = 0; i < k; i++) {
+		struct inf_gen *g = gens[idx[i]];
+
+		accept(g,
+		    inf__sampler_next_top(g->sampler,
+		        top_l + (size_t)i * INF_TOP_K,
+		        top_id + (size_t)i * INF_TOP_K, INF_TOP_K));
+	}
+out:
+	free(it);
+	free(top_l);
+	free(top_id);
+	return rc;
+}
+
 int
 inf_gen_step(struct inf_gen *const *gens, int n)
 {
@@ -162,6 +211,8 @@ inf_gen_step(struct inf_gen *const *gens, int n)
 	}
 	rc = 0;
 	if (k == 0)
+		goto out;
+	if ((rc = step_top(gens, seqs, toks, idx, k)) != INF_EUNSUPPORTED)
 		goto out;
 	V = (size_t)inf_model_info(inf__seq_model(seqs[0]))->vocab_size;
 	logits = malloc((size_t)k * V * sizeof(float));

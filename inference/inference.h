@@ -114,10 +114,54 @@ struct inf_backend_ops {
 	void (*kv_free)(void *state, void *kv);
 	int (*forward)(void *state, const struct inf_step_item *items,
 	    int n_items, float *logits);
+	/*
+	 * Optional (NULL: absent). forward() whose every item wants
+	 * INF_LOGITS_LAST, returning per item only its INF_TOP_K highest
+	 * logits and their ids (highest first, the lower id first on a tie,
+	 * NaN as -inf) instead of vocab floats, so a device backend copies
+	 * back almost nothing. generate.c samples from them when the
+	 * sampler's settings depend on the top INF_TOP_K alone.
+	 */
+	int (*forward_top)(void *state, const struct inf_step_item *items,
+	    int n_items, float *top_logits, int32_t *top_ids);
+	/* Optional: the last failure's reason ("" when none), static. */
+	const char *(*last_error)(void *state);
 };
+
+#define INF_TOP_K 64 /* candidates per row that forward_top returns */
 
 /** The CPU backend: fp32 compute, a pthread pool split over matrix rows. */
 extern const struct inf_backend_ops inf_backend_cpu;
+
+/**
+ * The CUDA backend (inference/cuda/): 16-bit weights on one NVIDIA GPU
+ * (compute capability 9.0 or newer), fp32 accumulation, CUDA graphs for
+ * decode steps, cuBLAS for prefill, top-k on the device. It always
+ * exists; in a build without nvcc, or on a machine without a driver or
+ * device, its load() fails with INF_EBACKEND and the reason. Check first
+ * with inf_cuda_available(). A failed device call fails that step with
+ * INF_EBACKEND (-ENOMEM when out of device memory); after a fault that
+ * poisons the CUDA context (an illegal address) every later step fails
+ * with INF_EBACKEND until the process restarts.
+ */
+extern const struct inf_backend_ops inf_backend_cuda;
+
+/**
+ * @brief Whether inf_backend_cuda can load here.
+ * @param[out] why  the device's name when available, else the reason
+ *        ("built without nvcc", "no CUDA driver: ..."); NUL-terminated.
+ * @return 1 or 0. @note Any thread; cheap after the first call.
+ */
+int inf_cuda_available(char *why, size_t n);
+
+/**
+ * @brief Measure the GPU's achievable streaming-read bandwidth (a kernel
+ * reading @p bytes, best of @p iters runs), for benchmarks.
+ * @return 0 with *gbps (1e9 bytes/s), INF_EBACKEND (no device; @p err
+ *         says why), -ENOMEM (the buffer did not fit).
+ */
+int inf_cuda_bandwidth(
+    size_t bytes, int iters, double *gbps, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
 /* Models                                                               */
@@ -147,6 +191,12 @@ void inf_model_close(struct inf_model *m);
 
 /** @brief The model's description, owned by the model, valid until close. */
 const struct inf_model_info *inf_model_info(const struct inf_model *m);
+
+/**
+ * @brief Why the backend's last step failed ("" when it has not, or the
+ * backend keeps no reason). Owned by the model; valid until the next step.
+ */
+const char *inf_model_backend_error(const struct inf_model *m);
 
 /* ------------------------------------------------------------------ */
 /* Sequences and the forward pass                                       */

@@ -530,9 +530,11 @@ run_chunked(struct inf_model *m, const struct inf_batch_item *items,
 	return rc;
 }
 
-int
-inf_forward(struct inf_model *m, const struct inf_batch_item *items,
-    int n_items, float *logits)
+/* inf_forward's checks: every item valid and fitting; counts the items
+ * that want logits and the step's tokens. */
+static int
+check_items(struct inf_model *m, const struct inf_batch_item *items,
+    int n_items, int *want_out, size_t *total_out)
 {
 	int i, j, want = 0;
 	size_t total = 0;
@@ -558,11 +560,72 @@ inf_forward(struct inf_model *m, const struct inf_batch_item *items,
 		want += it->logits != INF_LOGITS_NONE;
 		total += (size_t)it->n_tokens;
 	}
+	*want_out = want;
+	*total_out = total;
+	return 0;
+}
+
+int
+inf_forward(struct inf_model *m, const struct inf_batch_item *items,
+    int n_items, float *logits)
+{
+	size_t total;
+	int want, rc;
+
+	if ((rc = check_items(m, items, n_items, &want, &total)) != 0)
+		return rc;
 	if (want > 0 && logits == NULL)
 		return INF_EPARAM;
 	if (total > STEP_TOKENS)
 		return run_chunked(m, items, n_items, logits);
 	return run_step(m, items, n_items, logits);
+}
+
+int
+inf__forward_top(struct inf_model *m, const struct inf_batch_item *items,
+    int n_items, float *top_logits, int32_t *top_ids)
+{
+	struct inf_step_item stack[STEP_STACK] = { { 0 } }, *st = stack;
+	size_t total;
+	int i, want, rc;
+
+	if (m->ops->forward_top == NULL)
+		return INF_EUNSUPPORTED;
+	if ((rc = check_items(m, items, n_items, &want, &total)) != 0)
+		return rc;
+	if (want != n_items || total > STEP_TOKENS || top_logits == NULL ||
+	    top_ids == NULL)
+		return INF_EPARAM;
+	for (i = 0; i < n_items; i++)
+		if (items[i].logits != INF_LOGITS_LAST)
+			return INF_EPARAM;
+	if (n_items > STEP_STACK) {
+		st = calloc((size_t)n_items, sizeof(*st));
+		if (st == NULL)
+			return -ENOMEM;
+	}
+	for (i = 0; i < n_items; i++) {
+		st[i].kv = items[i].seq->kv;
+		st[i].pos = items[i].seq->len;
+		st[i].tokens = items[i].tokens;
+		st[i].n_tokens = items[i].n_tokens;
+		st[i].logits = items[i].logits;
+	}
+	rc = m->ops->forward_top(m->state, st, n_items, top_logits, top_ids);
+	if (rc == 0)
+		for (i = 0; i < n_items; i++)
+			items[i].seq->len += items[i].n_tokens;
+	if (st != stack)
+		free(st);
+	return rc;
+}
+
+const char *
+inf_model_backend_error(const struct inf_model *m)
+{
+	if (m->ops->last_error == NULL || m->state == NULL)
+		return "";
+	return m->ops->last_error(m->state);
 }
 
 int

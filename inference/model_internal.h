@@ -125,6 +125,24 @@ struct inf_weights {
 /** The model a sequence belongs to. */
 struct inf_model *inf__seq_model(const struct inf_seq *s);
 
+/**
+ * inf_forward() through the backend's forward_top: every item wants
+ * INF_LOGITS_LAST; @p top_logits / @p top_ids get INF_TOP_K entries per
+ * item (fewer valid when vocab < INF_TOP_K: the rest are -inf / -1).
+ * INF_EUNSUPPORTED when the backend has no forward_top (nothing ran).
+ */
+int inf__forward_top(struct inf_model *m, const struct inf_batch_item *items,
+    int n_items, float *top_logits, int32_t *top_ids);
+
+/** 1 when @p s's next token depends only on the INF_TOP_K highest logits
+ * (greedy, or top_k below INF_TOP_K, and no penalties). */
+int inf__sampler_top_ok(const struct inf_sampler *s);
+
+/** inf_sampler_next() over forward_top's candidates (@p n of them,
+ * sorted); the same token inf_sampler_next() picks from the full row. */
+int32_t inf__sampler_next_top(struct inf_sampler *s, const float *top_logits,
+    const int32_t *top_ids, int n);
+
 /** Convert @p n stored elements to fp32. */
 void inf__to_f32(float *out, const void *in, enum inf_dtype dt, size_t n);
 

@@ -244,30 +244,16 @@ candidates(struct inf_sampler *s, const float *logits, int32_t best, float mx,
 	return n;
 }
 
-int32_t
-inf_sampler_next(struct inf_sampler *s, float *logits)
+/* The draw over the first @p n sorted candidates (scaled logits, the
+ * highest @p mx): renormalize, cut to the nucleus, pick with the PRNG. */
+static int32_t
+draw(struct inf_sampler *s, int n, float mx)
 {
 	const struct inf_sampling *p = &s->p;
-	double sum = 0, cum, u;
-	float mx;
+	double sum, cum, u;
 	int32_t tok;
-	int i, n;
+	int i;
 
-	for (i = 0; i < s->vocab; i++)
-		if (isnan(logits[i]))
-			logits[i] = -INFINITY;
-	penalize(s, logits);
-	tok = argmax(logits, s->vocab);
-	if (p->temperature == 0 || !(logits[tok] > -INFINITY))
-		goto done;
-	mx = logits[tok];
-	for (i = 0; i < s->vocab; i++) {
-		logits[i] /= p->temperature;
-		sum += exp((double)logits[i] - mx / p->temperature);
-	}
-	mx /= p->temperature;
-	n = candidates(s, logits, tok, mx, sum);
-	/* renormalize over the kept candidates, then the nucleus */
 	for (sum = 0, i = 0; i < n; i++)
 		sum += exp((double)s->cand[i].logit - mx);
 	if (p->top_p < 1.0f) {
@@ -290,6 +276,87 @@ inf_sampler_next(struct inf_sampler *s, float *logits)
 			break;
 		}
 	}
+	return tok;
+}
+
+int32_t
+inf_sampler_next(struct inf_sampler *s, float *logits)
+{
+	const struct inf_sampling *p = &s->p;
+	double sum = 0;
+	float mx;
+	int32_t tok;
+	int i, n;
+
+	for (i = 0; i < s->vocab; i++)
+		if (isnan(logits[i]))
+			logits[i] = -INFINITY;
+	penalize(s, logits);
+	tok = argmax(logits, s->vocab);
+	if (p->temperature == 0 || !(logits[tok] > -INFINITY))
+		goto done;
+	mx = logits[tok];
+	for (i = 0; i < s->vocab; i++) {
+		logits[i] /= p->temperature;
+		sum += exp((double)logits[i] - mx / p->temperature);
+	}
+	mx /= p->temperature;
+	n = candidates(s, logits, tok, mx, sum);
+	tok = draw(s, n, mx);
+done:
+	s->out_count[tok]++;
+	s->seen[tok] = 1;
+	return tok;
+}
+
+int
+inf__sampler_top_ok(const struct inf_sampler *s)
+{
+	const struct inf_sampling *p = &s->p;
+
+	if (p->repetition_penalty != 1.0f || p->frequency_penalty != 0 ||
+	    p->presence_penalty != 0)
+		return 0;
+	/* top_k below INF_TOP_K leaves a margin for logits that tie only
+	 * after the division by the temperature */
+	return p->temperature == 0 || (p->top_k > 0 && p->top_k < INF_TOP_K);
+}
+
+/*
+ * As inf_sampler_next(): with no penalties and top_k set, the kept
+ * candidates are the top_k of the scaled logits, which are among the
+ * INF_TOP_K highest raw ones; they are re-sorted here after scaling, as
+ * candidates() sorts them. The first entry is the argmax (lowest id on a
+ * tie), as argmax() picks it.
+ */
+int32_t
+inf__sampler_next_top(struct inf_sampler *s, const float *top_logits,
+    const int32_t *top_ids, int n)
+{
+	const struct inf_sampling *p = &s->p;
+	float mx;
+	int32_t tok;
+	int i, k = 0;
+
+	if (n > s->vocab)
+		n = s->vocab;
+	tok =
+	    n > 0 && top_ids[0] >= 0 && top_ids[0] < s->vocab ? top_ids[0] : 0;
+	if (n < 1 || p->temperature == 0 || !(top_logits[0] > -INFINITY))
+		goto done;
+	mx = top_logits[0] / p->temperature;
+	for (i = 0; i < n; i++) {
+		if (!(top_logits[i] > -INFINITY) || top_ids[i] < 0 ||
+		    top_ids[i] >= s->vocab)
+			continue;
+		s->cand[k].logit = top_logits[i] / p->temperature;
+		s->cand[k].id = top_ids[i];
+		k++;
+	}
+	qsort(s->cand, (size_t)k, sizeof(s->cand[0]), cand_cmp);
+	if (p->top_k > 0 && p->top_k < k)
+		k = p->top_k;
+	tok = draw(s, k, mx);
 done:
 	s->out_count[tok]++;
 	s->seen[tok] = 1;

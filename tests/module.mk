@@ -18,7 +18,7 @@ FAULT_SO := $(BUILD)/lib/libsr_p11fault.so
 TEST_LIBS := $(APP_A) $(INF_LINK) $(KS_A) $(P11_A) $(LIB_A) $(APP_EXT) $(INF_EXT) \
 	-lcmocka -lz $(LDLIBS)
 SAN_TEST_LIBS := $(APP_SAN_A) $(INF_SAN_LINK) $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A) \
-	$(APP_EXT) $(INF_EXT) -lcmocka -lz $(LDLIBS)
+	$(APP_EXT) $(INF_BASE_EXT) -lcmocka -lz $(LDLIBS)
 
 tests-build: $(UNIT_BINS) $(INTEG_BINS) $(FAULT_SO)
 tests-san: $(SAN_BINS) $(FAULT_SO)
@@ -78,7 +78,7 @@ $(FUZZ_TOK): $(FUZZ_TOK_SRCS) inference/tokenizer.h inference/tok_internal.h \
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
 	    -fsanitize=fuzzer,address,undefined \
 	    $(FUZZ_TOK_SRCS) -o $@ -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) \
-	    $(INF_EXT) -lpthread
+	    $(INF_BASE_EXT) -lpthread
 
 fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK)
 	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors \

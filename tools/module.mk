@@ -2,7 +2,8 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench $(BUILD)/bin/sr-generate $(BUILD)/bin/serve-bench
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-generate \
+	$(BUILD)/bin/serve-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -55,6 +56,18 @@ $(BUILD)/bin/tok-bench: $(BUILD)/obj/tools/bench/tok_bench.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)
+
+# The GPU figures (tools/bench/gpu_bench.c); without a GPU it prints
+# "skipped" and exits 0. Random models are written once under
+# $(BUILD)/bench-models (3.6 GB and 16 GB).
+$(BUILD)/bin/gpu-bench: $(BUILD)/obj/tools/bench/gpu_bench.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread
+
+bench-gpu: $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-mkmodel
+	$(BUILD)/bin/gpu-bench $(BUILD)/bench-models $(BUILD)/bin
+.PHONY: bench-gpu
 
 # Greedy generation with the engine alone: the serving tests' expectation.
 $(BUILD)/bin/sr-generate: $(BUILD)/obj/tools/sr-generate.o $(INF_A) $(LIB_A)

@@ -3,7 +3,9 @@
 # "not ok N - WHAT") for a shell expression and remembers a failure in
 # $status, which the test exits with. daemon_port OUT waits for strongroomd's
 # banner in the file OUT and prints the port it serves on ("" if it never
-# came).
+# came). start [flags] runs the daemon $D with state in $TMP/state on a free
+# loopback port (output in $TMP/out and $TMP/err; sets $pid and $port), and
+# stop ends it with SIGTERM and waits.
 n=0
 status=0
 
@@ -25,4 +27,16 @@ daemon_port() {
 		_i=$((_i + 1))
 	done
 	sed -n 's|^strongroomd: serving https://localhost:\([0-9]*\)/$|\1|p' "$1"
+}
+
+stop() {
+	[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	pid=
+}
+
+start() {
+	"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 "$@" \
+	    >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	port=$(daemon_port "$TMP/out")
 }

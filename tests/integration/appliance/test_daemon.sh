@@ -12,19 +12,6 @@ D=${SR_DAEMON:-$BUILD/bin/strongroomd}
 pid=
 . "$(dirname "$0")/../tap.sh"
 
-stop() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	pid=
-}
-
-# start [extra flags]: run the daemon on a free port; sets pid and port.
-start() {
-	"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 "$@" \
-	    >"$TMP/out" 2>"$TMP/err" &
-	pid=$!
-	port=$(daemon_port "$TMP/out")
-}
-
 mkdir -p "$TMP"
 trap 'stop; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM

@@ -29,6 +29,8 @@ req_free(struct api_req *r)
 {
 	if (r == NULL)
 		return;
+	if (r->ext != NULL && r->ext_arg != NULL) /* refused before start */
+		r->ext->step(r->p, r->ext_arg, NULL, NULL);
 	free(r->body);
 	buf_free(&r->answer);
 	ks_reply_wipe(&r->kr);
@@ -58,7 +60,10 @@ api_answer_error(
 {
 	r->answer.len = 0;
 	r->status = status;
-	http_error(&r->answer, status, code, message, r->keep_alive);
+	if (r->ext != NULL && r->ext->error != NULL)
+		r->ext->error(&r->answer, status, code, message, r->keep_alive);
+	else
+		http_error(&r->answer, status, code, message, r->keep_alive);
 }
 
 void
@@ -340,7 +345,9 @@ audit_then_answer(struct api_req *r)
 
 	snprintf(status, sizeof(status), "%d", r->status);
 	ev.actor = r->actor[0] != '\0' ? r->actor : "anonymous";
-	ev.action = r->rt != NULL ? r->rt->action : "http.request";
+	ev.action = r->ext != NULL ? r->ext->action
+	    : r->rt != NULL        ? r->rt->action
+	                           : "http.request";
 	/* "audit.*" names the log's own events: a read of the log is
 	 * recorded as "auditlog.read". */
 	if (strncmp(ev.action, "audit.", 6) == 0) {
@@ -367,6 +374,8 @@ handler_work(void *arg)
 
 	r->rt->work(r);
 }
+
+static int external_admit(struct api_req *r);
 
 /* Loop: the caller is known (or not); decide, then run the handler. */
 static int
@@ -416,7 +425,7 @@ after_auth(struct api_req *r)
 	s.scopes = r->scopes;
 	s.addr = (struct sockaddr *)&ss;
 	s.now = time(NULL);
-	q.action = r->rt->action;
+	q.action = r->ext != NULL ? r->ext->action : r->rt->action;
 	q.resource = r->path;
 	q.owner = r->owner[0] != '\0' ? r->owner : NULL;
 	if (policy_evaluate(r->api->policy, &s, &q, &d) != 0 || !d.allow) {
@@ -424,6 +433,8 @@ after_auth(struct api_req *r)
 		    "the access policy does not allow this");
 		return audit_then_answer(r);
 	}
+	if (r->ext != NULL)
+		return external_admit(r);
 	r->phase = PH_WORK;
 	if (app_pending_work(r->p, handler_work) != 0) {
 		api_answer_error(r, 503, "unavailable", "no worker available");
@@ -432,6 +443,8 @@ after_auth(struct api_req *r)
 	return ROUTE_PENDING;
 }
 
+static int external_step(struct api_req *r, struct buf *out, int *keep_alive);
+
 static int
 api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 {
@@ -439,6 +452,8 @@ api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 	int status;
 
 	(void)p;
+	if (r->phase == PH_EXTERNAL || r->phase == PH_EXT_AUDIT)
+		return external_step(r, out, keep_alive);
 	/* The connection went away: every step's work has finished
 	 * (steps run only then), so nothing else holds r. */
 	if (out == NULL) {
@@ -626,4 +641,153 @@ api_route(struct api *a, struct route_ctx *ctx)
 		return audit_then_answer(r);
 	}
 	return ROUTE_PENDING;
+}
+
+/* ------------------------------------------------------------------ */
+/* External routes (inference): the same authentication, policy and     */
+/* audit, then the route's own steps                                    */
+/* ------------------------------------------------------------------ */
+
+/* Loop: allowed; the decision goes on disk before the route starts. */
+static int
+external_admit(struct api_req *r)
+{
+	struct audit_event ev = { 0 };
+	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
+
+	ev.actor = r->actor;
+	ev.action = r->ext->action;
+	ev.resource = r->path;
+	ev.key = r->key_id[0] != '\0' ? r->key_id : NULL;
+	ev.status = "allowed";
+	ev.src = r->src;
+	ev.duration_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+	r->phase = PH_EXT_AUDIT;
+	if (audit_append_async(r->api->audit, &ev, on_audited, r) != 0) {
+		r->audit_rc = -EIO;
+		app_pending_post(r->p);
+	}
+	return ROUTE_PENDING;
+}
+
+static int
+external_step(struct api_req *r, struct buf *out, int *keep_alive)
+{
+	struct api_caller who = { 0 };
+	int status;
+
+	if (r->phase == PH_EXT_AUDIT && out != NULL && r->audit_rc != 0) {
+		r->keep_alive = 0;
+		api_answer_error(r, 503, "audit_unavailable",
+		    "the audit log cannot be written; nothing was done");
+		buf_append(out, r->answer.data, r->answer.len);
+		*keep_alive = 0;
+		req_free(r);
+		return 503;
+	}
+	if (r->phase == PH_EXT_AUDIT && out != NULL) {
+		r->phase = PH_EXTERNAL;
+		who = (struct api_caller){ r->actor, r->caller.id, r->key_id,
+			r->src, r->roles, r->method, r->path, r->query, r->body,
+			r->body_len, r->t0_ns };
+		*keep_alive = r->keep_alive;
+		status =
+		    r->ext->start(r->p, &who, &r->ext_arg, out, keep_alive);
+	} else if (r->phase == PH_EXT_AUDIT) {
+		status = 0; /* gone before the start: req_free frees arg */
+	} else {
+		status = r->ext->step(r->p, r->ext_arg, out, keep_alive);
+	}
+	if (r->phase == PH_EXTERNAL &&
+	    (out == NULL ||
+	        (status != ROUTE_PENDING && status != ROUTE_STREAM)))
+		r->ext_arg = NULL; /* the route freed it */
+	if (out == NULL || (status != ROUTE_PENDING && status != ROUTE_STREAM))
+		req_free(r);
+	return status;
+}
+
+static void
+external_closed(void *arg)
+{
+	struct api_req *r = arg;
+
+	if (r->phase == PH_EXTERNAL && r->ext->on_close != NULL)
+		r->ext->on_close(r->ext_arg);
+}
+
+/* Loop: as api_route() does for its own routes: the credential's form,
+ * then on a worker its record. */
+static int
+external_authenticate(struct api_req *r)
+{
+	if (r->bearer[0] == '\0') {
+		r->auth_rc = -EACCES;
+		r->auth_code = "unauthenticated";
+		return after_auth(r);
+	}
+	if (strncmp(r->bearer, "srk_", 4) == 0 &&
+	    ks_apikey_check(r->bearer, strlen(r->bearer)) != 0) {
+		/* A typo or a guess: no lookup, no HSM. */
+		sr_wipe(r->bearer, sizeof(r->bearer));
+		r->auth_rc = KS_EAPIKEY;
+		r->auth_code = "invalid_api_key";
+		return after_auth(r);
+	}
+	if (strncmp(r->bearer, "srk_", 4) == 0)
+		ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id);
+	if (app_pending_work(r->p, auth_work) != 0) {
+		sr_wipe(r->bearer, sizeof(r->bearer));
+		api_answer_error(r, 503, "unavailable", "no worker available");
+		return audit_then_answer(r);
+	}
+	return ROUTE_PENDING;
+}
+
+static int
+external_refuse(const struct api_external *ext, struct buf *out, int status,
+    const char *code, const char *message, int keep_alive)
+{
+	if (ext->error != NULL)
+		return ext->error(out, status, code, message, keep_alive);
+	return http_error(out, status, code, message, keep_alive);
+}
+
+int
+api_route_external(struct api *a, struct route_ctx *ctx,
+    const struct api_external *ext, void *arg)
+{
+	struct api_req *r;
+	int rc;
+
+	ctx->route = MR_OTHER;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		ext->step(NULL, arg, NULL, NULL);
+		return external_refuse(ext, ctx->out, 503, "unavailable",
+		    "out of memory", ctx->keep_alive);
+	}
+	r->ext = ext;
+	r->ext_arg = arg;
+	if ((rc = copy_request(r, ctx)) != 0) {
+		req_free(r);
+		return external_refuse(ext, ctx->out, rc == -ENOMEM ? 503 : 414,
+		    rc == -ENOMEM ? "unavailable" : "uri_too_long",
+		    "the request could not be taken", ctx->keep_alive);
+	}
+	r->api = a;
+	r->phase = PH_AUTH;
+	if ((r->p = app_pending_new(ctx, api_step, r)) == NULL) {
+		req_free(r);
+		return external_refuse(ext, ctx->out, 503, "unavailable",
+		    "out of memory", ctx->keep_alive);
+	}
+	app_pending_on_close(r->p, external_closed);
+	return external_authenticate(r);
+}
+
+int
+api_audit(
+    struct api *a, const struct audit_event *ev, audit_done_cb *cb, void *arg)
+{
+	return audit_append_async(a->audit, ev, cb, arg);
 }

@@ -23,6 +23,7 @@
 
 #include <stdio.h>
 
+#include "appliance/audit.h"
 #include "appliance/internal.h"
 
 struct api;
@@ -83,5 +84,69 @@ int api_expiry_check(struct api *a);
  * @note Any thread; reads the file once.
  */
 int api_authz_matrix(const char *policy_file, FILE *out, char err[512]);
+
+/* ------------------------------------------------------------------ */
+/* Routes served by other parts of the daemon (inference)               */
+/* ------------------------------------------------------------------ */
+
+/* The allowed caller of an external route. Every pointer is valid during
+ * the start callback only: copy what later steps need. */
+struct api_caller {
+	const char *actor;  /* "app:ID" or "user:ID", for the audit log */
+	const char *id;     /* the app or user the credential belongs to */
+	const char *key_id; /* the credential's key id ("" when none) */
+	const char *src;    /* the source address as text */
+	unsigned roles;     /* POLICY_ROLE_* bits */
+	const char *method, *path, *query;
+	const uint8_t *body; /* the request body (NUL-terminated), or NULL */
+	size_t body_len;
+	uint64_t t0_ns; /* when the request was complete (uv_hrtime) */
+};
+
+/* An external route: the access layer authenticates the caller,
+ * authorizes @p action on the request's path, records the decision in
+ * the audit log and only then hands the request over. */
+struct api_external {
+	const char *action; /* a policy action ("inference.chat") */
+	/* Write a refusal (401, 403, 503) in the route's own error format;
+	 * NULL: http_error()'s. */
+	int (*error)(struct buf *out, int status, const char *code,
+	    const char *message, int keep_alive);
+	/* Loop thread, once allowed: answer (return the status), or keep
+	 * the request (ROUTE_PENDING / ROUTE_STREAM). *arg comes in as
+	 * api_route_external()'s arg and may be changed for the later
+	 * steps. Free *arg before returning a final status. */
+	int (*start)(struct app_pending *p, const struct api_caller *who,
+	    void **arg, struct buf *out, int *keep_alive);
+	/* The later steps, as app_step_fn with the start's *arg (out NULL:
+	 * the connection is gone, or the request was refused before the
+	 * start: free arg). */
+	app_step_fn step;
+	/* The connection closed while the route held the request (loop
+	 * thread): cancel its work. May be NULL. */
+	void (*on_close)(void *arg);
+};
+
+/**
+ * @brief Route one request to an external route through authentication,
+ * policy and audit; as route_request().
+ * @param[in] ext  static: it outlives every request.
+ * @param[in] arg  the route's, handed to ext->start (or, when the request
+ *                 is refused first, to ext->step with out NULL to free).
+ * @note Loop thread. Refusals (401/403, 503 when the audit log cannot be
+ *       written) are answered here in ext->error's format.
+ */
+int api_route_external(struct api *a, struct route_ctx *ctx,
+    const struct api_external *ext, void *arg);
+
+/**
+ * @brief Record one line in the audit log (an external route's usage:
+ * tokens, duration); @p cb reports when it is on disk.
+ * @return as audit_append_async(): 0 when queued, else the refusal (then
+ *         answer 503: nothing is served unrecorded).
+ * @note Any thread.
+ */
+int api_audit(
+    struct api *a, const struct audit_event *ev, audit_done_cb *cb, void *arg);
 
 #endif /* SR_APPLIANCE_API_H */

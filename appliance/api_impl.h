@@ -57,7 +57,13 @@ struct api_route {
 	int public; /* no caller needed (token endpoint) */
 };
 
-enum api_phase { PH_AUTH, PH_WORK, PH_AUDIT };
+enum api_phase {
+	PH_AUTH,
+	PH_WORK,
+	PH_AUDIT,
+	PH_EXT_AUDIT, /* an external route's decision being recorded */
+	PH_EXTERNAL,  /* an external route's own steps (api_route_external) */
+};
 
 /* A request from its routing to its answer. Heap; wiped and freed by its
  * last step. */
@@ -99,6 +105,9 @@ struct api_req {
 	uint64_t t0_ns;
 	struct ks_request kq;
 	struct ks_reply kr;
+	/* an external route (api_route_external): its steps and their arg */
+	const struct api_external *ext;
+	void *ext_arg;
 };
 
 /** The route table and its lookup (api_routes.c). NULL: no route;

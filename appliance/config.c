@@ -77,6 +77,24 @@ static const struct key keys[] = {
 	{ "drain_timeout_ms", K_UINT, FIELD(drain_timeout_ms), MS_LO, MS_HI,
 	    0 },
 	{ "foreground", K_BOOL, FIELD(foreground), 0, 1, 0 },
+	{ "models", K_PATH, FIELD(models), 0, 0, 1 },
+	{ "model_default", K_PATH, FIELD(model_default), 0, 0, 1 },
+	{ "serve_max_batch", K_UINT, FIELD(serve_max_batch), 1, 256, 0 },
+	{ "serve_batch_wait_ms", K_UINT, FIELD(serve_batch_wait_ms), 0, 1000,
+	    0 },
+	{ "serve_queue_max", K_UINT, FIELD(serve_queue_max), 1, 1000000, 0 },
+	{ "serve_kv_budget_mb", K_UINT, FIELD(serve_kv_budget_mb), 1, 1 << 22,
+	    0 },
+	{ "serve_threads", K_UINT, FIELD(serve_threads), 0, 1024, 0 },
+	{ "serve_key_concurrency", K_UINT, FIELD(serve_key_concurrency), 1,
+	    1000000, 0 },
+	{ "serve_key_tokens_per_s", K_RATE, FIELD(serve_key_tokens_per_s), 0, 0,
+	    0 },
+	{ "serve_key_tokens_burst", K_BURST, FIELD(serve_key_tokens_burst), 0,
+	    0, 0 },
+	{ "serve_cache_ttl_s", K_UINT, FIELD(serve_cache_ttl_s), 0, 86400, 0 },
+	{ "serve_cache_entries", K_UINT, FIELD(serve_cache_entries), 0, 1000000,
+	    0 },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -108,6 +126,19 @@ app_config_defaults(struct app_config *c)
 	c->ticket_rotate_s = 86400;
 	c->drain_timeout_ms = 30000;
 	c->foreground = 0;
+	/* The tiny model that ships with the source, so `make run` serves
+	 * something without a download; an appliance names its own. */
+	snprintf(c->models, sizeof(c->models),
+	    "tiny-qwen2=tests/fixtures/tiny-qwen2");
+	c->serve_max_batch = 32;
+	c->serve_batch_wait_ms = 50;
+	c->serve_queue_max = 256;
+	c->serve_kv_budget_mb = 2048;
+	c->serve_key_concurrency = 64;
+	c->serve_key_tokens_per_s = 100000;
+	c->serve_key_tokens_burst = 200000;
+	c->serve_cache_ttl_s = 300;
+	c->serve_cache_entries = 4096;
 }
 
 static const struct key *

@@ -71,6 +71,19 @@ struct app_config {
 	double rate_per_key_burst;  /* default 100 */
 	unsigned expiry_check_s;    /* expiry watch interval; default 60 */
 	int foreground;
+	/* Inference (serve.h); read at start-up only */
+	char models[4096];              /* "NAME=DIR,..."; "" = none */
+	char model_default[64];         /* "" = the first of models */
+	unsigned serve_max_batch;       /* sequences per step; default 32 */
+	unsigned serve_batch_wait_ms;   /* gathering a prefill batch; 50 */
+	unsigned serve_queue_max;       /* waiting requests per model; 256 */
+	unsigned serve_kv_budget_mb;    /* KV cache per model; 2048 */
+	unsigned serve_threads;         /* engine threads; 0 = one per core */
+	unsigned serve_key_concurrency; /* requests in flight per key; 64 */
+	double serve_key_tokens_per_s;  /* tokens per key and second */
+	double serve_key_tokens_burst;  /* the bucket; default 200000 */
+	unsigned serve_cache_ttl_s;     /* response cache; 300 (0 = off) */
+	unsigned serve_cache_entries;   /* default 4096 */
 };
 
 /** Fill the defaults above. Cannot fail. */
@@ -379,7 +392,8 @@ struct app {
 	struct conncap *cap;
 	struct p11_ctx *hsm;
 	struct ks *ks;
-	struct api *api; /* authenticated routes (api.h); NULL in tests */
+	struct api *api;     /* authenticated routes (api.h); NULL in tests */
+	struct serve *serve; /* inference (serve.h); NULL when none */
 	atomic_int hsm_ready, ks_ready; /* refreshed by the control loop */
 	atomic_int draining; /* 1: SIGTERM, finish and accept nothing; 2:
 	                        forced (deadline or second signal) */

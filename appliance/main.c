@@ -16,6 +16,7 @@
 
 #include "appliance/api.h"
 #include "appliance/internal.h"
+#include "appliance/serve.h"
 #include "keystore/keystore.h"
 #include "lib/sr.h"
 #include "pkcs11/p11.h"
@@ -137,6 +138,11 @@ main(int argc, char **argv)
 	            NULL, app.cfg.rate_per_key, app.cfg.rate_per_key_burst },
 	        &app.api, err) != 0)
 		fatalx("access: %s", err);
+	/* A model that does not load leaves inference unavailable (503,
+	 * /ready says so) but keys are still served. */
+	if (app.cfg.models[0] != '\0' &&
+	    serve_open(&app.cfg, &app.serve, err) != 0)
+		log_warnx("inference: %s", err);
 	if (rl_new(&app.cfg, &app.rl) != 0 ||
 	    conncap_new(
 	        app.cfg.max_conns_per_addr, app.cfg.max_conns, &app.cap) != 0)
@@ -146,6 +152,7 @@ main(int argc, char **argv)
 		log_warnx("%s", err);
 	rl_free(app.rl);
 	conncap_free(app.cap);
+	serve_close(app.serve);
 	api_close(app.api);
 	app_gen_fini(&app);
 	ks_close(app.ks);

@@ -21,15 +21,17 @@ $(APP_SAN_A): $(APP_SRCS:%.c=$(SAN)/obj/%.o)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(APP_BIN): $(BUILD)/obj/appliance/main.o $(APP_A) $(KS_A) $(P11_A) $(LIB_A)
+$(APP_BIN): $(BUILD)/obj/appliance/main.o $(APP_A) $(INF_LINK) $(KS_A) \
+	    $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) \
-	    $(APP_EXT) $(LDLIBS)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(INF_LINK) $(KS_A) $(P11_A) \
+	    $(LIB_A) $(APP_EXT) $(INF_EXT) $(LDLIBS)
 
 # The daemon under ASan+UBSan, for the real-client tests' second run.
 APP_SAN_BIN := $(SAN)/bin/strongroomd
-$(APP_SAN_BIN): $(SAN)/obj/appliance/main.o $(APP_SAN_A) $(KS_SAN_A) \
-	    $(P11_SAN_A) $(LIB_SAN_A)
+$(APP_SAN_BIN): $(SAN)/obj/appliance/main.o $(APP_SAN_A) $(INF_SAN_LINK) \
+	    $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SANFLAGS) $< -o $@ $(APP_SAN_A) $(KS_SAN_A) \
-	    $(P11_SAN_A) $(LIB_SAN_A) $(APP_EXT) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $< -o $@ $(APP_SAN_A) $(INF_SAN_LINK) \
+	    $(KS_SAN_A) $(P11_SAN_A) $(LIB_SAN_A) $(APP_EXT) $(INF_EXT) \
+	    $(LDLIBS)

@@ -12,6 +12,7 @@
 
 #include "appliance/api.h"
 #include "appliance/internal.h"
+#include "appliance/serve.h"
 
 static int
 json(struct buf *out, int status, const char *body, int keep_alive)
@@ -25,16 +26,21 @@ static int
 route_ready(struct app *app, struct buf *out, int keep_alive)
 {
 	int hsm = atomic_load(&app->hsm_ready),
-	    ks = atomic_load(&app->ks_ready);
-	char body[256];
+	    ks = atomic_load(&app->ks_ready), models;
+	char body[256], mtext[64];
 
-	/* Models join this list when inference is served. */
+	/* No model configured is not a fault (a key-management-only
+	 * appliance); configured models must be serving. */
+	models = serve_ready(app->serve, mtext, sizeof(mtext)) ||
+	    app->cfg.models[0] == '\0';
 	snprintf(body, sizeof(body),
 	    "{\"ready\":%s,\"hsm\":\"%s\",\"keystore\":\"%s\","
-	    "\"models\":\"none configured\"}",
-	    hsm && ks ? "true" : "false", hsm ? "ready" : "not ready",
-	    ks ? "ready" : "not ready");
-	return json(out, hsm && ks ? 200 : 503, body, keep_alive);
+	    "\"models\":\"%s\"}",
+	    hsm && ks && models ? "true" : "false", hsm ? "ready" : "not ready",
+	    ks ? "ready" : "not ready",
+	    app->serve == NULL && app->cfg.models[0] != '\0' ? "not ready"
+	                                                     : mtext);
+	return json(out, hsm && ks && models ? 200 : 503, body, keep_alive);
 }
 
 static int
@@ -43,7 +49,8 @@ route_metrics(struct app *app, struct buf *out, int keep_alive)
 	struct buf text = { 0 };
 	int status = 200;
 
-	if (metrics_render(&text, &app->tls_stats) != 0) {
+	if (metrics_render(&text, &app->tls_stats) != 0 ||
+	    serve_metrics_render(app->serve, &text) != 0) {
 		buf_free(&text);
 		http_error(out, 500, "internal",
 		    "metrics could not be rendered", keep_alive);
@@ -69,6 +76,8 @@ route_request(struct route_ctx *ctx)
 	size_t start;
 	int status;
 
+	if (serve_owns(req->path))
+		return serve_route(app->serve, app->api, ctx);
 	if (app->api != NULL && api_owns(req->path))
 		return api_route(app->api, ctx);
 	if (strcmp(req->path, "/health") == 0)

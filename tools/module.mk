@@ -2,7 +2,8 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-policy
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-policy \
+	$(BUILD)/bin/sr-generate $(BUILD)/bin/serve-bench
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -70,8 +71,21 @@ bench-gpu: $(BUILD)/bin/gpu-bench $(BUILD)/bin/sr-mkmodel
 
 # The policy checker and the authorization matrix: the daemon's own policy
 # evaluator and route table (so the appliance's library and what it links).
-$(BUILD)/bin/sr-policy: $(BUILD)/obj/tools/sr-policy.o $(APP_A) $(KS_A) \
-	    $(P11_A) $(LIB_A)
+$(BUILD)/bin/sr-policy: $(BUILD)/obj/tools/sr-policy.o $(APP_A) $(INF_LINK) \
+	    $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) \
-	    $(APP_EXT) $(LDLIBS)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(INF_LINK) $(KS_A) $(P11_A) \
+	    $(LIB_A) $(APP_EXT) $(INF_EXT) $(LDLIBS)
+
+# Greedy generation with the engine alone: the serving tests' expectation.
+$(BUILD)/bin/sr-generate: $(BUILD)/obj/tools/sr-generate.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread
+
+# The serving benchmark's anchor: the scheduler in-process, no HTTP.
+$(BUILD)/bin/serve-bench: $(BUILD)/obj/tools/bench/serve_bench.o $(APP_A) \
+	    $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(INF_A) $(LIB_A) $(APP_EXT) \
+	    $(INF_EXT) $(LDLIBS)

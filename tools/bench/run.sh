@@ -11,6 +11,9 @@
 #     alone on the same text (tools/bench/tok_bench.c);
 #   - strongroomd against nginx (h2load): keep-alive requests and new TLS
 #     1.3 handshakes per second, with latency (tools/bench/http_bench.sh);
+#   - inference over HTTPS against the scheduler in-process: requests and
+#     tokens per second, TTFT p50/p99 at concurrency 1/8/32
+#     (tools/bench/serve_bench.sh);
 #   - the kill -9 loop of the keystore, 1000 rounds (SR_CRASH_ROUNDS).
 # It reports figures; it fails only when a measurement could not be made.
 set -u
@@ -47,6 +50,11 @@ echo "== tokenizer: encoding against the bare pre-tokenizer regex, same text"
 echo
 echo "== the daemon against nginx: same certificate, TLS 1.3, same answer"
 BUILD=$BUILD sh tools/bench/http_bench.sh || exit 1
+
+echo
+echo "== inference served over HTTPS against the engine alone (tiny-qwen2," \
+	"CPU): req/s, tok/s, TTFT"
+BUILD=$BUILD sh tools/bench/serve_bench.sh || exit 1
 
 rounds=${SR_CRASH_ROUNDS:-1000}
 echo

@@ -1,0 +1,182 @@
+#!/bin/sh
+# tests/integration/appliance/test_serve.sh: inference served by strongroomd
+# over real TLS on the tiny-qwen2 model that ships with the source: the
+# official `openai` npm client (installed into $BUILD/node_modules on first
+# use) with an app's API key (serve_openai.cjs), curl's view of the SSE
+# stream, abandoned streams cancelled (metrics and audit lines), the
+# per-app response cache (hits counted, never crossing apps), loading a
+# second model and switching the default under load with no request lost,
+# and a second daemon with a queue of one answering 429 with Retry-After.
+# Every expectation comes from the engine alone (sr-generate).
+set -u
+BUILD=${BUILD:-build}
+TMP=${SR_TEST_TMP:-/tmp}/serve-$$
+D=${SR_DAEMON:-$BUILD/bin/strongroomd}
+GEN="$BUILD/bin/sr-generate tests/fixtures/tiny-qwen2"
+pid=
+pid2=
+. "$(dirname "$0")/../tap.sh"
+
+stop() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	[ -n "$pid2" ] && kill "$pid2" 2>/dev/null && wait "$pid2" 2>/dev/null
+	pid=
+	pid2=
+}
+mkdir -p "$TMP"
+trap 'stop; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM
+
+# The official client, from the npm registry, once per build folder.
+if [ ! -f "$BUILD/node_modules/openai/package.json" ]; then
+	npm install --prefix "$BUILD" --no-audit --no-fund --no-save openai \
+	    >"$TMP/npm.log" 2>&1 || cat "$TMP/npm.log"
+fi
+
+"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
+pid=$!
+port=$(daemon_port "$TMP/out")
+CA="$TMP/state/tls/cert.pem"
+C="curl -sS --cacert $CA"
+U="https://localhost:$port"
+K=$(cat "$TMP/state/admin.key" 2>/dev/null)
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+metric() {
+	$C "$U/metrics" | sed -n "s/^strongroom_inference_$1 //p" | head -n 1
+}
+app_key() { # NAME: an app allowed inference from here, and its key
+	a=$($C -H "Authorization: Bearer $K" -d "{\"name\":\"$1\",\"scopes\":[\"inference\"],\"cidrs\":[\"127.0.0.1/32\"]}" "$U/api/apps" | json '["id"]')
+	$C -H "Authorization: Bearer $K" -X POST "$U/api/apps/$a/keys" | json '["key"]'
+}
+
+check "the daemon serves the embedded model and /ready says so" \
+    '$C "$U/ready" | grep -q "\"models\":\"ready\""'
+AK=$(app_key svc-a)
+BK=$(app_key svc-b)
+
+# The engine's own answers: one chat, one completion, 64 distinct prompts.
+python3 - "$TMP/expect.json" $GEN <<'PY'
+import json, subprocess, sys
+out, gen = sys.argv[1], sys.argv[2:]
+def run(kind, text, n):
+    r = json.loads(subprocess.check_output(gen + ["--" + kind, text, "--max-tokens", str(n)]))
+    r.update(input=text, max_tokens=n, chat=(kind == "chat"))
+    return r
+e = {"chat": run("chat", "What does the strongroom keep?", 24),
+     "comp": run("prompt", "The appliance keeps", 16),
+     "many": [run("chat" if i % 2 else "prompt", "Request %d: tell me about key %d" % (i, i * 7), 6 + i % 11) for i in range(64)]}
+json.dump(e, open(out, "w"))
+PY
+check "the engine computed the expectations (sr-generate)" \
+    '[ "$(json "[\"many\"].__len__()" <"$TMP/expect.json")" = 64 ]'
+
+NODE_EXTRA_CA_CERTS="$CA" SR_OPENAI_MODULE="$BUILD/node_modules/openai" \
+    SR_URL="$U" SR_KEY="$AK" SR_EXPECT="$TMP/expect.json" \
+    node "$(dirname "$0")/serve_openai.cjs" >"$TMP/node.log" 2>&1
+node_rc=$?
+cat "$TMP/node.log"
+n=$((n + $(grep -c '^ok \|^not ok ' "$TMP/node.log")))
+check "the openai client's run ended cleanly" '[ $node_rc -eq 0 ]'
+
+# curl sees the raw SSE: chunk objects, a finish_reason, [DONE].
+$C -N -H "Authorization: Bearer $AK" -d '{"messages":[{"role":"user","content":"hi"}],"max_tokens":5,"temperature":0.5,"stream":true}' \
+    "$U/v1/chat/completions" -D "$TMP/sse.head" >"$TMP/sse"
+check "curl: text/event-stream of chat.completion.chunk ending in [DONE]" \
+    'grep -qi "^content-type: text/event-stream" "$TMP/sse.head" &&
+     grep -q "^data: {.*\"object\":\"chat.completion.chunk\"" "$TMP/sse" &&
+     grep -q "\"finish_reason\":\"length\"" "$TMP/sse" &&
+     [ "$(grep "^data: " "$TMP/sse" | tail -n 1)" = "data: [DONE]" ]'
+
+sleep 1
+check "abandoned streams were cancelled (abort counted, none running)" \
+    '[ "$(metric "requests_finished_total{model=\"tiny-qwen2\",reason=\"abort\"}")" -ge 1 ] &&
+     [ "$(metric "requests_running{model=\"tiny-qwen2\"}")" = 0 ] &&
+     [ "$(metric "kv_cache_used_bytes{model=\"tiny-qwen2\"}")" = 0 ]'
+AUD="$TMP/state/audit"
+check "a cancelled stream is audited as 499 with the tokens it made" \
+    'grep "\"status\":\"499\"" "$AUD"/audit-*.jsonl | grep -q "\"input_tokens\":"'
+
+# The response cache: same app again is a hit; the other app never is.
+REQ='{"messages":[{"role":"user","content":"cache me"}],"max_tokens":12,"temperature":0}'
+h0=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+$C -H "Authorization: Bearer $AK" -d "$REQ" "$U/v1/chat/completions" >"$TMP/c1"
+$C -H "Authorization: Bearer $AK" -d "$REQ" "$U/v1/chat/completions" >"$TMP/c2"
+h1=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+$C -H "Authorization: Bearer $BK" -d "$REQ" "$U/v1/chat/completions" >"$TMP/c3"
+h2=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+check "temperature 0 again from the same app: a cache hit, same answer" \
+    '[ $((h1 - h0)) -eq 1 ] && [ "$(json "[\"choices\"][0][\"message\"]" <"$TMP/c1")" = "$(json "[\"choices\"][0][\"message\"]" <"$TMP/c2")" ]'
+check "the same request from another app is not served from the cache" \
+    '[ "$h2" = "$h1" ] && [ "$(json "[\"choices\"][0][\"message\"]" <"$TMP/c3")" = "$(json "[\"choices\"][0][\"message\"]" <"$TMP/c1")" ]'
+check "hits are audited (resource #cache, tokens), all of them app A's" \
+    '[ "$(grep "\"resource\":\"/v1/chat/completions#cache\"" "$AUD"/audit-*.jsonl | grep -c "\"key\":\"$(echo "$AK" | cut -c5-16)\"")" -ge 1 ] &&
+     ! grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"key\":\"$(echo "$BK" | cut -c5-16)\"" &&
+     grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"output_tokens\":"'
+check "every inference call has its usage line with tokens and duration" \
+    'grep "\"action\":\"inference.chat\"" "$AUD"/audit-*.jsonl | grep "\"status\":\"200\"" | grep -q "\"input_tokens\":[0-9]*,\"output_tokens\":[0-9]*"'
+
+# Models: load a second one, switch the default and unload the first
+# while requests run on it; none is lost.
+check "admin loads tiny-llama (201) and both are listed" \
+    '$C -H "Authorization: Bearer $K" -d "{\"name\":\"tiny-llama\",\"path\":\"tests/fixtures/tiny-llama\"}" "$U/api/models" | grep -q "\"name\":\"tiny-llama\"" &&
+     [ "$($C -H "Authorization: Bearer $AK" "$U/v1/models" | json "[\"data\"].__len__()")" = 2 ]'
+check "an app may not administer models (403)" \
+    '[ "$($C -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $AK" -X DELETE "$U/api/models/tiny-qwen2")" = 403 ]'
+for i in 1 2 3 4 5 6 7 8; do
+	$C -H "Authorization: Bearer $AK" -o "$TMP/sw$i" -w "%{http_code}" \
+	    -d '{"prompt":"switch '$i'","max_tokens":300,"temperature":0.8}' \
+	    "$U/v1/completions" >"$TMP/sw$i.code" &
+done
+sleep 0.3
+$C -H "Authorization: Bearer $K" -X POST "$U/api/models/tiny-llama/default" >/dev/null
+$C -H "Authorization: Bearer $K" -X DELETE "$U/api/models/tiny-qwen2" >"$TMP/del"
+wait_all() { for i in 1 2 3 4 5 6 7 8; do while [ ! -s "$TMP/sw$i.code" ]; do sleep 0.1; done; done; }
+wait_all
+check "switching and unloading under load loses no request (8 x 200)" \
+    '[ "$(cat "$TMP"/sw*.code | tr -d "\n")" = 200200200200200200200200 ] &&
+     [ "$(grep -l "\"finish_reason\"" "$TMP"/sw[0-9] | wc -l)" = 8 ]'
+check "then only tiny-llama is listed, the default, and tiny-qwen2 is 404" \
+    '[ "$($C -H "Authorization: Bearer $AK" "$U/v1/models" | json "[\"data\"][0][\"id\"]")" = tiny-llama ] &&
+     $C -H "Authorization: Bearer $AK" -d "{\"prompt\":\"x\",\"max_tokens\":2}" "$U/v1/completions" | grep -q "\"model\":\"tiny-llama\"" &&
+     [ "$($C -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $AK" -d "{\"model\":\"tiny-qwen2\",\"prompt\":\"x\"}" "$U/v1/completions")" = 404 ]'
+$C "$U/metrics" >"$TMP/metrics"
+if command -v promtool >/dev/null 2>&1; then
+	check "promtool check metrics finds no problem" \
+	    'promtool check metrics <"$TMP/metrics" >"$TMP/promtool" 2>&1'
+	cat "$TMP/promtool"
+fi
+check "per-model metrics: TTFT, inter-token, e2e, batch size, tokens" \
+    'grep -q "^strongroom_inference_time_to_first_token_seconds_bucket{model=\"tiny-llama\",le=\"+Inf\"}" "$TMP/metrics" &&
+     grep -q "^strongroom_inference_batch_size_count" "$TMP/metrics" &&
+     grep -q "^strongroom_inference_generation_tokens_total{model=\"tiny-llama\"} [1-9]" "$TMP/metrics"'
+stop
+check "the audit log with every inference line verifies" \
+    '"$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'
+check "no API key in the audit log or the daemon's output" \
+    '! grep -q -e "$K" -e "$AK" -e "$BK" "$AUD"/* "$TMP/out" "$TMP/err"'
+
+# A queue of one and one sequence at a time: the rest get 429.
+cat >"$TMP/small.conf" <<EOF
+serve_queue_max = 1
+serve_max_batch = 1
+serve_batch_wait_ms = 0
+EOF
+"$D" --config "$TMP/small.conf" --state-dir "$TMP/state2" \
+    --listen 127.0.0.1:0 >"$TMP/out2" 2>"$TMP/err2" &
+pid2=$!
+port2=$(daemon_port "$TMP/out2")
+K2=$(cat "$TMP/state2/admin.key" 2>/dev/null)
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	curl -sS --cacert "$TMP/state2/tls/cert.pem" -D "$TMP/q$i.head" \
+	    -o "$TMP/q$i" -H "Authorization: Bearer $K2" \
+	    -d '{"prompt":"queue '$i'","max_tokens":400,"temperature":0.7}' \
+	    "https://localhost:$port2/v1/completions" &
+done
+wait_q() { for i in 1 2 3 4 5 6 7 8 9 10; do while [ ! -s "$TMP/q$i" ]; do sleep 0.1; done; done; }
+wait_q
+check "queue full: 429 with Retry-After and an OpenAI error; the rest 200" \
+    '[ "$(grep -l "^HTTP/1.1 429" "$TMP"/q*.head | wc -l)" -ge 1 ] &&
+     grep -qi "^retry-after: [1-9]" $(grep -l "^HTTP/1.1 429" "$TMP"/q*.head | head -n 1) &&
+     grep -q "\"code\":\"queue_full\"" "$TMP"/q[0-9]* &&
+     [ "$(grep -l "^HTTP/1.1 200" "$TMP"/q*.head | wc -l)" -ge 1 ]'
+exit $status

@@ -2,7 +2,7 @@
 TOOLS_BINS := $(BUILD)/bin/sr-p11 $(BUILD)/bin/sr-keys $(BUILD)/bin/p11-bench \
 	$(BUILD)/bin/ks-bench $(BUILD)/bin/tls-ceiling $(BUILD)/bin/sr-audit \
 	$(BUILD)/bin/audit-bench $(BUILD)/bin/sr-mkmodel $(BUILD)/bin/cpu-bench \
-	$(BUILD)/bin/tok-bench
+	$(BUILD)/bin/tok-bench $(BUILD)/bin/sr-generate
 
 tools: $(TOOLS_BINS)
 .PHONY: tools
@@ -52,6 +52,12 @@ $(BUILD)/bin/cpu-bench: $(BUILD)/obj/tools/bench/cpu_bench.o $(INF_A) $(LIB_A)
 # The tokenizer's figures; yyjson is a shared library found through the
 # deps folder's rpath.
 $(BUILD)/bin/tok-bench: $(BUILD)/obj/tools/bench/tok_bench.o $(INF_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)
+
+# Generation from the command line: the whole inference module.
+$(BUILD)/bin/sr-generate: $(BUILD)/obj/tools/sr-generate.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)

@@ -39,16 +39,53 @@ struct mm_job {
 	const float *bias;
 };
 
+/* What a thread does with its own rows once its matrices are done, so
+ * the elementwise step after a matrix runs in parallel too instead of on
+ * the caller alone between two pool runs. Same arithmetic, same results. */
+enum mm_epilogue {
+	MM_PLAIN = 0,
+	MM_SWIGLU,   /* jobs[0] gate, jobs[1] up: gate = silu(gate) * up */
+	MM_RESIDUAL, /* resid += jobs[0].y (the residual stream) */
+};
+
 struct mm_task {
 	const struct mm_job *jobs;
 	int n_jobs, n_tokens;
+	enum mm_epilogue epilogue;
+	float *resid;
 };
+
+static void
+mm_epilogue(const struct mm_task *t, int r0, int r1)
+{
+	const struct mm_job *jb = &t->jobs[0];
+	int tok, r;
+
+	for (tok = 0; tok < t->n_tokens; tok++) {
+		float *y = jb->y + (size_t)tok * jb->ldy;
+
+		if (t->epilogue == MM_SWIGLU) {
+			const float *up = t->jobs[1].y + (size_t)tok * jb->ldy;
+
+			for (r = r0; r < r1; r++) {
+				float g = y[r];
+
+				y[r] = g / (1.0f + expf(-g)) * up[r];
+			}
+		} else {
+			float *x = t->resid + (size_t)tok * jb->ldy;
+
+			for (r = r0; r < r1; r++)
+				x[r] += y[r];
+		}
+	}
+}
 
 static void
 mm_run(void *ctx, int index, int count)
 {
 	const struct mm_task *t = ctx;
-	int j, rows, per, r0, r1;
+	int j, rows, per, r0 = 0, r1 = 0;
 
 	for (j = 0; j < t->n_jobs; j++) {
 		const struct mm_job *jb = &t->jobs[j];
@@ -61,14 +98,24 @@ mm_run(void *ctx, int index, int count)
 			cpu__matmul_rows(jb->y, jb->ldy, jb->x, t->n_tokens,
 			    jb->w, jb->bias, r0, r1);
 	}
+	/* the epilogue's jobs share one row count, hence one split */
+	if (t->epilogue != MM_PLAIN && r0 < r1)
+		mm_epilogue(t, r0, r1);
+}
+
+static void
+mm_then(struct cpu_state *s, const struct mm_job *jobs, int n_jobs,
+    int n_tokens, enum mm_epilogue epilogue, float *resid)
+{
+	struct mm_task t = { jobs, n_jobs, n_tokens, epilogue, resid };
+
+	cpu__pool_run(s->pool, mm_run, &t);
 }
 
 static void
 mm(struct cpu_state *s, const struct mm_job *jobs, int n_jobs, int n_tokens)
 {
-	struct mm_task t = { jobs, n_jobs, n_tokens };
-
-	cpu__pool_run(s->pool, mm_run, &t);
+	mm_then(s, jobs, n_jobs, n_tokens, MM_PLAIN, NULL);
 }
 
 static void
@@ -237,9 +284,7 @@ layer_attention(struct cpu_state *s, const struct inf_layer *L, int l,
 	}
 	(void)n_items;
 	cpu__pool_run(s->pool, att_run, &at);
-	mm(s, &o, 1, T);
-	for (t = 0; t < T * H; t++)
-		s->x[t] += s->xn[t];
+	mm_then(s, &o, 1, T, MM_RESIDUAL, s->x);
 }
 
 static void
@@ -252,21 +297,13 @@ layer_mlp(struct cpu_state *s, const struct inf_layer *L, int T)
 		{ s->up, I, s->xn, &L->up, NULL },
 	};
 	struct mm_job down = { s->xn, H, s->gate, &L->down, NULL };
-	size_t i, n = (size_t)T * I;
 	int t;
 
 	for (t = 0; t < T; t++)
 		rmsnorm(s->xn + (size_t)t * H, s->x + (size_t)t * H,
 		    L->mlp_norm, H, in->rms_norm_eps);
-	mm(s, gu, 2, T);
-	for (i = 0; i < n; i++) {
-		float g = s->gate[i];
-
-		s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
-	}
-	mm(s, &down, 1, T);
-	for (i = 0; i < (size_t)T * H; i++)
-		s->x[i] += s->xn[i];
+	mm_then(s, gu, 2, T, MM_SWIGLU, NULL);
+	mm_then(s, &down, 1, T, MM_RESIDUAL, s->x);
 }
 
 /* The final norm of the wanted rows, packed, then the classifier. */

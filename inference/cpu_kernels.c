@@ -7,6 +7,7 @@
  * and the fallback. Nothing here rounds activations to 16 bits.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(__x86_64__)
@@ -244,18 +245,22 @@ matmul_avx2(float *y, int ldy, const float *x, int nt_all,
 	}
 }
 
+/* Asked from every pool thread at once: an atomic, so the first callers
+ * racing to fill it in is harmless (they all store the same answer). */
 static int
 have_avx2(void)
 {
-	static int cached = -1;
+	static atomic_int cached = -1;
+	int v = atomic_load_explicit(&cached, memory_order_relaxed);
 
-	if (cached < 0) {
+	if (v < 0) {
 		__builtin_cpu_init();
-		cached = __builtin_cpu_supports("avx2") &&
+		v = __builtin_cpu_supports("avx2") &&
 		    __builtin_cpu_supports("fma") &&
 		    __builtin_cpu_supports("f16c");
+		atomic_store_explicit(&cached, v, memory_order_relaxed);
 	}
-	return cached;
+	return v;
 }
 #endif
 

@@ -20,6 +20,7 @@
 
 struct cache_slot {
 	uint64_t hash;
+	uint64_t head;             /* the key's first bytes (up to 8) */
 	uint32_t key_off, key_len; /* key_len 0: empty */
 	uint32_t ids_off, nids;
 };
@@ -310,24 +311,61 @@ bpe_heap(const struct inf_tok *tok, struct tok_ws *ws, size_t n)
 /* Cache and entry point                                              */
 /* ---------------------------------------------------------------- */
 
-static struct cache_slot *
-cache_find(struct tok_ws *ws, const unsigned char *p, size_t n, uint64_t h)
+/* The first min(n, 8) bytes of a piece (n >= 2) as a little-endian
+ * number, without reading past p + n: most pieces are words of up to 8
+ * bytes, which this value and the length identify completely. */
+static inline uint64_t
+key_head(const unsigned char *p, size_t n)
+{
+	uint64_t v;
+	uint32_t lo, hi;
+
+	if (n >= 8) {
+		memcpy(&v, p, 8);
+		return v;
+	}
+	if (n >= 4) {
+		/* two overlapping loads; the shared bytes agree */
+		memcpy(&lo, p, 4);
+		memcpy(&hi, p + n - 4, 4);
+		return (uint64_t)hi << ((n - 4) * 8) | lo;
+	}
+	return (uint64_t)p[0] | (uint64_t)p[1] << 8 |
+	    (n == 3 ? (uint64_t)p[2] << 16 : 0);
+}
+
+static inline uint64_t
+key_hash(const unsigned char *p, size_t n, uint64_t head)
+{
+	uint64_t h;
+
+	if (n > 8)
+		return inf_tok__hash(p, n);
+	h = (head ^ ((uint64_t)n << 59)) * 0xbf58476d1ce4e5b9ull;
+	return h ^ (h >> 29);
+}
+
+static inline struct cache_slot *
+cache_find(struct tok_ws *ws, const unsigned char *p, size_t n, uint64_t h,
+    uint64_t head)
 {
 	uint32_t i = (uint32_t)h & (CACHE_SLOTS - 1);
 	struct cache_slot *s;
 
 	for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {
 		s = &ws->slots[i];
-		if (s->key_len == 0 ||
-		    (s->hash == h && s->key_len == n &&
-		        memcmp(ws->keys + s->key_off, p, n) == 0))
+		if (s->key_len == 0)
+			return s;
+		if (s->hash == h && s->key_len == n && s->head == head &&
+		    (n <= 8 ||
+		        memcmp(ws->keys + s->key_off + 8, p + 8, n - 8) == 0))
 			return s;
 	}
 }
 
 static void
 cache_put(struct tok_ws *ws, const unsigned char *p, size_t n, uint64_t h,
-    const int32_t *ids, size_t nids)
+    uint64_t head, const int32_t *ids, size_t nids)
 {
 	struct cache_slot *s;
 
@@ -335,8 +373,9 @@ cache_put(struct tok_ws *ws, const unsigned char *p, size_t n, uint64_t h,
 	    ws->key_used + n > CACHE_KEY_BYTES ||
 	    ws->ids_used + nids > CACHE_IDS)
 		ws_cache_reset(ws);
-	s = cache_find(ws, p, n, h);
+	s = cache_find(ws, p, n, h, head);
 	s->hash = h;
+	s->head = head;
 	s->key_off = ws->key_used;
 	s->key_len = (uint32_t)n;
 	s->ids_off = ws->ids_used;
@@ -354,13 +393,14 @@ inf_tok__bpe(const struct inf_tok *tok, struct tok_ws *ws,
     struct inf_tok_ids *out)
 {
 	struct cache_slot *hit = NULL;
-	uint64_t h = 0;
+	uint64_t h = 0, head = 0;
 	size_t i, m;
-	int32_t whole;
+	int32_t whole, *dst;
+	const int32_t *src;
 
 	if (n == 0)
 		return 0;
-	if (inf_tok__ids_reserve(out, n) != 0)
+	if (out->cap - out->len < n && inf_tok__ids_reserve(out, n) != 0)
 		return -ENOMEM;
 	if (n == 1) {
 		out->ids[out->len++] = tok->byte_id[p[0]];
@@ -368,11 +408,15 @@ inf_tok__bpe(const struct inf_tok *tok, struct tok_ws *ws,
 	}
 	use_cache = use_cache && n <= CACHE_PIECE_MAX;
 	if (use_cache) {
-		h = inf_tok__hash(p, n);
-		hit = cache_find(ws, p, n, h);
+		head = key_head(p, n);
+		h = key_hash(p, n, head);
+		hit = cache_find(ws, p, n, h, head);
 		if (hit->key_len != 0) {
-			memcpy(out->ids + out->len, ws->ids + hit->ids_off,
-			    hit->nids * sizeof(int32_t));
+			/* a few ids: a loop beats a call to memcpy */
+			dst = out->ids + out->len;
+			src = ws->ids + hit->ids_off;
+			for (i = 0; i < hit->nids; i++)
+				dst[i] = src[i];
 			out->len += hit->nids;
 			return 0;
 		}
@@ -384,7 +428,7 @@ inf_tok__bpe(const struct inf_tok *tok, struct tok_ws *ws,
 		if (whole >= 0 && !(tok->tokens[whole].flags & TOK_ADDED)) {
 			out->ids[out->len++] = whole;
 			if (use_cache)
-				cache_put(ws, p, n, h, &whole, 1);
+				cache_put(ws, p, n, h, head, &whole, 1);
 			return 0;
 		}
 	}
@@ -399,6 +443,6 @@ inf_tok__bpe(const struct inf_tok *tok, struct tok_ws *ws,
 	memcpy(out->ids + out->len, ws->seq, m * sizeof(int32_t));
 	out->len += m;
 	if (use_cache)
-		cache_put(ws, p, n, h, ws->seq, m);
+		cache_put(ws, p, n, h, head, ws->seq, m);
 	return 0;
 }

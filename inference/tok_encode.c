@@ -79,6 +79,131 @@ pcre_error(int rc)
 	return rc == PCRE2_ERROR_NOMEMORY ? -ENOMEM : -E2BIG;
 }
 
+/* ASCII classes of the split regexes under PCRE2_UCP: \p{L} is A-Z a-z,
+ * \p{N} is 0-9, \s is space and \t \n \v \f \r; everything else ASCII
+ * is "other" ([^\s\p{L}\p{N}]). */
+static inline int
+is_letter(unsigned c)
+{
+	return (c | 0x20) - 'a' < 26;
+}
+
+static inline int
+is_digit(unsigned c)
+{
+	return c - '0' < 10;
+}
+
+static inline int
+is_space(unsigned c)
+{
+	return c == ' ' || c - '\t' < 5;
+}
+
+static inline int
+is_other(unsigned c)
+{
+	return c < 0x80 && !is_letter(c) && !is_digit(c) && !is_space(c);
+}
+
+/* 1 when p[i] exists and is not ASCII: its class needs Unicode tables */
+#define NON_ASCII_AT(i) ((i) < n && p[i] >= 0x80)
+
+/* The alternatives in the regex's order; each either decides (returns 1
+ * with *end), fails (falls through to the next), or cannot tell without a
+ * non-ASCII byte's properties (returns 0: PCRE2 decides). */
+int
+inf_tok__fast_split(
+    const unsigned char *p, size_t n, size_t off, int fast_digits, size_t *end)
+{
+	unsigned c = p[off], d, e;
+	size_t k, r;
+
+	/* (?i:'s|'t|'re|'ve|'m|'ll|'d) */
+	if (c == '\'' && off + 1 < n) {
+		d = p[off + 1];
+		if (d >= 0x80)
+			return 0; /* U+017F matches (?i)s */
+		d = is_letter(d) ? d | 0x20 : 0;
+		if (d == 's' || d == 't' || d == 'm' || d == 'd') {
+			*end = off + 2;
+			return 1;
+		}
+		if ((d == 'r' || d == 'v' || d == 'l') && off + 2 < n) {
+			e = p[off + 2];
+			if (e >= 0x80)
+				return 0;
+			if (is_letter(e) &&
+			    (e | 0x20) == (d == 'l' ? 'l' : 'e')) {
+				*end = off + 3;
+				return 1;
+			}
+		}
+	}
+	/* [^\r\n\p{L}\p{N}]?\p{L}+ */
+	k = n; /* no letter run found */
+	if (is_letter(c)) {
+		k = off;
+	} else if (!is_digit(c) && c != '\r' && c != '\n' && off + 1 < n) {
+		if (p[off + 1] >= 0x80)
+			return 0;
+		if (is_letter(p[off + 1]))
+			k = off + 1;
+	}
+	if (k < n) {
+		while (k < n && is_letter(p[k]))
+			k++;
+		if (NON_ASCII_AT(k))
+			return 0;
+		*end = k;
+		return 1;
+	}
+	/* \p{N} or \p{N}{1,3} */
+	if (is_digit(c)) {
+		for (k = off + 1;
+		     k < n && k - off < (size_t)fast_digits && is_digit(p[k]);
+		     k++)
+			;
+		if (k - off < (size_t)fast_digits && NON_ASCII_AT(k))
+			return 0;
+		*end = k;
+		return 1;
+	}
+	/* ?[^\s\p{L}\p{N}]+[\r\n]* */
+	k = c == ' ' ? off + 1 : off;
+	if (NON_ASCII_AT(k))
+		return 0;
+	if (k < n && is_other(p[k])) {
+		while (k < n && is_other(p[k]))
+			k++;
+		if (NON_ASCII_AT(k))
+			return 0;
+		while (k < n && (p[k] == '\r' || p[k] == '\n'))
+			k++;
+		*end = k;
+		return 1;
+	}
+	/* c is white space: the run decides the last three */
+	for (k = off; k < n && is_space(p[k]); k++)
+		;
+	if (NON_ASCII_AT(k))
+		return 0; /* U+00A0, U+0085, ... continue the run */
+	/* \s*[\r\n]+ : through the run's last line break */
+	for (r = k; r > off; r--)
+		if (p[r - 1] == '\r' || p[r - 1] == '\n') {
+			*end = r;
+			return 1;
+		}
+	/* \s+(?!\S) : all of it at the end, else all but the last */
+	if (k == n || k - off >= 2) {
+		*end = k == n ? k : k - 1;
+		return 1;
+	}
+	/* \s+ */
+	*end = k;
+	return 1;
+}
+
 /* Pre-tokenizer step `stage` on one piece; the last step hands each piece
  * to BPE. Split steps keep both the matches and the text between them
  * (behavior Isolated). */
@@ -108,6 +233,23 @@ run_stage(const struct inf_tok *tok, struct tok_ws *ws, int stage,
 	if (st->re == NULL)
 		return run_stage(tok, ws, stage + 1, p, n, out);
 	while (off < n) {
+		if (st->fast_digits && p[off] < 0x80 &&
+		    inf_tok__fast_split(p, n, off, st->fast_digits, &me)) {
+			if (off > start &&
+			    (rc = run_stage(tok, ws, stage + 1, p + start,
+			         off - start, out)) != 0)
+				return rc;
+			/* the usual last step: straight to BPE */
+			rc = stage + 1 == tok->nstages
+			    ? inf_tok__bpe(
+			          tok, ws, p + off, me - off, 1, 0, out)
+			    : run_stage(
+			          tok, ws, stage + 1, p + off, me - off, out);
+			if (rc != 0)
+				return rc;
+			start = off = me;
+			continue;
+		}
 		if (st->jit)
 			rc = pcre2_jit_match(
 			    st->re, p, n, off, 0, re->md[stage], re->mctx);

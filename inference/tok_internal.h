@@ -55,6 +55,9 @@ struct tok_stage {
 	pcre2_code *re;
 	int jit;
 	int prefix_space;
+	/* the regex is Qwen2's (1) or Llama-3's (3: \p{N}{1,3}) split, which
+	 * inf_tok__fast_split() matches on ASCII without PCRE2; 0: neither */
+	int fast_digits;
 };
 
 struct tok_ws;
@@ -144,6 +147,13 @@ void inf_tok__ws_re_free(struct tok_ws_re *re);
 int inf_tok__bpe(const struct inf_tok *tok, struct tok_ws *ws,
     const unsigned char *p, size_t n, int use_cache, int algo,
     struct inf_tok_ids *out);
+
+/* The match of the Qwen2 / Llama-3 split regex (stage.fast_digits: the
+ * most digits one piece takes) that starts at p[off], an ASCII byte, found
+ * by hand: 1 with *end set when every byte it had to look at is ASCII (the
+ * same match PCRE2 gives), 0 when a non-ASCII byte decides it (ask PCRE2). */
+int inf_tok__fast_split(
+    const unsigned char *p, size_t n, size_t off, int fast_digits, size_t *end);
 
 /* The pre-tokenizer and BPE over one stretch of text that holds no added
  * token (normalised first when the tokenizer has NFC). */

@@ -77,11 +77,12 @@ $(BUILD)/bin/sr-policy: $(BUILD)/obj/tools/sr-policy.o $(APP_A) $(INF_LINK) \
 	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(INF_LINK) $(KS_A) $(P11_A) \
 	    $(LIB_A) $(APP_EXT) $(INF_EXT) $(LDLIBS)
 
-# Greedy generation with the engine alone: the serving tests' expectation.
+# Generation from the command line: the whole inference module
+# (and the serving tests' expectations, with --json).
 $(BUILD)/bin/sr-generate: $(BUILD)/obj/tools/sr-generate.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(INF_A) $(LIB_A) -L$(DEPLIB) -lyyjson \
-	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) -lpthread
+	    -Wl,-rpath,$(DEPLIB) $(INF_EXT) $(LDLIBS)
 
 # The serving benchmark's anchor: the scheduler in-process, no HTTP.
 $(BUILD)/bin/serve-bench: $(BUILD)/obj/tools/bench/serve_bench.o $(APP_A) \

@@ -6,7 +6,9 @@
  * is lossless (the raw decode is the input, in both modes), plain text
  * never yields a special token, the default decode is valid UTF-8 (equal
  * to the input when the input was), and the streaming decoder's output is
- * the whole decode. ASan and UBSan catch the rest.
+ * the whole decode. The hand matcher of the Qwen2 / Llama-3 split regex
+ * must give PCRE2's match at every ASCII offset where it decides. ASan
+ * and UBSan catch the rest.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "inference/tok_internal.h"
 #include "inference/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -122,6 +125,37 @@ check(struct inf_tok *tok, const uint8_t *data, size_t size, unsigned flags)
 	inf_tok_text_free(&streamed);
 }
 
+/* The first split step's hand matcher against PCRE2 itself. */
+static void
+check_fast_split(struct inf_tok *tok, const uint8_t *data, size_t size)
+{
+	static pcre2_match_data *md;
+	const struct tok_stage *st = &tok->stages[0];
+	PCRE2_SIZE *ov;
+	size_t off, end;
+	int rc;
+
+	if (st->fast_digits == 0)
+		abort(); /* both fixtures have a recognised regex */
+	if (md == NULL && (md = pcre2_match_data_create(4, NULL)) == NULL)
+		abort();
+	for (off = 0; off < size; off++) {
+		if (data[off] >= 0x80 ||
+		    !inf_tok__fast_split(
+		        data, size, off, st->fast_digits, &end))
+			continue;
+		rc = pcre2_match(st->re, data, size, off, 0, md, NULL);
+		ov = pcre2_get_ovector_pointer(md);
+		if (rc <= 0 || ov[0] != off || ov[1] != end) {
+			fprintf(stderr,
+			    "hand split at %zu ends at %zu, PCRE2 (%d) "
+			    "[%zu, %zu)\n",
+			    off, end, rc, (size_t)ov[0], (size_t)ov[1]);
+			abort();
+		}
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -131,6 +165,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < 2; i++) {
 		check(toks[i], data, size, 0);
 		check(toks[i], data, size, INF_TOK_PARSE_SPECIAL);
+		check_fast_split(toks[i], data, size);
 	}
 	return 0;
 }

@@ -112,10 +112,20 @@ bench(struct inf_model *m, int decode_tokens, int prefill_tokens, int batch,
 	int32_t prompt[4096], toks[16];
 	float *logits = malloc((size_t)in->vocab_size * 16 * sizeof(float));
 	double t0, dt, tps, roof;
-	int i, k, rc = 0, cap = prefill_tokens + decode_tokens + 16;
+	int i, k, rc = 0;
+	/* the first sequence takes the prompt, then both decode runs */
+	int cap = prefill_tokens + 2 * decode_tokens + 16;
 
 	if (logits == NULL || batch > 16 || prefill_tokens > 4096)
 		return -ENOMEM;
+	if (cap > in->max_position_embeddings) {
+		fprintf(stderr,
+		    "cpu-bench: PREFILL + 2 x DECODE + 16 = %d tokens is more "
+		    "than the model's %d positions\n",
+		    cap, in->max_position_embeddings);
+		free(logits);
+		return INF_EPARAM;
+	}
 	for (i = 0; i < prefill_tokens; i++)
 		prompt[i] = (int32_t)((i * 7919 + 13) % in->vocab_size);
 	for (k = 0; k < batch && rc == 0; k++)

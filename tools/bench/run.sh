@@ -9,6 +9,12 @@
 #     raw fdatasync'd appends of same-size lines in same-size batches;
 #   - the tokenizer: encoding MB/s against its own pre-tokenizer regex run
 #     alone on the same text (tools/bench/tok_bench.c);
+#   - CPU inference at the DeepSeek-R1-Distill-Qwen-1.5B shape (random BF16
+#     weights from sr-mkmodel, 3.5 GB, made once under $BUILD/models; or a
+#     real folder named by SR_BENCH_MODEL): batch-1 decode tokens/s as a
+#     percentage of the memory-bandwidth roofline measured in the same run
+#     (a streaming read of 512 MB), prefill and batched decode tokens/s
+#     (tools/bench/cpu_bench.c; SR_BENCH_DECODE / SR_BENCH_PREFILL tokens);
 #   - strongroomd against nginx (h2load): keep-alive requests and new TLS
 #     1.3 handshakes per second, with latency (tools/bench/http_bench.sh);
 #   - inference over HTTPS against the scheduler in-process: requests and
@@ -19,7 +25,7 @@
 set -u
 
 BUILD=${BUILD:-build}
-for b in p11-bench ks-bench audit-bench tok-bench; do
+for b in p11-bench ks-bench audit-bench tok-bench sr-mkmodel cpu-bench; do
 	if [ ! -x "$BUILD/bin/$b" ]; then
 		echo "run.sh: $BUILD/bin/$b is missing; run make first" >&2
 		exit 1
@@ -46,6 +52,20 @@ echo "== audit log: durable events (write + fdatasync before the ack)" \
 BUILD=$BUILD "$BUILD/bin/audit-bench" || exit 1
 echo "== tokenizer: encoding against the bare pre-tokenizer regex, same text"
 "$BUILD/bin/tok-bench" || exit 1
+
+model=${SR_BENCH_MODEL:-$BUILD/models/qwen2-1.5b}
+echo
+echo "== CPU inference: decode against the memory-bandwidth roofline" \
+	"measured in the same run; prefill; batched decode ($model)"
+if [ -z "${SR_BENCH_MODEL:-}" ] && [ ! -f "$model/config.json" ]; then
+	# written aside and renamed, so a cut-off run leaves no half model
+	mkdir -p "$(dirname "$model")" && rm -rf "$model.part" || exit 1
+	echo "   (writing the 1.5B shape once: 3.5 GB of random BF16 weights)"
+	"$BUILD/bin/sr-mkmodel" --shape qwen2-1.5b --out "$model.part" \
+	    >/dev/null && mv "$model.part" "$model" || exit 1
+fi
+"$BUILD/bin/cpu-bench" "$model" "${SR_BENCH_DECODE:-16}" \
+    "${SR_BENCH_PREFILL:-64}" 4 || exit 1
 
 echo
 echo "== the daemon against nginx: same certificate, TLS 1.3, same answer"

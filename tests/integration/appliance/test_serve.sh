@@ -12,7 +12,7 @@ set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/serve-$$
 D=${SR_DAEMON:-$BUILD/bin/strongroomd}
-GEN="$BUILD/bin/sr-generate tests/fixtures/tiny-qwen2"
+GEN="$BUILD/bin/sr-generate --model tests/fixtures/tiny-qwen2 --json --temperature 0"
 pid=
 pid2=
 . "$(dirname "$0")/../tap.sh"

@@ -226,6 +226,102 @@ test_raw_round_trip(void **state)
 
 /* The quadratic scan and the heap merge identically, on text and on long
  * runs where ties between equal pairs decide (leftmost first). */
+/* Random strings from pieces chosen to hit every branch of the hand
+ * matcher: letters that (?i) contractions need, digits, each kind of
+ * white space, punctuation, and non-ASCII letters, digits, spaces, the
+ * long s that (?i)'s matches, and a byte that is not UTF-8 at all. */
+static size_t
+random_split_text(unsigned char *buf, size_t cap, uint64_t *seed)
+{
+	static const char *const atoms[] = { "a", "Z", "s", "S", "l", "L", "e",
+		"E", "r", "R", "v", "m", "d", "t", "T", "0", "7", "12345", "'",
+		"'", " ", " ", "  ", "\t", "\n", "\r", "\v", "\f", ".", "(",
+		"-", "\x01", "\x7f", "\xc3\xa9", "\xc5\xbf", "\xc2\xa0",
+		"\xc2\x85", "\xd9\xa3", "\xe4\xb8\xad", "\xe2\x80\x94",
+		"\xff" };
+	size_t n = 0, k, want;
+	const char *a;
+
+	*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+	want = 1 + (size_t)(*seed >> 59); /* 1..32 atoms */
+	while (want-- > 0) {
+		*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+		a = atoms[(*seed >> 33) % (sizeof(atoms) / sizeof(atoms[0]))];
+		k = strlen(a);
+		if (n + k > cap)
+			break;
+		memcpy(buf + n, a, k);
+		n += k;
+	}
+	return n;
+}
+
+/* The hand matcher of the Qwen2 / Llama-3 split regex gives PCRE2's own
+ * match wherever it decides, and whole encodes with and without it are
+ * equal. */
+static void
+test_fast_split_matches_pcre2(void **state)
+{
+	unsigned char buf[256];
+	struct inf_tok *tok, *slow;
+	struct inf_tok_ids a, b;
+	pcre2_match_data *md;
+	PCRE2_SIZE *ov;
+	uint64_t seed = 42;
+	size_t n, off, end, decided = 0, asked = 0;
+	char err[256];
+	int f, i, rc;
+
+	(void)state;
+	for (f = 0; f < 2; f++) {
+		assert_int_equal(inf_tok_load(fixtures[f], &tok, err), 0);
+		assert_int_equal(inf_tok_load(fixtures[f], &slow, err), 0);
+		assert_int_equal(tok->stages[0].fast_digits, f == 0 ? 1 : 3);
+		slow->stages[0].fast_digits = 0;
+		md = pcre2_match_data_create_from_pattern(
+		    tok->stages[0].re, NULL);
+		assert_non_null(md);
+		inf_tok_ids_init(&a);
+		inf_tok_ids_init(&b);
+		for (i = 0; i < 20000; i++) {
+			n = random_split_text(buf, sizeof(buf), &seed);
+			for (off = 0; off < n; off++) {
+				if (buf[off] >= 0x80)
+					continue;
+				asked++;
+				if (!inf_tok__fast_split(buf, n, off,
+				        tok->stages[0].fast_digits, &end))
+					continue;
+				decided++;
+				rc = pcre2_match(tok->stages[0].re, buf, n, off,
+				    0, md, NULL);
+				assert_true(rc > 0);
+				ov = pcre2_get_ovector_pointer(md);
+				if (ov[0] != off || ov[1] != end)
+					fail_msg("%s: at %zu of \"%.*s\": "
+					         "PCRE2 [%zu, %zu), hand %zu",
+					    fixtures[f], off, (int)n, buf,
+					    (size_t)ov[0], (size_t)ov[1], end);
+			}
+			a.len = b.len = 0;
+			assert_int_equal(
+			    inf_tok_encode(tok, (char *)buf, n, 0, &a), 0);
+			assert_int_equal(
+			    inf_tok_encode(slow, (char *)buf, n, 0, &b), 0);
+			assert_int_equal(a.len, b.len);
+			assert_memory_equal(
+			    a.ids, b.ids, a.len * sizeof(int32_t));
+		}
+		pcre2_match_data_free(md);
+		inf_tok_ids_free(&a);
+		inf_tok_ids_free(&b);
+		inf_tok_free(tok);
+		inf_tok_free(slow);
+	}
+	/* most ASCII positions are decided by hand, not all */
+	assert_true(decided > asked / 2 && decided < asked);
+}
+
 static void
 test_merge_loops_agree(void **state)
 {
@@ -433,6 +529,7 @@ main(void)
 		cmocka_unit_test(test_plain_text_cannot_forge),
 		cmocka_unit_test(test_raw_round_trip),
 		cmocka_unit_test(test_merge_loops_agree),
+		cmocka_unit_test(test_fast_split_matches_pcre2),
 		cmocka_unit_test(test_stream_decode),
 		cmocka_unit_test(test_concurrent_encoders),
 	};

@@ -86,6 +86,7 @@ static const struct key keys[] = {
 	{ "serve_kv_budget_mb", K_UINT, FIELD(serve_kv_budget_mb), 1, 1 << 22,
 	    0 },
 	{ "serve_threads", K_UINT, FIELD(serve_threads), 0, 1024, 0 },
+	{ "serve_backend", K_PATH, FIELD(serve_backend), 0, 0, 0 },
 	{ "serve_key_concurrency", K_UINT, FIELD(serve_key_concurrency), 1,
 	    1000000, 0 },
 	{ "serve_key_tokens_per_s", K_RATE, FIELD(serve_key_tokens_per_s), 0, 0,
@@ -130,6 +131,7 @@ app_config_defaults(struct app_config *c)
 	 * something without a download; an appliance names its own. */
 	snprintf(c->models, sizeof(c->models),
 	    "tiny-qwen2=tests/fixtures/tiny-qwen2");
+	snprintf(c->serve_backend, sizeof(c->serve_backend), "auto");
 	c->serve_max_batch = 32;
 	c->serve_batch_wait_ms = 50;
 	c->serve_queue_max = 256;
@@ -297,6 +299,9 @@ check_text(const struct key *k, const char *v)
 	for (p = (const unsigned char *)v; *p != '\0'; p++)
 		if (*p < 0x20 || *p == 0x7f)
 			return "control character in value";
+	if (strcmp(k->name, "serve_backend") == 0 && strcmp(v, "auto") != 0 &&
+	    strcmp(v, "cpu") != 0 && strcmp(v, "cuda") != 0)
+		return "not auto, cpu or cuda";
 	if (k->kind == K_URI && *v != '\0' && strncmp(v, "pkcs11:", 7) != 0)
 		return "not a pkcs11: URI";
 	if (k->kind == K_LISTEN)

@@ -79,6 +79,8 @@ struct app_config {
 	unsigned serve_queue_max;       /* waiting requests per model; 256 */
 	unsigned serve_kv_budget_mb;    /* KV cache per model; 2048 */
 	unsigned serve_threads;         /* engine threads; 0 = one per core */
+	char serve_backend[8];          /* "auto" (CUDA when usable), "cpu",
+	                                   "cuda" */
 	unsigned serve_key_concurrency; /* requests in flight per key; 64 */
 	double serve_key_tokens_per_s;  /* tokens per key and second */
 	double serve_key_tokens_burst;  /* the bucket; default 200000 */

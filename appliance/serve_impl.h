@@ -179,7 +179,8 @@ struct serve_limits;
 struct serve {
 	struct sched_opts so;
 	int threads;
-	pthread_mutex_t mu; /* the list and the default */
+	const struct inf_backend_ops *backend; /* serve_backend's choice */
+	pthread_mutex_t mu;                    /* the list and the default */
 	struct serve_model *models;
 	char default_name[SERVE_NAME_MAX];
 	struct serve_cache *cache;

@@ -54,7 +54,7 @@ int
 serve_model_load(struct serve *s, const char *name, const char *dir,
     struct serve_model **out, char err[256])
 {
-	struct inf_open_opts oo = { NULL, s->threads };
+	struct inf_open_opts oo = { s->backend, s->threads };
 	struct serve_model *m;
 	char ierr[INF_ERR_MAX];
 	int rc;
@@ -277,6 +277,31 @@ load_configured(struct serve *s, const char *list, char err[256])
 	return rc;
 }
 
+/* serve_backend: "cpu", "cuda" (refused when no GPU can be used), or
+ * "auto" (CUDA when a GPU can be used, else the CPU, said in the log). */
+static int
+pick_backend(
+    const char *want, const struct inf_backend_ops **out, char err[256])
+{
+	char why[200] = "";
+	int cuda = inf_cuda_available(why, sizeof(why));
+
+	*out = &inf_backend_cpu;
+	if (strcmp(want, "cpu") == 0)
+		return 0;
+	if (cuda) {
+		*out = &inf_backend_cuda;
+		log_info("serving on the GPU: %s (CUDA backend)", why);
+		return 0;
+	}
+	if (strcmp(want, "cuda") == 0) {
+		snprintf(err, 256, "serve_backend = cuda: %s", why);
+		return -ENODEV;
+	}
+	log_info("serving on the CPU: %s", why);
+	return 0;
+}
+
 int
 serve_open(const struct app_config *cfg, struct serve **out, char err[256])
 {
@@ -291,6 +316,8 @@ serve_open(const struct app_config *cfg, struct serve **out, char err[256])
 		(int)cfg->serve_batch_wait_ms, (int)cfg->serve_queue_max,
 		(uint64_t)cfg->serve_kv_budget_mb << 20, 4096 };
 	s->threads = (int)cfg->serve_threads;
+	if ((rc = pick_backend(cfg->serve_backend, &s->backend, err)) != 0)
+		goto fail;
 	rc = serve_limits_new(cfg->serve_key_concurrency,
 	    cfg->serve_key_tokens_per_s, cfg->serve_key_tokens_burst,
 	    &s->limits);

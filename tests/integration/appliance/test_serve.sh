@@ -179,4 +179,19 @@ check "queue full: 429 with Retry-After and an OpenAI error; the rest 200" \
      grep -qi "^retry-after: [1-9]" $(grep -l "^HTTP/1.1 429" "$TMP"/q*.head | head -n 1) &&
      grep -q "\"code\":\"queue_full\"" "$TMP"/q[0-9]* &&
      [ "$(grep -l "^HTTP/1.1 200" "$TMP"/q*.head | wc -l)" -ge 1 ]'
+
+# The backend: without a usable GPU, serve_backend = cuda refuses to
+# start and says why; auto (the default) said it serves on the CPU.
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+	echo "# skip: serve_backend = cuda refusal (this machine has a GPU)"
+else
+	printf 'serve_backend = cuda\n' >"$TMP/cuda.conf"
+	timeout 60 "$D" --config "$TMP/cuda.conf" --state-dir "$TMP/state3" \
+	    --listen 127.0.0.1:0 >"$TMP/out3" 2>"$TMP/err3"
+	rc3=$?
+	check "serve_backend = cuda without a GPU: refused, naming the reason" \
+	    '[ $rc3 -ne 0 ] && grep -q "serve_backend = cuda: " "$TMP/err3"'
+	check "serve_backend = auto without a GPU: the log says the CPU serves" \
+	    'grep -q "serving on the CPU: " "$TMP/err"'
+fi
 exit $status

@@ -213,6 +213,10 @@ static const struct bad bad_values[] = {
 	{ "hsm_uri", "http://hsm",
 	    "bad value for 'hsm_uri': not a pkcs11: URI" },
 	{ "listen", "", NULL },
+	{ "serve_backend", "gpu",
+	    "bad value for 'serve_backend': not auto, "
+	    "cpu or cuda" },
+	{ "serve_backend", "", NULL },
 };
 
 static void

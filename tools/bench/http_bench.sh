@@ -32,7 +32,7 @@ cleanup() {
 trap 'cleanup; rm -rf "$DIR"' EXIT
 
 start_strongroom() {
-	printf 'loops = %s\nrate_global = 10000000\nrate_global_burst = 10000000\nrate_per_addr = 10000000\nrate_per_addr_burst = 10000000\nmax_conns_per_addr = 10000\n' \
+	printf 'loops = %s\nrate_global = 10000000\nrate_global_burst = 10000000\nrate_per_addr = 10000000\nrate_per_addr_burst = 10000000\nrate_per_key = 10000000\nrate_per_key_burst = 10000000\nmax_conns_per_addr = 10000\n' \
 	    "$1" >"$DIR/strongroom.conf"
 	"$D" --config "$DIR/strongroom.conf" --state-dir "$DIR/state" \
 	    --listen 127.0.0.1:0 >"$DIR/out" 2>"$DIR/err" &
@@ -88,10 +88,14 @@ EOF
 	done
 }
 
-# keepalive PORT: "req/s p50_ms p99_ms"
+# keepalive PORT [PATH [h2load options]]: "req/s p50_ms p99_ms"
 keepalive() {
-	h2load --h1 -c "$CONNS" -n "$REQS" -t 1 --log-file="$DIR/lat" \
-	    "https://127.0.0.1:$1/health" >"$DIR/h2" 2>&1 || return 1
+	_port=$1
+	_path=${2:-/health}
+	shift
+	[ $# -gt 0 ] && shift
+	h2load --h1 -c "$CONNS" -n "$REQS" -t 1 --log-file="$DIR/lat" "$@" \
+	    "https://127.0.0.1:$_port$_path" >"$DIR/h2" 2>&1 || return 1
 	rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$DIR/h2")
 	ok=$(sed -n 's/^status codes: \([0-9]*\) 2xx.*/\1/p' "$DIR/h2")
 	[ "${ok:-0}" -ge "$REQS" ] || { cat "$DIR/h2" >&2; return 1; }
@@ -144,6 +148,44 @@ for loops in 1 2; do
 	cleanup
 done
 echo "goals: keep-alive >= 1.00x nginx, new handshakes >= 0.90x nginx"
+
+# Authenticated requests (the access issue's figures), 2 loops: an API key
+# verified from the keystore's cache, the policy, and a durable audit line
+# per request, against nginx's static answer; and JWTs issued by
+# /oauth/token (client credentials, HSM-signed) against raw C_Sign ECDSA
+# P-256 signatures on the same SoftHSM2 (p11-bench's anchor column).
+start_strongroom 2
+start_nginx 2
+AK=$(cat "$DIR/state/admin.key")
+CURL="curl -sS --cacert $DIR/state/tls/cert.pem --resolve localhost:$sport:127.0.0.1"
+app=$($CURL -H "Authorization: Bearer $AK" \
+    -d '{"name":"bench","cidrs":["127.0.0.1/32"]}' \
+    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+appkey=$($CURL -H "Authorization: Bearer $AK" -X POST \
+    "https://localhost:$sport/api/apps/$app/keys" |
+    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+printf 'grant_type=client_credentials&client_id=%s&client_secret=%s' \
+    "$app" "$appkey" >"$DIR/token.form"
+if [ -z "$app" ] || [ -z "$appkey" ]; then
+	echo "http_bench: could not make the benchmark's app" >&2
+	status=1
+else
+	s=$(keepalive "$sport" "/api/apps/$app" -H "Authorization: Bearer $AK") &&
+	    n=$(keepalive "$nport") &&
+	    echo "$s $n" | awk '{ printf "authenticated req/s (API key, cache hit, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs nginx static %.0f: %.2fx (goal >= 1.00x)\n", $1, $2, $3, $4, $1 / $4 }' ||
+	    status=1
+	REQS_SAVED=$REQS
+	REQS=${SR_JWT_REQUESTS:-5000}
+	j=$(keepalive "$sport" /oauth/token -d "$DIR/token.form" \
+	    -H "Content-Type: application/x-www-form-urlencoded") || status=1
+	REQS=$REQS_SAVED
+	raw=$(SR_BENCH_SECONDS=${SR_BENCH_SECONDS:-1.2} "$BUILD/bin/p11-bench" |
+	    awk '$1 == "ecdsa-p256" && $2 == 2 { print $4 }')
+	[ -n "${j:-}" ] && [ -n "$raw" ] && echo "$j $raw" | awk '{
+	    printf "JWTs issued/s (POST /oauth/token, HSM ES256, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs raw C_Sign ECDSA P-256 %d/s (2 threads): %.2fx (goal >= 0.90x)\n",
+	    $1, $2, $3, $4, $1 / $4 }'
+fi
+cleanup
 # The anchor the handshake path is held to: mbedTLS's own arithmetic.
 "$BUILD/bin/tls-ceiling" | tee "$DIR/ceiling"
 ceil=$(sed -n 's/^handshake ceiling: \([0-9]*\) .*/\1/p' "$DIR/ceiling")

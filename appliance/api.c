@@ -570,6 +570,33 @@ session_auth(struct api_req *r)
 	return ROUTE_PENDING;
 }
 
+/* Loop: a Bearer credential's form first (a typo or a guess costs no
+ * lookup and no HSM), then its record on a worker (auth_work). */
+static int
+bearer_authenticate(struct api_req *r)
+{
+	if (r->bearer[0] == '\0') {
+		r->auth_rc = -EACCES;
+		r->auth_code = "unauthenticated";
+		return after_auth(r);
+	}
+	if (strncmp(r->bearer, "srk_", 4) == 0 &&
+	    ks_apikey_check(r->bearer, strlen(r->bearer)) != 0) {
+		sr_wipe(r->bearer, sizeof(r->bearer));
+		r->auth_rc = KS_EAPIKEY;
+		r->auth_code = "invalid_api_key";
+		return after_auth(r);
+	}
+	if (strncmp(r->bearer, "srk_", 4) == 0)
+		ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id);
+	if (app_pending_work(r->p, auth_work) != 0) {
+		sr_wipe(r->bearer, sizeof(r->bearer));
+		api_answer_error(r, 503, "unavailable", "no worker available");
+		return audit_then_answer(r);
+	}
+	return ROUTE_PENDING;
+}
+
 int
 api_route(struct api *a, struct route_ctx *ctx)
 {
@@ -620,27 +647,7 @@ api_route(struct api *a, struct route_ctx *ctx)
 	}
 	if (r->bearer[0] == '\0' && r->session[0] != '\0')
 		return session_auth(r);
-	if (r->bearer[0] == '\0') {
-		r->auth_rc = -EACCES;
-		r->auth_code = "unauthenticated";
-		return after_auth(r);
-	}
-	if (strncmp(r->bearer, "srk_", 4) == 0 &&
-	    ks_apikey_check(r->bearer, strlen(r->bearer)) != 0) {
-		/* A typo or a guess: no lookup, no HSM. */
-		sr_wipe(r->bearer, sizeof(r->bearer));
-		r->auth_rc = KS_EAPIKEY;
-		r->auth_code = "invalid_api_key";
-		return after_auth(r);
-	}
-	if (strncmp(r->bearer, "srk_", 4) == 0)
-		ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id);
-	if (app_pending_work(r->p, auth_work) != 0) {
-		sr_wipe(r->bearer, sizeof(r->bearer));
-		api_answer_error(r, 503, "unavailable", "no worker available");
-		return audit_then_answer(r);
-	}
-	return ROUTE_PENDING;
+	return bearer_authenticate(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -716,32 +723,11 @@ external_closed(void *arg)
 		r->ext->on_close(r->ext_arg);
 }
 
-/* Loop: as api_route() does for its own routes: the credential's form,
- * then on a worker its record. */
+/* Loop: as api_route() does for its own routes. */
 static int
 external_authenticate(struct api_req *r)
 {
-	if (r->bearer[0] == '\0') {
-		r->auth_rc = -EACCES;
-		r->auth_code = "unauthenticated";
-		return after_auth(r);
-	}
-	if (strncmp(r->bearer, "srk_", 4) == 0 &&
-	    ks_apikey_check(r->bearer, strlen(r->bearer)) != 0) {
-		/* A typo or a guess: no lookup, no HSM. */
-		sr_wipe(r->bearer, sizeof(r->bearer));
-		r->auth_rc = KS_EAPIKEY;
-		r->auth_code = "invalid_api_key";
-		return after_auth(r);
-	}
-	if (strncmp(r->bearer, "srk_", 4) == 0)
-		ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id);
-	if (app_pending_work(r->p, auth_work) != 0) {
-		sr_wipe(r->bearer, sizeof(r->bearer));
-		api_answer_error(r, 503, "unavailable", "no worker available");
-		return audit_then_answer(r);
-	}
-	return ROUTE_PENDING;
+	return bearer_authenticate(r);
 }
 
 static int

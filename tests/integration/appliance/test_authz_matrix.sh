@@ -15,10 +15,6 @@ D=${SR_DAEMON:-$BUILD/bin/strongroomd}
 pid=
 . "$(dirname "$0")/../tap.sh"
 
-stop() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	pid=
-}
 mkdir -p "$TMP"
 trap 'stop; [ -n "${SR_KEEP:-}" ] || rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM

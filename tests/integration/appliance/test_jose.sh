@@ -22,10 +22,6 @@ if [ ! -f "$BUILD/node_modules/jose/package.json" ]; then
 	npm install --prefix "$BUILD" --no-audit --no-fund --silent jose \
 	    >/dev/null 2>&1
 fi
-stop() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-	pid=
-}
 mkdir -p "$TMP"
 trap 'stop; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM

@@ -39,9 +39,10 @@
  *              @p err says which file, line or field. Fix the file.
  *              (other calls) an argument is out of range: a caller bug.
  *   -ENOTSUP   (load) a valid file asking for what this tokenizer does
- *              not support (another model type, normalizer or pre-tokenizer); (chat) no
- *              known family in the template: name one in the model's
- *              configuration, or refuse the model.
+ *              not support (another model type, normalizer or
+ *              pre-tokenizer); (chat) no known family in the template:
+ *              name one in the model's configuration, or refuse the
+ *              model.
  *   -EFBIG     (load) a file is larger than the 64 MiB bound.
  *   -EILSEQ    (encode) text is not valid UTF-8 and the tokenizer has an
  *              NFC normalizer: answer 400.

@@ -92,32 +92,11 @@ splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-static inline uint64_t
-rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-/* xoshiro256** (Blackman and Vigna). */
-static uint64_t
-rng_next(uint64_t s[4])
-{
-	uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return r;
-}
-
 /* Uniform in [0, 1) with 53 bits. */
 static double
 rng_unit(uint64_t s[4])
 {
-	return (double)(rng_next(s) >> 11) * 0x1p-53;
+	return (double)(sr_xoshiro_next(s) >> 11) * 0x1p-53;
 }
 
 int

@@ -250,6 +250,14 @@ int sr_ct_equal(const void *a, const void *b, size_t len);
 /* ------------------------------------------------------------------ */
 
 /**
+ * @brief One step of xoshiro256** (Blackman and Vigna) over the state
+ * @p s (not all zero): the project's reproducible, non-cryptographic PRNG
+ * (sampling seeds, random test weights). Never for keys or nonces.
+ * @note The caller owns @p s; one thread at a time per state.
+ */
+uint64_t sr_xoshiro_next(uint64_t s[4]);
+
+/**
  * @brief Lower-case hex of @p len bytes into @p out (2*len+1 bytes, NUL
  * terminated). Not for secrets that must not be shown.
  */

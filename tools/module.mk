@@ -41,9 +41,9 @@ $(BUILD)/bin/audit-bench: $(BUILD)/obj/tools/bench/audit_bench.o $(APP_A) \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(LIB_A) $(APP_EXT) $(LDLIBS)
 
-$(BUILD)/bin/sr-mkmodel: $(BUILD)/obj/tools/sr-mkmodel.o
+$(BUILD)/bin/sr-mkmodel: $(BUILD)/obj/tools/sr-mkmodel.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@
+	$(CC) $(CFLAGS) $< -o $@ $(LIB_A) $(LDLIBS)
 
 $(BUILD)/bin/cpu-bench: $(BUILD)/obj/tools/bench/cpu_bench.o $(INF_A) $(LIB_A)
 	@mkdir -p $(dir $@)

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/sr.h"
+
 struct shape {
 	const char *name, *arch, *model_type, *about;
 	int hidden, inter, layers, heads, kv_heads, vocab, max_pos;
@@ -78,26 +80,6 @@ usage(FILE *out)
 	    "  --seed N         weights' seed (default 1)\n"
 	    "  --force          write into a folder that holds files\n"
 	    "  --help           this text\n");
-}
-
-static uint64_t
-rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t
-rng_next(uint64_t s[4])
-{
-	uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return r;
 }
 
 static uint16_t
@@ -202,7 +184,8 @@ write_values(FILE *f, struct plan *p, const struct tensor *t)
 	while (done < n) {
 		m = n - done < (1 << 16) ? (size_t)(n - done) : (1 << 16);
 		for (i = 0; i < m; i++) {
-			float u = (float)(rng_next(p->rng) >> 40) * 0x1p-24f;
+			float u =
+			    (float)(sr_xoshiro_next(p->rng) >> 40) * 0x1p-24f;
 
 			buf[i] = t->kind == 1 ? 0x3f80 /* 1.0 */
 			                      : to_bf16((2 * u - 1) * a);

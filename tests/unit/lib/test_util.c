@@ -501,6 +501,20 @@ test_os_random(void **state)
 	assert_int_equal(sr_os_random(a, 0), 0);
 }
 
+/* xoshiro256** from state {1, 2, 3, 4}: the reference implementation's
+ * first outputs (Blackman and Vigna's xoshiro256starstar.c). */
+static void
+test_xoshiro_known_answers(void **state)
+{
+	uint64_t s[4] = { 1, 2, 3, 4 };
+
+	(void)state;
+	assert_int_equal(sr_xoshiro_next(s), 11520);
+	assert_int_equal(sr_xoshiro_next(s), 0);
+	assert_int_equal(sr_xoshiro_next(s), 1509978240);
+	assert_int_equal(sr_xoshiro_next(s), 1215971899390074240ull);
+}
+
 int
 main(void)
 {
@@ -529,6 +543,7 @@ main(void)
 		F(test_write_private_file_missing_dir),
 		F(test_write_then_read),
 		cmocka_unit_test(test_os_random),
+		cmocka_unit_test(test_xoshiro_known_answers),
 #undef F
 	};
 

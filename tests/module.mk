@@ -73,6 +73,7 @@ FUZZ_TOK_SRCS := tests/fuzz/fuzz_tokenizer.c \
 	$(filter inference/tok% inference/chat%,$(INF_SRCS))
 
 $(FUZZ_TOK): $(FUZZ_TOK_SRCS) inference/tokenizer.h inference/tok_internal.h \
+	    tests/unit/inference/utf8check.h \
 	    | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \

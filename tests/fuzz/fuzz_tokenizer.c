@@ -18,48 +18,11 @@
 
 #include "inference/tok_internal.h"
 #include "inference/tokenizer.h"
+#include "tests/unit/inference/utf8check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct inf_tok *toks[2];
-
-/* Independent of the code under test: Unicode 15, table 3-7. */
-static int
-valid_utf8(const unsigned char *p, size_t n)
-{
-	size_t i = 0, k, need;
-	unsigned lo, hi;
-
-	while (i < n) {
-		unsigned c = p[i];
-
-		lo = 0x80;
-		hi = 0xbf;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			lo = c == 0xe0 ? 0xa0 : 0x80;
-			hi = c == 0xed ? 0x9f : 0xbf;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			lo = c == 0xf0 ? 0x90 : 0x80;
-			hi = c == 0xf4 ? 0x8f : 0xbf;
-		} else {
-			return 0;
-		}
-		if (i + need >= n || p[i + 1] < lo || p[i + 1] > hi)
-			return 0;
-		for (k = 2; k <= need; k++)
-			if (p[i + k] < 0x80 || p[i + k] > 0xbf)
-				return 0;
-		i += need + 1;
-	}
-	return 1;
-}
 
 static void
 load_once(void)
@@ -105,9 +68,9 @@ check(struct inf_tok *tok, const uint8_t *data, size_t size, unsigned flags)
 	    raw.len != size || (size > 0 && memcmp(raw.text, data, size) != 0))
 		abort();
 	if (inf_tok_decode(tok, ids.ids, ids.len, 0, &text) != 0 ||
-	    !valid_utf8((const unsigned char *)text.text, text.len))
+	    !toktest_valid_utf8(text.text, text.len))
 		abort();
-	if (valid_utf8(data, size) &&
+	if (toktest_valid_utf8((const char *)data, size) &&
 	    (text.len != size ||
 	        (size > 0 && memcmp(text.text, data, size) != 0)))
 		abort();

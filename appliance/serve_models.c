@@ -284,12 +284,11 @@ pick_backend(
     const char *want, const struct inf_backend_ops **out, char err[256])
 {
 	char why[200] = "";
-	int cuda = inf_cuda_available(why, sizeof(why));
 
 	*out = &inf_backend_cpu;
 	if (strcmp(want, "cpu") == 0)
-		return 0;
-	if (cuda) {
+		return 0; /* no CUDA probe at all */
+	if (inf_cuda_available(why, sizeof(why))) {
 		*out = &inf_backend_cuda;
 		log_info("serving on the GPU: %s (CUDA backend)", why);
 		return 0;

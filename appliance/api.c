@@ -1,13 +1,15 @@
 /*
  * appliance/api.c: the life of an authenticated request. On the loop: the
  * route is found and the request copied; the credential's format is
- * checked (a typo costs no lookup) and an API key found in the keystore's
- * cache is accepted at once. On a worker: a full API-key or JWT check and
- * the owner of the resource. On the loop again: the source network of an
- * app's key, the roles, the policy's decision. Then the handler (worker),
- * then the audit line (the writer's thread), and only when the line is on
- * disk is the answer released; when it cannot be written the caller gets
- * 503 instead.
+ * checked (a typo costs no lookup) and the caller found (api_auth.c): on
+ * the loop when the keystore answers from memory (an API key in its cache,
+ * a session), else on a worker (a full API-key or JWT check and the owner
+ * of the resource). On the loop again: the source network of an app's key,
+ * the roles, the policy's decision. Then the handler: on the loop for a
+ * route that only reads (reads_only) while the keystore need not wait,
+ * else on a worker; then the audit line (the writer's thread), and only
+ * when the line is on disk is the answer released; when it cannot be
+ * written the caller gets 503 instead.
  *
  * It must never answer before the audit line is durable, never log or
  * audit a credential (key ids and prefixes only), never say why a key
@@ -41,8 +43,15 @@ req_free(struct api_req *r)
 int
 api_ks(struct api_req *r)
 {
+	int rc;
+
 	ks_reply_init(&r->kr);
-	return ks_call(r->api->ks, &r->kq, &r->kr);
+	if (r->on_loop)
+		r->kq.flags |= KS_REQ_NO_WAIT;
+	rc = ks_call(r->api->ks, &r->kq, &r->kr);
+	if (rc == KS_EMISS && r->on_loop)
+		r->loop_miss = 1;
+	return rc;
 }
 
 void
@@ -128,197 +137,20 @@ api_answer_ks_error(struct api_req *r, int rc)
 	}
 }
 
-/* ------------------------------------------------------------------ */
-/* Authentication                                                       */
-/* ------------------------------------------------------------------ */
-
-/* What an API key's refusal is called, once its secret matched. */
-static const char *
-refusal_code(int rc)
-{
-	switch (rc) {
-	case KS_EREVOKED:
-		return "key_revoked";
-	case KS_ESUSPENDED:
-		return "key_suspended";
-	case KS_EEXPIRED:
-		return "key_expired";
-	case KS_ENOTYET:
-		return "key_not_yet_valid";
-	default:
-		return "invalid_api_key";
-	}
-}
-
-/* Roles and scopes from a caller's record: apps are services; a user's
- * roles are in its scope JSON ({"roles":[...],"scopes":[...]}). */
-static void
-caller_from_meta(struct api_req *r, const struct ks_meta *m)
-{
-	yyjson_doc *doc;
-	yyjson_val *arr, *v;
-	size_t i, n;
-	int bit;
-
-	r->caller = *m;
-	r->roles = 0;
-	r->scopes[0] = '\0';
-	snprintf(r->actor, sizeof(r->actor), "%s:%s",
-	    m->kind == KS_KIND_USER ? "user" : "app", m->id);
-	if (m->kind == KS_KIND_APP)
-		r->roles = POLICY_ROLE_SERVICE;
-	doc = yyjson_read(m->scope, strlen(m->scope), 0);
-	if (doc == NULL)
-		return;
-	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "roles");
-	if (m->kind == KS_KIND_USER)
-		yyjson_arr_foreach(arr, i, n, v)
-		{
-			bit = yyjson_is_str(v)
-			    ? policy_role_from_name(yyjson_get_str(v))
-			    : -EINVAL;
-			if (bit > 0)
-				r->roles |= (unsigned)bit;
-		}
-	/* {"rate_limit":{"rate":R,"burst":B}}: the caller's own limit. */
-	v = yyjson_obj_get(yyjson_doc_get_root(doc), "rate_limit");
-	if (yyjson_is_num(yyjson_obj_get(v, "rate")))
-		r->rate = yyjson_get_num(yyjson_obj_get(v, "rate"));
-	if (yyjson_is_num(yyjson_obj_get(v, "burst")))
-		r->burst = yyjson_get_num(yyjson_obj_get(v, "burst"));
-	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes");
-	yyjson_arr_foreach(arr, i, n, v)
-	{
-		size_t used = strlen(r->scopes);
-
-		if (yyjson_is_str(v))
-			snprintf(r->scopes + used, sizeof(r->scopes) - used,
-			    "%s%s", used ? " " : "", yyjson_get_str(v));
-	}
-	yyjson_doc_free(doc);
-}
-
-/* Worker: the whole check of the credential, and the resource's owner. */
-static void
-auth_work(void *arg)
-{
-	struct api_req *r = arg;
-	struct jwt_claims *cl;
-	struct jwt_verify_opts vo;
-	int rc;
-
-	if (r->session_user[0] != '\0') {
-		/* A console session: the user must still be active. */
-		ks_request_init(&r->kq, KS_OP_GET);
-		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s",
-		    r->session_user);
-		rc = api_ks(r);
-		if (rc == 0 &&
-		    (r->kr.meta.kind != KS_KIND_USER ||
-		        r->kr.meta.state != KS_STATE_ACTIVE))
-			rc = KS_ESUSPENDED;
-		r->auth_rc = rc;
-		if (rc == 0)
-			caller_from_meta(r, &r->kr.meta);
-		else
-			r->auth_code = "invalid_session";
-	} else if (strncmp(r->bearer, "srk_", 4) == 0) {
-		r->is_apikey = 1;
-		ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
-		snprintf(r->kq.u.apikey_verify.key,
-		    sizeof(r->kq.u.apikey_verify.key), "%s", r->bearer);
-		rc = api_ks(r);
-		sr_wipe(&r->kq, sizeof(r->kq));
-		r->auth_rc = rc;
-		if (rc == 0)
-			caller_from_meta(r, &r->kr.meta);
-		else
-			r->auth_code = refusal_code(rc);
-	} else {
-		cl = calloc(1, sizeof(*cl));
-		vo = (struct jwt_verify_opts){ r->api->issuer, r->api->issuer,
-			(int64_t)time(NULL) };
-		rc = cl == NULL ? -ENOMEM
-		                : jwt_verify(r->api->jwks, r->bearer, &vo, cl);
-		if (rc == 0) {
-			/* The client must still be usable: revoking an app
-			 * ends its tokens too. */
-			ks_request_init(&r->kq, KS_OP_GET);
-			snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s",
-			    cl->sub);
-			rc = api_ks(r);
-			if (rc == 0 && r->kr.meta.state != KS_STATE_ACTIVE)
-				rc = r->kr.meta.state == KS_STATE_SUSPENDED
-				    ? KS_ESUSPENDED
-				    : KS_EREVOKED;
-			if (rc == 0) {
-				caller_from_meta(r, &r->kr.meta);
-				/* A token carries the scopes it was issued
-				 * with, never more than its client has. */
-				snprintf(r->scopes, sizeof(r->scopes), "%s",
-				    cl->scope);
-				snprintf(r->key_id, sizeof(r->key_id), "%.12s",
-				    cl->kid);
-			}
-		}
-		r->auth_rc = rc;
-		if (rc != 0)
-			r->auth_code = rc == KS_EREVOKED || rc == KS_ESUSPENDED
-			    ? refusal_code(rc)
-			    : "invalid_token";
-		free(cl);
-	}
-	if (r->auth_rc == 0 && r->id[0] != '\0') {
-		ks_request_init(&r->kq, KS_OP_GET);
-		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
-		if (api_ks(r) == 0) {
-			/* An API key's owner is its app's or user's owner. */
-			snprintf(r->owner, sizeof(r->owner), "%s",
-			    r->kr.meta.kind == KS_KIND_APP ||
-			            r->kr.meta.kind == KS_KIND_APIKEY
-			        ? r->kr.meta.parent
-			        : r->kr.meta.id);
-			/* An app key: the app's owner, one level up. */
-			ks_request_init(&r->kq, KS_OP_GET);
-			snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s",
-			    r->owner);
-			if (r->kr.meta.kind == KS_KIND_APIKEY &&
-			    r->owner[0] != '\0' && api_ks(r) == 0 &&
-			    r->kr.meta.kind == KS_KIND_APP)
-				snprintf(r->owner, sizeof(r->owner), "%s",
-				    r->kr.meta.parent);
-		}
-	}
-	sr_wipe(r->bearer, sizeof(r->bearer));
-}
-
-/* The app's key is good only from its bound networks. */
+/* Loop: a route that only reads the keystore, answered here unless the
+ * keystore would have to wait (then 0 is not returned: use a worker). */
 static int
-from_bound_network(const struct api_req *r)
+handler_on_loop(struct api_req *r)
 {
-	const struct ks_cidr *c;
-	size_t i, bits, n;
-	int any = 0,
-	    v4 = memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
-
-	for (i = 0; i < KS_CIDR_MAX; i++) {
-		c = &r->caller.cidrs[i];
-		if (c->family == 0)
-			continue;
-		any = 1;
-		if ((c->family == 4) != v4)
-			continue;
-		bits = c->prefix;
-		const uint8_t *a = v4 ? r->addr + 12 : r->addr;
-		n = bits / 8;
-		if (memcmp(a, c->addr, n) != 0)
-			continue;
-		if (bits % 8 != 0 &&
-		    ((a[n] ^ c->addr[n]) & (uint8_t)(0xff << (8 - bits % 8))))
-			continue;
-		return 1;
-	}
-	return !any;
+	r->on_loop = 1;
+	r->rt->work(r);
+	r->on_loop = 0;
+	if (!r->loop_miss)
+		return 0;
+	r->loop_miss = 0;
+	r->answer.len = 0;
+	r->status = 0;
+	return -EAGAIN;
 }
 
 /* ------------------------------------------------------------------ */
@@ -396,7 +228,7 @@ after_auth(struct api_req *r)
 		        : "the credential was not accepted");
 		return audit_then_answer(r);
 	}
-	if (!from_bound_network(r)) {
+	if (!api_from_bound_network(r)) {
 		api_answer_error(r, 401, "address_not_allowed",
 		    "this key is not accepted from your network");
 		return audit_then_answer(r);
@@ -436,6 +268,8 @@ after_auth(struct api_req *r)
 	if (r->ext != NULL)
 		return external_admit(r);
 	r->phase = PH_WORK;
+	if (r->rt->reads_only && handler_on_loop(r) == 0)
+		return audit_then_answer(r);
 	if (app_pending_work(r->p, handler_work) != 0) {
 		api_answer_error(r, 503, "unavailable", "no worker available");
 		return audit_then_answer(r);
@@ -563,7 +397,9 @@ session_auth(struct api_req *r)
 		    rc == -EPERM ? "csrf_required" : "invalid_session";
 		return after_auth(r);
 	}
-	if (app_pending_work(r->p, auth_work) != 0) {
+	if (api_auth_on_loop(r) == 0)
+		return after_auth(r);
+	if (app_pending_work(r->p, api_auth_work) != 0) {
 		api_answer_error(r, 503, "unavailable", "no worker available");
 		return audit_then_answer(r);
 	}
@@ -571,7 +407,8 @@ session_auth(struct api_req *r)
 }
 
 /* Loop: a Bearer credential's form first (a typo or a guess costs no
- * lookup and no HSM), then its record on a worker (auth_work). */
+ * lookup and no HSM), then its record: from the cache on the loop, else on a
+ * worker. */
 static int
 bearer_authenticate(struct api_req *r)
 {
@@ -589,7 +426,9 @@ bearer_authenticate(struct api_req *r)
 	}
 	if (strncmp(r->bearer, "srk_", 4) == 0)
 		ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id);
-	if (app_pending_work(r->p, auth_work) != 0) {
+	if (api_auth_on_loop(r) == 0)
+		return after_auth(r);
+	if (app_pending_work(r->p, api_auth_work) != 0) {
 		sr_wipe(r->bearer, sizeof(r->bearer));
 		api_answer_error(r, 503, "unavailable", "no worker available");
 		return audit_then_answer(r);

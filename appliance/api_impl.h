@@ -55,6 +55,10 @@ struct api_route {
 	const char *action;
 	api_work_fn *work;
 	int public; /* no caller needed (token endpoint) */
+	/* 1: the handler only reads the keystore (GET, LIST, EXPIRING), so
+	 * the loop runs it with KS_REQ_NO_WAIT first and hands it to a
+	 * worker only when the keystore answers KS_EMISS. */
+	int reads_only;
 };
 
 enum api_phase {
@@ -105,6 +109,9 @@ struct api_req {
 	uint64_t t0_ns;
 	struct ks_request kq;
 	struct ks_reply kr;
+	/* on the event loop: api_ks asks with KS_REQ_NO_WAIT, and a KS_EMISS
+	 * sets loop_miss (the step is then repeated on a worker) */
+	int on_loop, loop_miss;
 	/* an external route (api_route_external): its steps and their arg */
 	const struct api_external *ext;
 	void *ext_arg;
@@ -120,6 +127,17 @@ const struct api_route *api_route_table(size_t *n);
 
 /** Run one keystore call into r->kr (worker thread). */
 int api_ks(struct api_req *r);
+
+/* api_auth.c. Worker: the whole check of r->bearer (or the session's
+ * user), the caller's roles and scopes, and the resource's owner; sets
+ * auth_rc/auth_code and wipes the bearer. */
+void api_auth_work(void *arg);
+/* Loop: the same check when the keystore can answer without waiting (an
+ * API key in its cache, a session's user): 0 when done (bearer wiped),
+ * -EAGAIN when api_auth_work must do it on a worker (nothing kept). */
+int api_auth_on_loop(struct api_req *r);
+/* 1 when the caller may come from r->addr (its bound networks, if any). */
+int api_from_bound_network(const struct api_req *r);
 /** A JSON answer (status and body) into r->answer. */
 void api_answer_json(
     struct api_req *r, int status, const char *json, size_t len);

@@ -181,6 +181,9 @@ void ks__mac_clear(struct ks__mac *m);
 void ks__cmac(
     const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16]);
 
+/* keystore.c: 1 while this thread serves a KS_REQ_NO_WAIT request. */
+extern _Thread_local int ks__no_wait;
+
 struct ks {
 	struct p11_ctx *hsm;
 	struct ks_options opt;

@@ -30,6 +30,10 @@
 /* DEK use counts are written back at least this often. */
 #define KS_DEK_PERSIST_EVERY 4096
 
+/* Set for the length of a KS_REQ_NO_WAIT request on this thread: nothing
+ * under it may wait for the HSM (ks_root_ready answers KS_EMISS). */
+_Thread_local int ks__no_wait;
+
 static int ks_dek_create(struct ks *ks);
 static int ks_lock(struct ks *ks, char *err);
 static int ks_rewrap_start(struct ks *ks);
@@ -133,6 +137,8 @@ ks_root_ready(struct ks *ks, uint32_t version)
 	if (atomic_load_explicit(
 	        &ks->root_ready[version], memory_order_acquire))
 		return 0;
+	if (ks__no_wait)
+		return KS_EMISS; /* loading a root version asks the HSM */
 	rc = ks_root_load(ks, version, 0);
 	return rc == P11_ENOTFOUND ? KS_EINTEGRITY : rc;
 }
@@ -761,10 +767,20 @@ ks_call(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 	if (rep == NULL || rep->size != sizeof(*rep))
 		return KS_EREQUEST;
 	ks_reply_init(rep);
-	if (ks == NULL || req == NULL || req->size != sizeof(*req))
+	if (ks == NULL || req == NULL || req->size != sizeof(*req) ||
+	    (req->flags & ~KS_REQ_NO_WAIT) != 0)
 		rc = KS_EREQUEST;
-	else
+	else if (!(req->flags & KS_REQ_NO_WAIT))
 		rc = ks__op(ks, req, rep);
+	else if (req->op != KS_OP_GET && req->op != KS_OP_LIST &&
+	    req->op != KS_OP_EXPIRING && req->op != KS_OP_STATS &&
+	    req->op != KS_OP_APIKEY_VERIFY)
+		rc = KS_EMISS;
+	else {
+		ks__no_wait = 1;
+		rc = ks__op(ks, req, rep);
+		ks__no_wait = 0;
+	}
 	if (rc != 0)
 		ks_reply_wipe(rep);
 	rep->status = rc;

@@ -56,8 +56,9 @@
  *                  (API-key verification, after the secret matched) the key
  *                  or its owner is revoked, suspended or not valid yet;
  *                  KS_EEXPIRED there means expired: 401 with that code.
- *   KS_EMISS       (verification with cache_only) not cached: verify again
- *                  without cache_only on a worker thread.
+ *   KS_EMISS       (verification with cache_only, or any request with
+ *                  KS_REQ_NO_WAIT) the answer needs the HSM or a write:
+ *                  repeat the request without the flag on a worker thread.
  *   KS_ESTATE      (CRED_SET TOTP_USE) the step was already used: a
  *                  replayed one-time code; refuse the login and audit it.
  *   KS_ECLOSED     the keystore is shutting down: answer 503.
@@ -257,9 +258,17 @@ struct ks_sign_req {
 	uint8_t msg[2048];
 };
 
+/* ks_request.flags */
+/* The caller is an event loop: answer only what needs neither the HSM nor
+ * a write (GET, LIST, EXPIRING, STATS from LMDB and memory; APIKEY_VERIFY
+ * from the verification cache, as cache_only), KS_EMISS for anything
+ * else, so the loop can hand that request to a worker thread instead. */
+#define KS_REQ_NO_WAIT 1u
+
 struct ks_request {
-	uint32_t size; /* sizeof(struct ks_request) */
-	uint32_t op;   /* enum ks_op */
+	uint32_t size;  /* sizeof(struct ks_request) */
+	uint32_t op;    /* enum ks_op */
+	uint32_t flags; /* KS_REQ_*; 0 by ks_request_init */
 	union {
 		struct ks_create_req create;
 		struct ks_key_req key;

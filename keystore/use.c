@@ -382,7 +382,7 @@ ks__op_apikey_verify(
 			memset(&rep->meta, 0, sizeof(rep->meta));
 		return rc;
 	}
-	if (q->cache_only)
+	if (q->cache_only || ks__no_wait)
 		return KS_EMISS;
 	rc = ks__rd_begin(ks, &txn);
 	if (rc == 0) {

@@ -36,8 +36,20 @@ req_free(struct api_req *r)
 	free(r->body);
 	buf_free(&r->answer);
 	ks_reply_wipe(&r->kr);
-	sr_wipe(r, sizeof(*r));
+	sr_wipe(r, API_REQ_CLEAR);
 	free(r);
+}
+
+/* A request with everything but the keystore reply's list zeroed: the
+ * list is written by the keystore before anything reads it. */
+static struct api_req *
+req_new(void)
+{
+	struct api_req *r = malloc(sizeof(*r));
+
+	if (r != NULL)
+		memset(r, 0, API_REQ_CLEAR);
+	return r;
 }
 
 int
@@ -417,15 +429,15 @@ bearer_authenticate(struct api_req *r)
 		r->auth_code = "unauthenticated";
 		return after_auth(r);
 	}
+	/* Format and checksum, and the key's id, in one pass. */
 	if (strncmp(r->bearer, "srk_", 4) == 0 &&
-	    ks_apikey_check(r->bearer, strlen(r->bearer)) != 0) {
+	    ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id) != 0) {
 		sr_wipe(r->bearer, sizeof(r->bearer));
+		r->key_id[0] = '\0';
 		r->auth_rc = KS_EAPIKEY;
 		r->auth_code = "invalid_api_key";
 		return after_auth(r);
 	}
-	if (strncmp(r->bearer, "srk_", 4) == 0)
-		ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id);
 	if (api_auth_on_loop(r) == 0)
 		return after_auth(r);
 	if (app_pending_work(r->p, api_auth_work) != 0) {
@@ -459,7 +471,7 @@ api_route(struct api *a, struct route_ctx *ctx)
 		          ctx->keep_alive)
 		    : http_error(ctx->out, 405, "method_not_allowed",
 		          "this route takes another method", ctx->keep_alive);
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = req_new()) == NULL)
 		return http_error(ctx->out, 503, "unavailable", "out of memory",
 		    ctx->keep_alive);
 	if ((rc = copy_request(r, ctx)) != 0) {
@@ -586,7 +598,7 @@ api_route_external(struct api *a, struct route_ctx *ctx,
 	int rc;
 
 	ctx->route = MR_OTHER;
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
+	if ((r = req_new()) == NULL) {
 		ext->step(NULL, arg, NULL, NULL);
 		return external_refuse(ext, ctx->out, 503, "unavailable",
 		    "out of memory", ctx->keep_alive);

@@ -107,15 +107,22 @@ struct api_req {
 	int keep_alive;
 	int audit_rc;
 	uint64_t t0_ns;
-	struct ks_request kq;
-	struct ks_reply kr;
 	/* on the event loop: api_ks asks with KS_REQ_NO_WAIT, and a KS_EMISS
 	 * sets loop_miss (the step is then repeated on a worker) */
 	int on_loop, loop_miss;
 	/* an external route (api_route_external): its steps and their arg */
 	const struct api_external *ext;
 	void *ext_arg;
+	struct ks_request kq;
+	/* Last: its list (35 KB) is neither zeroed nor wiped per request (it
+	 * holds metadata only, valid up to kr.count); see API_REQ_CLEAR. */
+	struct ks_reply kr;
 };
+
+/* The bytes of a struct api_req that are zeroed when it is made and wiped
+ * when it is freed: all but kr.list. */
+#define API_REQ_CLEAR \
+	(offsetof(struct api_req, kr) + offsetof(struct ks_reply, list))
 
 /** The route table and its lookup (api_routes.c). NULL: no route;
  * *@p method_ok 0 when the path exists under another method. */

@@ -110,6 +110,41 @@ overridden(const char *name, const struct http_header *extra, size_t nextra)
 	return 0;
 }
 
+/* "Name: value\r\n" with one reservation (no format parsing: this runs
+ * for every answer). */
+static int
+put_field(struct buf *out, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+	char *p;
+
+	if (buf_reserve(out, nlen + vlen + 4) != 0)
+		return -ENOMEM;
+	p = (char *)out->data + out->len;
+	memcpy(p, name, nlen);
+	memcpy(p + nlen, ": ", 2);
+	memcpy(p + nlen + 2, value, vlen);
+	memcpy(p + nlen + 2 + vlen, "\r\n", 2);
+	out->len += nlen + vlen + 4;
+	return 0;
+}
+
+/* @p v in decimal into @p out (at least 21 bytes); its length. */
+static size_t
+u64_decimal(uint64_t v, char *out)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	out[n] = '\0';
+	return n;
+}
+
 static int
 write_head(struct buf *out, int status, const char *content_type,
     size_t content_length, int keep_alive, const struct http_header *extra,
@@ -117,8 +152,9 @@ write_head(struct buf *out, int status, const char *content_type,
 {
 	int rc, nobody = status < 200 || status == 204 || status == 304;
 	int chunked = content_length == HTTP_CHUNKED;
-	char cl[32];
+	char cl[24], line[64];
 	const char *framing = nobody ? NULL : chunked ? "chunked" : cl;
+	const char *text = http_status_text(status);
 	/* In order; framing and Connection are never the caller's. */
 	const struct {
 		const char *name, *value;
@@ -135,22 +171,29 @@ write_head(struct buf *out, int status, const char *content_type,
 		{ "Referrer-Policy", "no-referrer", 0 },
 		{ "Cache-Control", "no-store", 0 },
 		{ "Content-Security-Policy", "default-src 'none'", 0 } };
-	size_t i;
+	size_t i, n;
 
-	snprintf(cl, sizeof(cl), "%zu", content_length);
-	rc = buf_printf(
-	    out, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+	u64_decimal(content_length, cl);
+	/* "HTTP/1.1 200 OK\r\n": status is 100..599, the text is short. */
+	memcpy(line, "HTTP/1.1 ", 9);
+	n = 9 + u64_decimal((uint64_t)status, line + 9);
+	line[n++] = ' ';
+	i = strlen(text);
+	if (i > sizeof(line) - n - 2)
+		i = sizeof(line) - n - 2;
+	memcpy(line + n, text, i);
+	n += i;
+	memcpy(line + n, "\r\n", 2);
+	rc = buf_append(out, line, n + 2);
 	for (i = 0; rc == 0 && i < sizeof(h) / sizeof(h[0]); i++)
 		if (h[i].value != NULL &&
 		    (h[i].fixed || !overridden(h[i].name, extra, nextra)))
-			rc = buf_printf(
-			    out, "%s: %s\r\n", h[i].name, h[i].value);
+			rc = put_field(out, h[i].name, strlen(h[i].name),
+			    h[i].value, strlen(h[i].value));
 	for (i = 0; rc == 0 && i < nextra; i++) /* lengths checked */
-		rc = buf_printf(out, "%.*s: %.*s\r\n",
-		    (int)field_len(extra[i].name, extra[i].name_len),
-		    extra[i].name,
-		    (int)field_len(extra[i].value, extra[i].value_len),
-		    extra[i].value);
+		rc = put_field(out, extra[i].name,
+		    field_len(extra[i].name, extra[i].name_len), extra[i].value,
+		    field_len(extra[i].value, extra[i].value_len));
 	return rc != 0 ? rc : buf_append(out, "\r\n", 2);
 }
 

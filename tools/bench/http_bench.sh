@@ -5,7 +5,9 @@
 # new TLS 1.3 handshakes per second (goal >= 0.9x), with p50/p99 latency,
 # on 1 and 2 loops (nginx: 1 and 2 workers). The client is h2load --h1.
 # It reports figures; it fails only when a measurement could not be made.
+# SR_HTTP_PART=tls or =auth runs only that half (both by default).
 set -u
+PART=${SR_HTTP_PART:-all}
 
 BUILD=${BUILD:-build}
 DIR=$(pwd)/$BUILD/bench-http
@@ -134,7 +136,8 @@ echo "client: h2load --h1 on this machine; keep-alive: $CONNS connections," \
 printf '%-22s %5s %12s %8s %8s %12s %8s %8s %7s\n' test loops strongroom p50ms \
     p99ms nginx p50ms p99ms ratio
 status=0
-for loops in 1 2; do
+[ "$PART" = auth ] && loops_list= || loops_list="1 2"
+for loops in $loops_list; do
 	start_strongroom $loops
 	start_nginx $loops
 	for t in keepalive newconn; do
@@ -154,38 +157,42 @@ echo "goals: keep-alive >= 1.00x nginx, new handshakes >= 0.90x nginx"
 # per request, against nginx's static answer; and JWTs issued by
 # /oauth/token (client credentials, HSM-signed) against raw C_Sign ECDSA
 # P-256 signatures on the same SoftHSM2 (p11-bench's anchor column).
-start_strongroom 2
-start_nginx 2
-AK=$(cat "$DIR/state/admin.key")
-CURL="curl -sS --cacert $DIR/state/tls/cert.pem --resolve localhost:$sport:127.0.0.1"
-app=$($CURL -H "Authorization: Bearer $AK" \
-    -d '{"name":"bench","cidrs":["127.0.0.1/32"]}' \
-    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-appkey=$($CURL -H "Authorization: Bearer $AK" -X POST \
-    "https://localhost:$sport/api/apps/$app/keys" |
-    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
-printf 'grant_type=client_credentials&client_id=%s&client_secret=%s' \
-    "$app" "$appkey" >"$DIR/token.form"
-if [ -z "$app" ] || [ -z "$appkey" ]; then
-	echo "http_bench: could not make the benchmark's app" >&2
-	status=1
-else
-	s=$(keepalive "$sport" "/api/apps/$app" -H "Authorization: Bearer $AK") &&
-	    n=$(keepalive "$nport") &&
-	    echo "$s $n" | awk '{ printf "authenticated req/s (API key, cache hit, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs nginx static %.0f: %.2fx (goal >= 1.00x)\n", $1, $2, $3, $4, $1 / $4 }' ||
-	    status=1
-	REQS_SAVED=$REQS
-	REQS=${SR_JWT_REQUESTS:-5000}
-	j=$(keepalive "$sport" /oauth/token -d "$DIR/token.form" \
-	    -H "Content-Type: application/x-www-form-urlencoded") || status=1
-	REQS=$REQS_SAVED
-	raw=$(SR_BENCH_SECONDS=${SR_BENCH_SECONDS:-1.2} "$BUILD/bin/p11-bench" |
-	    awk '$1 == "ecdsa-p256" && $2 == 2 { print $4 }')
-	[ -n "${j:-}" ] && [ -n "$raw" ] && echo "$j $raw" | awk '{
-	    printf "JWTs issued/s (POST /oauth/token, HSM ES256, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs raw C_Sign ECDSA P-256 %d/s (2 threads): %.2fx (goal >= 0.90x)\n",
-	    $1, $2, $3, $4, $1 / $4 }'
-fi
-cleanup
+auth_figures() {
+	start_strongroom 2
+	start_nginx 2
+	AK=$(cat "$DIR/state/admin.key")
+	CURL="curl -sS --cacert $DIR/state/tls/cert.pem --resolve localhost:$sport:127.0.0.1"
+	app=$($CURL -H "Authorization: Bearer $AK" \
+	    -d '{"name":"bench","cidrs":["127.0.0.1/32"]}' \
+	    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+	appkey=$($CURL -H "Authorization: Bearer $AK" -X POST \
+	    "https://localhost:$sport/api/apps/$app/keys" |
+	    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+	printf 'grant_type=client_credentials&client_id=%s&client_secret=%s' \
+	    "$app" "$appkey" >"$DIR/token.form"
+	if [ -z "$app" ] || [ -z "$appkey" ]; then
+		echo "http_bench: could not make the benchmark's app" >&2
+		status=1
+	else
+		s=$(keepalive "$sport" "/api/apps/$app" -H "Authorization: Bearer $AK") &&
+		    n=$(keepalive "$nport") &&
+		    echo "$s $n" | awk '{ printf "authenticated req/s (API key, cache hit, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs nginx static %.0f: %.2fx (goal >= 1.00x)\n", $1, $2, $3, $4, $1 / $4 }' ||
+		    status=1
+		REQS_SAVED=$REQS
+		REQS=${SR_JWT_REQUESTS:-5000}
+		j=$(keepalive "$sport" /oauth/token -d "$DIR/token.form" \
+		    -H "Content-Type: application/x-www-form-urlencoded") || status=1
+		REQS=$REQS_SAVED
+		raw=$(SR_BENCH_SECONDS=${SR_BENCH_SECONDS:-1.2} "$BUILD/bin/p11-bench" |
+		    awk '$1 == "ecdsa-p256" && $2 == 2 { print $4 }')
+		[ -n "${j:-}" ] && [ -n "$raw" ] && echo "$j $raw" | awk '{
+		    printf "JWTs issued/s (POST /oauth/token, HSM ES256, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs raw C_Sign ECDSA P-256 %d/s (2 threads): %.2fx (goal >= 0.90x)\n",
+		    $1, $2, $3, $4, $1 / $4 }'
+	fi
+	cleanup
+}
+[ "$PART" = tls ] || auth_figures
+[ "$PART" = auth ] && exit $status
 # The anchor the handshake path is held to: mbedTLS's own arithmetic.
 "$BUILD/bin/tls-ceiling" | tee "$DIR/ceiling"
 ceil=$(sed -n 's/^handshake ceiling: \([0-9]*\) .*/\1/p' "$DIR/ceiling")

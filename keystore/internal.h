@@ -119,7 +119,8 @@ unsigned ks__dek_cache_count(struct ks__dek_cache *c);
 #include <mbedtls/aes.h>
 
 #define KS_MAC_LEN 16
-#define KS_ROOT_MAX 64 /* root versions a keystore can hold */
+#define KS_ROOT_MAX 64   /* root versions a keystore can hold */
+#define KS__SIGN_KEYS 32 /* signing-key versions whose HSM refs are kept */
 
 /* One stored key version: its metadata and its material field. */
 struct ks__rec {
@@ -181,6 +182,9 @@ void ks__mac_clear(struct ks__mac *m);
 void ks__cmac(
     const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16]);
 
+/* use.c: the signing-key references (struct ks's sign_keys), at close. */
+void ks__sign_keys_free(struct ks *ks);
+
 /* keystore.c: 1 while this thread serves a KS_REQ_NO_WAIT request. */
 extern _Thread_local int ks__no_wait;
 
@@ -231,6 +235,17 @@ struct ks {
 	pthread_mutex_t rpool_lock;
 	MDB_txn *rpool[64];
 	unsigned nrpool;
+
+	/* use.c: HSM references of signing-key versions by label, only
+	 * added until ks_close (a label names one version), so a reference
+	 * handed out stays valid: finding an object in SoftHSM2 reads its
+	 * token folder and costs more than the signature itself. */
+	pthread_mutex_t sign_lock;
+	struct {
+		char label[48];
+		struct p11_key *key;
+	} sign_keys[KS__SIGN_KEYS];
+	unsigned nsign_keys;
 };
 
 /* record.c */

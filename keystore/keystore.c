@@ -610,6 +610,7 @@ ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,
 	pthread_mutex_init(&ks->dek_data_lock, NULL);
 	pthread_mutex_init(&ks->wlock, NULL);
 	pthread_mutex_init(&ks->rpool_lock, NULL);
+	pthread_mutex_init(&ks->sign_lock, NULL);
 	pthread_cond_init(&ks->wcond, NULL);
 	pthread_cond_init(&ks->wdone, NULL);
 	rc = ks__dek_cache_new(ks->opt.dek_cache, &ks->dek_cache);
@@ -720,6 +721,7 @@ ks_close(struct ks *ks)
 		sr_secret_free(&ks->mac_mem[i]);
 	}
 	p11_key_free(ks->pepper);
+	ks__sign_keys_free(ks);
 	ks__mac_clear(&ks->vc_mac);
 	if (ks->lock_fd >= 0)
 		close(ks->lock_fd);
@@ -730,6 +732,7 @@ ks_close(struct ks *ks)
 	pthread_mutex_destroy(&ks->dek_data_lock);
 	pthread_mutex_destroy(&ks->wlock);
 	pthread_mutex_destroy(&ks->rpool_lock);
+	pthread_mutex_destroy(&ks->sign_lock);
 	pthread_cond_destroy(&ks->wcond);
 	pthread_cond_destroy(&ks->wdone);
 	sr_wipe(ks, sizeof(*ks));

@@ -229,6 +229,59 @@ ks__op_public(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 	return rc;
 }
 
+/* The HSM reference of the signing-key version @p label: kept in struct ks
+ * (*@p owned 0: do not free) or, when that table is full, found for this
+ * call only (*@p owned 1: the caller frees it). */
+static int
+sign_key_get(struct ks *ks, const char *label, struct p11_key **out, int *owned)
+{
+	struct p11_key *k;
+	unsigned i;
+	int rc;
+
+	*owned = 0;
+	pthread_mutex_lock(&ks->sign_lock);
+	for (i = 0; i < ks->nsign_keys; i++)
+		if (strcmp(ks->sign_keys[i].label, label) == 0) {
+			*out = ks->sign_keys[i].key;
+			pthread_mutex_unlock(&ks->sign_lock);
+			return 0;
+		}
+	pthread_mutex_unlock(&ks->sign_lock);
+	rc = p11_key_find(ks->hsm, P11_KEY_EC_P256, label, NULL, 0, &k);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&ks->sign_lock);
+	for (i = 0; i < ks->nsign_keys; i++) /* another thread was first */
+		if (strcmp(ks->sign_keys[i].label, label) == 0)
+			break;
+	if (i < ks->nsign_keys) {
+		p11_key_free(k);
+		k = ks->sign_keys[i].key;
+	} else if (i < KS__SIGN_KEYS &&
+	    strlen(label) < sizeof(ks->sign_keys[i].label)) {
+		snprintf(ks->sign_keys[i].label, sizeof(ks->sign_keys[i].label),
+		    "%s", label);
+		ks->sign_keys[i].key = k;
+		ks->nsign_keys++;
+	} else {
+		*owned = 1;
+	}
+	pthread_mutex_unlock(&ks->sign_lock);
+	*out = k;
+	return 0;
+}
+
+void
+ks__sign_keys_free(struct ks *ks)
+{
+	unsigned i;
+
+	for (i = 0; i < ks->nsign_keys; i++)
+		p11_key_free(ks->sign_keys[i].key);
+	ks->nsign_keys = 0;
+}
+
 int
 ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 {
@@ -236,7 +289,7 @@ ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 	struct p11_key *sk;
 	MDB_txn *txn;
 	char label[48];
-	int rc;
+	int rc, owned = 0;
 
 	if (!ks__str_ok(q->id, sizeof(q->id)) || !ks__id_valid(q->id) ||
 	    q->len > sizeof(q->msg) || q->prehashed > 1 ||
@@ -255,8 +308,7 @@ ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 	if (rc == 0) {
 		snprintf(label, sizeof(label), "sr-sign-%s-v%u", r->m.id,
 		    r->m.version);
-		rc =
-		    p11_key_find(ks->hsm, P11_KEY_EC_P256, label, NULL, 0, &sk);
+		rc = sign_key_get(ks, label, &sk, &owned);
 		if (rc == P11_ENOTFOUND)
 			rc = KS_EINTEGRITY;
 	}
@@ -265,7 +317,10 @@ ks__op_sign(struct ks *ks, const struct ks_sign_req *q, struct ks_reply *rep)
 		                        ks->hsm, sk, q->msg, rep->material)
 		                  : p11_ecdsa_p256_sign(ks->hsm, sk, q->msg,
 		                        q->len, rep->material);
-		p11_key_free(sk);
+		if (owned)
+			p11_key_free(sk);
+		if (rc == P11_ENOTFOUND) /* gone from the HSM since kept */
+			rc = KS_EINTEGRITY;
 	}
 	if (rc == 0) {
 		rep->material_len = 64;

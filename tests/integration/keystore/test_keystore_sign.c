@@ -100,12 +100,43 @@ test_sign_refusals(void **state)
 	assert_int_equal(kt_sign(ks, "AAAAAAAAAAAA", msg, sig), KS_ENOTFOUND);
 }
 
+/* More signing keys than the keystore keeps HSM references for: every one
+ * still signs with its own key, twice (kept or found per call). */
+static void
+test_sign_many_keys(void **state)
+{
+	static const char msg[] = "many";
+	struct ks *ks = kt_main_ks();
+	char ids[KS__SIGN_KEYS + 3][KT_ID], name[32];
+	uint8_t pub[65], sig[64];
+	size_t i, round;
+
+	(void)state;
+	for (i = 0; i < KS__SIGN_KEYS + 3; i++) {
+		snprintf(name, sizeof(name), "many-%zu", i);
+		assert_int_equal(
+		    kt_create(ks, KS_KIND_SIGNING, name, NULL, 0, 0, ids[i]),
+		    0);
+	}
+	for (round = 0; round < 2; round++)
+		for (i = 0; i < KS__SIGN_KEYS + 3; i++) {
+			assert_int_equal(kt_sign(ks, ids[i], msg, sig), 0);
+			kt_public_of(ids[i], 1, pub);
+			assert_int_equal(
+			    kt_ecdsa_verify(pub, msg, strlen(msg), sig), 0);
+		}
+	/* A revoked key is refused though its reference is kept. */
+	assert_int_equal(kt_revoke(ks, ids[0], "retired", 0), 0);
+	assert_int_not_equal(kt_sign(ks, ids[0], msg, sig), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sign),
 		cmocka_unit_test(test_sign_refusals),
+		cmocka_unit_test(test_sign_many_keys),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -110,7 +110,7 @@ start
     2>"$TMP/err2"
 rc2=$?
 check "a second daemon on the same port is refused, naming the cause" \
-    '[ $rc2 -ne 0 ] && grep -q "Address already in use (another server" "$TMP/err2"'
+    '[ $rc2 -ne 0 ] && grep -q "Address already in use (another server" "$TMP/err2" || { echo "rc=$rc2"; cat "$TMP/err2"; false; }'
 stop
 
 # --- certificates ---------------------------------------------------------

@@ -62,8 +62,10 @@ int api_route(struct api *a, struct route_ctx *ctx);
 /**
  * @brief The expiry watch: find every key within 72 hours of its expiry,
  * publish the count as the strongroom_keys_expiring gauge, and write one
- * "key.expiring" audit event per key per UTC day (remembered in memory, so
- * a restart may repeat the day's events once).
+ * "key.expiring" audit event per key per UTC day. The keys announced on a
+ * day are read back from that day's audit file at the first call and at
+ * each new day, so a restart does not repeat them (an unreadable file is
+ * warned about, and its keys announced again).
  * @return the number of keys expiring, or a negative code (keystore
  *         unavailable: the gauge keeps its last value; try again at the
  *         next tick).

@@ -10,19 +10,16 @@
 #include "appliance/audit.h"
 #include "appliance/jwt.h"
 #include "appliance/policy.h"
+#include "appliance/session.h"
 #include "keystore/keystore.h"
 
 #define API_TOKEN_TTL 900 /* seconds: the JWTs /oauth/token issues */
 #define API_EXPIRING_WITHIN (72 * 3600) /* the expiry warning window */
 #define API_GRACE_DEFAULT 86400         /* rotation: old key's grace, s */
 #define API_GRACE_MAX (7 * 86400)       /* the longest grace a caller gets */
-#define API_SESSION_IDLE 900            /* console session idle timeout */
-#define API_SESSION_ABSOLUTE 28800      /* and absolute lifetime (8 h) */
-#define API_SESSION_COOKIE "sr_session"
-#define API_SESSION_TOKEN_MAX 64 /* base64url of 32 random bytes + NUL */
 
-struct api_sessions; /* api_session.c */
-struct api_backoff;  /* api_session.c */
+struct api_sessions; /* session.c */
+struct api_backoff;  /* session.c */
 struct api_keyrate;  /* api_keys.c */
 struct api_expiry;   /* api_keys.c */
 
@@ -196,24 +193,6 @@ void api_keys_leak(struct api_req *r);
 void api_audit_read(struct api_req *r);
 void api_login(struct api_req *r); /* api_session.c */
 void api_logout(struct api_req *r);
-
-/* Console sessions (api_session.c): in memory only, so a restart logs
- * everyone out. Any thread (one mutex). */
-int api_sessions_new(struct api_sessions **out);
-void api_sessions_free(struct api_sessions *s);
-/**
- * Check a session cookie; with @p csrf non-NULL the X-CSRF-Token header
- * must match the session's token (state-changing calls).
- * @param[out] user  the session's user id.
- * @return 0; -ENOENT unknown or timed out (401 invalid_session);
- *         -EPERM the CSRF token is missing or wrong (403 csrf_required).
- */
-int api_session_check(struct api_sessions *s, const char *token,
-    const char *csrf, int need_csrf, char user[KS_ID_LEN + 1]);
-/** End every session of @p user (deleted or disabled users). */
-void api_sessions_end_user(struct api_sessions *s, const char *user);
-int api_backoff_new(struct api_backoff **out);
-void api_backoff_free(struct api_backoff *b);
 
 /* Per-key rate limits and the expiry watch (api_keys.c). */
 int api_keyrate_new(struct api_keyrate **out);

@@ -3,7 +3,9 @@
  * a grace period for the old key, the one-call leak response (revoke as
  * compromised, issue the replacement, answer every audited request the
  * key made), the audit query route, per-key rate limits and the expiry
- * watch (gauge plus one "key.expiring" audit event per key per day).
+ * watch (gauge plus one "key.expiring" audit event per key per day; the
+ * day's set of keys already announced is rebuilt from that day's audit
+ * file at start, so a restart does not repeat them).
  *
  * It must never show a key's secret except the replacement's, once; never
  * extend a key's life (the grace period only shortens it); and never
@@ -22,7 +24,6 @@
 #define KEYRATE_SLOTS 4096
 #define KEYRATE_PROBE 8
 #define AUDIT_ANSWER_MAX 1000 /* lines one query answers at most */
-#define EXPIRY_SEEN_MAX 4096  /* keys warned about today */
 
 struct keyrate_slot {
 	char id[64];
@@ -35,11 +36,16 @@ struct api_keyrate {
 	struct keyrate_slot s[KEYRATE_SLOTS];
 };
 
+/* The keys announced on one UTC day. */
+struct expiry_set {
+	size_t n, cap;
+	char (*id)[KS_ID_LEN + 1];
+};
+
 struct api_expiry {
 	pthread_mutex_t lock;
-	int64_t day; /* UTC day number the seen list is for */
-	size_t nseen;
-	char seen[EXPIRY_SEEN_MAX][KS_ID_LEN + 1];
+	int64_t day; /* UTC day number the set is for; INT64_MIN: none yet */
+	struct expiry_set seen;
 };
 
 /* ------------------------------------------------------------------ */
@@ -341,6 +347,7 @@ api_expiry_new(struct api_expiry **out)
 	if (*out == NULL)
 		return -ENOMEM;
 	pthread_mutex_init(&(*out)->lock, NULL);
+	(*out)->day = INT64_MIN;
 	return 0;
 }
 
@@ -350,25 +357,126 @@ api_expiry_free(struct api_expiry *e)
 	if (e == NULL)
 		return;
 	pthread_mutex_destroy(&e->lock);
+	free(e->seen.id);
 	free(e);
 }
 
-/* Whether @p id was already warned about today; marks it. */
 static int
-expiry_seen(struct api_expiry *e, const char *id, int64_t day)
+set_has(const struct expiry_set *set, const char *id)
 {
 	size_t i;
-	int seen = 0;
+
+	for (i = 0; i < set->n; i++)
+		if (strcmp(set->id[i], id) == 0)
+			return 1;
+	return 0;
+}
+
+/* Add @p id (once). 0 or -ENOMEM. */
+static int
+set_add(struct expiry_set *set, const char *id)
+{
+	char(*grown)[KS_ID_LEN + 1];
+	size_t cap;
+
+	if (set_has(set, id))
+		return 0;
+	if (set->n == set->cap) {
+		cap = set->cap != 0 ? 2 * set->cap : 64;
+		grown = realloc(set->id, cap * sizeof(*set->id));
+		if (grown == NULL)
+			return -ENOMEM;
+		set->id = grown;
+		set->cap = cap;
+	}
+	snprintf(set->id[set->n++], KS_ID_LEN + 1, "%s", id);
+	return 0;
+}
+
+/* The keys the log already holds a "key.expiring" event for on UTC day
+ * @p day (the audit module's own query over that day's file), into
+ * @p set. 0 (also when the day has no file yet) or a negative code. */
+static int
+expiry_logged(const char *audit_dir, int64_t day, struct expiry_set *set)
+{
+	struct audit_query q = { 0 };
+	char since[16], until[16], err[256], *text = NULL, *line, *save = NULL;
+	time_t t;
+	struct tm tm;
+	size_t size = 0;
+	FILE *f;
+	int rc;
+
+	t = (time_t)(day * 86400);
+	gmtime_r(&t, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%d", &tm);
+	t += 86400;
+	gmtime_r(&t, &tm);
+	strftime(until, sizeof(until), "%Y-%m-%d", &tm);
+	q.actor = "system";
+	q.action = "key.expiring";
+	q.since = since;
+	q.until = until;
+	if ((f = open_memstream(&text, &size)) == NULL)
+		return -ENOMEM;
+	rc = audit_query_run(audit_dir, &q, f, NULL, err);
+	if (fclose(f) != 0 && rc == 0)
+		rc = -ENOMEM;
+	if (rc == -ENOENT)
+		rc = 0; /* no log yet */
+	for (line = text != NULL ? strtok_r(text, "\n", &save) : NULL;
+	     rc == 0 && line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		yyjson_doc *d = yyjson_read(line, strlen(line), 0);
+		const char *id = yyjson_get_str(
+		    yyjson_obj_get(yyjson_doc_get_root(d), "key"));
+
+		if (id != NULL && strlen(id) == KS_ID_LEN)
+			rc = set_add(set, id);
+		yyjson_doc_free(d);
+	}
+	free(text);
+	return rc;
+}
+
+/* Start UTC day @p day's set from what its audit file already holds:
+ * at the first check and at each new day. What cannot be read is left
+ * out: a warning given twice is better than one never given. */
+static void
+expiry_day(struct api *a, int64_t day)
+{
+	struct api_expiry *e = a->expiry;
+	struct expiry_set set = { 0 }, old;
+	int rc;
 
 	pthread_mutex_lock(&e->lock);
-	if (e->day != day) {
-		e->day = day;
-		e->nseen = 0;
+	rc = e->day == day;
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return;
+	if ((rc = expiry_logged(a->audit_dir, day, &set)) != 0) {
+		log_warnx("expiry watch: %s/: today's key.expiring events not "
+		          "read (%s); they may be written again",
+		    a->audit_dir, sr_strerror(rc));
 	}
-	for (i = 0; i < e->nseen && !seen; i++)
-		seen = strcmp(e->seen[i], id) == 0;
-	if (!seen && e->nseen < EXPIRY_SEEN_MAX)
-		snprintf(e->seen[e->nseen++], KS_ID_LEN + 1, "%s", id);
+	pthread_mutex_lock(&e->lock);
+	old = e->seen;
+	e->seen = set;
+	e->day = day;
+	pthread_mutex_unlock(&e->lock);
+	free(old.id);
+}
+
+/* Whether @p id was already announced today; marks it. Out of memory it
+ * answers "not yet": the warning is repeated rather than lost. */
+static int
+expiry_seen(struct api_expiry *e, const char *id)
+{
+	int seen;
+
+	pthread_mutex_lock(&e->lock);
+	seen = set_has(&e->seen, id);
+	if (!seen)
+		(void)set_add(&e->seen, id);
 	pthread_mutex_unlock(&e->lock);
 	return seen;
 }
@@ -376,13 +484,14 @@ expiry_seen(struct api_expiry *e, const char *id, int64_t day)
 static void
 expiry_forget(struct api_expiry *e, const char *id)
 {
+	struct expiry_set *set = &e->seen;
 	size_t i;
 
 	pthread_mutex_lock(&e->lock);
-	for (i = 0; i < e->nseen; i++)
-		if (strcmp(e->seen[i], id) == 0) {
-			e->nseen--;
-			memcpy(e->seen[i], e->seen[e->nseen], KS_ID_LEN + 1);
+	for (i = 0; i < set->n; i++)
+		if (strcmp(set->id[i], id) == 0) {
+			set->n--;
+			memcpy(set->id[i], set->id[set->n], KS_ID_LEN + 1);
 			break;
 		}
 	pthread_mutex_unlock(&e->lock);
@@ -397,7 +506,7 @@ expiry_warn(struct api *a, const struct ks_meta *m, int64_t now)
 	struct tm tm;
 	time_t t = (time_t)m->expires_at;
 
-	if (expiry_seen(a->expiry, m->id, now / 86400))
+	if (expiry_seen(a->expiry, m->id))
 		return 0;
 	gmtime_r(&t, &tm);
 	snprintf(resource, sizeof(resource),
@@ -426,6 +535,7 @@ api_expiry_check(struct api *a)
 
 	if (q == NULL || rep == NULL)
 		goto out;
+	expiry_day(a, now / 86400);
 	ks_request_init(q, KS_OP_EXPIRING);
 	q->u.expiring.within = API_EXPIRING_WITHIN;
 	q->u.expiring.limit = KS_LIST_MAX;

@@ -2,14 +2,14 @@
  * appliance/api_session.c: console login for people. POST /api/login takes
  * a name, a password (Argon2id, appliance/password.h) and a TOTP code
  * (RFC 6238, each code accepted once per account through the keystore's
- * compare-and-set), backs failures off per account and per source address
- * (429 + Retry-After), and opens a session: a random 256-bit id in an
- * HttpOnly; Secure; SameSite=Strict cookie and a CSRF token in the body,
- * with idle and absolute timeouts. POST /api/logout ends it.
+ * compare-and-set), backs failures off per account, per account and
+ * source address and per source address (429 + Retry-After), and opens a
+ * session: a random 256-bit id in an HttpOnly; Secure; SameSite=Strict
+ * cookie and a CSRF token in the body, with idle and absolute timeouts.
+ * POST /api/logout ends it.
  *
- * Sessions and back-off counters live in memory only (a restart logs
- * everyone out and forgets the counters). Session ids and CSRF tokens are
- * kept as SHA-256 hashes, looked up by hash and compared in constant time.
+ * The session table and the back-off counters are appliance/session.h
+ * (memory only: a restart logs everyone out and forgets the counters).
  * It must never log, audit or keep a password, a code, a session id or a
  * CSRF token, and never say which of the three factors was wrong.
  */
@@ -19,264 +19,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <mbedtls/sha256.h>
 #include <yyjson.h>
 
 #include "appliance/api_impl.h"
 #include "appliance/password.h"
 #include "appliance/totp.h"
-
-#define SESSIONS_MAX 4096
-#define BACKOFF_SLOTS 4096
-/* Failures before back-off starts, and its ceiling (seconds). */
-#define BACKOFF_FREE_ACCOUNT 3
-#define BACKOFF_FREE_ADDR 10
-#define BACKOFF_BASE 5u /* the first wait; doubles per failure */
-#define BACKOFF_CAP 900u
-
-struct session {
-	uint8_t id_hash[32], csrf_hash[32];
-	char user[KS_ID_LEN + 1];
-	int64_t created, last;
-	int used;
-};
-
-struct api_sessions {
-	pthread_mutex_t lock;
-	struct session s[SESSIONS_MAX];
-};
-
-struct backoff_slot {
-	uint8_t key_hash[32]; /* SHA-256 of "a:" name or "n:" address */
-	unsigned failures;
-	int64_t until, last;
-};
-
-struct api_backoff {
-	pthread_mutex_t lock;
-	struct backoff_slot s[BACKOFF_SLOTS];
-};
-
-static void
-sha256_str(const char *s, uint8_t out[32])
-{
-	mbedtls_sha256((const unsigned char *)s, strlen(s), out, 0);
-}
-
-int
-api_sessions_new(struct api_sessions **out)
-{
-	*out = calloc(1, sizeof(**out));
-	if (*out == NULL)
-		return -ENOMEM;
-	pthread_mutex_init(&(*out)->lock, NULL);
-	return 0;
-}
-
-void
-api_sessions_free(struct api_sessions *s)
-{
-	if (s == NULL)
-		return;
-	pthread_mutex_destroy(&s->lock);
-	sr_wipe(s, sizeof(*s));
-	free(s);
-}
-
-static int
-session_live(const struct session *e, int64_t now)
-{
-	return e->used && now - e->last < API_SESSION_IDLE &&
-	    now - e->created < API_SESSION_ABSOLUTE;
-}
-
-/* A new session for @p user: its id and CSRF token as base64url. */
-static int
-session_open(struct api_sessions *s, const char *user,
-    char id[API_SESSION_TOKEN_MAX], char csrf[API_SESSION_TOKEN_MAX])
-{
-	uint8_t rnd[64];
-	int64_t now = (int64_t)time(NULL);
-	size_t i, pick = 0;
-	int rc;
-
-	if ((rc = sr_os_random(rnd, sizeof(rnd))) != 0)
-		return rc;
-	b64url_encode(id, API_SESSION_TOKEN_MAX, rnd, 32);
-	b64url_encode(csrf, API_SESSION_TOKEN_MAX, rnd + 32, 32);
-	sr_wipe(rnd, sizeof(rnd));
-	pthread_mutex_lock(&s->lock);
-	/* A free or dead slot, else the least recently used one. */
-	for (i = 0; i < SESSIONS_MAX; i++) {
-		if (!session_live(&s->s[i], now)) {
-			pick = i;
-			break;
-		}
-		if (s->s[i].last < s->s[pick].last)
-			pick = i;
-	}
-	sha256_str(id, s->s[pick].id_hash);
-	sha256_str(csrf, s->s[pick].csrf_hash);
-	snprintf(s->s[pick].user, sizeof(s->s[pick].user), "%s", user);
-	s->s[pick].created = s->s[pick].last = now;
-	s->s[pick].used = 1;
-	pthread_mutex_unlock(&s->lock);
-	return 0;
-}
-
-/* The live session whose id hashes to @p h, or NULL; under the lock. The
- * compare is constant-time per slot and visits every slot. */
-static struct session *
-session_find(struct api_sessions *s, const uint8_t h[32], int64_t now)
-{
-	struct session *hit = NULL;
-	size_t i;
-
-	for (i = 0; i < SESSIONS_MAX; i++)
-		if (sr_ct_equal(s->s[i].id_hash, h, 32) & s->s[i].used)
-			hit = &s->s[i];
-	if (hit != NULL && !session_live(hit, now)) {
-		sr_wipe(hit, sizeof(*hit));
-		hit = NULL;
-	}
-	return hit;
-}
-
-int
-api_session_check(struct api_sessions *s, const char *token, const char *csrf,
-    int need_csrf, char user[KS_ID_LEN + 1])
-{
-	uint8_t h[32], c[32];
-	int64_t now = (int64_t)time(NULL);
-	struct session *e;
-	int rc = 0;
-
-	sha256_str(token, h);
-	if (csrf != NULL)
-		sha256_str(csrf, c);
-	pthread_mutex_lock(&s->lock);
-	e = session_find(s, h, now);
-	if (e == NULL)
-		rc = -ENOENT;
-	else if (need_csrf &&
-	    (csrf == NULL || !sr_ct_equal(c, e->csrf_hash, 32)))
-		rc = -EPERM;
-	if (e != NULL && rc == 0) {
-		e->last = now;
-		snprintf(user, KS_ID_LEN + 1, "%s", e->user);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return rc;
-}
-
-void
-api_sessions_end_user(struct api_sessions *s, const char *user)
-{
-	size_t i;
-
-	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < SESSIONS_MAX; i++)
-		if (s->s[i].used && strcmp(s->s[i].user, user) == 0)
-			sr_wipe(&s->s[i], sizeof(s->s[i]));
-	pthread_mutex_unlock(&s->lock);
-}
-
-/* ------------------------------------------------------------------ */
-/* Back-off                                                             */
-/* ------------------------------------------------------------------ */
-
-int
-api_backoff_new(struct api_backoff **out)
-{
-	*out = calloc(1, sizeof(**out));
-	if (*out == NULL)
-		return -ENOMEM;
-	pthread_mutex_init(&(*out)->lock, NULL);
-	return 0;
-}
-
-void
-api_backoff_free(struct api_backoff *b)
-{
-	if (b == NULL)
-		return;
-	pthread_mutex_destroy(&b->lock);
-	free(b);
-}
-
-/* The slot of @p key (made when @p make), under the lock. */
-static struct backoff_slot *
-backoff_slot(struct api_backoff *b, const char *key, int make)
-{
-	uint8_t h[32];
-	size_t i, start, oldest;
-
-	sha256_str(key, h);
-	start = ((size_t)h[0] << 8 | h[1]) % BACKOFF_SLOTS;
-	oldest = start;
-	for (i = 0; i < 16; i++) {
-		struct backoff_slot *e = &b->s[(start + i) % BACKOFF_SLOTS];
-
-		if (memcmp(e->key_hash, h, 32) == 0)
-			return e;
-		if (e->last < b->s[oldest].last)
-			oldest = (start + i) % BACKOFF_SLOTS;
-	}
-	if (!make)
-		return NULL;
-	memset(&b->s[oldest], 0, sizeof(b->s[oldest]));
-	memcpy(b->s[oldest].key_hash, h, 32);
-	return &b->s[oldest];
-}
-
-/* Seconds until @p key may try again; 0 now. */
-static unsigned
-backoff_wait(struct api_backoff *b, const char *key, int64_t now)
-{
-	struct backoff_slot *e;
-	unsigned wait = 0;
-
-	pthread_mutex_lock(&b->lock);
-	e = backoff_slot(b, key, 0);
-	if (e != NULL && e->until > now)
-		wait = (unsigned)(e->until - now);
-	pthread_mutex_unlock(&b->lock);
-	return wait;
-}
-
-/* One more failure: from the @p free_tries-th on, wait 5 s, doubling
- * with each further failure up to 15 minutes. */
-static void
-backoff_fail(
-    struct api_backoff *b, const char *key, unsigned free_tries, int64_t now)
-{
-	struct backoff_slot *e;
-	unsigned over;
-
-	pthread_mutex_lock(&b->lock);
-	e = backoff_slot(b, key, 1);
-	e->failures++;
-	e->last = now;
-	if (e->failures >= free_tries) {
-		over = e->failures - free_tries;
-		over = over > 8 ? 8 : over;
-		e->until = now +
-		    (BACKOFF_BASE << over > BACKOFF_CAP ? BACKOFF_CAP
-		                                        : BACKOFF_BASE << over);
-	}
-	pthread_mutex_unlock(&b->lock);
-}
-
-static void
-backoff_clear(struct api_backoff *b, const char *key)
-{
-	struct backoff_slot *e;
-
-	pthread_mutex_lock(&b->lock);
-	if ((e = backoff_slot(b, key, 0)) != NULL)
-		memset(e, 0, sizeof(*e));
-	pthread_mutex_unlock(&b->lock);
-}
 
 /* ------------------------------------------------------------------ */
 /* POST /api/login, POST /api/logout                                    */
@@ -309,12 +56,9 @@ factors_check(struct api_req *r, int found, const char *password,
 }
 
 static void
-login_refused(struct api_req *r, const char *acct, const char *addr, int rc)
+login_refused(struct api_req *r, const char *name, int rc)
 {
-	int64_t now = (int64_t)time(NULL);
-
-	backoff_fail(r->api->backoff, acct, BACKOFF_FREE_ACCOUNT, now);
-	backoff_fail(r->api->backoff, addr, BACKOFF_FREE_ADDR, now);
+	api_backoff_failed(r->api->backoff, name, r->src);
 	if (rc == APP_ETOTPREPLAY)
 		api_answer_error(r, 401, "totp_replayed",
 		    "this one-time code was already used; wait for the next");
@@ -325,7 +69,7 @@ login_refused(struct api_req *r, const char *acct, const char *addr, int rc)
 
 /* {"name","password","totp"} -> a session cookie and a CSRF token. */
 static void
-login_run(struct api_req *r, yyjson_val *root, char *acct, char *addr)
+login_run(struct api_req *r, yyjson_val *root)
 {
 	const char *name = yyjson_get_str(yyjson_obj_get(root, "name"));
 	const char *pw = yyjson_get_str(yyjson_obj_get(root, "password"));
@@ -333,7 +77,7 @@ login_run(struct api_req *r, yyjson_val *root, char *acct, char *addr)
 	char sid[API_SESSION_TOKEN_MAX], csrf[API_SESSION_TOKEN_MAX];
 	char cookie[160], body[256];
 	struct http_header h = { "Set-Cookie", cookie, 10, 0 };
-	unsigned wait, w2;
+	unsigned wait;
 	uint64_t step = 0;
 	int rc, n;
 
@@ -344,15 +88,10 @@ login_run(struct api_req *r, yyjson_val *root, char *acct, char *addr)
 		    "is required");
 		return;
 	}
-	snprintf(acct, 80, "a:%s", name);
-	snprintf(addr, 80, "n:%s", r->src);
 	snprintf(r->actor, sizeof(r->actor), "login:%.50s", name);
-	wait = backoff_wait(r->api->backoff, acct, time(NULL));
-	w2 = backoff_wait(r->api->backoff, addr, time(NULL));
-	if (wait > 0 || w2 > 0) {
+	if ((wait = api_backoff_wait(r->api->backoff, name, r->src)) > 0) {
 		api_answer_retry(r, 429, "too_many_attempts",
-		    "too many failed logins; try again later",
-		    wait > w2 ? wait : w2);
+		    "too many failed logins; try again later", wait);
 		return;
 	}
 	ks_request_init(&r->kq, KS_OP_CRED_GET);
@@ -377,11 +116,11 @@ login_run(struct api_req *r, yyjson_val *root, char *acct, char *addr)
 			rc = APP_ETOTPREPLAY;
 	}
 	if (rc != 0) {
-		login_refused(r, acct, addr, rc);
+		login_refused(r, name, rc);
 		return;
 	}
-	backoff_clear(r->api->backoff, acct);
-	if (session_open(r->api->sessions, r->kr.meta.id, sid, csrf) != 0) {
+	api_backoff_succeeded(r->api->backoff, name, r->src);
+	if (api_session_open(r->api->sessions, r->kr.meta.id, sid, csrf) != 0) {
 		api_answer_error(r, 503, "unavailable", "no randomness");
 		return;
 	}
@@ -404,7 +143,6 @@ void
 api_login(struct api_req *r)
 {
 	yyjson_doc *doc = NULL;
-	char acct[80], addr[80];
 
 	if (r->body != NULL)
 		doc = yyjson_read((char *)r->body, r->body_len, 0);
@@ -417,7 +155,7 @@ api_login(struct api_req *r)
 		    "a JSON object with \"name\", \"password\" and \"totp\" "
 		    "is required");
 	else
-		login_run(r, yyjson_doc_get_root(doc), acct, addr);
+		login_run(r, yyjson_doc_get_root(doc));
 	if (doc != NULL) {
 		/* yyjson keeps the strings in its own buffer: wipe it. */
 		yyjson_val *v =
@@ -439,8 +177,6 @@ api_logout(struct api_req *r)
 		API_SESSION_COOKIE "=; Path=/; HttpOnly; Secure; "
 		                   "SameSite=Strict; Max-Age=0",
 		10, 0 };
-	uint8_t hash[32];
-	struct session *e;
 	int rc;
 
 	h.value_len = strlen(h.value);
@@ -457,10 +193,6 @@ api_logout(struct api_req *r)
 		return;
 	}
 	snprintf(r->actor, sizeof(r->actor), "user:%s", user);
-	sha256_str(r->session, hash);
-	pthread_mutex_lock(&r->api->sessions->lock);
-	if ((e = session_find(r->api->sessions, hash, time(NULL))) != NULL)
-		sr_wipe(e, sizeof(*e));
-	pthread_mutex_unlock(&r->api->sessions->lock);
+	(void)api_session_end(r->api->sessions, r->session);
 	api_answer_json_hdr(r, 200, "{\"logged_out\":true}", 19, &h, 1);
 }

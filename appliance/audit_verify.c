@@ -477,7 +477,7 @@ audit_query_run(const char *dir, const struct audit_query *q, FILE *out,
     uint64_t *matched, char err[256])
 {
 	char since[25] = "", until[25] = "", path[PATH_MAX], *line = NULL;
-	char name[AUDIT__NAME_LEN + 1];
+	char name[AUDIT__NAME_LEN + 1], needle[AUDIT_ACTION_MAX + 16] = "";
 	int64_t *days = NULL, since_day = INT64_MIN;
 	uint64_t count = 0;
 	size_t n = 0, i, cap = 0;
@@ -505,6 +505,12 @@ audit_query_run(const char *dir, const struct audit_query *q, FILE *out,
 		snprintf(name, sizeof(name), "audit-%.10s.jsonl", since);
 		audit__file_day(name, &since_day);
 	}
+	/* An exact action is written as these bytes in every line that has
+	 * it (names are [A-Za-z0-9._-], never escaped): lines without them
+	 * are passed over unparsed. */
+	if (q->action != NULL && audit__name_ok(q->action, AUDIT_ACTION_MAX, 1))
+		snprintf(
+		    needle, sizeof(needle), "\"action\":\"%s\"", q->action);
 	rc = audit__list_days(dir, &days, &n);
 	if (rc == 0 && n == 0)
 		rc = -ENOENT;
@@ -527,6 +533,10 @@ audit_query_run(const char *dir, const struct audit_query *q, FILE *out,
 		while ((len = getline(&line, &cap, f)) > 0) {
 			if (line[len - 1] == '\n')
 				len--;
+			if (needle[0] != '\0' &&
+			    memmem(line, (size_t)len, needle, strlen(needle)) ==
+			        NULL)
+				continue;
 			if (line_matches(q, since, until, line, (size_t)len)) {
 				fwrite(line, 1, (size_t)len, out);
 				fputc('\n', out);

@@ -2,13 +2,14 @@
 # tests/integration/appliance/test_access.sh: identity and access through
 # curl over real TLS against one real strongroomd (real keystore, real
 # SoftHSM2): users with roles, passwords and TOTP (codes from oathtool),
-# console login with a replayed code refused, back-off with Retry-After,
-# session cookies with CSRF and logout, key rotation with a grace period,
-# the one-call leak response, the audit query route, per-key rate limits,
-# CIDR binding from 127.0.0.2 and 127.0.0.3, revocation within a second,
-# the expiry watch (listing, gauge, one audit event per key), and last a
-# scan proving no secret the test made appears anywhere but in the one
-# response that created it.
+# console login with a replayed code refused, back-off with Retry-After
+# (which holds the failing address, not the account elsewhere), session
+# cookies with CSRF and logout, key rotation with a grace period, the
+# one-call leak response, the audit query route, per-key rate limits, CIDR
+# binding from 127.0.0.2 and 127.0.0.3, revocation within a second, the
+# expiry watch (listing, gauge, one audit event per key per day, also
+# across a restart), and last a scan proving no secret the test made
+# appears anywhere but in the one response that created it.
 set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/access-$$
@@ -119,6 +120,8 @@ for i in 1 2 3; do login bob wrong-password-x 000000 --interface 127.0.0.3 >/dev
 s=$(login bob "$PW" 000000 --interface 127.0.0.3)
 check "three failures, then 429 too_many_attempts with Retry-After" \
     '[ "$s" = 429 ] && [ "$(code)" = too_many_attempts ] && grep -qi "^retry-after: [1-9]" "$(last).h"'
+check "that address's back-off does not hold bob's account elsewhere (401, not 429)" \
+    '[ "$(login bob wrong-password-x 000000 --interface 127.0.0.2)" = 401 ] && [ "$(code)" = invalid_credentials ]'
 
 # --- rotation, leak, audit query -----------------------------------------
 check "alice's key reads her record" \
@@ -208,6 +211,16 @@ stop
 AUD="$TMP/state/audit"
 check "one key.expiring audit event for it, though the watch ran often" \
     '[ "$(cat "$AUD"/audit-*.jsonl | grep "\"action\":\"key.expiring\"" | grep -c "\"key\":\"$EX\"")" = 1 ]'
+# A restart the same day: the watch learns from today's audit file what it
+# already announced. (Across UTC midnight a second line is right: one a day.)
+start --config "$TMP/conf"
+U="https://localhost:$port"
+sleep 2.5
+check "after a restart the watch runs again (the gauge counts the key)" \
+    '$C "$U/metrics" | grep -q "^strongroom_keys_expiring [1-9]"'
+stop
+check "and writes no second key.expiring event for it on the same UTC day" \
+    '[ -z "$(grep -h "\"action\":\"key.expiring\"" "$AUD"/audit-*.jsonl | grep "\"key\":\"$EX\"" | cut -c8-17 | sort | uniq -d)" ] && [ "$(cat "$AUD"/audit-*.jsonl | grep -c "\"action\":\"audit.start\"")" = 2 ]'
 check "logins, rate limits and CSRF refusals are audited" \
     'grep -q "\"action\":\"session.login\",\"resource\":\"/api/login\",\"status\":\"200\"" "$AUD"/audit-*.jsonl && grep -q "\"key\":\"$PKID\",\"status\":\"429\"" "$AUD"/audit-*.jsonl && grep -q "\"actor\":\"anonymous\",\"action\":\"keys.create\".*\"status\":\"403\"" "$AUD"/audit-*.jsonl'
 check "the audit log verifies" '"$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'

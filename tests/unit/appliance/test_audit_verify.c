@@ -342,6 +342,12 @@ test_query(void **state)
 	    query(NULL, "user:*", NULL, "2025-06-02", NULL, &rc), 40);
 	assert_int_equal(
 	    query(NULL, "audit", "audit.start", NULL, NULL, &rc), 2);
+	/* An exact action (lines without its bytes go unparsed) finds what
+	 * its prefix form finds, and is no prefix itself. */
+	assert_int_equal(query(NULL, NULL, "key.create", NULL, NULL, &rc), 40);
+	assert_int_equal(query(NULL, NULL, "key.create*", NULL, NULL, &rc), 40);
+	assert_int_equal(query(NULL, NULL, "key.creat", NULL, NULL, &rc), 0);
+	assert_int_equal(rc, 0);
 	assert_int_equal(query(NULL, NULL, NULL, "yesterday", NULL, &rc), 0);
 	assert_int_equal(rc, -EINVAL);
 	assert_int_equal(

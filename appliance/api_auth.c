@@ -142,7 +142,9 @@ authenticate(struct api_req *r)
 			if (rc == 0) {
 				caller_from_meta(r, &r->kr.meta);
 				/* A token carries the scopes it was issued
-				 * with, never more than its client has. */
+				 * with, never more than its client has now
+				 * (an app's scopes narrowed since). */
+				policy_scopes_keep(cl->scope, r->scopes);
 				snprintf(r->scopes, sizeof(r->scopes), "%s",
 				    cl->scope);
 				snprintf(r->key_id, sizeof(r->key_id), "%.12s",

@@ -176,6 +176,46 @@ void api_list_op(struct api_req *r, unsigned kind, const char *parent);
 /** GET into r->kr; answer 404 and return non-zero unless the key of the
  * path is of @p kind. */
 int api_expect_kind(struct api_req *r, unsigned kind);
+/* An app's create or update body, checked (api_apps.c). */
+#define API_APP_NAME 0x1u
+#define API_APP_CIDRS 0x2u
+#define API_APP_SCOPES 0x4u
+#define API_APP_EXPIRES 0x8u
+#define API_APP_RATE 0x10u
+struct yyjson_doc;
+struct yyjson_val;
+struct api_app_body {
+	unsigned set; /* API_APP_*: the members the body named */
+	char name[KS_NAME_MAX];
+	struct ks_cidr cidrs[KS_CIDR_MAX]; /* unused slots zero */
+	int64_t expires_at;                /* now + expires_in_days */
+	struct yyjson_val *scopes;         /* the array, inside doc */
+	struct yyjson_val *rate_limit;     /* the object, inside doc */
+	struct yyjson_doc *doc;            /* the parsed body */
+};
+/**
+ * Check r->body as an app's create (@p create 1: "name" required, a year's
+ * expiry by default) or update (at least one member) into @p b, which
+ * api_app_body_free() releases whatever this returns.
+ * @return 0; -EINVAL after answering 400 invalid_request naming the member
+ *         (an empty or non-object body, an unknown member, a wrong type or
+ *         value, a network cidr.c refuses, more than 8 networks).
+ */
+int api_app_body_parse(struct api_req *r, int create, struct api_app_body *b);
+void api_app_body_free(struct api_app_body *b);
+/**
+ * The scope JSON to store: the members of @p current (an app's stored
+ * scope, "" or NULL for none) with the body's scopes and rate_limit in
+ * place of theirs; "scopes" is [] when neither has one.
+ * @return 0; -E2BIG (400 answered) when it exceeds KS_SCOPE_MAX; -ENOMEM
+ *         (503 answered).
+ */
+int api_app_scope(struct api_req *r, const struct api_app_body *b,
+    const char *current, char out[KS_SCOPE_MAX]);
+/** A key's bound networks as "cidrs":["ADDR/PREFIX",...] in @p o (none:
+ * no member). */
+void api_app_cidrs_json(struct yyjson_mut_doc *d, struct yyjson_mut_val *o,
+    const struct ks_meta *m);
 /** POST /api/{apps,users}/{id}/keys (the key shown once) and the list. */
 void api_keys_create(struct api_req *r);
 void api_keys_list(struct api_req *r);

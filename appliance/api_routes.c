@@ -43,6 +43,7 @@ api_meta_json(yyjson_mut_doc *d, yyjson_mut_val *o, const struct ks_meta *m)
 		yyjson_mut_obj_add_strcpy(d, o, "reason", m->reason);
 	if (m->last_used != 0)
 		yyjson_mut_obj_add_int(d, o, "last_used", m->last_used);
+	api_app_cidrs_json(d, o, m);
 	if (m->scope[0] != '\0') {
 		yyjson_doc *s = yyjson_read(m->scope, strlen(m->scope), 0);
 
@@ -150,96 +151,109 @@ api_expect_kind(struct api_req *r, unsigned kind)
 	return rc;
 }
 
-/* POST /api/apps {"name","cidrs":[...],"expires_in_days","scopes":[...]} */
+/* An app's create or update as the answer; a taken name is a 409. */
+static void
+app_answer(struct api_req *r, int rc, int status)
+{
+	if (rc == KS_EEXISTS)
+		api_answer_error(
+		    r, 409, "conflict", "an app with that name exists");
+	else if (rc != 0)
+		api_answer_ks_error(r, rc);
+	else
+		api_answer_meta(r, status);
+}
+
+/* POST /api/apps {"name","cidrs":[...],"expires_in_days","scopes":[...],
+ * "rate_limit":{...}}, checked by api_apps.c. */
 static void
 apps_create(struct api_req *r)
 {
 	struct ks_create_req *c = &r->kq.u.create;
-	yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
-	yyjson_val *root = yyjson_doc_get_root(doc), *v, *arr;
-	yyjson_mut_doc *sd;
-	size_t i, n, k = 0;
-	char *scope;
-	int64_t days = 365;
-	int rc;
+	struct api_app_body b;
 
 	ks_request_init(&r->kq, KS_OP_CREATE);
 	c->kind = KS_KIND_APP;
-	if (!yyjson_is_obj(root) ||
-	    !yyjson_is_str(v = yyjson_obj_get(root, "name"))) {
-		yyjson_doc_free(doc);
-		api_answer_error(r, 400, "invalid_request",
-		    "a JSON object with a \"name\" is required");
-		return;
-	}
-	snprintf(c->name, sizeof(c->name), "%s", yyjson_get_str(v));
-	if (yyjson_is_int(v = yyjson_obj_get(root, "expires_in_days")))
-		days = yyjson_get_sint(v);
-	if (days < 1 || days > 365) {
-		yyjson_doc_free(doc);
-		api_answer_error(r, 400, "invalid_request",
-		    "expires_in_days must be 1..365");
-		return;
-	}
-	c->expires_at = (int64_t)time(NULL) + days * 86400;
-	arr = yyjson_obj_get(root, "cidrs");
-	yyjson_arr_foreach(arr, i, n, v)
-	{
-		struct ks_cidr *kc = &c->cidrs[k];
-		char text[64], *slash;
-		int fam;
-
-		if (!yyjson_is_str(v) || k == KS_CIDR_MAX ||
-		    snprintf(text, sizeof(text), "%s", yyjson_get_str(v)) >=
-		        (int)sizeof(text) ||
-		    (slash = strchr(text, '/')) == NULL) {
-			yyjson_doc_free(doc);
-			api_answer_error(r, 400, "invalid_request",
-			    "cidrs: at most 8 networks written ADDR/PREFIX");
-			return;
-		}
-		*slash = '\0';
-		fam = strchr(text, ':') != NULL ? AF_INET6 : AF_INET;
-		kc->family = fam == AF_INET ? 4 : 6;
-		kc->prefix = (uint8_t)atoi(slash + 1);
-		if (inet_pton(fam, text, kc->addr) != 1 ||
-		    kc->prefix > (fam == AF_INET ? 32 : 128)) {
-			yyjson_doc_free(doc);
-			api_answer_error(r, 400, "invalid_request",
-			    "cidrs: a network is malformed");
-			return;
-		}
-		k++;
-	}
+	if (api_app_body_parse(r, 1, &b) != 0 ||
+	    api_app_scope(r, &b, NULL, c->scope) != 0)
+		goto out;
+	memcpy(c->name, b.name, sizeof(c->name));
+	memcpy(c->cidrs, b.cidrs, sizeof(c->cidrs));
+	c->expires_at = b.expires_at;
 	/* The developer who made the app owns it. */
 	if (r->caller.kind == KS_KIND_USER)
 		snprintf(c->parent, sizeof(c->parent), "%s", r->caller.id);
-	sd = yyjson_mut_doc_new(NULL);
-	yyjson_mut_doc_set_root(sd, yyjson_mut_obj(sd));
-	arr = yyjson_obj_get(root, "scopes");
-	yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd), "scopes",
-	    arr != NULL && yyjson_is_arr(arr) ? yyjson_val_mut_copy(sd, arr)
-	                                      : yyjson_mut_arr(sd));
-	/* {"rate":R,"burst":B}: the app's keys' own rate limit. */
-	v = yyjson_obj_get(root, "rate_limit");
-	if (yyjson_is_obj(v))
-		yyjson_mut_obj_add_val(sd, yyjson_mut_doc_get_root(sd),
-		    "rate_limit", yyjson_val_mut_copy(sd, v));
-	scope = yyjson_mut_write(sd, 0, NULL);
-	yyjson_mut_doc_free(sd);
-	yyjson_doc_free(doc);
-	if (scope == NULL || strlen(scope) >= sizeof(c->scope)) {
-		free(scope);
-		api_answer_error(r, 400, "invalid_request", "scopes too long");
-		return;
+	app_answer(r, api_ks(r), 201);
+out:
+	api_app_body_free(&b);
+}
+
+/* The update of the app just read (r->kr.meta) with @p b's members: the
+ * keystore's answer, or 1 when the answer (400, 503) is written. */
+static int
+app_update_once(struct api_req *r, const struct api_app_body *b)
+{
+	struct ks_update_req *u = &r->kq.u.update;
+	char scope[KS_SCOPE_MAX];
+	uint64_t seen = r->kr.meta.record_version;
+
+	if ((b->set & (API_APP_SCOPES | API_APP_RATE)) &&
+	    api_app_scope(r, b, r->kr.meta.scope, scope) != 0)
+		return 1;
+	ks_request_init(&r->kq, KS_OP_UPDATE);
+	snprintf(u->id, sizeof(u->id), "%s", r->id);
+	u->kind = KS_KIND_APP;
+	u->record_version = seen; /* refused if it changed since */
+	if (b->set & API_APP_NAME) {
+		u->what |= KS_UPDATE_NAME;
+		memcpy(u->name, b->name, sizeof(u->name));
 	}
-	snprintf(c->scope, sizeof(c->scope), "%s", scope);
-	free(scope);
-	rc = api_ks(r);
-	if (rc != 0)
-		api_answer_ks_error(r, rc);
+	if (b->set & API_APP_CIDRS) {
+		u->what |= KS_UPDATE_CIDRS;
+		memcpy(u->cidrs, b->cidrs, sizeof(u->cidrs));
+	}
+	if (b->set & (API_APP_SCOPES | API_APP_RATE)) {
+		u->what |= KS_UPDATE_SCOPE;
+		memcpy(u->scope, scope, sizeof(u->scope));
+	}
+	if (b->set & API_APP_EXPIRES) {
+		u->what |= KS_UPDATE_EXPIRES;
+		u->expires_at = b->expires_at;
+	}
+	return api_ks(r);
+}
+
+/* PATCH /api/apps/{id}: any of create's members, checked the same way;
+ * what the body does not name stays. A disabled app may be changed and
+ * stays disabled; a deleted one is gone (404). */
+static void
+apps_update(struct api_req *r)
+{
+	struct api_app_body b;
+	int rc = KS_ESTATE, tries;
+
+	if (api_app_body_parse(r, 0, &b) != 0)
+		goto out;
+	/* Read, merge, write unless the app changed in between. */
+	for (tries = 0; tries < 3 && rc == KS_ESTATE; tries++) {
+		if (api_expect_kind(r, KS_KIND_APP) != 0)
+			goto out;
+		if (r->kr.meta.state == KS_STATE_REVOKED ||
+		    r->kr.meta.state == KS_STATE_DESTROYED) {
+			api_answer_error(
+			    r, 404, "not_found", "the app was deleted");
+			goto out;
+		}
+		if ((rc = app_update_once(r, &b)) == 1)
+			goto out;
+	}
+	if (rc == KS_ESTATE)
+		api_answer_error(r, 409, "conflict",
+		    "the app kept changing during the update: try again");
 	else
-		api_answer_meta(r, 201);
+		app_answer(r, rc, 200);
+out:
+	api_app_body_free(&b);
 }
 
 /* A page of keys of @p kind, under @p parent ("" for any), from ?after=. */
@@ -480,6 +494,7 @@ static const struct api_route routes[] = {
 	{ "POST", "/api/apps", "apps.create", apps_create, 0, 0 },
 	{ "GET", "/api/apps", "apps.list", apps_list, 0, 1 },
 	{ "GET", "/api/apps/{id}", "apps.read", apps_read, 0, 1 },
+	{ "PATCH", "/api/apps/{id}", "apps.update", apps_update, 0, 0 },
 	{ "DELETE", "/api/apps/{id}", "apps.delete", apps_delete, 0, 0 },
 	{ "POST", "/api/apps/{id}/disable", "apps.disable", apps_disable, 0,
 	    0 },

@@ -295,5 +295,7 @@ http_error(struct buf *out, int status, const char *code, const char *message,
 	rc = http_response(
 	    out, status, "application/json", json, len, keep_alive);
 	free(json);
-	return rc;
+	/* The status: routes return what this returns (a 0 would read as
+	 * "answered later", ROUTE_PENDING). */
+	return rc != 0 ? rc : status;
 }

@@ -290,7 +290,7 @@ int http_response_chunk_end(struct buf *out);
 int http_response(struct buf *out, int status, const char *content_type,
     const void *body, size_t len, int keep_alive);
 /** {"error":{"code":CODE,"message":MESSAGE}} with @p status (JSON-escaped
- * with yyjson). */
+ * with yyjson). @return @p status, so a route may return it; -ENOMEM. */
 int http_error(struct buf *out, int status, const char *code,
     const char *message, int keep_alive);
 const char *http_status_text(int status);

@@ -149,6 +149,32 @@ policy_scope_has(const char *scopes, const char *scope)
 	return 0;
 }
 
+void
+policy_scopes_keep(char *scopes, const char *allowed)
+{
+	char *w = scopes, *p = scopes, save;
+	size_t len;
+
+	while (*p != '\0') {
+		while (*p == ' ')
+			p++;
+		len = strcspn(p, " ");
+		if (len == 0)
+			break;
+		save = p[len];
+		p[len] = '\0';
+		if (policy_scope_has(allowed, p)) {
+			if (w != scopes)
+				*w++ = ' ';
+			memmove(w, p, len);
+			w += len;
+		}
+		p[len] = save;
+		p += len;
+	}
+	*w = '\0';
+}
+
 /* ---------------------------------------------------------------- */
 /* Resource globs                                                     */
 /* ---------------------------------------------------------------- */

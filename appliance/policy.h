@@ -143,4 +143,12 @@ int policy_role_from_name(const char *name);
  */
 int policy_scope_has(const char *scopes, const char *scope);
 
+/**
+ * @brief Keep in the space-separated @p scopes only those that @p allowed
+ * also holds, in place, in their order, single-spaced ("" when none): a
+ * token's scopes narrowed to what its client holds now.
+ * @note Any thread; @p allowed must not overlap @p scopes.
+ */
+void policy_scopes_keep(char *scopes, const char *allowed);
+
 #endif /* SR_APPLIANCE_POLICY_H */

@@ -342,6 +342,8 @@ ks__op_cred(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 		return op_cred_set(ks, &req->u.cred, rep);
 	case KS_OP_APIKEY_RETIRE:
 		return op_retire(ks, &req->u.retire, rep);
+	case KS_OP_UPDATE:
+		return ks__op_update(ks, &req->u.update, rep);
 	default:
 		return KS_EREQUEST;
 	}

@@ -293,6 +293,7 @@ int ks__check(struct ks *ks, struct ks_stats *st);
 int ks__op_stats(struct ks *ks, struct ks_reply *rep);
 
 /* ops.c: dispatch, and helpers the operations share */
+#define KS_YEAR (365LL * 24 * 3600) /* an app's longest validity */
 int ks__op(struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
 struct ks__two_recs {
 	struct ks__rec r, newest;
@@ -325,10 +326,16 @@ int ks__op_apikey_create(
 int ks__op_apikey_verify(
     struct ks *ks, const struct ks_apikey_verify_req *q, struct ks_reply *rep);
 
-/* cred.c: console credentials and API-key retirement (the ops after
- * KS_OP_PUBLIC); KS_EREQUEST for an unknown op. */
+/* cred.c: console credentials, API-key retirement and (update.c) key
+ * updates: the ops after KS_OP_PUBLIC; KS_EREQUEST for an unknown op. */
 int ks__op_cred(
     struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
+
+/* update.c: KS_OP_UPDATE, and the CIDR check create shares with it. */
+int ks__op_update(
+    struct ks *ks, const struct ks_update_req *q, struct ks_reply *rep);
+/* 1 when every used slot of @p c is a well-formed network. */
+int ks__cidrs_ok(const struct ks_cidr *c);
 
 /* vcache.c: the API-key verification cache */
 struct ks__vcache;
@@ -338,9 +345,14 @@ void ks__vcache_free(struct ks__vcache *c);
  * owner's metadata and the key's own end of validity are copied out. */
 int ks__vcache_check(struct ks__vcache *c, const char *id,
     const uint8_t digest[32], struct ks_meta *owner, int64_t *valid_until);
+/* Stores nothing when an owner was dropped (ks__vcache_drop_owner) since
+ * this thread's last ks__vcache_check: what it read may predate that. */
 void ks__vcache_put(struct ks__vcache *c, const char *id,
     const uint8_t digest[32], const struct ks_meta *owner, int64_t valid_until);
 void ks__vcache_drop(struct ks__vcache *c, const char *id);
+/* Drop every entry whose owner is @p owner (after a committed change of
+ * the owner: a scan of the whole cache, so for rare writes only). */
+void ks__vcache_drop_owner(struct ks__vcache *c, const char *owner);
 void ks__vcache_counts(struct ks__vcache *c, uint64_t *hits, uint64_t *misses);
 
 #endif /* SR_KEYSTORE_INTERNAL_H */

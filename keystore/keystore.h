@@ -41,6 +41,8 @@
  *                  names are unique per kind): answer 409.
  *   KS_ESTATE      the key's state forbids this (e.g. resume a revoked key,
  *                  material of a suspended key): answer 409 with the state.
+ *                  (UPDATE with record_version) the key changed since the
+ *                  caller read it: read it again and retry.
  *   KS_EEXPIRED    outside not_before .. expires_at: answer 403.
  *   KS_EINTEGRITY  a record or ciphertext failed its integrity check (edited,
  *                  swapped, or sealed under another DEK): raise an alarm; the
@@ -165,6 +167,7 @@ enum ks_op {
 	KS_OP_CRED_GET,      /* a user's console credentials (by id or name) */
 	KS_OP_CRED_SET,      /* set a password hash, enrol or use TOTP */
 	KS_OP_APIKEY_RETIRE, /* end an API key's validity at a given time */
+	KS_OP_UPDATE,        /* change an app's name, scope, CIDRs, expiry */
 	KS_OP_COUNT
 };
 
@@ -251,6 +254,56 @@ struct ks_retire_req {
 	                           key's own); at least now */
 };
 
+/*
+ * KS_OP_UPDATE: change the attributes of a key in place, on every version
+ * of it, in one write transaction: the fields named in `what`, nothing
+ * else (state, owner, material and versions stay as they were). Each
+ * record is rewritten with a new MAC, and cached verifications of the
+ * key's API keys are dropped at once, so the change holds for the next
+ * verification of any of them. Apps only today.
+ * - `name` (KS_UPDATE_NAME): 1..63 bytes, unique per kind; the old name is
+ *   freed. The key's own name again is no change.
+ * - `scope` (KS_UPDATE_SCOPE): "" or a JSON object, replaces the whole
+ *   scope (the caller merges what it keeps).
+ * - `cidrs` (KS_UPDATE_CIDRS): replaces every bound network; none: any.
+ * - `expires_at` (KS_UPDATE_EXPIRES): after now and after not_before; for
+ *   an app at most one year after the later of now and not_before (the
+ *   create rule, counted from the change). The key's API keys keep their
+ *   own expiry, so a later one does not lengthen them.
+ * - `record_version`: 0, or the record_version of the key's newest version
+ *   as the caller read it: the update is refused if the key changed since
+ *   (read again, merge again, retry).
+ * Errors and what the caller does:
+ *   KS_EREQUEST   a bad field, no or an unknown `what` bit, a kind other
+ *                 than APP, an expiry outside the rules: a caller bug, or
+ *                 400 for a value a client sent.
+ *   KS_ENOTFOUND  no key with that id, or it is not of `kind`: 404.
+ *   KS_EEXISTS    another key of the kind has the new name: 409.
+ *   KS_ESTATE     the key is revoked or destroyed (its metadata is frozen:
+ *                 a deleted app is gone, 404), or `record_version` no
+ *                 longer matches (re-read and retry; 409 after a few).
+ *   KS_EINTEGRITY a record failed its MAC: alarm; nothing was written.
+ *   KS_EFULL, KS_ESTORAGE, KS_ECLOSED: as for any write (503).
+ * A suspended key may be updated and stays suspended; an expired one may
+ * be given a new expiry.
+ */
+#define KS_UPDATE_NAME 0x1u
+#define KS_UPDATE_SCOPE 0x2u
+#define KS_UPDATE_CIDRS 0x4u
+#define KS_UPDATE_EXPIRES 0x8u
+#define KS_UPDATE_ALL 0xFu
+
+struct ks_update_req {
+	char id[KS_ID_LEN + 1];
+	uint8_t kind;            /* what the caller expects the key to be */
+	uint32_t what;           /* KS_UPDATE_*: at least one */
+	uint64_t record_version; /* 0, or the newest version's as read */
+	char name[KS_NAME_MAX];
+	char scope[KS_SCOPE_MAX];
+	struct ks_cidr cidrs[KS_CIDR_MAX];
+	int64_t expires_at;
+};
+
 struct ks_sign_req {
 	char id[KS_ID_LEN + 1]; /* a SIGNING key */
 	uint32_t len;
@@ -281,6 +334,7 @@ struct ks_request {
 		struct ks_sign_req sign;
 		struct ks_cred_req cred;
 		struct ks_retire_req retire;
+		struct ks_update_req update;
 	} u;
 };
 
@@ -299,8 +353,8 @@ struct ks_reply {
 	uint32_t size;            /* sizeof(struct ks_reply) */
 	int32_t status;           /* 0 or the error ks_call returned */
 	struct ks_meta meta;      /* CREATE, GET, ROTATE, state changes,
-	                             DEVICE_KEY, APIKEY_* (the owner for
-	                             VERIFY) */
+	                             UPDATE, DEVICE_KEY, APIKEY_* (the owner
+	                             for VERIFY) */
 	uint32_t count;           /* LIST, EXPIRING: entries in `list` */
 	char next[KS_ID_LEN + 1]; /* LIST, EXPIRING: cursor; "" at end */
 	uint32_t material_len;    /* MATERIAL, DEVICE_KEY, SIGN */

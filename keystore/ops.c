@@ -17,7 +17,6 @@
 
 #include "keystore/internal.h"
 
-#define KS_YEAR (365LL * 24 * 3600)
 #define KS_APP_LABEL "strongroom/app/v1"
 
 /* ------------------------------------------------------------------ */
@@ -34,21 +33,6 @@ int
 ks__opt_id_ok(const char *id)
 {
 	return id[0] == '\0' || ks__id_valid(id);
-}
-
-static int
-cidrs_ok(const struct ks_cidr *c)
-{
-	unsigned i;
-
-	for (i = 0; i < KS_CIDR_MAX; i++) {
-		if (c[i].family == 0)
-			continue;
-		if ((c[i].family != 4 || c[i].prefix > 32) &&
-		    (c[i].family != 6 || c[i].prefix > 128))
-			return 0;
-	}
-	return 1;
 }
 
 /* The state a reader sees: pre-active turns active at not_before. */
@@ -260,7 +244,8 @@ op_create(struct ks *ks, const struct ks_create_req *q, struct ks_reply *rep)
 	    !ks__opt_id_ok(q->parent) ||
 	    !ks__str_ok(q->name, sizeof(q->name)) ||
 	    !ks__str_ok(q->scope, sizeof(q->scope)) ||
-	    (q->scope[0] != '\0' && q->scope[0] != '{') || !cidrs_ok(q->cidrs))
+	    (q->scope[0] != '\0' && q->scope[0] != '{') ||
+	    !ks__cidrs_ok(q->cidrs))
 		return KS_EREQUEST;
 	if ((q->kind == KS_KIND_APP || q->kind == KS_KIND_SIGNING) &&
 	    q->name[0] == '\0')

@@ -8,6 +8,10 @@
  * metadata and when it was stored; it answers for one second, so a
  * change made anywhere (a revoked owner, an expiry) is seen within a second
  * even without an explicit drop, and revoking a key drops its entry at once.
+ * Changing an owner (an app's networks or scopes) drops every entry of its
+ * keys, and a verification that read the owner before that change does
+ * not store its answer afterwards: a generation counter, bumped by each
+ * such drop, is taken on each miss and compared when storing.
  * This file must never hold an API key in clear.
  */
 #include <errno.h>
@@ -33,7 +37,11 @@ struct ks__vcache {
 	struct ks_vc_entry *e;
 	pthread_mutex_t lock[KS_VC_STRIPES];
 	atomic_ullong hits, misses;
+	atomic_ullong owner_drops; /* generation: ks__vcache_drop_owner */
 };
+
+/* The generation this thread saw at its last miss (ks__vcache_put). */
+static _Thread_local unsigned long long vc_seen;
 
 static int64_t
 vc_now(void)
@@ -101,6 +109,8 @@ ks__vcache_check(struct ks__vcache *c, const char *id, const uint8_t digest[32],
 	struct ks_vc_entry *e = &c->e[s];
 	int hit = 0;
 
+	/* Before anything is read for a miss (the caller reads after). */
+	vc_seen = atomic_load(&c->owner_drops);
 	pthread_mutex_lock(&c->lock[s % KS_VC_STRIPES]);
 	if (e->stored_ns != 0 && memcmp(e->id, id, KS_ID_LEN) == 0 &&
 	    vc_now() - e->stored_ns < KS_VC_TTL_NS) {
@@ -125,11 +135,16 @@ ks__vcache_put(struct ks__vcache *c, const char *id, const uint8_t digest[32],
 	struct ks_vc_entry *e = &c->e[s];
 
 	pthread_mutex_lock(&c->lock[s % KS_VC_STRIPES]);
-	memcpy(e->id, id, KS_ID_LEN);
-	memcpy(e->digest, digest, 32);
-	e->owner = *owner;
-	e->valid_until = valid_until;
-	e->stored_ns = vc_now();
+	/* An owner changed after this answer was read: it may be stale. A
+	 * drop that bumped the generation after this check scans the
+	 * stripe after this store, and removes it then. */
+	if (atomic_load(&c->owner_drops) == vc_seen) {
+		memcpy(e->id, id, KS_ID_LEN);
+		memcpy(e->digest, digest, 32);
+		e->owner = *owner;
+		e->valid_until = valid_until;
+		e->stored_ns = vc_now();
+	}
 	pthread_mutex_unlock(&c->lock[s % KS_VC_STRIPES]);
 }
 
@@ -143,6 +158,24 @@ ks__vcache_drop(struct ks__vcache *c, const char *id)
 	if (memcmp(e->id, id, KS_ID_LEN) == 0)
 		sr_wipe(e, sizeof(*e));
 	pthread_mutex_unlock(&c->lock[s % KS_VC_STRIPES]);
+}
+
+void
+ks__vcache_drop_owner(struct ks__vcache *c, const char *owner)
+{
+	unsigned stripe, i;
+
+	/* First the generation, so no verification that began before it
+	 * stores an answer after the scan has passed its slot. */
+	atomic_fetch_add(&c->owner_drops, 1);
+	for (stripe = 0; stripe < KS_VC_STRIPES; stripe++) {
+		pthread_mutex_lock(&c->lock[stripe]);
+		for (i = stripe; i < c->n; i += KS_VC_STRIPES)
+			if (c->e[i].stored_ns != 0 &&
+			    memcmp(c->e[i].owner.id, owner, KS_ID_LEN) == 0)
+				sr_wipe(&c->e[i], sizeof(c->e[i]));
+		pthread_mutex_unlock(&c->lock[stripe]);
+	}
 }
 
 void

@@ -67,8 +67,8 @@ check "all $total role x route answers match the policy ($allowed allowed)" \
 [ -n "$bad" ] && echo "$bad" | sed 's/^/# mismatch: /'
 check "the admin role may do everything the table has but ceremonies" \
     '! grep "^admin " "$TMP/matrix" | grep -q " deny$"'
-check "auditors only read (no allowed POST or DELETE)" \
-    '! grep "^auditor " "$TMP/matrix" | grep " allow$" | grep -q -e " POST " -e " DELETE "'
+check "auditors only read (no allowed POST, PATCH or DELETE)" \
+    '! grep "^auditor " "$TMP/matrix" | grep " allow$" | grep -q -e " POST " -e " PATCH " -e " DELETE "'
 check "factory, service and device roles reach no management route" \
     '! grep -e "^factory " -e "^service " -e "^device " "$TMP/matrix" | grep -q " allow$"'
 P=appliance/policy.default

@@ -188,6 +188,29 @@ test_post_content_length(void **state)
 	http_parser_free(p);
 }
 
+/* PATCH (the management API's partial update) with its body. */
+static void
+test_patch_body(void **state)
+{
+	struct http_parser *p = new_parser(NULL);
+	struct http_request *r = NULL;
+	size_t consumed;
+	int status;
+
+	(void)state;
+	assert_int_equal(
+	    feed_str(p,
+	        "PATCH /api/apps/4Fq0c1xZb2Ya HTTP/1.1\r\nHost: h\r\n"
+	        "Content-Length: 12\r\n\r\n{\"name\":\"x\"}",
+	        &consumed, &r, &status),
+	    HTTP_READY);
+	assert_string_equal(r->method, "PATCH");
+	assert_string_equal(r->path, "/api/apps/4Fq0c1xZb2Ya");
+	assert_int_equal(r->body_len, 12);
+	assert_memory_equal(r->body, "{\"name\":\"x\"}", 12);
+	http_parser_free(p);
+}
+
 static const char chunked_req[] = "POST /upload HTTP/1.1\r\n"
                                   "Host: h\r\n"
                                   "Transfer-Encoding: Chunked\r\n"
@@ -661,6 +684,7 @@ main(void)
 		cmocka_unit_test(test_get_with_query),
 		cmocka_unit_test(test_path_without_query),
 		cmocka_unit_test(test_post_content_length),
+		cmocka_unit_test(test_patch_body),
 		cmocka_unit_test(test_chunked_body),
 		cmocka_unit_test(test_bytewise_same_result),
 		cmocka_unit_test(test_keep_alive_rules),

@@ -182,7 +182,7 @@ test_error_json(void **state)
 	struct buf b = { 0 };
 
 	(void)state;
-	assert_int_equal(http_error(&b, 400, "bad_request", msg, 0), 0);
+	assert_int_equal(http_error(&b, 400, "bad_request", msg, 0), 400);
 	assert_non_null(find_line(&b, "HTTP/1.1 400 Bad Request\r\n"));
 	assert_non_null(find_line(&b, "Connection: close\r\n"));
 	assert_non_null(find(&b, "\\\"hi\\\""));
@@ -190,7 +190,7 @@ test_error_json(void **state)
 
 	/* Not UTF-8: a valid body that says less. */
 	b.len = 0;
-	assert_int_equal(http_error(&b, 413, "too_large", "\xff\xfe", 1), 0);
+	assert_int_equal(http_error(&b, 413, "too_large", "\xff\xfe", 1), 413);
 	assert_non_null(find_line(&b, "HTTP/1.1 413 Content Too Large\r\n"));
 	check_error_body(&b, "error", "Content Too Large");
 	buf_free(&b);

@@ -346,6 +346,22 @@ test_scopes(void **state)
 	assert_false(policy_scope_has("a", "ab"));
 	assert_false(policy_scope_has(NULL, "a"));
 	assert_false(policy_scope_has("a", ""));
+	{
+		char t[64];
+
+		snprintf(t, sizeof(t), "%s", " inference  audit x ");
+		policy_scopes_keep(t, "x inference");
+		assert_string_equal(t, "inference x");
+		snprintf(t, sizeof(t), "%s", "inference audit");
+		policy_scopes_keep(t, "");
+		assert_string_equal(t, "");
+		snprintf(t, sizeof(t), "%s", "inference:chat inference");
+		policy_scopes_keep(t, "inference");
+		assert_string_equal(t, "inference");
+		snprintf(t, sizeof(t), "%s", "");
+		policy_scopes_keep(t, "a");
+		assert_string_equal(t, "");
+	}
 	p = load_text("allow service inference.* /v1/** "
 	              "scope=inference,inference:chat\n");
 	assert_true(decide(p, SE, "s", "inference:chat", "10.0.0.1", WED_NOON,

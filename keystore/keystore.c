@@ -789,21 +789,3 @@ ks_call(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 	rep->status = rc;
 	return rc;
 }
-
-const char *
-ks_kind_name(unsigned kind)
-{
-	static const char *const names[KS_KIND_COUNT] = { "?", "app", "user",
-		"device", "signing", "data", "apikey" };
-
-	return kind < KS_KIND_COUNT ? names[kind] : "?";
-}
-
-const char *
-ks_state_name(unsigned state)
-{
-	static const char *const names[KS_STATE_COUNT] = { "?", "pre-active",
-		"active", "suspended", "revoked", "destroyed" };
-
-	return state < KS_STATE_COUNT ? names[state] : "?";
-}

@@ -404,3 +404,22 @@ ks__dek_decode(
 	}
 	return 0;
 }
+
+/* The names of a record's kind and state, as the API and tools print them. */
+const char *
+ks_kind_name(unsigned kind)
+{
+	static const char *const names[KS_KIND_COUNT] = { "?", "app", "user",
+		"device", "signing", "data", "apikey" };
+
+	return kind < KS_KIND_COUNT ? names[kind] : "?";
+}
+
+const char *
+ks_state_name(unsigned state)
+{
+	static const char *const names[KS_STATE_COUNT] = { "?", "pre-active",
+		"active", "suspended", "revoked", "destroyed" };
+
+	return state < KS_STATE_COUNT ? names[state] : "?";
+}

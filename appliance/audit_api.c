@@ -243,6 +243,7 @@ setup(struct audit *a, const struct audit_options *o, char err[256])
 int
 audit_open(const struct audit_options *o, struct audit **out, char err[256])
 {
+	pthread_condattr_t ca;
 	char ebuf[256];
 	struct audit *a;
 	int rc;
@@ -259,7 +260,13 @@ audit_open(const struct audit_options *o, struct audit **out, char err[256])
 		return -ENOMEM;
 	a->fd = a->dirfd = -1;
 	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->wake, NULL);
+	/* The writer's idle wait reads CLOCK_MONOTONIC: a condition variable
+	 * on the default (realtime) clock would see every such deadline as
+	 * long past and spin a core while the log is idle. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->wake, &ca);
+	pthread_condattr_destroy(&ca);
 	rc = setup(a, o, err);
 	if (rc == 0) {
 		rc = -pthread_create(&a->thread, NULL, audit__writer_main, a);

@@ -533,6 +533,31 @@ test_torn_tail(void **state)
 	at_rmrf(dir);
 }
 
+/* An idle log's writer sleeps: over half a second with nothing to write,
+ * the whole process uses well under half a second of CPU (a writer that
+ * spun on its timed wait used all of it). */
+static void
+test_idle_writer_sleeps(void **state)
+{
+	struct audit_options o;
+	struct audit *a;
+	struct timespec c0, c1, w = { 0, 500 * 1000 * 1000 };
+	char dir[512];
+	double used;
+
+	(void)state;
+	at_mkdtemp("audit-idle", dir);
+	at_options(&o, dir, &signer, 1);
+	a = at_open(&o);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+	nanosleep(&w, NULL);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	audit_close(a);
+	used = (double)(c1.tv_sec - c0.tv_sec) +
+	    (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+	assert_true(used < 0.25);
+}
+
 int
 main(void)
 {
@@ -545,6 +570,7 @@ main(void)
 		cmocka_unit_test(test_fail_closed_write),
 		cmocka_unit_test(test_fail_closed_open),
 		cmocka_unit_test(test_torn_tail),
+		cmocka_unit_test(test_idle_writer_sleeps),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

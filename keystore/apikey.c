@@ -70,19 +70,27 @@ sample_base62(const uint8_t *random, size_t n, char *dst, size_t count)
 	return got == count ? 0 : -EAGAIN;
 }
 
-/* The zlib CRC-32 (reflected, poly 0xEDB88320), one bit at a time so that
- * no table is indexed by secret characters. */
+/* The zlib CRC-32 (reflected, poly 0xEDB88320) without a table indexed by
+ * secret characters: a byte's table entry is the XOR of the entries of its
+ * set bits (the CRC is linear), each taken under a mask, so every byte
+ * costs the same eight independent steps whatever its value. */
 static uint32_t
 crc32_ieee(const char *p, size_t len)
 {
-	uint32_t crc = 0xFFFFFFFFu;
+	/* The table entries of 1, 2, 4, ..., 128. */
+	static const uint32_t bit_entry[8] = { 0x77073096u, 0xEE0E612Cu,
+		0x076DC419u, 0x0EDB8832u, 0x1DB71064u, 0x3B6E20C8u, 0x76DC4190u,
+		KS__CRC_POLY };
+	uint32_t crc = 0xFFFFFFFFu, x, t;
 	size_t i;
 	int bit;
 
 	for (i = 0; i < len; i++) {
-		crc ^= (unsigned char)p[i];
+		x = (crc ^ (unsigned char)p[i]) & 0xFFu;
+		t = 0;
 		for (bit = 0; bit < 8; bit++)
-			crc = (crc >> 1) ^ (KS__CRC_POLY & (0u - (crc & 1u)));
+			t ^= bit_entry[bit] & (0u - ((x >> bit) & 1u));
+		crc = (crc >> 8) ^ t;
 	}
 	return crc ^ 0xFFFFFFFFu;
 }

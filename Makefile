@@ -2,7 +2,8 @@
 #
 #   make          build everything (CUDA sources only where nvcc exists)
 #   make deps     install what is missing (Debian 12 packages, Debian 13
-#                 mbedTLS/llhttp/yyjson unpacked into build/deps)
+#                 llhttp/yyjson unpacked and Debian 13's mbedTLS built
+#                 into build/deps)
 #   make run      first-start set-up and start on the embedded default
 #   make test     unit tests, integration tests, unit tests under ASan+UBSan
 #   make bench    benchmarks, printed as ratios against anchors
@@ -13,7 +14,10 @@ BUILD ?= build
 DEPS := $(BUILD)/deps
 DEPROOT := $(abspath $(DEPS)/root)
 DEPLIB := $(DEPROOT)/usr/lib/x86_64-linux-gnu
-DEPSTAMP := $(DEPS)/.complete-v1
+DEPSTAMP := $(DEPS)/.complete-v2
+# Our additions to Debian's mbedTLS configuration: the libraries are built
+# with it (tools/deps.sh) and so is every file of ours that includes mbedTLS.
+MBEDTLS_EXTRA := tools/mbedtls_config_extra.h
 
 CC ?= cc
 OPT ?= -O2
@@ -21,7 +25,8 @@ OPT ?= -O2
 # their buffers on purpose (snprintf into fixed error buffers).
 WARN := -Wall -Wextra -Wpointer-arith -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Werror -Wno-format-truncation
-CPPFLAGS := -D_GNU_SOURCE -I. -I$(DEPROOT)/usr/include -I/usr/include/p11-kit-1
+CPPFLAGS := -D_GNU_SOURCE -I. -I$(DEPROOT)/usr/include -I/usr/include/p11-kit-1 \
+	-DMBEDTLS_USER_CONFIG_FILE='"$(MBEDTLS_EXTRA)"'
 CFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC
 LDLIBS := -llmdb -ldl -lpthread
 MBEDCRYPTO := $(DEPLIB)/libmbedcrypto.a
@@ -50,16 +55,16 @@ deps:
 	@BUILD=$(BUILD) sh tools/deps.sh
 
 # Every build target depends on deps; tools/deps.sh returns at once when
-# everything is present.
+# everything is present (and rebuilds mbedTLS when $(MBEDTLS_EXTRA) changed).
 deps-check: $(DEPSTAMP)
-$(DEPSTAMP):
+$(DEPSTAMP): $(MBEDTLS_EXTRA) tools/deps.sh
 	@BUILD=$(BUILD) sh tools/deps.sh
 
-$(BUILD)/obj/%.o: %.c | $(DEPSTAMP)
+$(BUILD)/obj/%.o: %.c $(MBEDTLS_EXTRA) | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(SAN)/obj/%.o: %.c | $(DEPSTAMP)
+$(SAN)/obj/%.o: %.c $(MBEDTLS_EXTRA) | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -O1 $(SANFLAGS) -MMD -MP -c $< -o $@
 

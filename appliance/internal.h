@@ -154,6 +154,11 @@ struct tls_server;
 int tls_server_new(
     const struct app_config *c, struct tls_server **out, char err[256]);
 void tls_server_free(struct tls_server *s);
+/* tls_x25519.c: after psa_crypto_init(), compare the fast export of an
+ * X25519 key's public half (the agreement with u = 9) with mbedTLS's own
+ * on fresh keys; on a difference the fast path is turned off for good.
+ * 0, -EPROTO (they differed: warn), -EIO (PSA failed). */
+int tls_x25519_selftest(void);
 /** "SHA256 Fingerprint=AB:CD:..." of the leaf certificate (static storage
  * inside @p s). */
 const char *tls_server_fingerprint(const struct tls_server *s);

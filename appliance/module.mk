@@ -7,7 +7,11 @@ APP_BIN := $(BUILD)/bin/strongroomd
 # mbedTLS and llhttp link statically; yyjson ships only as a shared library
 # in Debian 13, found through the rpath of the deps folder. libargon2
 # (Debian 12) hashes console passwords.
-APP_EXT := $(DEPLIB)/libmbedtls.a $(DEPLIB)/libmbedx509.a $(MBEDCRYPTO) \
+# mbedTLS's calls to psa_export_public_key go through tls_x25519.c (an
+# X25519 key's public half by the library's own fast X25519; see there);
+# -u pulls that file from the archive into every program that links this.
+APP_EXT := -Wl,--wrap=psa_export_public_key -Wl,-u,__wrap_psa_export_public_key \
+	$(DEPLIB)/libmbedtls.a $(DEPLIB)/libmbedx509.a $(MBEDCRYPTO) \
 	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv \
 	-largon2
 

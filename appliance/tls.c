@@ -200,6 +200,9 @@ static void
 tls_psa_init_once(void)
 {
 	tls_psa_status = psa_crypto_init();
+	if (tls_psa_status == PSA_SUCCESS && tls_x25519_selftest() != 0)
+		log_warnx("TLS: the fast X25519 public key did not match "
+		          "mbedTLS's own; using mbedTLS's");
 }
 
 /* ------------------------------------------------------------------ */

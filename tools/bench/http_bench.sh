@@ -50,8 +50,8 @@ start_strongroom() {
 
 # nginx with the same certificate and the same answer (body and the
 # security headers strongroomd sends), TLS 1.3 only, access log off.
-start_nginx() {
-	nport=$((sport + 1))
+start_nginx_on() {
+	nport=$2
 	mkdir -p "$DIR/nginx/logs"
 	cat >"$DIR/nginx/nginx.conf" <<EOF
 worker_processes $1;
@@ -84,10 +84,26 @@ EOF
 	    2>"$DIR/nginx/logs/stderr" &
 	npid=$!
 	i=0
-	while [ $i -lt 50 ] && ! curl -sk "https://127.0.0.1:$nport/health" >/dev/null 2>&1; do
+	while [ $i -lt 50 ] && kill -0 "$npid" 2>/dev/null &&
+	    ! curl -sk "https://127.0.0.1:$nport/health" >/dev/null 2>&1; do
 		sleep 0.1
 		i=$((i + 1))
 	done
+}
+
+# nginx on the first free port after strongroomd's (a port can be taken by
+# another program, or by a client socket of an earlier run).
+start_nginx() {
+	for off in 1 2 3 4 5 6 7 8; do
+		start_nginx_on "$1" $((sport + off))
+		curl -sk "https://127.0.0.1:$nport/health" >/dev/null 2>&1 &&
+		    return 0
+		kill "$npid" 2>/dev/null && wait "$npid" 2>/dev/null
+		npid=
+	done
+	echo "http_bench: nginx did not start" >&2
+	cat "$DIR/nginx/logs/stderr" "$DIR/nginx/logs/error.log" >&2
+	return 1
 }
 
 # keepalive PORT [PATH [h2load options]]: "req/s p50_ms p99_ms"

@@ -58,7 +58,10 @@ factors_check(struct api_req *r, int found, const char *password,
 static void
 login_refused(struct api_req *r, const char *name, int rc)
 {
-	api_backoff_failed(r->api->backoff, name, r->src);
+	char src[API_BACKOFF_SOURCE_MAX];
+
+	api_backoff_failed(
+	    r->api->backoff, name, api_backoff_source(r->addr, src));
 	if (rc == APP_ETOTPREPLAY)
 		api_answer_error(r, 401, "totp_replayed",
 		    "this one-time code was already used; wait for the next");
@@ -75,7 +78,7 @@ login_run(struct api_req *r, yyjson_val *root)
 	const char *pw = yyjson_get_str(yyjson_obj_get(root, "password"));
 	const char *code = yyjson_get_str(yyjson_obj_get(root, "totp"));
 	char sid[API_SESSION_TOKEN_MAX], csrf[API_SESSION_TOKEN_MAX];
-	char cookie[160], body[256];
+	char cookie[160], body[256], src[API_BACKOFF_SOURCE_MAX];
 	struct http_header h = { "Set-Cookie", cookie, 10, 0 };
 	unsigned wait;
 	uint64_t step = 0;
@@ -89,7 +92,8 @@ login_run(struct api_req *r, yyjson_val *root)
 		return;
 	}
 	snprintf(r->actor, sizeof(r->actor), "login:%.50s", name);
-	if ((wait = api_backoff_wait(r->api->backoff, name, r->src)) > 0) {
+	if ((wait = api_backoff_wait(r->api->backoff, name,
+	         api_backoff_source(r->addr, src))) > 0) {
 		api_answer_retry(r, 429, "too_many_attempts",
 		    "too many failed logins; try again later", wait);
 		return;
@@ -119,7 +123,8 @@ login_run(struct api_req *r, yyjson_val *root)
 		login_refused(r, name, rc);
 		return;
 	}
-	api_backoff_succeeded(r->api->backoff, name, r->src);
+	api_backoff_succeeded(
+	    r->api->backoff, name, api_backoff_source(r->addr, src));
 	if (api_session_open(r->api->sessions, r->kr.meta.id, sid, csrf) != 0) {
 		api_answer_error(r, 503, "unavailable", "no randomness");
 		return;

@@ -9,6 +9,7 @@
  * hashes only, compared in constant time), never log or audit anything,
  * and never let one source address lock anyone else out of an account.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -373,4 +374,20 @@ api_backoff_succeeded(struct api_backoff *b, const char *name, const char *addr)
 	if ((e = backoff_slot(b, BK_PAIR, name, addr, 0)) != NULL)
 		memset(e, 0, sizeof(*e));
 	pthread_mutex_unlock(&b->lock);
+}
+
+const char *
+api_backoff_source(const uint8_t addr[16], char out[API_BACKOFF_SOURCE_MAX])
+{
+	uint8_t net[16] = { 0 };
+	int v4 = memcmp(addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+
+	if (!v4)
+		memcpy(net, addr, 8);
+	if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? addr + 12 : net, out,
+	        INET6_ADDRSTRLEN) == NULL)
+		snprintf(out, API_BACKOFF_SOURCE_MAX, "?");
+	else if (!v4)
+		strcat(out, "/64");
+	return out;
 }

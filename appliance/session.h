@@ -139,4 +139,17 @@ void api_backoff_failed(
 void api_backoff_succeeded(
     struct api_backoff *b, const char *name, const char *addr);
 
+/* Room for api_backoff_source()'s text. */
+#define API_BACKOFF_SOURCE_MAX 56
+
+/**
+ * @brief The source a login's back-off counts for a peer address (16
+ * bytes, IPv4 mapped as ::ffff:a.b.c.d): the IPv4 address, or the /64 of
+ * an IPv6 one ("2001:db8:1:2::/64"), since one host is usually given a
+ * whole /64 and its addresses must count as one source, not 2^64.
+ * @return @p out.
+ */
+const char *api_backoff_source(
+    const uint8_t addr[16], char out[API_BACKOFF_SOURCE_MAX]);
+
 #endif /* SR_APPLIANCE_SESSION_H */

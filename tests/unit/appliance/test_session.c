@@ -430,6 +430,39 @@ test_backoff_many_addresses(void **state)
 	assert_int_equal(api_backoff_wait(f->b, "alice", "192.0.2.10"), 0);
 }
 
+/* The source a back-off counts: an IPv4 address itself, an IPv6
+ * address's /64, so a host cannot spread its guesses over its /64. */
+static void
+test_backoff_source(void **state)
+{
+	static const uint8_t v4[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff,
+		0xff, 192, 0, 2, 7 };
+	uint8_t a[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0xaa, 0xbb, 0xcc,
+		0xdd, 1, 2, 3, 4 };
+	char s1[API_BACKOFF_SOURCE_MAX], s2[API_BACKOFF_SOURCE_MAX];
+	struct api_backoff *b;
+	int i;
+
+	(void)state;
+	assert_string_equal(api_backoff_source(v4, s1), "192.0.2.7");
+	assert_string_equal(api_backoff_source(a, s1), "2001:db8:1:2::/64");
+	a[15] ^= 0x5a; /* another address of the same /64 */
+	assert_string_equal(api_backoff_source(a, s2), s1);
+	a[7] ^= 1; /* another /64 */
+	assert_string_not_equal(api_backoff_source(a, s2), s1);
+	/* Failures from two addresses of one /64 add up on one counter. */
+	assert_int_equal(api_backoff_new(&b), 0);
+	a[7] ^= 1;
+	for (i = 0; i < API_BACKOFF_FREE_PAIR; i++) {
+		a[15] = (uint8_t)i;
+		api_backoff_failed(b, "carol", api_backoff_source(a, s1));
+	}
+	a[15] = 0x77;
+	assert_true(
+	    api_backoff_wait(b, "carol", api_backoff_source(a, s1)) > 0);
+	api_backoff_free(b);
+}
+
 int
 main(void)
 {
@@ -454,6 +487,7 @@ main(void)
 		    test_backoff_one_address_no_lockout, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_backoff_many_addresses, setup, teardown),
+		cmocka_unit_test(test_backoff_source),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

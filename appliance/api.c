@@ -454,7 +454,8 @@ api_route(struct api *a, struct route_ctx *ctx)
 	const struct http_request *q = ctx->req;
 	struct api_req *r;
 	int method_ok = 1, rc;
-	char id[KS_ID_LEN + 1];
+	char id[KS_ID_LEN + 1], methods[64];
+	struct http_header allow = { "Allow", methods, 5, 0 };
 	const struct api_route *rt;
 
 	ctx->route = MR_OTHER;
@@ -465,12 +466,16 @@ api_route(struct api *a, struct route_ctx *ctx)
 		return 200;
 	}
 	rt = api_route_find(q->method, q->path, id, &method_ok);
-	if (rt == NULL)
-		return method_ok
-		    ? http_error(ctx->out, 404, "not_found", "no such route",
-		          ctx->keep_alive)
-		    : http_error(ctx->out, 405, "method_not_allowed",
-		          "this route takes another method", ctx->keep_alive);
+	if (rt == NULL && method_ok)
+		return http_error(ctx->out, 404, "not_found", "no such route",
+		    ctx->keep_alive);
+	if (rt == NULL) {
+		allow.value_len =
+		    api_route_allow(q->path, methods, sizeof(methods));
+		return http_error_hdr(ctx->out, 405, "method_not_allowed",
+		    "this route takes another method", ctx->keep_alive, &allow,
+		    1);
+	}
 	if ((r = req_new()) == NULL)
 		return http_error(ctx->out, 503, "unavailable", "out of memory",
 		    ctx->keep_alive);

@@ -126,6 +126,10 @@ struct api_req {
 const struct api_route *api_route_find(const char *method, const char *path,
     char id[KS_ID_LEN + 1], int *method_ok);
 
+/** The methods @p path takes, as a 405's Allow field ("GET, PATCH, DELETE")
+ * into @p out (NUL-terminated); its length, 0 when none. */
+size_t api_route_allow(const char *path, char *out, size_t cap);
+
 /** The whole table (the authorization matrix reads it). */
 const struct api_route *api_route_table(size_t *n);
 

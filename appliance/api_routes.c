@@ -550,6 +550,31 @@ path_match(const char *pattern, const char *path, char id[KS_ID_LEN + 1])
 	return 1;
 }
 
+size_t
+api_route_allow(const char *path, char *out, size_t cap)
+{
+	char id[KS_ID_LEN + 1];
+	size_t i, n = 0, m;
+
+	if (cap == 0)
+		return 0;
+	out[0] = '\0';
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (!path_match(routes[i].pattern, path, id))
+			continue;
+		m = strlen(routes[i].method);
+		if (n + m + 3 > cap)
+			break;
+		if (n != 0) {
+			memcpy(out + n, ", ", 2);
+			n += 2;
+		}
+		memcpy(out + n, routes[i].method, m + 1);
+		n += m;
+	}
+	return n;
+}
+
 const struct api_route *
 api_route_find(const char *method, const char *path, char id[KS_ID_LEN + 1],
     int *method_ok)

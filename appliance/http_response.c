@@ -282,8 +282,16 @@ int
 http_error(struct buf *out, int status, const char *code, const char *message,
     int keep_alive)
 {
+	return http_error_hdr(out, status, code, message, keep_alive, NULL, 0);
+}
+
+int
+http_error_hdr(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, const struct http_header *extra,
+    size_t nextra)
+{
 	char *json;
-	size_t len = 0;
+	size_t len = 0, mark = out->len;
 	int rc;
 
 	json = error_json(code != NULL ? code : "error",
@@ -292,8 +300,10 @@ http_error(struct buf *out, int status, const char *code, const char *message,
 		json = error_json("error", http_status_text(status), &len);
 	if (json == NULL)
 		return -ENOMEM;
-	rc = http_response(
-	    out, status, "application/json", json, len, keep_alive);
+	rc = http_response_head(
+	    out, status, "application/json", len, keep_alive, extra, nextra);
+	if (rc == 0 && (rc = buf_append(out, json, len)) != 0)
+		out->len = mark;
 	free(json);
 	/* The status: routes return what this returns (a 0 would read as
 	 * "answered later", ROUTE_PENDING). */

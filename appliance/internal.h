@@ -298,6 +298,11 @@ int http_response(struct buf *out, int status, const char *content_type,
  * with yyjson). @return @p status, so a route may return it; -ENOMEM. */
 int http_error(struct buf *out, int status, const char *code,
     const char *message, int keep_alive);
+/** The same with extra header fields (a 405's Allow, a 429's Retry-After;
+ * as http_response_head() takes them). */
+int http_error_hdr(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, const struct http_header *extra,
+    size_t nextra);
 const char *http_status_text(int status);
 
 /* ------------------------------------------------------------------ */

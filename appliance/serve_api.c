@@ -409,33 +409,37 @@ route_closed(void *arg)
 /* ------------------------------------------------------------------ */
 
 static int
-pick(const char *method, const char *path, const struct api_external **ext)
+pick(const char *method, const char *path, const struct api_external **ext,
+    const char **allow)
 {
 	int get = strcmp(method, "GET") == 0,
 	    post = strcmp(method, "POST") == 0;
 
 	*ext = NULL;
+	*allow = NULL;
 	if (strcmp(path, "/v1/chat/completions") == 0)
-		return post ? (*ext = &ext_chat, 0) : 405;
+		return post ? (*ext = &ext_chat, 0) : (*allow = "POST", 405);
 	if (strcmp(path, "/v1/completions") == 0)
-		return post ? (*ext = &ext_complete, 0) : 405;
+		return post ? (*ext = &ext_complete, 0)
+		            : (*allow = "POST", 405);
 	if (strcmp(path, "/v1/models") == 0 ||
 	    (strncmp(path, "/v1/models/", 11) == 0 &&
 	        strchr(path + 11, '/') == NULL))
-		return get ? (*ext = &ext_models, 0) : 405;
+		return get ? (*ext = &ext_models, 0) : (*allow = "GET", 405);
 	if (strcmp(path, "/api/models") == 0)
 		return get ? (*ext = &ext_list, 0)
 		    : post ? (*ext = &ext_register, 0)
-		           : 405;
+		           : (*allow = "GET, POST", 405);
 	if (strncmp(path, "/api/models/", 12) == 0) {
 		const char *rest = strchr(path + 12, '/');
 
 		if (rest == NULL)
 			return strcmp(method, "DELETE") == 0
 			    ? (*ext = &ext_remove, 0)
-			    : 405;
+			    : (*allow = "DELETE", 405);
 		if (strcmp(rest, "/default") == 0)
-			return post ? (*ext = &ext_activate, 0) : 405;
+			return post ? (*ext = &ext_activate, 0)
+			            : (*allow = "POST", 405);
 	}
 	return 404;
 }
@@ -446,19 +450,23 @@ serve_route(struct serve *s, struct api *api, struct route_ctx *ctx)
 	const struct http_request *q = ctx->req;
 	const struct api_external *ext;
 	struct serve_req *r;
+	const char *allow;
 	int v1 = strncmp(q->path, "/v1", 3) == 0, rc;
 
 	ctx->route = MR_OTHER;
-	rc = pick(q->method, q->path, &ext);
+	rc = pick(q->method, q->path, &ext, &allow);
 	if (rc != 0) {
 		const char *m = rc == 404 ? "no such route"
 		                          : "this route takes another method";
 		const char *code =
 		    rc == 404 ? "not_found" : "method_not_allowed";
+		struct http_header h = { "Allow", allow, 5, 0 };
 
-		return v1 ? serve_error(
-		                ctx->out, rc, code, NULL, m, ctx->keep_alive, 0)
-		          : http_error(ctx->out, rc, code, m, ctx->keep_alive);
+		return v1
+		    ? serve_error_hdr(ctx->out, rc, code, NULL, m,
+		          ctx->keep_alive, allow != NULL ? &h : NULL)
+		    : http_error_hdr(ctx->out, rc, code, m, ctx->keep_alive,
+		          allow != NULL ? &h : NULL, allow != NULL);
 	}
 	if (s == NULL || api == NULL)
 		return v1

@@ -309,6 +309,11 @@ const char *serve_finish_name(enum sched_finish f);
 int serve_error(struct buf *out, int status, const char *code,
     const char *param, const char *message, int keep_alive,
     unsigned retry_after_s);
+/** @brief The same with one extra header field, or none (@p extra NULL):
+ * a 405's Allow. */
+int serve_error_hdr(struct buf *out, int status, const char *code,
+    const char *param, const char *message, int keep_alive,
+    const struct http_header *extra);
 
 /** @brief The whole non-streamed answer (head and JSON body). */
 int serve_answer_json(struct buf *out, const struct serve_answer *a,

@@ -147,15 +147,29 @@ int
 serve_error(struct buf *out, int status, const char *code, const char *param,
     const char *message, int keep_alive, unsigned retry_after_s)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
-	yyjson_mut_val *root, *e;
 	struct http_header h = { "Retry-After", NULL, 11, 0 };
 	char ra[16];
+
+	snprintf(ra, sizeof(ra), "%u", retry_after_s);
+	h.value = ra;
+	h.value_len = strlen(ra);
+	return serve_error_hdr(out, status, code, param, message, keep_alive,
+	    retry_after_s ? &h : NULL);
+}
+
+int
+serve_error_hdr(struct buf *out, int status, const char *code,
+    const char *param, const char *message, int keep_alive,
+    const struct http_header *extra)
+{
+	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_val *root, *e;
 	char *text;
 	size_t len = 0;
 
 	if (d == NULL)
-		return http_error(out, status, code, message, keep_alive);
+		return http_error_hdr(out, status, code, message, keep_alive,
+		    extra, extra != NULL);
 	root = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, root);
 	e = yyjson_mut_obj_add_obj(d, root, "error");
@@ -167,12 +181,10 @@ serve_error(struct buf *out, int status, const char *code, const char *param,
 		yyjson_mut_obj_add_null(d, e, "param");
 	yyjson_mut_obj_add_strcpy(d, e, "code", code);
 	if ((text = doc_text(d, &len)) == NULL)
-		return http_error(out, status, code, message, keep_alive);
-	snprintf(ra, sizeof(ra), "%u", retry_after_s);
-	h.value = ra;
-	h.value_len = strlen(ra);
+		return http_error_hdr(out, status, code, message, keep_alive,
+		    extra, extra != NULL);
 	http_response_head(out, status, "application/json", len, keep_alive,
-	    retry_after_s ? &h : NULL, retry_after_s ? 1 : 0);
+	    extra, extra != NULL);
 	buf_append(out, text, len);
 	free(text);
 	return status;

@@ -28,22 +28,12 @@ port=$(daemon_port "$TMP/out")
 C="curl -sS --cacert $TMP/state/tls/cert.pem"
 U="https://localhost:$port"
 K=$(cat "$TMP/state/admin.key" 2>/dev/null)
-j() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
-# Answers are numbered through a file: helpers run in $(...) subshells.
-echo 0 >"$TMP/q"
-next() { q=$(($(cat "$TMP/q") + 1)); echo $q >"$TMP/q"; echo "$TMP/seen/$q"; }
-last() { echo "$TMP/seen/$(cat "$TMP/q")"; }
-# as KEY METHOD PATH [BODY]: prints the status; the answer is in $(last).
-as() {
-	$C -o "$(next)" -w '%{http_code}' -H "Authorization: Bearer $1" \
-	    -X "$2" ${4:+-d "$4"} "$U$3"
-}
+. "$(dirname "$0")/apicalls.sh"
 # made NAME KEY METHOD PATH [BODY]: a response that shows a secret once.
 made() {
 	$C -o "$TMP/made/$1" -w '%{http_code}' -H "Authorization: Bearer $2" \
 	    -X "$3" ${5:+-d "$5"} "$U$4"
 }
-code() { grep -o '"code":"[a-z_]*"' "$(last)" | cut -d'"' -f4; }
 
 # --- users -------------------------------------------------------------
 s=$(as "$K" POST /api/users '{"name":"alice","roles":["developer"]}')

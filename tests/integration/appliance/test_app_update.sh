@@ -25,20 +25,7 @@ port=$(daemon_port "$TMP/out")
 C="curl -sS --cacert $TMP/state/tls/cert.pem"
 U="https://localhost:$port"
 K=$(cat "$TMP/state/admin.key" 2>/dev/null)
-j() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))$2)" "$1"; }
-# jd FILE EXPR: the value as JSON text (lists as ["a"]).
-jd() { python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))$2))" "$1"; }
-# Answers are numbered through a file: helpers run in $(...) subshells.
-echo 0 >"$TMP/q"
-next() { q=$(($(cat "$TMP/q") + 1)); echo $q >"$TMP/q"; echo "$TMP/seen/$q"; }
-last() { echo "$TMP/seen/$(cat "$TMP/q")"; }
-# as KEY METHOD PATH [BODY]: prints the status; the answer is in $(last).
-as() {
-	$C -o "$(next)" -w '%{http_code}' -H "Authorization: Bearer $1" \
-	    -X "$2" ${4:+-d "$4"} "$U$3"
-}
-code() { grep -o '"code":"[a-z_]*"' "$(last)" | cut -d'"' -f4; }
-msg() { j "$(last)" '["error"]["message"]'; }
+. "$(dirname "$0")/apicalls.sh"
 # patch BODY: the status of PATCH /api/apps/$AP as the admin.
 patch() { as "$K" PATCH "/api/apps/$AP" "$1"; }
 # refused_within CMD WANT: run CMD (prints a status) until it prints WANT,

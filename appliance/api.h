@@ -35,6 +35,8 @@ struct api_options {
 	double rate_per_key;       /* requests/s per API key or caller when its
 	                              record sets none; 0: 50 */
 	double rate_per_key_burst; /* 0: twice the rate */
+	struct p11_ctx *hsm;       /* borrowed, for GET /api/hsm; NULL: keystore
+	                              figures only */
 };
 
 /**

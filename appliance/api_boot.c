@@ -165,6 +165,7 @@ api_open(
 		return -ENOMEM;
 	}
 	a->ks = ks;
+	a->hsm = o->hsm;
 	a->rate_per_key = o->rate_per_key > 0 ? o->rate_per_key : 50;
 	a->rate_per_key_burst = o->rate_per_key_burst >= 1
 	    ? o->rate_per_key_burst

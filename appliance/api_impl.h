@@ -25,6 +25,7 @@ struct api_expiry;   /* api_keys.c */
 
 struct api {
 	struct ks *ks;
+	struct p11_ctx *hsm; /* borrowed; may be NULL */
 	struct policy *policy;
 	struct audit *audit;
 	struct jwt_keyset *jwks; /* the OAuth key's versions, for verify */

@@ -23,6 +23,7 @@
 #include <yyjson.h>
 
 #include "appliance/api_impl.h"
+#include "pkcs11/p11.h"
 
 /* Metadata as JSON: never material. */
 void
@@ -380,10 +381,38 @@ keys_expiring(struct api_req *r)
 		answer_list(r);
 }
 
-/* GET /api/hsm: counts and versions, never a secret. */
+/* The module, the token and the mechanisms the HSM offers us: what an
+ * operator checks against the vendor's sheet. No PIN, no key. */
+static void
+hsm_info_json(
+    yyjson_mut_doc *d, yyjson_mut_val *o, const struct p11_token_info *info)
+{
+	yyjson_mut_val *m = yyjson_mut_obj_add_obj(d, o, "module");
+	yyjson_mut_val *t = yyjson_mut_obj_add_obj(d, o, "token");
+	yyjson_mut_val *mechs = yyjson_mut_obj_add_arr(d, o, "mechanisms");
+	unsigned i;
+
+	yyjson_mut_obj_add_strcpy(d, m, "path", info->module_path);
+	yyjson_mut_obj_add_strcpy(
+	    d, m, "description", info->library_description);
+	yyjson_mut_obj_add_uint(d, m, "recoveries", info->recoveries);
+	yyjson_mut_obj_add_strcpy(d, t, "label", info->token_label);
+	yyjson_mut_obj_add_strcpy(d, t, "serial", info->token_serial);
+	yyjson_mut_obj_add_strcpy(d, t, "model", info->token_model);
+	yyjson_mut_obj_add_strcpy(
+	    d, t, "manufacturer", info->token_manufacturer);
+	yyjson_mut_obj_add_uint(d, t, "slot_id", info->slot_id);
+	for (i = 0; i < P11_MECH_COUNT; i++)
+		if (info->mechs & (1u << i))
+			yyjson_mut_arr_add_str(d, mechs, p11_mech_name(i));
+}
+
+/* GET /api/hsm: the module, token, mechanisms, root key versions; never a
+ * secret. */
 static void
 hsm_status(struct api_req *r)
 {
+	struct p11_token_info info;
 	yyjson_mut_doc *d;
 	yyjson_mut_val *o;
 	int rc;
@@ -402,6 +431,8 @@ hsm_status(struct api_req *r)
 	yyjson_mut_obj_add_uint(
 	    d, o, "root_kdk_version", r->kr.stats.root_kdk_version);
 	yyjson_mut_obj_add_uint(d, o, "dek_version", r->kr.stats.dek_version);
+	if (r->api->hsm != NULL && p11_token_info(r->api->hsm, &info) == 0)
+		hsm_info_json(d, o, &info);
 	api_answer_doc(r, 200, d);
 }
 

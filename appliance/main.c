@@ -135,7 +135,8 @@ main(int argc, char **argv)
 		fatalx("TLS: %s", err);
 	if (api_open(app.ks,
 	        &(struct api_options){ app.cfg.state_dir, app.cfg.policy_file,
-	            NULL, app.cfg.rate_per_key, app.cfg.rate_per_key_burst },
+	            NULL, app.cfg.rate_per_key, app.cfg.rate_per_key_burst,
+	            app.hsm },
 	        &app.api, err) != 0)
 		fatalx("access: %s", err);
 	/* A model that does not load leaves inference unavailable (503,

@@ -88,8 +88,8 @@ check "its token then: 401 key_suspended" \
     '$C -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"key_suspended\""'
 check "a method a route does not take: 405 with Allow naming the ones it does" \
     '$C -sS -D- -o /dev/null -X PUT -H "Authorization: Bearer $AK" "$U/api/apps" | grep -qi "^Allow: POST, GET" && $C -sS -D- -o /dev/null -X PUT "$U/api/apps/AAAAAAAAAAAA" | grep -qi "^Allow: GET, PATCH, DELETE" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -q "^HTTP/1.1 405" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -qi "^Allow: POST" && $C -sS -D- -o /dev/null -X POST "$U/health" | grep -qi "^Allow: GET, HEAD"'
-check "GET /api/hsm: root key versions, no secret" \
-    '$C -H "Authorization: Bearer $K" "$U/api/hsm" | grep -q "\"root_kek_version\":1"'
+check "GET /api/hsm: module, token, mechanisms, root key versions, no secret" \
+    '$C -H "Authorization: Bearer $K" "$U/api/hsm" >"$TMP/hsm" && grep -q "\"root_kek_version\":1" "$TMP/hsm" && grep -q "\"module\":{\"path\":\"[^\"]*softhsm2.so\"" "$TMP/hsm" && grep -q "\"token\":{\"label\":\"strongroom\"" "$TMP/hsm" && grep -q "\"mechanisms\":\[\"CKM_AES_KEY_GEN\".*\"CKM_ECDSA\"" "$TMP/hsm" && ! grep -qi "pin" "$TMP/hsm"'
 stop
 AUD="$TMP/state/audit"
 check "every decision is in the audit log, which verifies" \

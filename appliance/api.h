@@ -67,7 +67,8 @@ int api_route(struct api *a, struct route_ctx *ctx);
  * "key.expiring" audit event per key per UTC day. The keys announced on a
  * day are read back from that day's audit file at the first call and at
  * each new day, so a restart does not repeat them (an unreadable file is
- * warned about, and its keys announced again).
+ * warned about, and its keys announced again). The same tick writes the
+ * API keys' last use the keystore noted (KS_OP_USAGE_FLUSH).
  * @return the number of keys expiring, or a negative code (keystore
  *         unavailable: the gauge keeps its last value; try again at the
  *         next tick).

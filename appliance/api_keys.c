@@ -555,6 +555,13 @@ api_expiry_check(struct api *a)
 	}
 	metrics_keys_expiring((unsigned)count);
 	rc = count;
+	/* The same tick writes the API keys' last use the keystore noted
+	 * since the last one (GET and LIST already show it). */
+	ks_request_init(q, KS_OP_USAGE_FLUSH);
+	ks_reply_init(rep);
+	if (ks_call(a->ks, q, rep) != 0)
+		log_warnx("keystore: API keys' last use not written; next tick "
+		          "retries");
 out:
 	free(q);
 	free(rep);

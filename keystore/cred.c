@@ -344,6 +344,8 @@ ks__op_cred(struct ks *ks, const struct ks_request *req, struct ks_reply *rep)
 		return op_retire(ks, &req->u.retire, rep);
 	case KS_OP_UPDATE:
 		return ks__op_update(ks, &req->u.update, rep);
+	case KS_OP_USAGE_FLUSH:
+		return ks__usage_flush(ks);
 	default:
 		return KS_EREQUEST;
 	}

@@ -182,6 +182,16 @@ void ks__mac_clear(struct ks__mac *m);
 void ks__cmac(
     const struct ks__mac *m, const uint8_t *msg, size_t len, uint8_t out[16]);
 
+/* usage.c: API keys' last use (see there). touch and merge from any
+ * thread, the loops included (memory only); flush on a worker or at close
+ * (a write transaction). */
+struct ks__usage;
+int ks__usage_new(struct ks__usage **out);
+void ks__usage_free(struct ks__usage *u);
+void ks__usage_touch(struct ks *ks, const char *id, int64_t now);
+void ks__usage_merge(struct ks *ks, struct ks_meta *m);
+int ks__usage_flush(struct ks *ks);
+
 /* use.c: the signing-key references (struct ks's sign_keys), at close. */
 void ks__sign_keys_free(struct ks *ks);
 
@@ -227,8 +237,9 @@ struct ks {
 	int rewrap_started;
 
 	struct ks__vcache *vcache;
-	struct ks__mac vc_mac; /* keys the verification cache's digests */
-	int lock_fd;           /* flock: one process owns the keystore */
+	struct ks__usage *usage; /* usage.c: API keys' last use, unwritten */
+	struct ks__mac vc_mac;   /* keys the verification cache's digests */
+	int lock_fd;             /* flock: one process owns the keystore */
 
 	/* Read transactions kept reset between uses: renewing one costs no
 	 * reader-table lock, unlike beginning one (MDB_NOTLS). */

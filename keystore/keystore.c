@@ -616,6 +616,8 @@ ks_open(struct p11_ctx *hsm, const struct ks_options *opts, struct ks **out,
 	rc = ks__dek_cache_new(ks->opt.dek_cache, &ks->dek_cache);
 	if (rc == 0)
 		rc = ks__vcache_new(ks->opt.cache_entries, &ks->vcache);
+	if (rc == 0)
+		rc = ks__usage_new(&ks->usage);
 	if (rc != 0)
 		goto bad;
 	rc = ks_lock(ks, err);
@@ -711,6 +713,8 @@ ks_close(struct ks *ks)
 	if (ks->writer_started && ks->dek.version != 0 &&
 	    atomic_load(&ks->dek_uses) != ks->dek.uses)
 		ks__write(ks, ks_dek_persist_now, NULL);
+	if (ks->writer_started && ks__usage_flush(ks) != 0)
+		log_warnx("keystore: API keys' last use not written at close");
 	ks__store_close(ks);
 	for (i = 0; i < KS_ROOT_MAX; i++) {
 		p11_key_free(ks->kek[i]);
@@ -727,6 +731,7 @@ ks_close(struct ks *ks)
 		close(ks->lock_fd);
 	ks__dek_cache_free(ks->dek_cache);
 	ks__vcache_free(ks->vcache);
+	ks__usage_free(ks->usage);
 	pthread_mutex_destroy(&ks->root_lock);
 	pthread_mutex_destroy(&ks->dek_lock);
 	pthread_mutex_destroy(&ks->dek_data_lock);

@@ -81,15 +81,16 @@
 struct p11_ctx;
 struct ks;
 
-#define KS_ID_LEN 12       /* base62 characters of a key id */
-#define KS_NAME_MAX 64     /* a key's display name, bytes incl. NUL */
-#define KS_SERIAL_MAX 64   /* a device serial, bytes incl. NUL */
-#define KS_SCOPE_MAX 512   /* scope JSON, bytes incl. NUL */
-#define KS_REASON_MAX 128  /* revocation reason text, bytes incl. NUL */
-#define KS_CIDR_MAX 8      /* bound networks per key */
-#define KS_MATERIAL_MAX 65 /* largest material: a P-256 public point */
-#define KS_APIKEY_LEN 64   /* characters of an API key */
-#define KS_LIST_MAX 32     /* records per list page */
+#define KS_ID_LEN 12         /* base62 characters of a key id */
+#define KS_NAME_MAX 64       /* a key's display name, bytes incl. NUL */
+#define KS_SERIAL_MAX 64     /* a device serial, bytes incl. NUL */
+#define KS_SCOPE_MAX 512     /* scope JSON, bytes incl. NUL */
+#define KS_REASON_MAX 128    /* revocation reason text, bytes incl. NUL */
+#define KS_CIDR_MAX 8        /* bound networks per key */
+#define KS_MATERIAL_MAX 65   /* largest material: a P-256 public point */
+#define KS_APIKEY_LEN 64     /* characters of an API key */
+#define KS_LIST_MAX 32       /* records per list page */
+#define KS_LAST_USED_STEP 60 /* s: how coarsely an API key's use is noted */
 #define KS_APPLIANCE_ID_LEN 16
 
 enum ks_kind {
@@ -142,7 +143,8 @@ struct ks_meta {
 	char reason[KS_REASON_MAX]; /* revocation reason */
 	char apikey_prefix[16];     /* API keys: first characters, shown */
 	char serial[KS_SERIAL_MAX]; /* devices: the enrolled serial */
-	int64_t last_used;          /* API keys: last verification (coarse) */
+	int64_t last_used;          /* API keys: last accepted verification,
+	                               to KS_LAST_USED_STEP s; 0: never */
 };
 
 enum ks_op {
@@ -168,6 +170,7 @@ enum ks_op {
 	KS_OP_CRED_SET,      /* set a password hash, enrol or use TOTP */
 	KS_OP_APIKEY_RETIRE, /* end an API key's validity at a given time */
 	KS_OP_UPDATE,        /* change an app's name, scope, CIDRs, expiry */
+	KS_OP_USAGE_FLUSH,   /* write API keys' noted last use to records */
 	KS_OP_COUNT
 };
 
@@ -255,6 +258,14 @@ struct ks_retire_req {
 };
 
 /*
+ * KS_OP_USAGE_FLUSH (no arguments): an accepted API-key verification notes
+ * the time in memory (at most once a KS_LAST_USED_STEP per key; GET and
+ * LIST show it at once as meta.last_used); this writes the noted times
+ * into the keys' records in one write transaction (never moving one
+ * backwards). ks_close does it too. Call it from a worker now and then
+ * (the daemon: every expiry watch tick). Errors: the store's; what was not
+ * written is kept for the next call.
+ *
  * KS_OP_UPDATE: change the attributes of a key in place, on every version
  * of it, in one write transaction: the fields named in `what`, nothing
  * else (state, owner, material and versions stay as they were). Each

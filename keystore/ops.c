@@ -317,8 +317,10 @@ op_get(struct ks *ks, const struct ks_key_req *q, struct ks_reply *rep)
 		    ks__read_key(ks, txn, q->id, q->version, &t->r, &t->newest);
 		ks__rd_end(ks, txn);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		ks__meta_out(&t->r, t->newest.m.version, ks__now(), &rep->meta);
+		ks__usage_merge(ks, &rep->meta);
+	}
 	sr_wipe(t, sizeof(*t));
 	free(t);
 	return rc;
@@ -380,6 +382,7 @@ walk_newest(struct ks *ks, MDB_txn *txn, unsigned kind, const char *after,
 }
 
 struct page {
+	struct ks *ks;
 	struct ks_reply *rep;
 	const char *parent;
 	uint32_t limit;
@@ -407,14 +410,15 @@ page_add(struct ks__rec *r, void *arg)
 		memcpy(rep->next, rep->list[rep->count - 1].id, KS_ID_LEN + 1);
 		return 1;
 	}
-	ks__meta_out(r, r->m.version, p->now, &rep->list[rep->count++]);
+	ks__meta_out(r, r->m.version, p->now, &rep->list[rep->count]);
+	ks__usage_merge(p->ks, &rep->list[rep->count++]);
 	return 0;
 }
 
 static int
 op_list(struct ks *ks, const struct ks_list_req *q, struct ks_reply *rep)
 {
-	struct page p = { rep, q->parent, q->limit, ks__now(), 0, 0 };
+	struct page p = { ks, rep, q->parent, q->limit, ks__now(), 0, 0 };
 	MDB_txn *txn;
 	int rc;
 
@@ -436,7 +440,7 @@ static int
 op_expiring(
     struct ks *ks, const struct ks_expiring_req *q, struct ks_reply *rep)
 {
-	struct page p = { rep, NULL, q->limit, ks__now(), 0, 1 };
+	struct page p = { ks, rep, NULL, q->limit, ks__now(), 0, 1 };
 	const char *resume = q->after;
 	MDB_txn *txn;
 	unsigned kind;

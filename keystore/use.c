@@ -435,6 +435,8 @@ ks__op_apikey_verify(
 		                                : ks__refusal(&rep->meta, now);
 		if (rc != 0)
 			memset(&rep->meta, 0, sizeof(rep->meta));
+		else
+			ks__usage_touch(ks, id, now);
 		return rc;
 	}
 	if (q->cache_only || ks__no_wait)
@@ -464,6 +466,7 @@ ks__op_apikey_verify(
 		ks__meta_out(&t->newest, t->newest.m.version, now, &rep->meta);
 		ks__vcache_put(
 		    ks->vcache, id, digest, &rep->meta, t->r.m.expires_at);
+		ks__usage_touch(ks, id, now);
 	}
 	sr_wipe(mac, sizeof(mac));
 	return rc;

@@ -13,6 +13,7 @@ SAN_INTEG := tests/integration/pkcs11/test_fault.c \
 	tests/integration/keystore/test_keystore_use.c \
 	tests/integration/keystore/test_keystore_sign.c \
 	tests/integration/keystore/test_keystore_update.c \
+	tests/integration/keystore/test_keystore_usage.c \
 	tests/integration/appliance/test_stream.c
 SAN_BINS := $(UNIT_SRCS:tests/%.c=$(SAN)/test/%) \
 	$(SAN_INTEG:tests/%.c=$(SAN)/test/%)

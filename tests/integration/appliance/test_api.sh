@@ -44,6 +44,8 @@ check "the app key from 127.0.0.1: 401 address_not_allowed" \
     '$C -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"address_not_allowed\""'
 check "the app key from 127.0.0.2: allowed in, then 403 by the policy" \
     '$C --interface 127.0.0.2 -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"forbidden\""'
+check "the key's listing: no last use before, a last use now" \
+    '! grep -q last_used "$TMP/key" && $C -H "Authorization: Bearer $K" "$U/api/apps/$A/keys" | grep -q "\"last_used\":1[0-9]\{9\}"'
 $C --interface 127.0.0.2 -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" >"$TMP/tok"
 T=$(json '["access_token"]' <"$TMP/tok")
 check "OAuth client credentials: a Bearer token for 900 s" \

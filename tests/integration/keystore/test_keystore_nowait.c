@@ -108,7 +108,8 @@ test_writes_refused(void **state)
 		KS_OP_SUSPEND, KS_OP_REVOKE, KS_OP_DESTROY, KS_OP_MATERIAL,
 		KS_OP_DEVICE_KEY, KS_OP_APIKEY_CREATE, KS_OP_SIGN,
 		KS_OP_ROOT_ROTATE, KS_OP_CHECK, KS_OP_PUBLIC, KS_OP_CRED_GET,
-		KS_OP_CRED_SET, KS_OP_APIKEY_RETIRE, KS_OP_UPDATE };
+		KS_OP_CRED_SET, KS_OP_APIKEY_RETIRE, KS_OP_UPDATE,
+		KS_OP_USAGE_FLUSH };
 	struct ks *ks = kt_main_ks();
 	struct ks_stats before, after;
 	struct ks_request *q;

@@ -21,8 +21,13 @@ check() {
 
 daemon_port() {
 	_i=0
-	while [ $_i -lt 100 ] && ! grep -q '^strongroomd: try:' "$1" 2>/dev/null
+	# Up to 60 s (a first start under ASan on a loaded 2-core machine
+	# takes more than 10), and not a moment longer than the daemon lives.
+	while [ $_i -lt 600 ] && ! grep -q '^strongroomd: try:' "$1" 2>/dev/null
 	do
+		if [ -n "${pid:-}" ] && ! kill -0 "$pid" 2>/dev/null; then
+			break
+		fi
 		sleep 0.1
 		_i=$((_i + 1))
 	done

@@ -41,6 +41,15 @@ usage(FILE *out)
 	    "                     runs in the foreground under systemd\n");
 }
 
+/* Every HSM operation's latency into strongroom_hsm_operation_duration_
+ * seconds (any thread; the histogram is atomic). */
+static void
+hsm_timed(void *arg, uint64_t usec)
+{
+	(void)arg;
+	metrics_hsm_op(usec);
+}
+
 static int
 open_state(struct app *app, char *err)
 {
@@ -59,6 +68,7 @@ open_state(struct app *app, char *err)
 	rc = p11_open(uri, NULL, &app->hsm, err);
 	if (rc != 0)
 		return rc;
+	p11_set_timing(app->hsm, hsm_timed, NULL);
 	snprintf(path, sizeof(path), "%s/keystore", app->cfg.state_dir);
 	ko.path = path;
 	return ks_open(app->hsm, &ko, &app->ks, err);

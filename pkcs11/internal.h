@@ -87,6 +87,9 @@ struct p11_ctx {
 	struct p11__session *sessions;
 	unsigned nsessions;
 	atomic_uint pool_waiters; /* threads scanning or waiting */
+
+	p11_timing_fn *timing; /* p11_set_timing(); NULL: none */
+	void *timing_arg;
 };
 
 struct p11_key {
@@ -107,6 +110,7 @@ struct p11__op {
 	struct p11_ctx *ctx;
 	struct p11__session *s;
 	unsigned long epoch;
+	uint64_t t0_ns; /* when the session was taken, for ctx->timing */
 };
 
 /* rv.c */

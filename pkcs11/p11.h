@@ -232,6 +232,17 @@ struct p11_token_info {
 };
 int p11_token_info(struct p11_ctx *ctx, struct p11_token_info *info);
 
+/**
+ * @brief Have @p fn told the duration of every operation, in microseconds
+ * from taking a pool session to giving it back (the module's own time,
+ * plus any recovery the operation needed), on the thread that made it:
+ * for latency metrics. @p fn must be thread-safe, quick, and must not call
+ * into @p ctx. NULL turns it off.
+ * @note Start-up only: before the context is used from other threads.
+ */
+typedef void p11_timing_fn(void *arg, uint64_t usec);
+void p11_set_timing(struct p11_ctx *ctx, p11_timing_fn *fn, void *arg);
+
 /** @brief CK_RV of this thread's last failed call (0 if none), for logs. */
 unsigned long p11_last_rv(void);
 

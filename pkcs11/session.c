@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pkcs11/internal.h"
 
@@ -201,6 +202,24 @@ p11_session_reopen(struct p11_ctx *ctx, struct p11__session *s)
 	return CKR_OK;
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Tell the timing hook how long @p op held its session. */
+static void
+op_timed(const struct p11__op *op)
+{
+	if (op->ctx->timing != NULL && op->t0_ns != 0)
+		op->ctx->timing(
+		    op->ctx->timing_arg, (mono_ns() - op->t0_ns) / 1000);
+}
+
 int
 p11__op_begin(struct p11_ctx *ctx, struct p11__op *op)
 {
@@ -209,6 +228,7 @@ p11__op_begin(struct p11_ctx *ctx, struct p11__op *op)
 
 	op->ctx = ctx;
 	op->s = NULL;
+	op->t0_ns = 0;
 	for (tries = 0;; tries++) {
 		if (atomic_load(&ctx->broken)) {
 			/* Waits for a repair another thread has begun. */
@@ -227,6 +247,7 @@ p11__op_begin(struct p11_ctx *ctx, struct p11__op *op)
 			return P11_ERECOVER;
 	}
 	op->epoch = atomic_load(&ctx->epoch);
+	op->t0_ns = ctx->timing != NULL ? mono_ns() : 0;
 	if (!op->s->open) {
 		rv = p11_session_reopen(ctx, op->s);
 		if (rv != CKR_OK)
@@ -251,6 +272,7 @@ p11__op_end(struct p11__op *op, CK_RV rv)
 
 	if (rv == CKR_OK) {
 		p11_checkin(ctx, op->s);
+		op_timed(op);
 		return 0;
 	}
 	p11__set_last_rv(rv);
@@ -275,5 +297,13 @@ p11__op_end(struct p11__op *op, CK_RV rv)
 			rc = P11_EDEVICE;
 	}
 	p11__set_last_rv(rv);
+	op_timed(op);
 	return rc;
+}
+
+void
+p11_set_timing(struct p11_ctx *ctx, p11_timing_fn *fn, void *arg)
+{
+	ctx->timing = fn;
+	ctx->timing_arg = arg;
 }

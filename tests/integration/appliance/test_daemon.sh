@@ -40,6 +40,8 @@ check "wrong method: 405 with Allow" \
 $C "$URL/metrics" >"$TMP/metrics"
 check "GET /metrics: Prometheus text with request counters" \
     'grep -q "^strongroom_http_requests_total{" "$TMP/metrics"'
+check "... and the HSM operations' latencies (the keystore's start made some)" \
+    'grep -q "^strongroom_hsm_operation_duration_seconds_count [1-9]" "$TMP/metrics"'
 if command -v promtool >/dev/null 2>&1; then
 	check "promtool check metrics accepts /metrics" \
 	    'promtool check metrics <"$TMP/metrics"'

@@ -10,6 +10,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdatomic.h>
+#include <time.h>
+
 #include <errno.h>
 
 #include <mbedtls/ecdsa.h>
@@ -282,6 +285,45 @@ test_rv_translation(void **state)
 	assert_string_equal(p11_rv_name(0x12345), "CKR_0x12345");
 }
 
+/* The timing hook hears every operation, with its duration, and nothing
+ * once it is turned off. */
+struct timing_seen {
+	atomic_uint calls;
+	atomic_ullong usec;
+};
+
+static void
+timing_note(void *arg, uint64_t usec)
+{
+	struct timing_seen *t = arg;
+
+	atomic_fetch_add(&t->calls, 1);
+	atomic_fetch_add(&t->usec, usec);
+}
+
+static void
+test_timing_hook(void **state)
+{
+	struct timing_seen t = { 0, 0 };
+	uint8_t buf[32];
+	struct timespec t0, t1;
+	uint64_t wall;
+
+	(void)state;
+	p11_set_timing(ctx, timing_note, &t);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(p11_random(ctx, buf, sizeof(buf)), 0);
+	assert_int_equal(p11_random(ctx, buf, sizeof(buf)), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	wall = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000u +
+	    (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000u;
+	assert_int_equal(atomic_load(&t.calls), 2);
+	assert_true(atomic_load(&t.usec) <= wall);
+	p11_set_timing(ctx, NULL, NULL);
+	assert_int_equal(p11_random(ctx, buf, sizeof(buf)), 0);
+	assert_int_equal(atomic_load(&t.calls), 2);
+}
+
 int
 main(void)
 {
@@ -295,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_wrap_roundtrip_token_kek),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_rv_translation),
+		cmocka_unit_test(test_timing_hook),
 	};
 
 	return cmocka_run_group_tests_name(

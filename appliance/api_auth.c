@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <yyjson.h>
 
@@ -85,6 +86,37 @@ caller_from_meta(struct api_req *r, const struct ks_meta *m)
 	yyjson_doc_free(doc);
 }
 
+/* A token's requests are those of the API key it was issued for, and end
+ * with it: revoking, suspending or retiring that key ends its tokens as
+ * revoking the app does. (A token without the claim names no key.) */
+static int
+token_key_usable(struct api_req *r, const struct jwt_claims *cl)
+{
+	int64_t now = (int64_t)time(NULL);
+	int rc;
+
+	if (cl->client_key[0] == '\0')
+		return 0;
+	snprintf(r->key_id, sizeof(r->key_id), "%.12s", cl->client_key);
+	ks_request_init(&r->kq, KS_OP_GET);
+	snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->key_id);
+	rc = api_ks(r);
+	if (rc == KS_ENOTFOUND ||
+	    (rc == 0 &&
+	        (r->kr.meta.kind != KS_KIND_APIKEY ||
+	            strcmp(r->kr.meta.parent, cl->sub) != 0)))
+		return APP_EJWTFORMAT; /* not a key of this client */
+	if (rc != 0)
+		return rc;
+	if (r->kr.meta.state == KS_STATE_SUSPENDED)
+		return KS_ESUSPENDED;
+	if (r->kr.meta.state != KS_STATE_ACTIVE)
+		return KS_EREVOKED;
+	if (r->kr.meta.expires_at != 0 && now >= r->kr.meta.expires_at)
+		return KS_EEXPIRED;
+	return 0;
+}
+
 /* The whole check of the credential, and the resource's owner: on a
  * worker, or on the loop with r->on_loop (then any keystore call that
  * would wait sets r->loop_miss instead). */
@@ -147,13 +179,13 @@ authenticate(struct api_req *r)
 				policy_scopes_keep(cl->scope, r->scopes);
 				snprintf(r->scopes, sizeof(r->scopes), "%s",
 				    cl->scope);
-				snprintf(r->key_id, sizeof(r->key_id), "%.12s",
-				    cl->kid);
+				rc = token_key_usable(r, cl);
 			}
 		}
 		r->auth_rc = rc;
 		if (rc != 0)
-			r->auth_code = rc == KS_EREVOKED || rc == KS_ESUSPENDED
+			r->auth_code = rc == KS_EREVOKED ||
+			        rc == KS_ESUSPENDED || rc == KS_EEXPIRED
 			    ? refusal_code(rc)
 			    : "invalid_token";
 		free(cl);

@@ -501,6 +501,7 @@ oauth_token(struct api_req *r)
 	snprintf(cl->iss, sizeof(cl->iss), "%s", r->api->issuer);
 	snprintf(cl->aud, sizeof(cl->aud), "%s", r->api->issuer);
 	snprintf(cl->sub, sizeof(cl->sub), "%s", client);
+	snprintf(cl->client_key, sizeof(cl->client_key), "%s", r->key_id);
 	cl->iat = cl->nbf = now;
 	cl->exp = now + API_TOKEN_TTL;
 	rc = jwt_build(cl, api_jwt_sign, r->api, token, sizeof(token), NULL);

@@ -76,6 +76,8 @@ jwt_build(const struct jwt_claims *c, jwt_sign_cb *sign, void *arg, char *out,
 	    !field_ok(c->aud, JWT_FIELD_MAX) ||
 	    !field_ok(c->sub, JWT_FIELD_MAX) ||
 	    !field_ok(c->jti, JWT_FIELD_MAX) ||
+	    (c->client_key[0] != '\0' &&
+	        !field_ok(c->client_key, JWT_FIELD_MAX)) ||
 	    (c->scope[0] != '\0' && !field_ok(c->scope, JWT_SCOPE_MAX)) ||
 	    c->nbf < c->iat || c->exp <= c->iat || c->exp <= c->nbf)
 		return -EINVAL;
@@ -102,7 +104,9 @@ jwt_build(const struct jwt_claims *c, jwt_sign_cb *sign, void *arg, char *out,
 	    !yyjson_mut_obj_add_int(pay, root, "iat", c->iat) ||
 	    !yyjson_mut_obj_add_int(pay, root, "nbf", c->nbf) ||
 	    !yyjson_mut_obj_add_int(pay, root, "exp", c->exp) ||
-	    !yyjson_mut_obj_add_str(pay, root, "jti", c->jti))
+	    !yyjson_mut_obj_add_str(pay, root, "jti", c->jti) ||
+	    (c->client_key[0] != '\0' &&
+	        !yyjson_mut_obj_add_str(pay, root, "srk_key", c->client_key)))
 		goto out;
 	yyjson_mut_doc_set_root(pay, root);
 	if ((rc = append_b64_json(hdr, out, cap, &used)) != 0)
@@ -343,6 +347,10 @@ check_claims(const uint8_t *json, size_t len, const struct jwt_verify_opts *o,
 		} else if (strcmp(k, "jti") == 0) {
 			bit = 128;
 			bad = take_string(val, c->jti, sizeof(c->jti));
+		} else if (strcmp(k, "srk_key") == 0) {
+			bit = 256;
+			bad = take_string(
+			    val, c->client_key, sizeof(c->client_key));
 		} else {
 			continue; /* claims we do not use are ignored */
 		}

@@ -44,6 +44,9 @@ struct jwt_claims {
 	char aud[JWT_FIELD_MAX];
 	char sub[JWT_FIELD_MAX];
 	char jti[JWT_FIELD_MAX];
+	/* "srk_key": the id of the API key the token was issued for, so its
+	 * requests are that key's and its revocation ends them; "" none */
+	char client_key[JWT_FIELD_MAX];
 	char scope[JWT_SCOPE_MAX]; /* space-separated, as OAuth sends it */
 	int64_t iat, nbf, exp;     /* seconds since 1970, UTC */
 	/* Filled by jwt_verify(): the scope claim split at blanks. */

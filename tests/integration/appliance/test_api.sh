@@ -81,6 +81,20 @@ check "the JWT authenticates (the policy then decides: 403)" \
     '$C --interface 127.0.0.2 -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"forbidden\""'
 check "a tampered JWT: 401 invalid_token" \
     '$C -H "Authorization: Bearer ${T}x" "$U/api/apps" | grep -q "\"code\":\"invalid_token\""'
+# A second key of the app, a token from it, then that key revoked: the
+# token goes with its key (the app's other key and token stay good), and
+# its requests are that key's in the audit log.
+$C -H "Authorization: Bearer $K" -X POST "$U/api/apps/$A/keys" >"$TMP/key2"
+AK2=$(json '["key"]' <"$TMP/key2")
+AK2ID=$(json '["id"]' <"$TMP/key2")
+$C --interface 127.0.0.2 -d "grant_type=client_credentials&client_id=$A&client_secret=$AK2" "$U/oauth/token" >"$TMP/tok2"
+T2=$(json '["access_token"]' <"$TMP/tok2")
+$C --interface 127.0.0.2 -H "Authorization: Bearer $T2" "$U/api/apps" >/dev/null
+$C -H "Authorization: Bearer $K" -X POST -d '{"reason":"test"}' "$U/api/keys/$AK2ID/revoke" >/dev/null
+check "a token whose API key was revoked: 401 key_revoked; the other key's token still authenticates" \
+    '$C --interface 127.0.0.2 -H "Authorization: Bearer $T2" "$U/api/apps" | grep -q "\"code\":\"key_revoked\"" && $C --interface 127.0.0.2 -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"forbidden\""'
+check "the token's requests are its key's in the audit log" \
+    '$C -H "Authorization: Bearer $K" "$U/api/audit?key=$AK2ID" | python3 -c "import json,sys; d=json.load(sys.stdin); s={(l[\"action\"], l[\"status\"]) for l in d[\"requests\"]}; assert (\"oauth.token\", \"200\") in s and (\"apps.list\", \"403\") in s and (\"apps.list\", \"401\") in s, s"'
 check "admin disables the app" \
     '$C -H "Authorization: Bearer $K" -X POST "$U/api/apps/$A/disable" | grep -q "\"state\":\"suspended\""'
 sleep 1.2

@@ -204,6 +204,17 @@ test_round_trip(void **state)
 	assert_int_equal(verify_at(f, token, NOW, &out), 0);
 	assert_int_equal(out.scope_count, 0);
 	assert_null(strstr(token, "scope"));
+	/* No key named: the claim is left out and comes back empty; named,
+	 * it comes back as it went; one with a control byte is refused. */
+	assert_string_equal(out.client_key, "");
+	snprintf(c.client_key, sizeof(c.client_key), "AbCdEf012345");
+	assert_int_equal(
+	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
+	assert_int_equal(verify_at(f, token, NOW, &out), 0);
+	assert_string_equal(out.client_key, "AbCdEf012345");
+	c.client_key[3] = '\n';
+	assert_int_equal(
+	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), -EINVAL);
 }
 
 static void

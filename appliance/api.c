@@ -245,8 +245,11 @@ after_auth(struct api_req *r)
 		    "this key is not accepted from your network");
 		return audit_then_answer(r);
 	}
-	if (!api_keyrate_take(r->api, r->is_apikey ? r->key_id : r->actor,
-	        r->rate, r->burst, &retry)) {
+	/* An API key's bucket, the one a JWT was issued for, or (a
+	 * session) the user's. */
+	if (!api_keyrate_take(r->api,
+	        r->key_id[0] != '\0' ? r->key_id : r->actor, r->rate, r->burst,
+	        &retry)) {
 		metrics_ratelimited();
 		api_answer_retry(r, 429, "rate_limited",
 		    "this key's request rate is over its limit", retry);

@@ -92,7 +92,6 @@ caller_from_meta(struct api_req *r, const struct ks_meta *m)
 static int
 token_key_usable(struct api_req *r, const struct jwt_claims *cl)
 {
-	int64_t now = (int64_t)time(NULL);
 	int rc;
 
 	if (cl->client_key[0] == '\0')
@@ -106,15 +105,7 @@ token_key_usable(struct api_req *r, const struct jwt_claims *cl)
 	        (r->kr.meta.kind != KS_KIND_APIKEY ||
 	            strcmp(r->kr.meta.parent, cl->sub) != 0)))
 		return APP_EJWTFORMAT; /* not a key of this client */
-	if (rc != 0)
-		return rc;
-	if (r->kr.meta.state == KS_STATE_SUSPENDED)
-		return KS_ESUSPENDED;
-	if (r->kr.meta.state != KS_STATE_ACTIVE)
-		return KS_EREVOKED;
-	if (r->kr.meta.expires_at != 0 && now >= r->kr.meta.expires_at)
-		return KS_EEXPIRED;
-	return 0;
+	return rc != 0 ? rc : ks_meta_refusal(&r->kr.meta, (int64_t)time(NULL));
 }
 
 /* The whole check of the credential, and the resource's owner: on a

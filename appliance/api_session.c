@@ -56,12 +56,9 @@ factors_check(struct api_req *r, int found, const char *password,
 }
 
 static void
-login_refused(struct api_req *r, const char *name, int rc)
+login_refused(struct api_req *r, const char *name, const char *src, int rc)
 {
-	char src[API_BACKOFF_SOURCE_MAX];
-
-	api_backoff_failed(
-	    r->api->backoff, name, api_backoff_source(r->addr, src));
+	api_backoff_failed(r->api->backoff, name, src);
 	if (rc == APP_ETOTPREPLAY)
 		api_answer_error(r, 401, "totp_replayed",
 		    "this one-time code was already used; wait for the next");
@@ -92,8 +89,8 @@ login_run(struct api_req *r, yyjson_val *root)
 		return;
 	}
 	snprintf(r->actor, sizeof(r->actor), "login:%.50s", name);
-	if ((wait = api_backoff_wait(r->api->backoff, name,
-	         api_backoff_source(r->addr, src))) > 0) {
+	api_backoff_source(r->addr, src);
+	if ((wait = api_backoff_wait(r->api->backoff, name, src)) > 0) {
 		api_answer_retry(r, 429, "too_many_attempts",
 		    "too many failed logins; try again later", wait);
 		return;
@@ -120,11 +117,10 @@ login_run(struct api_req *r, yyjson_val *root)
 			rc = APP_ETOTPREPLAY;
 	}
 	if (rc != 0) {
-		login_refused(r, name, rc);
+		login_refused(r, name, src, rc);
 		return;
 	}
-	api_backoff_succeeded(
-	    r->api->backoff, name, api_backoff_source(r->addr, src));
+	api_backoff_succeeded(r->api->backoff, name, src);
 	if (api_session_open(r->api->sessions, r->kr.meta.id, sid, csrf) != 0) {
 		api_answer_error(r, 503, "unavailable", "no randomness");
 		return;

@@ -184,10 +184,10 @@ put_line(struct audit *a, size_t *len, const char *ts, uint64_t *seq,
 	(*seq)++;
 	l += (size_t)sprintf(
 	    a->buf + l, "{\"ts\":\"%s\",\"event_id\":\"%s-", ts, a->appid);
-	l += audit__u64(a->buf + l, *seq);
+	l += sr_u64_decimal(a->buf + l, *seq);
 	memcpy(a->buf + l, "\",\"seq\":", 8);
 	l += 8;
-	l += audit__u64(a->buf + l, *seq);
+	l += sr_u64_decimal(a->buf + l, *seq);
 	memcpy(a->buf + l, body, blen);
 	l += blen;
 	memcpy(a->buf + l, ",\"prev\":\"", 9);

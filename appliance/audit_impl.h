@@ -49,9 +49,6 @@ void audit__ts_format(int64_t ms, char out[25]);
  * the fixed form above. @return 0 or -EINVAL. */
 int audit__ts_parse(const char *in, char out[25]);
 
-/* Unsigned decimal; returns its length (no NUL). */
-size_t audit__u64(char *out, uint64_t v);
-
 /*
  * Seal a line: @p line holds the prefix {"ts":...,"prev":"<hex>" of
  * @p len bytes; appends ,"hash":"<SHA-256(prefix)>"}, no newline, and puts

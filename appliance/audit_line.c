@@ -99,21 +99,6 @@ audit__json_str(char *out, size_t len, const char *s, size_t max, int *cut)
 	return len;
 }
 
-size_t
-audit__u64(char *out, uint64_t v)
-{
-	char tmp[24];
-	size_t n = 0, i;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	return n;
-}
-
 /* ,"name": (a field name of ours: no escaping needed); the new length.
  * Every event renders a dozen of these on a loop: no printf. */
 static size_t
@@ -143,7 +128,7 @@ static size_t
 put_num(char *out, size_t len, const char *name, uint64_t v)
 {
 	len = put_key(out, len, name);
-	return len + audit__u64(out + len, v);
+	return len + sr_u64_decimal(out + len, v);
 }
 
 int

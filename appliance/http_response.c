@@ -129,22 +129,6 @@ put_field(struct buf *out, const char *name, size_t nlen, const char *value,
 	return 0;
 }
 
-/* @p v in decimal into @p out (at least 21 bytes); its length. */
-static size_t
-u64_decimal(uint64_t v, char *out)
-{
-	char tmp[20];
-	size_t n = 0, i;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10) != 0);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
-	out[n] = '\0';
-	return n;
-}
-
 static int
 write_head(struct buf *out, int status, const char *content_type,
     size_t content_length, int keep_alive, const struct http_header *extra,
@@ -173,10 +157,10 @@ write_head(struct buf *out, int status, const char *content_type,
 		{ "Content-Security-Policy", "default-src 'none'", 0 } };
 	size_t i, n;
 
-	u64_decimal(content_length, cl);
+	cl[sr_u64_decimal(cl, content_length)] = '\0';
 	/* "HTTP/1.1 200 OK\r\n": status is 100..599, the text is short. */
 	memcpy(line, "HTTP/1.1 ", 9);
-	n = 9 + u64_decimal((uint64_t)status, line + 9);
+	n = 9 + sr_u64_decimal(line + 9, (uint64_t)status);
 	line[n++] = ' ';
 	i = strlen(text);
 	if (i > sizeof(line) - n - 2)

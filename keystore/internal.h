@@ -312,9 +312,6 @@ struct ks__two_recs {
 int ks__str_ok(const char *s, size_t cap);
 int ks__opt_id_ok(const char *id);
 unsigned ks__effective_state(const struct ks_meta *m, int64_t now);
-/* Why a key whose secret matched is refused now: KS_EREVOKED (revoked or
- * destroyed), KS_ESUSPENDED, KS_ENOTYET, KS_EEXPIRED; 0 when usable. */
-int ks__refusal(const struct ks_meta *m, int64_t now);
 int ks__usable(const struct ks_meta *m, int64_t now);
 void ks__put_be32(uint8_t *p, uint32_t v);
 void ks__meta_out(

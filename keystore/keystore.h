@@ -58,9 +58,9 @@
  *                  (API-key verification, after the secret matched) the key
  *                  or its owner is revoked, suspended or not valid yet;
  *                  KS_EEXPIRED there means expired: 401 with that code.
- *   KS_EMISS       (verification with cache_only, or any request with
- *                  KS_REQ_NO_WAIT) the answer needs the HSM or a write:
- *                  repeat the request without the flag on a worker thread.
+ *   KS_EMISS       (a request with KS_REQ_NO_WAIT) the answer needs the
+ *                  HSM or a write: repeat the request without the flag on
+ *                  a worker thread.
  *   KS_ESTATE      (CRED_SET TOTP_USE) the step was already used: a
  *                  replayed one-time code; refuse the login and audit it.
  *   KS_ECLOSED     the keystore is shutting down: answer 503.
@@ -222,10 +222,6 @@ struct ks_apikey_create_req {
 
 struct ks_apikey_verify_req {
 	char key[KS_APIKEY_LEN + 1];
-	/* 1: answer from the verification cache only (never the HSM or
-	 * LMDB), KS_EMISS when it is not there: what an event loop may call
-	 * before handing the full check to a worker thread. */
-	uint8_t cache_only;
 };
 
 /* A user's console credentials (KS_OP_CRED_*). The password is stored as
@@ -325,8 +321,8 @@ struct ks_sign_req {
 /* ks_request.flags */
 /* The caller is an event loop: answer only what needs neither the HSM nor
  * a write (GET, LIST, EXPIRING, STATS from LMDB and memory; APIKEY_VERIFY
- * from the verification cache, as cache_only), KS_EMISS for anything
- * else, so the loop can hand that request to a worker thread instead. */
+ * from the verification cache only, never the record), KS_EMISS for
+ * anything else, so the loop can hand that request to a worker thread. */
 #define KS_REQ_NO_WAIT 1u
 
 struct ks_request {
@@ -434,6 +430,14 @@ void ks_reply_wipe(struct ks_reply *rep);
  * @note Any thread.
  */
 int ks_call(struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
+
+/**
+ * @brief Why a key of metadata @p m is refused at @p now: KS_EREVOKED
+ * (revoked or destroyed), KS_ESUSPENDED, KS_ENOTYET, KS_EEXPIRED; 0 when it
+ * is usable. The keystore's own rule for API keys and their owners, for
+ * callers that hold a key's metadata (a token's API key). Any thread.
+ */
+int ks_meta_refusal(const struct ks_meta *m, int64_t now);
 
 /** @brief Printable names of kinds and states ("app", "revoked"). */
 const char *ks_kind_name(unsigned kind);

@@ -45,7 +45,7 @@ ks__effective_state(const struct ks_meta *m, int64_t now)
 }
 
 int
-ks__refusal(const struct ks_meta *m, int64_t now)
+ks_meta_refusal(const struct ks_meta *m, int64_t now)
 {
 	switch (ks__effective_state(m, now)) {
 	case KS_STATE_ACTIVE:

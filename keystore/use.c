@@ -431,15 +431,16 @@ ks__op_apikey_verify(
 	memset(digest, 0, sizeof(digest));
 	ks__cmac(&ks->vc_mac, (const uint8_t *)q->key, len, digest);
 	if (ks__vcache_check(ks->vcache, id, digest, &rep->meta, &until)) {
-		rc = until != 0 && now >= until ? KS_EEXPIRED
-		                                : ks__refusal(&rep->meta, now);
+		rc = until != 0 && now >= until
+		    ? KS_EEXPIRED
+		    : ks_meta_refusal(&rep->meta, now);
 		if (rc != 0)
 			memset(&rep->meta, 0, sizeof(rep->meta));
 		else
 			ks__usage_touch(ks, id, now);
 		return rc;
 	}
-	if (q->cache_only || ks__no_wait)
+	if (ks__no_wait)
 		return KS_EMISS;
 	rc = ks__rd_begin(ks, &txn);
 	if (rc == 0) {
@@ -460,8 +461,8 @@ ks__op_apikey_verify(
 		rc = KS_EDENIED;
 	/* The secret matched: say why the key or its owner is refused (the
 	 * caller holds the key, so this tells them nothing new). */
-	if (rc == 0 && (rc = ks__refusal(&t->r.m, now)) == 0)
-		rc = ks__refusal(&t->newest.m, now);
+	if (rc == 0 && (rc = ks_meta_refusal(&t->r.m, now)) == 0)
+		rc = ks_meta_refusal(&t->newest.m, now);
 	if (rc == 0) {
 		ks__meta_out(&t->newest, t->newest.m.version, now, &rep->meta);
 		ks__vcache_put(

@@ -264,6 +264,13 @@ uint64_t sr_xoshiro_next(uint64_t s[4]);
 void sr_hex_encode(char *out, const void *in, size_t len);
 
 /**
+ * @brief @p v in decimal into @p out (at least 20 bytes; no NUL written),
+ * without printf: for lines written on hot paths (HTTP heads, audit
+ * lines). @return the number of digits.
+ */
+size_t sr_u64_decimal(char *out, uint64_t v);
+
+/**
  * @brief Decode hex (either case) into @p out.
  * @return the number of bytes written, or -EINVAL (odd length, non-hex) or
  *         -ENOSPC (@p cap too small).

@@ -31,6 +31,20 @@ sr_hex_encode(char *out, const void *in, size_t len)
 	out[2 * len] = '\0';
 }
 
+size_t
+sr_u64_decimal(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	for (i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
 static int
 sr_hexval(char c)
 {

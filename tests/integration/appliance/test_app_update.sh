@@ -19,9 +19,7 @@ pid=
 mkdir -p "$TMP/seen"
 trap 'stop; rm -rf "$TMP"' EXIT
 trap 'exit 1' INT TERM
-"$D" --state-dir "$TMP/state" --listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
-pid=$!
-port=$(daemon_port "$TMP/out")
+start
 C="curl -sS --cacert $TMP/state/tls/cert.pem"
 U="https://localhost:$port"
 K=$(cat "$TMP/state/admin.key" 2>/dev/null)

@@ -515,6 +515,25 @@ test_xoshiro_known_answers(void **state)
 	assert_int_equal(sr_xoshiro_next(s), 1215971899390074240ull);
 }
 
+/* Decimal without printf: the edges and the longest value. */
+static void
+test_u64_decimal(void **state)
+{
+	char out[21];
+	size_t n;
+
+	(void)state;
+	n = sr_u64_decimal(out, 0);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "0", 1);
+	n = sr_u64_decimal(out, 10);
+	assert_int_equal(n, 2);
+	assert_memory_equal(out, "10", 2);
+	n = sr_u64_decimal(out, UINT64_MAX);
+	assert_int_equal(n, 20);
+	assert_memory_equal(out, "18446744073709551615", 20);
+}
+
 int
 main(void)
 {
@@ -544,6 +563,7 @@ main(void)
 		F(test_write_then_read),
 		cmocka_unit_test(test_os_random),
 		cmocka_unit_test(test_xoshiro_known_answers),
+		cmocka_unit_test(test_u64_decimal),
 #undef F
 	};
 

@@ -159,6 +159,15 @@ void tls_server_free(struct tls_server *s);
  * on fresh keys; on a difference the fast path is turned off for good.
  * 0, -EPROTO (they differed: warn), -EIO (PSA failed). */
 int tls_x25519_selftest(void);
+/* tls_ecdsa.c: the server key @p pk's ECDSA signatures are made by
+ * OpenSSL's libcrypto from now on (mbedtls_pk_sign and _ext are wrapped),
+ * once a libcrypto signature verified with @p pk's public half. 0;
+ * -ENOTSUP (not an EC key libcrypto takes: mbedTLS keeps signing),
+ * -EPROTO (the self-test failed: warn; mbedTLS keeps signing), -ENOSPC.
+ * detach before @p pk is freed. Start-up and reload only. */
+struct mbedtls_pk_context;
+int tls_ecdsa_attach(struct mbedtls_pk_context *pk);
+void tls_ecdsa_detach(const struct mbedtls_pk_context *pk);
 /** "SHA256 Fingerprint=AB:CD:..." of the leaf certificate (static storage
  * inside @p s). */
 const char *tls_server_fingerprint(const struct tls_server *s);

@@ -10,10 +10,14 @@ APP_BIN := $(BUILD)/bin/strongroomd
 # mbedTLS's calls to psa_export_public_key go through tls_x25519.c (an
 # X25519 key's public half by the library's own fast X25519; see there);
 # -u pulls that file from the archive into every program that links this.
+# The TLS server key's ECDSA signatures go through tls_ecdsa.c to Debian's
+# libcrypto (see there) the same way.
 APP_EXT := -Wl,--wrap=psa_export_public_key -Wl,-u,__wrap_psa_export_public_key \
+	-Wl,--wrap=mbedtls_pk_sign_ext -Wl,--wrap=mbedtls_pk_sign \
+	-Wl,-u,__wrap_mbedtls_pk_sign_ext -Wl,-u,__wrap_mbedtls_pk_sign \
 	$(DEPLIB)/libmbedtls.a $(DEPLIB)/libmbedx509.a $(MBEDCRYPTO) \
 	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv \
-	-largon2
+	-largon2 -lcrypto
 
 appliance-bin: $(APP_BIN)
 .PHONY: appliance-bin

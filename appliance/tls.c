@@ -303,6 +303,10 @@ tls_load(struct tls_server *s, const struct app_config *c, char err[256])
 	}
 	if (mbedtls_x509_time_is_past(&s->crt.valid_to))
 		log_warnx("TLS certificate %s has expired", cert_path);
+	if (tls_ecdsa_attach(&s->pk) == -EPROTO)
+		log_warnx("TLS: libcrypto's signature with %s did not verify; "
+		          "mbedTLS signs the handshakes",
+		    key_path);
 	return 0;
 }
 
@@ -421,6 +425,7 @@ tls_server_free(struct tls_server *s)
 		return;
 	mbedtls_ssl_config_free(&s->conf);
 	mbedtls_ssl_ticket_free(&s->ticket);
+	tls_ecdsa_detach(&s->pk);
 	mbedtls_pk_free(&s->pk);
 	mbedtls_x509_crt_free(&s->crt);
 	mbedtls_ctr_drbg_free(&s->drbg);

@@ -33,7 +33,8 @@ APT_PKGS="build-essential pkg-config ca-certificates debian-archive-keyring \
  softhsm2 opensc libp11-kit-dev libcmocka-dev libuv1-dev liblmdb-dev \
  libargon2-dev libpcre2-dev libgfshare-dev libunistring-dev clang-format \
  libnss3 zlib1g-dev curl openssl prometheus clang libclang-rt-14-dev \
- nghttp2-client nginx-light testssl.sh oathtool python3 dpkg-dev bzip2 xz-utils"
+ nghttp2-client nginx-light testssl.sh oathtool python3 dpkg-dev bzip2 xz-utils \
+ libssl-dev"
 # libmbedtls-dev for Debian's headers and mbedtls_config.h (its libraries
 # are replaced by the ones built below from the matching source package).
 DEB13_PKGS="libmbedtls-dev libllhttp-dev libllhttp9.2 libyyjson-dev libyyjson0"

@@ -28,7 +28,7 @@ $(BUILD)/bin/ks-bench: $(BUILD)/obj/tools/bench/ks_bench.o \
 
 $(BUILD)/bin/tls-ceiling: $(BUILD)/obj/tools/bench/tls_ceiling.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(MBEDCRYPTO) $(LDLIBS)
+	$(CC) $(CFLAGS) $< -o $@ $(MBEDCRYPTO) -lcrypto $(LDLIBS)
 
 # The audit log's verifier/query and its benchmark: the appliance library's
 # audit part (yyjson through the deps rpath, as the daemon links it).

@@ -368,6 +368,9 @@ enum metric_route { MR_HEALTH, MR_READY, MR_METRICS, MR_OTHER, MR_COUNT };
 /** Count a finished request: route, status, latency in microseconds.
  * Any thread. */
 void metrics_request(enum metric_route route, int status, uint64_t usec);
+/* The calling thread (loop @p loop_index) counts requests into a shard
+ * of its own from now on; other threads share shard 0. */
+void metrics_bind_loop(unsigned loop_index);
 void metrics_conn_open(int delta); /* +1 / -1 */
 void metrics_ratelimited(void);
 void metrics_hsm_op(uint64_t usec); /* one HSM operation's latency */

@@ -556,6 +556,7 @@ loop_main(void *arg)
 
 	snprintf(tag, sizeof(tag), "loop%u", l->id);
 	sr_log_thread_tag(tag);
+	metrics_bind_loop(l->id);
 	uv_run(&l->loop, UV_RUN_DEFAULT);
 	if (atomic_fetch_sub(&l->app->loops_running, 1) == 1)
 		uv_async_send(l->app->loops_done);

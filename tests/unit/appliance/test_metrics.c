@@ -9,7 +9,10 @@
  * not, that test says so and is skipped, never passed silently.
  *
  * The metrics are process-wide: the group set-up records everything once
- * and the tests only render, so the values are exact.
+ * and the tests only render, so the values are exact. Requests are
+ * counted per loop (metrics_bind_loop): the three /health requests come
+ * from this thread and two threads bound as loops, and the rendered
+ * counts and histograms are their sums.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,14 +38,30 @@
 
 static struct tls_stats tls;
 
+/* One /health request counted by a thread bound as loop *arg. */
+static void *
+count_as_loop(void *arg)
+{
+	metrics_bind_loop(*(unsigned *)arg);
+	metrics_request(MR_HEALTH, 200, 100);
+	return NULL;
+}
+
 static int
 record(void **state)
 {
+	unsigned loop_ids[2] = { 0, 21 }; /* 21 shares a shard with 5 */
+	pthread_t t[2];
 	int i;
 
 	(void)state;
-	for (i = 0; i < 3; i++)
-		metrics_request(MR_HEALTH, 200, 100);
+	metrics_request(MR_HEALTH, 200, 100);
+	for (i = 0; i < 2; i++)
+		if (pthread_create(&t[i], NULL, count_as_loop, &loop_ids[i]) !=
+		    0)
+			return -1;
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
 	metrics_request(MR_READY, 503, 2000);
 	metrics_request(MR_METRICS, 200, 600000);
 	metrics_request(MR_OTHER, 404, 10);

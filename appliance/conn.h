@@ -45,7 +45,8 @@ struct app_loop {
 	uv_async_t posted;  /* app_pending_post() from other threads */
 	pthread_mutex_t posted_mu;
 	struct app_pending *posted_head, *posted_tail;
-	unsigned npending; /* requests pending on this loop's connections */
+	unsigned npending;  /* requests pending on this loop's connections */
+	struct rl_local rl; /* rate-limit tokens this loop took ahead */
 };
 
 struct conn {

@@ -339,9 +339,28 @@ void rl_free(struct rl *r);
 /** New rates for the global and per-address buckets (SIGHUP); what each
  * bucket has used so far is kept. Any thread. */
 void rl_configure(struct rl *r, const struct app_config *c);
-/** @p addr: 16 bytes (IPv4 mapped into IPv6). 1 allowed, 0 refused. */
-int rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
-    unsigned *retry_after_s);
+/* One loop's tokens taken ahead from the shared buckets (see
+ * ratelimit.c, "Leases"): touched by its own loop only; all zero = none.
+ * The fields are rl_allow's. */
+struct rl_held {
+	uint32_t left, size; /* tokens in hand; the next lease's size */
+	uint64_t until_ms;   /* what is left then goes back */
+};
+#define RL_LOCAL_SLOTS 64
+struct rl_local {
+	uint64_t gen; /* of the limits the leases were taken under */
+	struct rl_held global;
+	struct {
+		uint8_t addr[16];
+		int used;
+		struct rl_held held;
+	} addr[RL_LOCAL_SLOTS];
+};
+/** @p addr: 16 bytes (IPv4 mapped into IPv6). 1 allowed, 0 refused.
+ * @p local: the calling loop's leases, or NULL to take every token from
+ * the shared buckets. */
+int rl_allow(struct rl *r, struct rl_local *local, const uint8_t addr[16],
+    uint64_t now_ms, unsigned *retry_after_s);
 
 /** Keyed hash (SipHash-2-4) of a 16-byte address, so that a client cannot
  * aim its addresses at one place of a table. @p k: a random key. */

@@ -29,6 +29,24 @@
  * address that its own limit refuses never spends the daemon's global
  * budget, and a globally refused request costs its address nothing.
  *
+ * Leases: with limits set far above the traffic (a benchmark, a large
+ * deployment), every request of every loop would take from the same
+ * address bucket and the same global one, and about 5 % of a keep-alive
+ * request on two loops went to passing those cache lines and the
+ * stripe's mutex between cores. So a loop may take tokens ahead and spend
+ * them itself (struct rl_local, one per loop). A lease holds at most
+ * burst / 64 tokens (at most 32) and is only offered when that is at
+ * least 2: with the default per-address burst of 200 every request still
+ * takes its own token from the shared bucket. A loop's lease for a bucket
+ * starts at 1 token, doubles each time one runs out within RL_LEASE_MS,
+ * and falls back to 1 when one lasted longer; what is left of a lease
+ * after RL_LEASE_MS goes back to its bucket when the loop next looks at
+ * it (a bucket that filled up meanwhile stays full). So at any moment a
+ * loop holds at most burst / 64 of a bucket's tokens, and an address can
+ * be refused on one loop while another still holds a few of its tokens;
+ * with one loop, or a burst under 128, the limits are exact. A reload of
+ * the rates drops every lease.
+ *
  * It must never block in rl_bucket_take, never let memory grow with the
  * number of addresses seen (the table is fixed; the least recently seen
  * address within a probe window is reused), and never place addresses
@@ -49,6 +67,11 @@
 #define RL_STRIPES 256      /* mutexes */
 #define RL_STRIPE_SLOTS 256 /* addresses per stripe: 65536 in all */
 #define RL_PROBE 8          /* slots looked at for one address */
+#define RL_LEASE_MS 20      /* a lease's tokens go back after this */
+
+/* Generations are unique across every struct rl of the process, so a
+ * loop's leases can never be taken for another table's. */
+static atomic_ullong next_gen = 1;
 
 static uint64_t
 ns_round(double x)
@@ -163,6 +186,7 @@ struct rl_stripe {
 
 struct rl {
 	struct rl_bucket global;
+	atomic_ullong gen;          /* +1 at each rl_configure */
 	_Atomic double rate, burst; /* per address */
 	uint64_t key[2];            /* SipHash key */
 	unsigned nstripes;          /* mutexes initialised, for rl_free */
@@ -229,6 +253,7 @@ rl_new(const struct app_config *c, struct rl **out)
 	if (r == NULL)
 		return -ENOMEM;
 	rl_bucket_init(&r->global, c->rate_global, c->rate_global_burst);
+	atomic_init(&r->gen, atomic_fetch_add(&next_gen, 1));
 	atomic_init(&r->rate, c->rate_per_addr);
 	atomic_init(&r->burst, c->rate_per_addr_burst);
 	rc = sr_os_random(r->key, sizeof(r->key));
@@ -248,6 +273,7 @@ rl_configure(struct rl *r, const struct app_config *c)
 	unsigned i, j;
 
 	bucket_set_rate(&r->global, c->rate_global, c->rate_global_burst);
+	atomic_store(&r->gen, atomic_fetch_add(&next_gen, 1));
 	atomic_store(&r->rate, c->rate_per_addr);
 	atomic_store(&r->burst, c->rate_per_addr_burst);
 	for (i = 0; i < r->nstripes; i++) {
@@ -297,8 +323,9 @@ slot_for(struct rl *r, struct rl_stripe *st, unsigned start,
 	return victim;
 }
 
-int
-rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
+/* Every token from the shared buckets (no leases). */
+static int
+allow_shared(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
     unsigned *retry_after_s)
 {
 	uint64_t h = addr_hash(r->key, addr), before;
@@ -324,4 +351,164 @@ rl_allow(struct rl *r, const uint8_t addr[16], uint64_t now_ms,
 	}
 	pthread_mutex_unlock(&st->mu);
 	return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Leases                                                               */
+/* ------------------------------------------------------------------ */
+
+/* The largest lease of a bucket with @p burst tokens; 1 = none. */
+static uint32_t
+lease_cap(double burst)
+{
+	double m = burst / 64;
+
+	if (!(m >= 2))
+		return 1;
+	return m >= 32 ? 32 : (uint32_t)m;
+}
+
+/* @p n tokens back into @p b: its TAT moves back n periods, never below
+ * now (a bucket that is full stays full, no fuller). */
+static void
+bucket_give_back(struct rl_bucket *b, uint64_t now_ms, uint32_t n)
+{
+	uint64_t t = period_ns(b), now, back, tat, next;
+
+	now = now_ms >= NS_MAX / NS_PER_MS ? NS_MAX : now_ms * NS_PER_MS;
+	back = (uint64_t)n * t;
+	tat = atomic_load_explicit(&b->state, memory_order_relaxed);
+	while (tat > now) {
+		next = tat - now > back ? tat - back : now;
+		if (atomic_compare_exchange_weak_explicit(&b->state, &tat, next,
+		        memory_order_relaxed, memory_order_relaxed))
+			return;
+	}
+}
+
+/* Refill @p h from @p b: a lease of h->size tokens (doubled first when
+ * the last one ran out within RL_LEASE_MS, else 1), or a single token
+ * when the bucket no longer holds that many. 0 when refused. */
+static int
+lease_take(struct rl_bucket *b, struct rl_held *h, uint32_t cap,
+    uint64_t now_ms, unsigned *retry_after_s)
+{
+	uint32_t k;
+
+	k = now_ms < h->until_ms ? h->size * 2 : 1;
+	if (k < 1)
+		k = 1;
+	if (k > cap)
+		k = cap;
+	h->size = k;
+	if (k > 1 && rl_bucket_take(b, now_ms, k, retry_after_s))
+		h->left = k;
+	else if (rl_bucket_take(b, now_ms, 1, retry_after_s))
+		h->left = 1;
+	else
+		return 0;
+	h->until_ms = now_ms + RL_LEASE_MS;
+	return 1;
+}
+
+/* What is left of the address's lease back into its shared bucket (the
+ * slot may have been reused meanwhile: then the new one is full). */
+static void
+addr_give_back(
+    struct rl *r, const uint8_t addr[16], uint32_t n, uint64_t now_ms)
+{
+	uint64_t h = addr_hash(r->key, addr);
+	struct rl_stripe *st = &r->stripe[h % RL_STRIPES];
+	struct rl_slot *s;
+
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&st->mu);
+	s = slot_for(r, st, (unsigned)(h >> 8) % RL_STRIPE_SLOTS, addr, now_ms);
+	bucket_give_back(&s->bucket, now_ms, n);
+	pthread_mutex_unlock(&st->mu);
+}
+
+/* A token of @p addr's own bucket into @p h (its lease refilled under the
+ * stripe's lock). 0 when refused. */
+static int
+addr_lease(struct rl *r, const uint8_t addr[16], struct rl_held *h,
+    uint32_t cap, uint64_t now_ms, unsigned *retry_after_s)
+{
+	uint64_t hash = addr_hash(r->key, addr);
+	struct rl_stripe *st = &r->stripe[hash % RL_STRIPES];
+	struct rl_slot *s;
+	int ok;
+
+	pthread_mutex_lock(&st->mu);
+	s = slot_for(
+	    r, st, (unsigned)(hash >> 8) % RL_STRIPE_SLOTS, addr, now_ms);
+	if (now_ms > s->last_seen)
+		s->last_seen = now_ms;
+	ok = lease_take(&s->bucket, h, cap, now_ms, retry_after_s);
+	pthread_mutex_unlock(&st->mu);
+	return ok;
+}
+
+int
+rl_allow(struct rl *r, struct rl_local *l, const uint8_t addr[16],
+    uint64_t now_ms, unsigned *retry_after_s)
+{
+	uint32_t cap_a, cap_g;
+	uint64_t gen;
+	unsigned dummy, i;
+	struct rl_held *ha, *hg;
+
+	if (retry_after_s == NULL)
+		retry_after_s = &dummy;
+	cap_a =
+	    lease_cap(atomic_load_explicit(&r->burst, memory_order_relaxed));
+	cap_g = lease_cap(
+	    atomic_load_explicit(&r->global.burst, memory_order_relaxed));
+	if (l == NULL || (cap_a == 1 && cap_g == 1))
+		return allow_shared(r, addr, now_ms, retry_after_s);
+	gen = atomic_load_explicit(&r->gen, memory_order_relaxed);
+	if (l->gen != gen) { /* new rates: the old leases are dropped */
+		memset(l, 0, sizeof(*l));
+		l->gen = gen;
+	}
+	/* The address's place in the loop's table: one slot, taken over
+	 * from another address after giving that one's tokens back. */
+	i = (unsigned)(addr_hash(r->key, addr) % RL_LOCAL_SLOTS);
+	if (l->addr[i].used && memcmp(l->addr[i].addr, addr, 16) != 0) {
+		addr_give_back(
+		    r, l->addr[i].addr, l->addr[i].held.left, now_ms);
+		l->addr[i].used = 0;
+	}
+	if (!l->addr[i].used) {
+		memset(&l->addr[i], 0, sizeof(l->addr[i]));
+		memcpy(l->addr[i].addr, addr, 16);
+		l->addr[i].used = 1;
+	}
+	ha = &l->addr[i].held;
+	hg = &l->global;
+	if (ha->left > 0 && now_ms >= ha->until_ms) {
+		addr_give_back(r, addr, ha->left, now_ms);
+		ha->left = 0;
+	}
+	if (hg->left > 0 && now_ms >= hg->until_ms) {
+		bucket_give_back(&r->global, now_ms, hg->left);
+		hg->left = 0;
+	}
+	if (ha->left == 0 &&
+	    !addr_lease(r, addr, ha, cap_a, now_ms, retry_after_s))
+		return 0;
+	if (hg->left == 0 &&
+	    !lease_take(&r->global, hg, cap_g, now_ms, retry_after_s)) {
+		/* The address keeps its token: back to its bucket when it is
+		 * the only one taken, else in the lease. */
+		if (ha->left == 1 && cap_a == 1) {
+			addr_give_back(r, addr, 1, now_ms);
+			ha->left = 0;
+		}
+		return 0;
+	}
+	ha->left--;
+	hg->left--;
+	return 1;
 }

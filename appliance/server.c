@@ -346,7 +346,7 @@ answer(struct conn *c, struct http_request *req)
 	char hdr[32];
 	struct http_header ra;
 
-	if (!rl_allow(app->rl, c->addr, now_ms(c), &retry)) {
+	if (!rl_allow(app->rl, &c->l->rl, c->addr, now_ms(c), &retry)) {
 		snprintf(hdr, sizeof(hdr), "%u", retry);
 		ra =
 		    (struct http_header){ "Retry-After", hdr, 11, strlen(hdr) };

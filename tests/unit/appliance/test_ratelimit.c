@@ -172,6 +172,10 @@ test_bucket_threads(void **state)
 /* The daemon's limits                                                */
 /* ---------------------------------------------------------------- */
 
+/* The leases of the loop the single-threaded tests play (their bursts
+ * are small or their checks per address, so the limits stay exact). */
+static struct rl_local loop;
+
 static struct rl *
 rl_with(double global, double global_burst, double per, double per_burst)
 {
@@ -200,17 +204,17 @@ test_rl_per_addr(void **state)
 	addr_of(a, 0x0a000001);
 	addr_of(b, 0x0a000002);
 	for (i = 0; i < 3; i++)
-		assert_int_equal(rl_allow(r, a, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 0, &retry), 0);
+		assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 0);
 	assert_int_equal(retry, 1);
 	/* Another address has its own bucket. */
 	for (i = 0; i < 3; i++)
-		assert_int_equal(rl_allow(r, b, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, b, 0, &retry), 0);
+		assert_int_equal(rl_allow(r, &loop, b, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, b, 0, &retry), 0);
 	/* One second later each has one more. */
-	assert_int_equal(rl_allow(r, a, 1000, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 1000, &retry), 0);
-	assert_int_equal(rl_allow(r, b, 1000, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 1000, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 1000, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, b, 1000, &retry), 1);
 	rl_free(r);
 	rl_free(NULL);
 }
@@ -230,8 +234,8 @@ test_rl_configure(void **state)
 	addr_of(a, 0x0a000001);
 	addr_of(b, 0x0a000002);
 	for (i = 0; i < 3; i++)
-		assert_int_equal(rl_allow(r, a, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 0, &retry), 0);
+		assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 0);
 	app_config_defaults(&c);
 	c.rate_global = 1000;
 	c.rate_global_burst = 2000;
@@ -239,18 +243,18 @@ test_rl_configure(void **state)
 	c.rate_per_addr_burst = 5;
 	rl_configure(r, &c);
 	/* a spent 3 of its new 5 already: 2 more now, then refused. */
-	assert_int_equal(rl_allow(r, a, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 0, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 0);
 	for (i = 0; i < 5; i++)
-		assert_int_equal(rl_allow(r, b, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, b, 0, &retry), 0);
+		assert_int_equal(rl_allow(r, &loop, b, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, b, 0, &retry), 0);
 	/* The global bucket follows too. */
 	c.rate_global = 1;
 	c.rate_global_burst = 1;
 	rl_configure(r, &c);
-	assert_int_equal(rl_allow(r, a, 60000, &retry), 1);
-	assert_int_equal(rl_allow(r, b, 60000, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, a, 60000, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, b, 60000, &retry), 0);
 	rl_free(r);
 }
 
@@ -265,7 +269,7 @@ test_rl_global(void **state)
 	(void)state;
 	for (i = 0; i < 20; i++) {
 		addr_of(a, 0xc0a80000u + (uint32_t)i);
-		allowed += rl_allow(r, a, 0, &retry);
+		allowed += rl_allow(r, &loop, a, 0, &retry);
 	}
 	assert_int_equal(allowed, 10);
 	assert_int_equal(retry, 1);
@@ -277,17 +281,17 @@ test_rl_global(void **state)
 	r = rl_with(1, 1, 0.001, 1);
 	addr_of(a, 1);
 	addr_of(b, 2);
-	assert_int_equal(rl_allow(r, a, 0, &retry), 1);
-	assert_int_equal(rl_allow(r, b, 0, &retry), 0);
-	assert_int_equal(rl_allow(r, b, 500, &retry), 0);
-	assert_int_equal(rl_allow(r, b, 1000, &retry), 1);
-	assert_int_equal(rl_allow(r, b, 5000, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, b, 0, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, b, 500, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, b, 1000, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, b, 5000, &retry), 0);
 	assert_int_equal(retry, 996);
 	/* And one its own bucket refuses leaves the global one alone. */
-	assert_int_equal(rl_allow(r, a, 6000, &retry), 0);
-	assert_int_equal(rl_allow(r, a, 6000, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, a, 6000, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, a, 6000, &retry), 0);
 	addr_of(a, 3);
-	assert_int_equal(rl_allow(r, a, 6000, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 6000, &retry), 1);
 	rl_free(r);
 }
 
@@ -306,7 +310,7 @@ table_run(void *arg)
 
 	addr_of(a, t->id);
 	for (i = 0; i < 1000; i++)
-		t->allowed += rl_allow(t->r, a, 42, NULL);
+		t->allowed += rl_allow(t->r, NULL, a, 42, NULL);
 	return NULL;
 }
 
@@ -345,28 +349,95 @@ test_rl_table_reuse(void **state)
 
 	(void)state;
 	addr_of(a, 0xfffffff0u);
-	assert_int_equal(rl_allow(r, a, 1, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 1, &retry), 1);
-	assert_int_equal(rl_allow(r, a, 1, &retry), 0);
+	assert_int_equal(rl_allow(r, &loop, a, 1, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 1, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, a, 1, &retry), 0);
 	/* Three times the table's 65536 slots of new addresses, with A
 	 * seen all along: A keeps its slot and so its empty bucket. */
 	for (i = 0; i < n; i++) {
 		addr_of(x, i);
-		assert_int_equal(rl_allow(r, x, 2 + i, &retry), 1);
-		if (rl_allow(r, a, 2 + i, &retry) != 0)
+		assert_int_equal(rl_allow(r, &loop, x, 2 + i, &retry), 1);
+		if (rl_allow(r, &loop, a, 2 + i, &retry) != 0)
 			fail_msg("A was forgotten after %u addresses", i);
 	}
 	/* The most recent addresses are still known: their second token
 	 * goes, the third is refused (a forgotten one would start full). */
 	for (i = n - 100; i < n; i++) {
 		addr_of(x, i);
-		assert_int_equal(rl_allow(r, x, 2 + n, &retry), 1);
-		assert_int_equal(rl_allow(r, x, 2 + n, &retry), 0);
+		assert_int_equal(rl_allow(r, &loop, x, 2 + n, &retry), 1);
+		assert_int_equal(rl_allow(r, &loop, x, 2 + n, &retry), 0);
 	}
 	/* The oldest are long gone: they start over with a full bucket. */
 	addr_of(x, 0);
-	assert_int_equal(rl_allow(r, x, 2 + n, &retry), 1);
-	assert_int_equal(rl_allow(r, x, 2 + n, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, x, 2 + n, &retry), 1);
+	assert_int_equal(rl_allow(r, &loop, x, 2 + n, &retry), 1);
+	rl_free(r);
+}
+
+/* Two loops drain one address's bucket at one instant through leases:
+ * together they get exactly its burst, leases grew on the way, and no
+ * token is made up or lost. */
+static void
+test_rl_leases_drain_exactly(void **state)
+{
+	struct rl *r = rl_with(1e9, 1e9, 0.001, 6400);
+	static struct rl_local la, lb;
+	uint8_t a[16];
+	int allowed = 0, grew = 0, more_a = 1, more_b = 1, i;
+
+	(void)state;
+	addr_of(a, 0x0a000009);
+	while (more_a || more_b) {
+		if (more_a)
+			more_a = rl_allow(r, &la, a, 0, NULL);
+		if (more_b)
+			more_b = rl_allow(r, &lb, a, 0, NULL);
+		allowed += more_a + more_b;
+		for (i = 0; i < RL_LOCAL_SLOTS; i++)
+			grew |= la.addr[i].used && la.addr[i].held.size == 32;
+	}
+	assert_int_equal(allowed, 6400);
+	assert_true(grew);
+	rl_free(r);
+}
+
+/* What a lease has left goes back once RL_LEASE_MS has passed; a reload
+ * drops the leases. Counted by draining the bucket without leases. */
+static void
+test_rl_lease_give_back(void **state)
+{
+	struct rl *r = rl_with(1e9, 1e9, 0.001, 6400);
+	static struct rl_local la;
+	struct app_config c;
+	uint8_t a[16];
+	int i, allowed = 0;
+
+	(void)state;
+	addr_of(a, 0x0a00000a);
+	/* Leases of 1, 2, 4 and 8: 15 tokens taken, 10 spent, 5 held. */
+	for (i = 0; i < 10; i++)
+		assert_int_equal(rl_allow(r, &la, a, 0, NULL), 1);
+	/* 100 ms later the 5 go back, and one more is taken and spent. */
+	assert_int_equal(rl_allow(r, &la, a, 100, NULL), 1);
+	while (rl_allow(r, NULL, a, 100, NULL))
+		allowed++;
+	assert_int_equal(allowed, 6400 - 11);
+	rl_free(r);
+
+	/* A reload drops what is held: 5 tokens gone with it. */
+	r = rl_with(1e9, 1e9, 0.001, 6400);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(rl_allow(r, &la, a, 0, NULL), 1);
+	app_config_defaults(&c);
+	c.rate_global = 1e9;
+	c.rate_global_burst = 1e9;
+	c.rate_per_addr = 0.001;
+	c.rate_per_addr_burst = 6400;
+	rl_configure(r, &c);
+	assert_int_equal(rl_allow(r, &la, a, 0, NULL), 1);
+	for (allowed = 0; rl_allow(r, NULL, a, 0, NULL);)
+		allowed++;
+	assert_int_equal(allowed, 6400 - 11 - 5);
 	rl_free(r);
 }
 
@@ -382,6 +453,8 @@ main(void)
 		cmocka_unit_test(test_rl_global),
 		cmocka_unit_test(test_rl_threads),
 		cmocka_unit_test(test_rl_table_reuse),
+		cmocka_unit_test(test_rl_leases_drain_exactly),
+		cmocka_unit_test(test_rl_lease_give_back),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -36,15 +36,15 @@
  * stripe's mutex between cores. So a loop may take tokens ahead and spend
  * them itself (struct rl_local, one per loop). A lease holds at most
  * burst / 64 tokens (at most 32) and is only offered when that is at
- * least 2: with the default per-address burst of 200 every request still
- * takes its own token from the shared bucket. A loop's lease for a bucket
+ * least 2: a bucket with a burst under 128 is never leased (the defaults,
+ * 200 per address and 2000 in all, allow leases of 3 and 31). A loop's lease for a bucket
  * starts at 1 token, doubles each time one runs out within RL_LEASE_MS,
  * and falls back to 1 when one lasted longer; what is left of a lease
  * after RL_LEASE_MS goes back to its bucket when the loop next looks at
  * it (a bucket that filled up meanwhile stays full). So at any moment a
  * loop holds at most burst / 64 of a bucket's tokens, and an address can
  * be refused on one loop while another still holds a few of its tokens;
- * with one loop, or a burst under 128, the limits are exact. A reload of
+ * with one loop, or bursts under 128, the limits are exact. A reload of
  * the rates drops every lease.
  *
  * It must never block in rl_bucket_take, never let memory grow with the

@@ -176,18 +176,27 @@ test_bucket_threads(void **state)
  * are small or their checks per address, so the limits stay exact). */
 static struct rl_local loop;
 
+/* A configuration with these limits (the rest the defaults). */
+static struct app_config *
+limits(struct app_config *c, double global, double global_burst, double per,
+    double per_burst)
+{
+	app_config_defaults(c);
+	c->rate_global = global;
+	c->rate_global_burst = global_burst;
+	c->rate_per_addr = per;
+	c->rate_per_addr_burst = per_burst;
+	return c;
+}
+
 static struct rl *
 rl_with(double global, double global_burst, double per, double per_burst)
 {
 	struct app_config c;
 	struct rl *r = NULL;
 
-	app_config_defaults(&c);
-	c.rate_global = global;
-	c.rate_global_burst = global_burst;
-	c.rate_per_addr = per;
-	c.rate_per_addr_burst = per_burst;
-	assert_int_equal(rl_new(&c, &r), 0);
+	assert_int_equal(
+	    rl_new(limits(&c, global, global_burst, per, per_burst), &r), 0);
 	assert_non_null(r);
 	return r;
 }
@@ -236,12 +245,7 @@ test_rl_configure(void **state)
 	for (i = 0; i < 3; i++)
 		assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
 	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 0);
-	app_config_defaults(&c);
-	c.rate_global = 1000;
-	c.rate_global_burst = 2000;
-	c.rate_per_addr = 1;
-	c.rate_per_addr_burst = 5;
-	rl_configure(r, &c);
+	rl_configure(r, limits(&c, 1000, 2000, 1, 5));
 	/* a spent 3 of its new 5 already: 2 more now, then refused. */
 	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
 	assert_int_equal(rl_allow(r, &loop, a, 0, &retry), 1);
@@ -428,12 +432,7 @@ test_rl_lease_give_back(void **state)
 	r = rl_with(1e9, 1e9, 0.001, 6400);
 	for (i = 0; i < 10; i++)
 		assert_int_equal(rl_allow(r, &la, a, 0, NULL), 1);
-	app_config_defaults(&c);
-	c.rate_global = 1e9;
-	c.rate_global_burst = 1e9;
-	c.rate_per_addr = 0.001;
-	c.rate_per_addr_burst = 6400;
-	rl_configure(r, &c);
+	rl_configure(r, limits(&c, 1e9, 1e9, 0.001, 6400));
 	assert_int_equal(rl_allow(r, &la, a, 0, NULL), 1);
 	for (allowed = 0; rl_allow(r, NULL, a, 0, NULL);)
 		allowed++;

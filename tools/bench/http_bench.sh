@@ -12,7 +12,7 @@ PART=${SR_HTTP_PART:-all}
 BUILD=${BUILD:-build}
 DIR=$(pwd)/$BUILD/bench-http
 D="$BUILD/bin/strongroomd"
-REQS=${SR_HTTP_REQUESTS:-60000}
+REQS=${SR_HTTP_REQUESTS:-200000}
 CONNS=${SR_HTTP_CONNS:-32}
 NEWCONN=${SR_HTTP_NEWCONN:-500}
 for tool in h2load nginx; do
@@ -112,6 +112,7 @@ keepalive() {
 	_path=${2:-/health}
 	shift
 	[ $# -gt 0 ] && shift
+	: >"$DIR/lat" # h2load appends to its log file
 	h2load --h1 -c "$CONNS" -n "$REQS" -t 1 --log-file="$DIR/lat" "$@" \
 	    "https://127.0.0.1:$_port$_path" >"$DIR/h2" 2>&1 || return 1
 	rps=$(sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$DIR/h2")
@@ -134,6 +135,7 @@ newconn() {
 	: >"$DIR/lat.all"
 	total=0
 	for r in 1 2 3; do
+		: >"$DIR/lat"
 		h2load --h1 -c "$NEWCONN" -n "$NEWCONN" -t 1 \
 		    --log-file="$DIR/lat" "https://127.0.0.1:$1/health" \
 		    >"$DIR/h2" 2>&1 || return 1

@@ -90,6 +90,7 @@ fast_sign(const mbedtls_pk_context *ctx, mbedtls_md_type_t md_alg,
     size_t sig_size, size_t *sig_len)
 {
 	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(md_alg);
+	EVP_PKEY *key = NULL;
 	int i, rc = -1;
 
 	/* A digest of the size its algorithm names; nothing else is ours. */
@@ -97,14 +98,20 @@ fast_sign(const mbedtls_pk_context *ctx, mbedtls_md_type_t md_alg,
 	    hash_len != mbedtls_md_get_size(md) || sig == NULL ||
 	    sig_len == NULL)
 		return -1;
+	/* The lock covers the lookup only: the signature runs on a
+	 * reference of its own, so a reload never waits for one. */
 	pthread_rwlock_rdlock(&slots_lock);
 	for (i = 0; i < TLS_ECDSA_SLOTS; i++)
 		if (slots[i].pk == ctx) {
-			rc = ossl_sign(slots[i].key, hash, hash_len, sig,
-			    sig_size, sig_len);
+			if (EVP_PKEY_up_ref(slots[i].key) == 1)
+				key = slots[i].key;
 			break;
 		}
 	pthread_rwlock_unlock(&slots_lock);
+	if (key != NULL) {
+		rc = ossl_sign(key, hash, hash_len, sig, sig_size, sig_len);
+		EVP_PKEY_free(key);
+	}
 	return rc;
 }
 
@@ -134,7 +141,7 @@ __wrap_mbedtls_pk_sign(mbedtls_pk_context *ctx, mbedtls_md_type_t md_alg,
 
 /* libcrypto's copy of @p pk's private key, or NULL. */
 static EVP_PKEY *
-ossl_key(const mbedtls_pk_context *pk)
+ossl_key(mbedtls_pk_context *pk)
 {
 	unsigned char der[512]; /* a P-521 key is 223 bytes of DER */
 	const unsigned char *p;
@@ -142,8 +149,7 @@ ossl_key(const mbedtls_pk_context *pk)
 	int n;
 
 	/* mbedtls_pk_write_key_der writes at the end of the buffer. */
-	n = mbedtls_pk_write_key_der(
-	    (mbedtls_pk_context *)(uintptr_t)pk, der, sizeof(der));
+	n = mbedtls_pk_write_key_der(pk, der, sizeof(der));
 	if (n > 0) {
 		p = der + sizeof(der) - (size_t)n;
 		key = d2i_AutoPrivateKey(NULL, &p, n);

@@ -25,7 +25,8 @@
  *
  * Per-address order: the address's bucket is checked first and the
  * global one second; when the global bucket refuses, the address's token
- * is given back (its state restored under the stripe's lock). So one
+ * is given back (its state restored under the stripe's lock, or the
+ * token kept in the loop's lease, below). So one
  * address that its own limit refuses never spends the daemon's global
  * budget, and a globally refused request costs its address nothing.
  *
@@ -37,10 +38,10 @@
  * them itself (struct rl_local, one per loop). A lease holds at most
  * burst / 64 tokens (at most 32) and is only offered when that is at
  * least 2: a bucket with a burst under 128 is never leased (the defaults,
- * 200 per address and 2000 in all, allow leases of 3 and 31). A loop's lease for a bucket
- * starts at 1 token, doubles each time one runs out within RL_LEASE_MS,
- * and falls back to 1 when one lasted longer; what is left of a lease
- * after RL_LEASE_MS goes back to its bucket when the loop next looks at
+ * 200 per address and 2000 in all, allow leases of 3 and 31). A loop's lease
+ * for a bucket starts at 1 token, doubles each time one runs out within
+ * RL_LEASE_MS, and falls back to 1 when one lasted longer; what is left of a
+ * lease after RL_LEASE_MS goes back to its bucket when the loop next looks at
  * it (a bucket that filled up meanwhile stays full). So at any moment a
  * loop holds at most burst / 64 of a bucket's tokens, and an address can
  * be refused on one loop while another still holds a few of its tokens;

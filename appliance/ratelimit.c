@@ -412,21 +412,28 @@ lease_take(struct rl_bucket *b, struct rl_held *h, uint32_t cap,
 	return 1;
 }
 
-/* What is left of the address's lease back into its shared bucket (the
- * slot may have been reused meanwhile: then the new one is full). */
+/* What is left of the address's lease back into its shared bucket. An
+ * address the table has forgotten meanwhile starts full anyway: nothing
+ * to give back, and no other address's slot is taken for it. */
 static void
 addr_give_back(
     struct rl *r, const uint8_t addr[16], uint32_t n, uint64_t now_ms)
 {
 	uint64_t h = addr_hash(r->key, addr);
 	struct rl_stripe *st = &r->stripe[h % RL_STRIPES];
+	unsigned start = (unsigned)(h >> 8) % RL_STRIPE_SLOTS, i;
 	struct rl_slot *s;
 
 	if (n == 0)
 		return;
 	pthread_mutex_lock(&st->mu);
-	s = slot_for(r, st, (unsigned)(h >> 8) % RL_STRIPE_SLOTS, addr, now_ms);
-	bucket_give_back(&s->bucket, now_ms, n);
+	for (i = 0; i < RL_PROBE; i++) {
+		s = &st->slot[(start + i) % RL_STRIPE_SLOTS];
+		if (s->used && memcmp(s->addr, addr, 16) == 0) {
+			bucket_give_back(&s->bucket, now_ms, n);
+			break;
+		}
+	}
 	pthread_mutex_unlock(&st->mu);
 }
 

@@ -283,6 +283,14 @@ int ks__put_rec(
 int ks__get_rec(struct ks *ks, MDB_txn *txn, unsigned db, const char *id,
     uint32_t version, struct ks__rec *r);
 int ks__find_kind(struct ks *ks, MDB_txn *txn, const char *id, unsigned *kind);
+/* Every stored version 1..@p last of @p id (kind @p kind) read into
+ * @p scratch, changed by @p change, re-MACed under the current KDK and
+ * written back in @p txn; a missing version is skipped. Version @p last
+ * as written is copied into @p newest. 0 or the first error. */
+typedef void ks__rec_change(struct ks__rec *r, void *arg);
+int ks__rewrite_versions(struct ks *ks, MDB_txn *txn, unsigned kind,
+    const char *id, uint32_t last, ks__rec_change *change, void *arg,
+    struct ks__rec *scratch, struct ks__rec *newest);
 
 /* keystore.c */
 int64_t ks__now(void);

@@ -483,6 +483,8 @@ struct state_job {
 	struct ks__rec r;      /* scratch */
 	struct ks__rec newest; /* after the change, for the reply */
 	unsigned kind;
+	unsigned to; /* the new state */
+	int64_t now;
 };
 
 static int
@@ -518,53 +520,46 @@ transition(uint32_t op, unsigned from, int64_t now, const struct ks_meta *m,
 	}
 }
 
+/* One version of the key into its new state. */
+static void
+state_change(struct ks__rec *r, void *arg)
+{
+	struct state_job *j = arg;
+
+	r->m.state = (uint8_t)j->to;
+	r->m.updated_at = j->now;
+	r->m.record_version++;
+	if (j->op == KS_OP_REVOKE) {
+		memcpy(r->m.reason, j->revoke->reason, sizeof(r->m.reason));
+		if (j->revoke->compromised)
+			r->m.flags |= KS_FLAG_COMPROMISED;
+	}
+	if (j->op == KS_OP_DESTROY && j->kind != KS_KIND_SIGNING) {
+		/* Crypto-shred: the sealed material goes. */
+		sr_wipe(r->sealed, sizeof(r->sealed));
+		r->sealed_len = 0;
+		r->m.dek_version = 0;
+	}
+}
+
 static int
 state_job(struct ks *ks, MDB_txn *txn, void *arg)
 {
 	struct state_job *j = arg;
-	int64_t now = ks__now();
-	uint32_t v, newest;
-	unsigned to;
 	int rc;
 
+	j->now = ks__now();
 	rc = ks__find_kind(ks, txn, j->id, &j->kind);
 	if (rc == 0)
 		rc = ks__get_rec(ks, txn, j->kind, j->id, 0, &j->newest);
 	if (rc == 0)
-		rc = transition(j->op, ks__effective_state(&j->newest.m, now),
-		    now, &j->newest.m, &to);
+		rc =
+		    transition(j->op, ks__effective_state(&j->newest.m, j->now),
+		        j->now, &j->newest.m, &j->to);
 	if (rc != 0)
 		return rc;
-	newest = j->newest.m.version;
-	for (v = 1; v <= newest; v++) {
-		rc = ks__get_rec(ks, txn, j->kind, j->id, v, &j->r);
-		if (rc == KS_ENOTFOUND)
-			continue;
-		if (rc != 0)
-			return rc;
-		j->r.m.state = (uint8_t)to;
-		j->r.m.updated_at = now;
-		j->r.m.record_version++;
-		j->r.mac_version = ks->kdk_version;
-		if (j->op == KS_OP_REVOKE) {
-			memcpy(j->r.m.reason, j->revoke->reason,
-			    sizeof(j->r.m.reason));
-			if (j->revoke->compromised)
-				j->r.m.flags |= KS_FLAG_COMPROMISED;
-		}
-		if (j->op == KS_OP_DESTROY && j->kind != KS_KIND_SIGNING) {
-			/* Crypto-shred: the sealed material goes. */
-			sr_wipe(j->r.sealed, sizeof(j->r.sealed));
-			j->r.sealed_len = 0;
-			j->r.m.dek_version = 0;
-		}
-		rc = ks__put_rec(ks, txn, &j->r, 0);
-		if (rc != 0)
-			return rc;
-		if (v == newest)
-			j->newest = j->r;
-	}
-	return 0;
+	return ks__rewrite_versions(ks, txn, j->kind, j->id,
+	    j->newest.m.version, state_change, j, &j->r, &j->newest);
 }
 
 static int

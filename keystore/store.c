@@ -292,6 +292,31 @@ ks__get_rec(struct ks *ks, MDB_txn *txn, unsigned db, const char *id,
 	return rc;
 }
 
+int
+ks__rewrite_versions(struct ks *ks, MDB_txn *txn, unsigned kind, const char *id,
+    uint32_t last, ks__rec_change *change, void *arg, struct ks__rec *scratch,
+    struct ks__rec *newest)
+{
+	uint32_t v;
+	int rc;
+
+	for (v = 1; v <= last; v++) {
+		rc = ks__get_rec(ks, txn, kind, id, v, scratch);
+		if (rc == KS_ENOTFOUND)
+			continue;
+		if (rc != 0)
+			return rc;
+		change(scratch, arg);
+		scratch->mac_version = ks->kdk_version;
+		rc = ks__put_rec(ks, txn, scratch, 0);
+		if (rc != 0)
+			return rc;
+		if (v == last)
+			*newest = *scratch;
+	}
+	return 0;
+}
+
 /* Which kind's database holds @p id. */
 int
 ks__find_kind(struct ks *ks, MDB_txn *txn, const char *id, unsigned *kind)

@@ -84,13 +84,20 @@ apply(const struct ks_update_req *q, int64_t now, struct ks__rec *r)
 	r->m.record_version++;
 }
 
+static void
+apply_job(struct ks__rec *r, void *arg)
+{
+	struct update_job *j = arg;
+
+	apply(j->q, j->now, r);
+}
+
 static int
 update_job(struct ks *ks, MDB_txn *txn, void *arg)
 {
 	struct update_job *j = arg;
 	const struct ks_update_req *q = j->q;
 	int64_t start;
-	uint32_t v, newest;
 	unsigned kind;
 	int rc;
 
@@ -121,22 +128,8 @@ update_job(struct ks *ks, MDB_txn *txn, void *arg)
 		if (rc != 0)
 			return rc;
 	}
-	newest = j->newest.m.version;
-	for (v = 1; v <= newest; v++) {
-		rc = ks__get_rec(ks, txn, kind, q->id, v, &j->r);
-		if (rc == KS_ENOTFOUND)
-			continue;
-		if (rc != 0)
-			return rc;
-		apply(q, j->now, &j->r);
-		j->r.mac_version = ks->kdk_version;
-		rc = ks__put_rec(ks, txn, &j->r, 0);
-		if (rc != 0)
-			return rc;
-		if (v == newest)
-			j->newest = j->r;
-	}
-	return 0;
+	return ks__rewrite_versions(ks, txn, kind, q->id, j->newest.m.version,
+	    apply_job, j, &j->r, &j->newest);
 }
 
 int

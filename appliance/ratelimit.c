@@ -412,14 +412,14 @@ lease_take(struct rl_bucket *b, struct rl_held *h, uint32_t cap,
 	return 1;
 }
 
-/* What is left of the address's lease back into its shared bucket. An
+/* What is left of the address's lease (@p h: its addr_hash) back into its
+ * shared bucket. An
  * address the table has forgotten meanwhile starts full anyway: nothing
  * to give back, and no other address's slot is taken for it. */
 static void
-addr_give_back(
-    struct rl *r, const uint8_t addr[16], uint32_t n, uint64_t now_ms)
+addr_give_back(struct rl *r, uint64_t h, const uint8_t addr[16], uint32_t n,
+    uint64_t now_ms)
 {
-	uint64_t h = addr_hash(r->key, addr);
 	struct rl_stripe *st = &r->stripe[h % RL_STRIPES];
 	unsigned start = (unsigned)(h >> 8) % RL_STRIPE_SLOTS, i;
 	struct rl_slot *s;
@@ -437,13 +437,12 @@ addr_give_back(
 	pthread_mutex_unlock(&st->mu);
 }
 
-/* A token of @p addr's own bucket into @p h (its lease refilled under the
- * stripe's lock). 0 when refused. */
+/* A token of @p addr's own bucket (@p hash: its addr_hash) into @p h (its
+ * lease refilled under the stripe's lock). 0 when refused. */
 static int
-addr_lease(struct rl *r, const uint8_t addr[16], struct rl_held *h,
-    uint32_t cap, uint64_t now_ms, unsigned *retry_after_s)
+addr_lease(struct rl *r, uint64_t hash, const uint8_t addr[16],
+    struct rl_held *h, uint32_t cap, uint64_t now_ms, unsigned *retry_after_s)
 {
-	uint64_t hash = addr_hash(r->key, addr);
 	struct rl_stripe *st = &r->stripe[hash % RL_STRIPES];
 	struct rl_slot *s;
 	int ok;
@@ -463,7 +462,7 @@ rl_allow(struct rl *r, struct rl_local *l, const uint8_t addr[16],
     uint64_t now_ms, unsigned *retry_after_s)
 {
 	uint32_t cap_a, cap_g;
-	uint64_t gen;
+	uint64_t gen, hash;
 	unsigned dummy, i;
 	struct rl_held *ha, *hg;
 
@@ -482,10 +481,12 @@ rl_allow(struct rl *r, struct rl_local *l, const uint8_t addr[16],
 	}
 	/* The address's place in the loop's table: one slot, taken over
 	 * from another address after giving that one's tokens back. */
-	i = (unsigned)(addr_hash(r->key, addr) % RL_LOCAL_SLOTS);
+	hash = addr_hash(r->key, addr);
+	i = (unsigned)(hash % RL_LOCAL_SLOTS);
 	if (l->addr[i].used && memcmp(l->addr[i].addr, addr, 16) != 0) {
-		addr_give_back(
-		    r, l->addr[i].addr, l->addr[i].held.left, now_ms);
+		if (l->addr[i].held.left > 0)
+			addr_give_back(r, addr_hash(r->key, l->addr[i].addr),
+			    l->addr[i].addr, l->addr[i].held.left, now_ms);
 		l->addr[i].used = 0;
 	}
 	if (!l->addr[i].used) {
@@ -496,7 +497,7 @@ rl_allow(struct rl *r, struct rl_local *l, const uint8_t addr[16],
 	ha = &l->addr[i].held;
 	hg = &l->global;
 	if (ha->left > 0 && now_ms >= ha->until_ms) {
-		addr_give_back(r, addr, ha->left, now_ms);
+		addr_give_back(r, hash, addr, ha->left, now_ms);
 		ha->left = 0;
 	}
 	if (hg->left > 0 && now_ms >= hg->until_ms) {
@@ -504,14 +505,14 @@ rl_allow(struct rl *r, struct rl_local *l, const uint8_t addr[16],
 		hg->left = 0;
 	}
 	if (ha->left == 0 &&
-	    !addr_lease(r, addr, ha, cap_a, now_ms, retry_after_s))
+	    !addr_lease(r, hash, addr, ha, cap_a, now_ms, retry_after_s))
 		return 0;
 	if (hg->left == 0 &&
 	    !lease_take(&r->global, hg, cap_g, now_ms, retry_after_s)) {
 		/* The address keeps its token: back to its bucket when it is
 		 * the only one taken, else in the lease. */
 		if (ha->left == 1 && cap_a == 1) {
-			addr_give_back(r, addr, 1, now_ms);
+			addr_give_back(r, hash, addr, 1, now_ms);
 			ha->left = 0;
 		}
 		return 0;

@@ -398,7 +398,8 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 	uint8_t digest[32];
 	const char *dot1, *dot2;
 	size_t len;
-	int hlen, plen, slen, rc;
+	int hlen, plen, slen, rc, verified_now = 0;
+	struct jwt__cache *cache;
 	psa_key_id_t key;
 
 	memset(out, 0, sizeof(*out));
@@ -433,15 +434,29 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 		goto fail;
 	}
 	if (mbedtls_sha256((const unsigned char *)token, (size_t)(dot2 - token),
-	        digest, 0) != 0 ||
-	    psa_verify_hash(key, PSA_ALG_ECDSA(PSA_ALG_SHA_256), digest,
-	        sizeof(digest), sig, sizeof(sig)) != PSA_SUCCESS) {
+	        digest, 0) != 0) {
 		rc = APP_EJWTSIG;
 		goto fail;
+	}
+	cache = jwt__keyset_cache(ks);
+	if (!jwt__cache_seen(cache, digest, sig, opts->now)) {
+		if (opts->cached_only) {
+			rc = -EAGAIN;
+			goto fail;
+		}
+		if (psa_verify_hash(key, PSA_ALG_ECDSA(PSA_ALG_SHA_256), digest,
+		        sizeof(digest), sig, sizeof(sig)) != PSA_SUCCESS) {
+			rc = APP_EJWTSIG;
+			goto fail;
+		}
+		verified_now = 1;
 	}
 	rc = check_claims(payload, (size_t)plen, opts, out);
 	if (rc != 0)
 		goto fail;
+	if (verified_now)
+		jwt__cache_add(
+		    cache, digest, sig, out->exp + JWT_SKEW, opts->now);
 	return 0;
 fail:
 	memset(out, 0, sizeof(*out));

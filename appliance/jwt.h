@@ -16,11 +16,18 @@
  * trust one that claims longer. Time checks allow JWT_SKEW seconds of
  * clock difference.
  *
+ * A keyset remembers the signatures it has verified (the digest of the
+ * signed part and the exact signature, until the token's exp plus the
+ * skew), so a token presented again skips only the ECDSA check, which
+ * costs about a millisecond; its header, kid and claims are checked again
+ * every time. Nothing that could be presented as a credential is kept.
+ *
  * Threading: jwt_build(), jwt_verify() and the base64url functions may run
  * on any thread. A keyset is built once (jwt_keyset_add) and then only
- * read: any number of threads may verify with it at once, but adding and
- * freeing must not overlap a verify. Rotate by building a new keyset and
- * swapping the pointer the loops read.
+ * read: any number of threads may verify with it at once (its memory of
+ * verified signatures has its own locks), but adding and freeing must not
+ * overlap a verify. Rotate by building a new keyset and swapping the
+ * pointer the loops read; the new keyset starts with an empty memory.
  */
 #ifndef SR_APPLIANCE_JWT_H
 #define SR_APPLIANCE_JWT_H
@@ -117,6 +124,10 @@ struct jwt_verify_opts {
 	const char *iss; /* required issuer */
 	const char *aud; /* required audience */
 	int64_t now;     /* the current time */
+	/* 1: never run an ECDSA check; a token whose signature the keyset
+	 * has not verified before is answered -EAGAIN (an event loop asks
+	 * this way and hands the rest to a worker). */
+	int cached_only;
 };
 
 /**
@@ -132,6 +143,8 @@ struct jwt_verify_opts {
  *   APP_EJWTLIFETIME exp - iat over JWT_MAX_LIFETIME, or exp before iat;
  *   APP_EJWTEXPIRED  now >= exp + JWT_SKEW;
  *   APP_EJWTNOTYET   now < nbf - JWT_SKEW (or iat in the future);
+ *   -EAGAIN          only with opts->cached_only: the signature would
+ *                    have to be checked; call again without it;
  *   -ENOMEM.
  * Answer all with 401 (invalid_token); the code goes to the audit log.
  * Signature is checked before the claims are trusted; revocation of the

@@ -13,4 +13,19 @@
 /* jwt_keys.c: the PSA key for @p kid, or 0 when the set has none. */
 psa_key_id_t jwt__keyset_find(const struct jwt_keyset *ks, const char *kid);
 
+/* jwt_cache.c: signatures a keyset has verified (see there). */
+struct jwt__cache;
+int jwt__cache_new(struct jwt__cache **out); /* 0 or -ENOMEM */
+void jwt__cache_free(struct jwt__cache *c);  /* safe on NULL */
+/* 1 when this exact (digest of header.payload, signature) pair verified
+ * under the cache's keyset and its entry lasts past @p now; else 0. */
+int jwt__cache_seen(struct jwt__cache *c, const uint8_t digest[32],
+    const uint8_t sig[64], int64_t now);
+/* Remember a pair that has just verified, until @p until (exp + skew). */
+void jwt__cache_add(struct jwt__cache *c, const uint8_t digest[32],
+    const uint8_t sig[64], int64_t until, int64_t now);
+
+/* jwt_keys.c: the keyset's cache (NULL for none). */
+struct jwt__cache *jwt__keyset_cache(const struct jwt_keyset *ks);
+
 #endif /* SR_APPLIANCE_JWT_IMPL_H */

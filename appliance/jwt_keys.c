@@ -25,6 +25,7 @@ struct jwt_key {
 struct jwt_keyset {
 	size_t count;
 	struct jwt_key keys[JWT_KEYS_MAX];
+	struct jwt__cache *verified; /* jwt_cache.c */
 };
 
 static const char b64url_alphabet[] =
@@ -115,7 +116,14 @@ jwt_keyset_new(struct jwt_keyset **out)
 	if (psa_crypto_init() != PSA_SUCCESS)
 		return APP_EJWTSIG;
 	*out = calloc(1, sizeof(**out));
-	return *out != NULL ? 0 : -ENOMEM;
+	if (*out == NULL)
+		return -ENOMEM;
+	if (jwt__cache_new(&(*out)->verified) != 0) {
+		free(*out);
+		*out = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void
@@ -127,7 +135,14 @@ jwt_keyset_free(struct jwt_keyset *ks)
 		return;
 	for (i = 0; i < ks->count; i++)
 		psa_destroy_key(ks->keys[i].id);
+	jwt__cache_free(ks->verified);
 	free(ks);
+}
+
+struct jwt__cache *
+jwt__keyset_cache(const struct jwt_keyset *ks)
+{
+	return ks != NULL ? ks->verified : NULL;
 }
 
 static int

@@ -6,7 +6,8 @@
  * and skew edges; audience, issuer and unknown kid; the 15-minute lifetime
  * on both sides; malformed tokens; base64url vectors and strictness; the
  * keyset's checks; and the JWKS document parsed back with x/y compared to
- * the key's public point.
+ * the key's public point; the keyset's memory of verified signatures
+ * (exact pairs only, claims checked on every use, per keyset, threads).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,7 +128,7 @@ static int
 verify_at(const struct fixture *f, const char *token, int64_t now,
     struct jwt_claims *out)
 {
-	struct jwt_verify_opts o = { ISS, AUD, now };
+	struct jwt_verify_opts o = { ISS, AUD, now, 0 };
 
 	return jwt_verify(f->ks, token, &o, out);
 }
@@ -328,7 +330,7 @@ test_times_and_audience(void **state)
 {
 	struct fixture *f = *state;
 	struct jwt_claims c, out;
-	struct jwt_verify_opts o = { ISS, AUD, NOW };
+	struct jwt_verify_opts o = { ISS, AUD, NOW, 0 };
 	char token[JWT_TOKEN_MAX];
 
 	claims_init(&c);
@@ -387,7 +389,7 @@ test_kid(void **state)
 	/* An empty keyset knows no kid. */
 	{
 		struct jwt_keyset *empty;
-		struct jwt_verify_opts o = { ISS, AUD, NOW };
+		struct jwt_verify_opts o = { ISS, AUD, NOW, 0 };
 
 		assert_int_equal(jwt_keyset_new(&empty), 0);
 		assert_int_equal(
@@ -613,6 +615,150 @@ test_keyset_and_jwks(void **state)
 	free(json);
 }
 
+static int
+verify_cached(const struct jwt_keyset *ks, const char *token, int64_t now,
+    const char *aud, struct jwt_claims *out)
+{
+	struct jwt_verify_opts o = { ISS, aud, now, 1 };
+
+	return jwt_verify(ks, token, &o, out);
+}
+
+/* The keyset's memory of verified signatures: only an exact pair that
+ * verified is taken without the ECDSA check, and everything else about the
+ * token is checked on every use. */
+static void
+test_verified_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct jwt_claims c, out;
+	struct jwt_keyset *fresh;
+	char token[JWT_TOKEN_MAX], forged[JWT_TOKEN_MAX], *sig;
+	size_t i;
+
+	claims_init(&c);
+	strcpy(c.jti, "jti-memory");
+	assert_int_equal(
+	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
+	/* Never verified: the loop's question gets -EAGAIN, nothing else. */
+	assert_int_equal(verify_cached(f->ks, token, NOW, AUD, &out), -EAGAIN);
+	assert_string_equal(out.sub, "");
+	assert_int_equal(verify_at(f, token, NOW, &out), 0);
+	/* Verified once: taken without the check, with the same claims. */
+	memset(&out, 0x55, sizeof(out));
+	assert_int_equal(verify_cached(f->ks, token, NOW + 5, AUD, &out), 0);
+	assert_string_equal(out.sub, "app:billing");
+	assert_string_equal(out.jti, "jti-memory");
+	assert_int_equal(out.scope_count, 2);
+	assert_int_equal(out.exp, NOW + 900);
+	/* The same signed part with any other signature is not the pair
+	 * that verified: a full check, which refuses it. */
+	sig = strrchr(token, '.') + 1;
+	for (i = 0; i < strlen(sig); i += 17) {
+		strcpy(forged, token);
+		forged[sig - token + i] = sig[i] == 'A' ? 'B' : 'A';
+		assert_int_equal(
+		    verify_cached(f->ks, forged, NOW, AUD, &out), -EAGAIN);
+		assert_int_equal(verify_at(f, forged, NOW, &out), APP_EJWTSIG);
+	}
+	/* Claims and time are checked on a hit too. */
+	assert_int_equal(verify_cached(f->ks, token, NOW, "someone-else", &out),
+	    APP_EJWTAUD);
+	assert_string_equal(out.sub, "");
+	assert_int_equal(verify_cached(f->ks, token, NOW + 900 + JWT_SKEW - 1,
+	                     AUD, &out),
+	    0);
+	/* Past exp + skew the memory has nothing; the full check says why. */
+	assert_int_equal(
+	    verify_cached(f->ks, token, NOW + 900 + JWT_SKEW, AUD, &out),
+	    -EAGAIN);
+	assert_int_equal(
+	    verify_at(f, token, NOW + 900 + JWT_SKEW, &out), APP_EJWTEXPIRED);
+	/* A token refused for its claims is not remembered. */
+	c.nbf = NOW + 300;
+	strcpy(c.jti, "jti-later");
+	assert_int_equal(
+	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
+	assert_int_equal(verify_at(f, token, NOW, &out), APP_EJWTNOTYET);
+	assert_int_equal(
+	    verify_cached(f->ks, token, NOW + 300, AUD, &out), -EAGAIN);
+	assert_int_equal(verify_at(f, token, NOW + 300, &out), 0);
+	assert_int_equal(verify_cached(f->ks, token, NOW + 301, AUD, &out), 0);
+	/* Another keyset with the same keys remembers nothing of this one. */
+	assert_int_equal(jwt_keyset_new(&fresh), 0);
+	assert_int_equal(jwt_keyset_add(fresh, "k1", f->point), 0);
+	assert_int_equal(
+	    verify_cached(fresh, token, NOW + 301, AUD, &out), -EAGAIN);
+	jwt_keyset_free(fresh);
+}
+
+#define MEMORY_THREADS 4
+#define MEMORY_TOKENS 40
+
+struct memory_run {
+	const struct jwt_keyset *ks;
+	char (*tokens)[JWT_TOKEN_MAX];
+	int seed, fails;
+};
+
+static void *
+memory_thread(void *arg)
+{
+	struct memory_run *m = arg;
+	struct jwt_claims *out = malloc(sizeof(*out));
+	struct jwt_verify_opts o = { ISS, AUD, NOW, 0 };
+	int i, k, rc;
+
+	if (out == NULL) {
+		m->fails++;
+		return NULL;
+	}
+	for (i = 0; i < 4 * MEMORY_TOKENS; i++) {
+		k = (i * 7 + m->seed) % MEMORY_TOKENS;
+		o.cached_only = i % 2;
+		rc = jwt_verify(m->ks, m->tokens[k], &o, out);
+		if (rc != 0 && !(rc == -EAGAIN && o.cached_only))
+			m->fails++;
+	}
+	free(out);
+	return NULL;
+}
+
+/* Threads verifying and remembering the same tokens at once. */
+static void
+test_verified_memory_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct memory_run run[MEMORY_THREADS];
+	pthread_t tid[MEMORY_THREADS];
+	char(*tokens)[JWT_TOKEN_MAX] = calloc(MEMORY_TOKENS, JWT_TOKEN_MAX);
+	struct jwt_claims c, out;
+	int i;
+
+	assert_non_null(tokens);
+	claims_init(&c);
+	for (i = 0; i < MEMORY_TOKENS; i++) {
+		snprintf(c.jti, sizeof(c.jti), "jti-thread-%d", i);
+		assert_int_equal(
+		    jwt_build(&c, sign_with, f, tokens[i], JWT_TOKEN_MAX, NULL),
+		    0);
+	}
+	for (i = 0; i < MEMORY_THREADS; i++) {
+		run[i] = (struct memory_run){ f->ks, tokens, i * 3, 0 };
+		assert_int_equal(
+		    pthread_create(&tid[i], NULL, memory_thread, &run[i]), 0);
+	}
+	for (i = 0; i < MEMORY_THREADS; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(run[i].fails, 0);
+	}
+	/* Every token verified by now is remembered. */
+	for (i = 0; i < MEMORY_TOKENS; i++)
+		assert_int_equal(
+		    verify_cached(f->ks, tokens[i], NOW, AUD, &out), 0);
+	free(tokens);
+}
+
 static void
 test_jti(void **state)
 {
@@ -641,6 +787,8 @@ main(void)
 		cmocka_unit_test(test_base64url),
 		cmocka_unit_test(test_keyset_and_jwks),
 		cmocka_unit_test(test_jti),
+		cmocka_unit_test(test_verified_memory),
+		cmocka_unit_test(test_verified_memory_threads),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/sha256.h>
 #include <psa/crypto.h>
 #include <yyjson.h>
 
+#include "appliance/digest.h"
 #include "appliance/jwt_impl.h"
 #include "lib/sr.h"
 
@@ -118,10 +118,7 @@ jwt_build(const struct jwt_claims *c, jwt_sign_cb *sign, void *arg, char *out,
 	out[used++] = '.';
 	if ((rc = append_b64_json(pay, out, cap, &used)) != 0)
 		goto out;
-	if (mbedtls_sha256((const unsigned char *)out, used, digest, 0) != 0) {
-		rc = -EINVAL;
-		goto out;
-	}
+	digest_sha256(out, used, digest);
 	rc = sign(arg, digest, rs);
 	if (rc != 0) {
 		if (rc > 0)
@@ -433,11 +430,7 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 		rc = APP_EJWTKID;
 		goto fail;
 	}
-	if (mbedtls_sha256((const unsigned char *)token, (size_t)(dot2 - token),
-	        digest, 0) != 0) {
-		rc = APP_EJWTSIG;
-		goto fail;
-	}
+	digest_sha256(token, (size_t)(dot2 - token), digest);
 	cache = jwt__keyset_cache(ks);
 	if (!jwt__cache_seen(cache, digest, sig, opts->now)) {
 		if (opts->cached_only) {

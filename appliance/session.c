@@ -19,6 +19,7 @@
 
 #include <mbedtls/sha256.h>
 
+#include "appliance/digest.h"
 #include "appliance/jwt.h"
 #include "appliance/session.h"
 #include "lib/sr.h"
@@ -63,7 +64,7 @@ clock_wall(void *arg)
 static void
 sha256_str(const char *s, uint8_t out[32])
 {
-	mbedtls_sha256((const unsigned char *)s, strlen(s), out, 0);
+	digest_sha256(s, strlen(s), out);
 }
 
 /* ------------------------------------------------------------------ */

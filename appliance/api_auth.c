@@ -224,7 +224,7 @@ api_auth_work(void *arg)
  * in the verification cache, a session's user record, owners read from
  * LMDB, a JWT whose signature the keyset has verified before): no thread
  * hop. 0 when done; -EAGAIN when a worker must do it. A JWT's first
- * signature check is left to a worker: it costs a millisecond. */
+ * signature check is left to a worker: about 80 us of ECDSA. */
 int
 api_auth_on_loop(struct api_req *r)
 {

@@ -437,11 +437,9 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 			rc = -EAGAIN;
 			goto fail;
 		}
-		if (psa_verify_hash(key, PSA_ALG_ECDSA(PSA_ALG_SHA_256), digest,
-		        sizeof(digest), sig, sizeof(sig)) != PSA_SUCCESS) {
-			rc = APP_EJWTSIG;
+		rc = jwt__keyset_verify(ks, out->kid, digest, sig);
+		if (rc != 0)
 			goto fail;
-		}
 		verified_now = 1;
 	}
 	rc = check_claims(payload, (size_t)plen, opts, out);

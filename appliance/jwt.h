@@ -18,9 +18,10 @@
  *
  * A keyset remembers the signatures it has verified (the digest of the
  * signed part and the exact signature, until the token's exp plus the
- * skew), so a token presented again skips only the ECDSA check, which
- * costs about a millisecond; its header, kid and claims are checked again
- * every time. Nothing that could be presented as a credential is kept.
+ * skew), so a token presented again skips only the ECDSA check (about
+ * 80 us through libcrypto, 1.3 ms through mbedTLS, which checks only when
+ * libcrypto cannot); its header, kid and claims are checked again every
+ * time. Nothing that could be presented as a credential is kept.
  *
  * Threading: jwt_build(), jwt_verify() and the base64url functions may run
  * on any thread. A keyset is built once (jwt_keyset_add) and then only

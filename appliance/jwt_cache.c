@@ -2,8 +2,9 @@
  * appliance/jwt_cache.c: the keyset's memory of signatures it has already
  * verified (internal API in appliance/jwt_impl.h). A service presents the
  * same token on every request until it expires; ECDSA verification costs
- * about a millisecond here, the lookup well under one microsecond, so only
- * a token's first request pays for its signature.
+ * about 80 us here (libcrypto; 1.3 ms in mbedTLS), a remembered token's
+ * whole check about 2 us, so only a token's first request pays for its
+ * signature, and it does so on a worker, never on an event loop.
  *
  * An entry is the SHA-256 of a token's signing input (header.payload) and
  * its exact 64-byte signature, stored only after that pair verified under

@@ -25,6 +25,12 @@ int jwt__cache_seen(struct jwt__cache *c, const uint8_t digest[32],
 void jwt__cache_add(struct jwt__cache *c, const uint8_t digest[32],
     const uint8_t sig[64], int64_t until, int64_t now);
 
+/* jwt_keys.c: check an ES256 signature (r || s) over @p digest with the
+ * key @p kid: 0; APP_EJWTKID for no such key; APP_EJWTSIG when it does
+ * not verify. libcrypto checks it, PSA when libcrypto cannot. */
+int jwt__keyset_verify(const struct jwt_keyset *ks, const char *kid,
+    const uint8_t digest[32], const uint8_t sig[64]);
+
 /* jwt_keys.c: the keyset's cache (NULL for none). */
 struct jwt__cache *jwt__keyset_cache(const struct jwt_keyset *ks);
 

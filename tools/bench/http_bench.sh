@@ -216,6 +216,23 @@ auth_figures() {
 		    n=$(keepalive "$nport") &&
 		    echo "$s $n" | awk '{ printf "authenticated req/s (API key, cache hit, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs nginx static %.0f: %.2fx (goal >= 1.00x)\n", $1, $2, $3, $4, $1 / $4 }' ||
 		    status=1
+		# A service's JWT on an inference route: its signature is
+		# checked once, then remembered (docs/access.md).
+		svc=$($CURL -H "Authorization: Bearer $AK" \
+		    -d '{"name":"bench-svc","cidrs":["127.0.0.1/32"],"scopes":["inference"]}' \
+		    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+		svckey=$($CURL -H "Authorization: Bearer $AK" -X POST \
+		    "https://localhost:$sport/api/apps/$svc/keys" |
+		    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+		jwt=$($CURL -d "grant_type=client_credentials&client_id=$svc&client_secret=$svckey&scope=inference" \
+		    "https://localhost:$sport/oauth/token" |
+		    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+		# Against the same route with the app's API key: what a
+		# token costs beyond a key once its signature is remembered.
+		s=$(keepalive "$sport" /v1/models -H "Authorization: Bearer $jwt") &&
+		    k=$(keepalive "$sport" /v1/models -H "Authorization: Bearer $svckey") &&
+		    echo "$s $k" | awk '{ printf "JWT-authenticated req/s (GET /v1/models, signature remembered, audit on): %.0f (p50 %.2f ms, p99 %.2f ms) vs the same route with an API key %.0f: %.2fx\n", $1, $2, $3, $4, $1 / $4 }' ||
+		    status=1
 		REQS_SAVED=$REQS
 		REQS=${SR_JWT_REQUESTS:-5000}
 		j=$(keepalive "$sport" /oauth/token -d "$DIR/token.form" \

@@ -514,12 +514,20 @@ api_route(struct api *a, struct route_ctx *ctx)
 /* audit, then the route's own steps                                    */
 /* ------------------------------------------------------------------ */
 
-/* Loop: allowed; the decision goes on disk before the route starts. */
+/* Loop: allowed; the decision goes on disk before the route starts,
+ * unless the route records its own line before answering anything. */
 static int
 external_admit(struct api_req *r)
 {
 	struct audit_event ev = { 0 };
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
+
+	if (r->ext->answers_after_own_line) {
+		r->phase = PH_EXT_AUDIT; /* as if its line were on disk */
+		r->audit_rc = 0;
+		app_pending_post(r->p);
+		return ROUTE_PENDING;
+	}
 
 	ev.actor = r->actor;
 	ev.action = r->ext->action;

@@ -130,6 +130,12 @@ struct api_external {
 	/* The connection closed while the route held the request (loop
 	 * thread): cancel its work. May be NULL. */
 	void (*on_close)(void *arg);
+	/* 0: the admission ("allowed") is recorded and on disk before start
+	 * runs, for routes that stream or change state. 1: the route only
+	 * reads and records its own line (api_audit) before it answers
+	 * anything, so the admission needs no line of its own: one durable
+	 * line per request instead of two, one group commit of waiting. */
+	int answers_after_own_line;
 };
 
 /**

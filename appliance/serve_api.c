@@ -37,19 +37,21 @@ static int route_step(
 static void route_closed(void *arg);
 
 static const struct api_external ext_chat = { "inference.chat", v1_error,
-	route_start, route_step, route_closed };
+	route_start, route_step, route_closed, 0 };
 static const struct api_external ext_complete = { "inference.complete",
-	v1_error, route_start, route_step, route_closed };
+	v1_error, route_start, route_step, route_closed, 0 };
+/* The listings read only, and answer through serve_req_end(), whose line
+ * is on disk first: no admission line of their own. */
 static const struct api_external ext_models = { "inference.models", v1_error,
-	route_start, route_step, route_closed };
+	route_start, route_step, route_closed, 1 };
 static const struct api_external ext_list = { "models.list", NULL, route_start,
-	route_step, route_closed };
+	route_step, route_closed, 1 };
 static const struct api_external ext_register = { "models.register", NULL,
-	route_start, route_step, route_closed };
+	route_start, route_step, route_closed, 0 };
 static const struct api_external ext_activate = { "models.activate", NULL,
-	route_start, route_step, route_closed };
+	route_start, route_step, route_closed, 0 };
 static const struct api_external ext_remove = { "models.remove", NULL,
-	route_start, route_step, route_closed };
+	route_start, route_step, route_closed, 0 };
 
 static int
 v1_error(struct buf *out, int status, const char *code, const char *message,

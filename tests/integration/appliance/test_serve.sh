@@ -114,6 +114,16 @@ check "hits are audited (resource #cache, tokens), all of them app A's" \
      grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"output_tokens\":"'
 check "every inference call has its usage line with tokens and duration" \
     'grep "\"action\":\"inference.chat\"" "$AUD"/audit-*.jsonl | grep "\"status\":\"200\"" | grep -q "\"input_tokens\":[0-9]*,\"output_tokens\":[0-9]*"'
+# A completion's admission is on disk before its work starts; a listing
+# only reads and gets its one usage line before the answer.
+lm0=$(cat "$AUD"/audit-*.jsonl | grep -c "\"action\":\"inference.models\"")
+$C -H "Authorization: Bearer $AK" -o /dev/null "$U/v1/models"
+lm1=$(cat "$AUD"/audit-*.jsonl | grep -c "\"action\":\"inference.models\"")
+check "a chat call has its admission line; GET /v1/models one line (200)" \
+    'grep "\"action\":\"inference.chat\"" "$AUD"/audit-*.jsonl | grep -q "\"status\":\"allowed\"" &&
+     [ $((lm1 - lm0)) -eq 1 ] &&
+     tail -n 3 "$AUD"/audit-*.jsonl | grep "\"action\":\"inference.models\"" | grep -q "\"status\":\"200\"" &&
+     ! grep "\"action\":\"inference.models\"" "$AUD"/audit-*.jsonl | grep -q "\"status\":\"allowed\""'
 
 # Models: load a second one, switch the default and unload the first
 # while requests run on it; none is lost.

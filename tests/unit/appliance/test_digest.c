@@ -2,9 +2,8 @@
  * tests/unit/appliance/test_digest.c: appliance/digest.c: SHA-256 from
  * libcrypto equals mbedTLS's for every length around the block edges and
  * every split of a two-part input, the FIPS 180-2 vectors hold, and with
- * libcrypto unable to hash (an OpenSSL configuration that loads only the
- * null provider, in a child process) the answers are still right, from
- * the mbedTLS fallback.
+ * libcrypto unable to hash (tests/unit/appliance/nolibcrypto.h) the
+ * answers are still right, from the mbedTLS fallback.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,14 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <mbedtls/sha256.h>
 #include <openssl/evp.h>
 
 #include "appliance/digest.h"
 #include "lib/sr.h"
+#include "tests/unit/appliance/nolibcrypto.h"
 
 #define INPUT_MAX 4200
 
@@ -90,47 +88,32 @@ test_matches_mbedtls(void **state)
 	assert_int_equal(first_mismatch(), 0);
 }
 
-/* In a child whose libcrypto can load no SHA-256: exit 0 when libcrypto
- * really could not hash and the answers were still right. */
+/* The child of test_fallback_without_libcrypto (nolibcrypto.h). */
+static int
+fallback_child_main(void)
+{
+	EVP_MD *md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+
+	if (md != NULL) {
+		EVP_MD_free(md);
+		return 3; /* the fault was not injected */
+	}
+	fill_input();
+	return first_mismatch() == 0 ? 0 : 4;
+}
+
 static void
 test_fallback_without_libcrypto(void **state)
 {
-	static const char conf[] = "openssl_conf = init\n"
-	                           "[init]\nproviders = prov\n"
-	                           "[prov]\nnull = null_sect\n"
-	                           "[null_sect]\nactivate = 1\n";
-	char path[] = "/tmp/sr-digest-XXXXXX";
-	EVP_MD *md;
-	int fd, status;
-	pid_t pid;
-
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, conf, sizeof(conf) - 1), sizeof(conf) - 1);
-	close(fd);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* Before libcrypto's first call in this child's image: the
-		 * parent has not used it either (this test runs first). */
-		setenv("OPENSSL_CONF", path, 1);
-		md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
-		if (md != NULL) {
-			EVP_MD_free(md);
-			_exit(3); /* the fault was not injected */
-		}
-		_exit(first_mismatch() == 0 ? 0 : 4);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	unlink(path);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	nolibcrypto_run();
 }
 
 int
 main(void)
 {
+	if (nolibcrypto_child())
+		return fallback_child_main();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fallback_without_libcrypto),
 		cmocka_unit_test(test_fips_vectors),

@@ -21,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <mbedtls/sha256.h>
 #include <openssl/evp.h>
@@ -31,6 +29,7 @@
 
 #include "appliance/jwt.h"
 #include "lib/sr.h"
+#include "tests/unit/appliance/nolibcrypto.h"
 
 #define NOW 1736942400LL
 #define ISS "https://strongroom.example"
@@ -170,10 +169,9 @@ craft(psa_key_id_t key, const char *header, const char *payload, char *out,
 	"{\"iss\":\"" ISS "\",\"sub\":\"s\",\"aud\":\"" AUD "\"," \
 	"\"iat\":1736942400,\"exp\":" exp ",\"jti\":\"j\"}"
 
-/* The child of test_verify_without_libcrypto, run as this program again
- * with OPENSSL_CONF naming a configuration that loads only the null
- * provider, so libcrypto can take no key: PSA checks the signatures
- * alone, with the same answers. Its exit code names the step that failed. */
+/* The child of test_verify_without_libcrypto (nolibcrypto.h): libcrypto
+ * can take no key, so PSA checks the signatures alone, with the same
+ * answers. Its exit code names the step that failed. */
 static int
 psa_only_main(void)
 {
@@ -214,32 +212,8 @@ psa_only_main(void)
 static void
 test_verify_without_libcrypto(void **state)
 {
-	static const char conf[] = "openssl_conf = init\n"
-	                           "[init]\nproviders = prov\n"
-	                           "[prov]\nnull = null_sect\n"
-	                           "[null_sect]\nactivate = 1\n";
-	char path[] = "/tmp/sr-jwt-XXXXXX";
-	int fd, status;
-	pid_t pid;
-
 	(void)state;
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, conf, sizeof(conf) - 1), sizeof(conf) - 1);
-	close(fd);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		/* A new image: this process's libcrypto is already set up. */
-		setenv("OPENSSL_CONF", path, 1);
-		setenv("SR_TEST_JWT_PSA_ONLY", "1", 1);
-		execl("/proc/self/exe", "test_jwt", (char *)NULL);
-		_exit(2);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	unlink(path);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
+	nolibcrypto_run();
 }
 
 static void
@@ -852,7 +826,7 @@ test_jti(void **state)
 int
 main(void)
 {
-	if (getenv("SR_TEST_JWT_PSA_ONLY") != NULL)
+	if (nolibcrypto_child())
 		return psa_only_main();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verify_without_libcrypto),

@@ -195,17 +195,26 @@ echo "goals: keep-alive >= 1.00x nginx, new handshakes >= 0.90x nginx"
 # per request, against nginx's static answer; and JWTs issued by
 # /oauth/token (client credentials, HSM-signed) against raw C_Sign ECDSA
 # P-256 signatures on the same SoftHSM2 (p11-bench's anchor column).
+# new_app NAME [SCOPES-JSON]: "id key" of a new app bound to 127.0.0.1
+# and its first API key, made with the admin key.
+new_app() {
+	_id=$($CURL -H "Authorization: Bearer $AK" \
+	    -d "{\"name\":\"$1\",\"cidrs\":[\"127.0.0.1/32\"],\"scopes\":${2:-[]}}" \
+	    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+	[ -n "$_id" ] || return 1
+	_key=$($CURL -H "Authorization: Bearer $AK" -X POST \
+	    "https://localhost:$sport/api/apps/$_id/keys" |
+	    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+	echo "$_id $_key"
+}
+
 auth_figures() {
 	start_strongroom 2
 	start_nginx 2
 	AK=$(cat "$DIR/state/admin.key")
 	CURL="curl -sS --cacert $DIR/state/tls/cert.pem --resolve localhost:$sport:127.0.0.1"
-	app=$($CURL -H "Authorization: Bearer $AK" \
-	    -d '{"name":"bench","cidrs":["127.0.0.1/32"]}' \
-	    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-	appkey=$($CURL -H "Authorization: Bearer $AK" -X POST \
-	    "https://localhost:$sport/api/apps/$app/keys" |
-	    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+	set -- $(new_app bench) "" ""
+	app=$1 appkey=$2
 	printf 'grant_type=client_credentials&client_id=%s&client_secret=%s' \
 	    "$app" "$appkey" >"$DIR/token.form"
 	if [ -z "$app" ] || [ -z "$appkey" ]; then
@@ -218,12 +227,8 @@ auth_figures() {
 		    status=1
 		# A service's JWT on an inference route: its signature is
 		# checked once, then remembered (docs/access.md).
-		svc=$($CURL -H "Authorization: Bearer $AK" \
-		    -d '{"name":"bench-svc","cidrs":["127.0.0.1/32"],"scopes":["inference"]}' \
-		    "https://localhost:$sport/api/apps" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-		svckey=$($CURL -H "Authorization: Bearer $AK" -X POST \
-		    "https://localhost:$sport/api/apps/$svc/keys" |
-		    sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+		set -- $(new_app bench-svc '["inference"]') "" ""
+		svc=$1 svckey=$2
 		jwt=$($CURL -d "grant_type=client_credentials&client_id=$svc&client_secret=$svckey&scope=inference" \
 		    "https://localhost:$sport/oauth/token" |
 		    sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')

@@ -6,9 +6,8 @@
  * and skew edges; audience, issuer and unknown kid; the 15-minute lifetime
  * on both sides; malformed tokens; base64url vectors and strictness; the
  * keyset's checks; and the JWKS document parsed back with x/y compared to
- * the key's public point; the keyset's memory of verified signatures
- * (exact pairs only, claims checked on every use, per keyset, threads);
- * and PSA checking signatures alone when libcrypto cannot.
+ * the key's public point. The keyset's memory of verified signatures and
+ * PSA checking alone are in test_jwt_memory.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,91 +16,15 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/sha256.h>
-#include <openssl/evp.h>
 #include <psa/crypto.h>
 #include <yyjson.h>
 
-#include "appliance/jwt.h"
-#include "lib/sr.h"
-#include "tests/unit/appliance/nolibcrypto.h"
-
-#define NOW 1736942400LL
-#define ISS "https://strongroom.example"
-#define AUD "strongroom-api"
-
-struct fixture {
-	psa_key_id_t key, other;
-	uint8_t point[JWT_POINT_BYTES], other_point[JWT_POINT_BYTES];
-	struct jwt_keyset *ks;
-	int sign_calls;
-};
-
-static psa_key_id_t
-new_p256(uint8_t point[JWT_POINT_BYTES])
-{
-	psa_key_attributes_t a = PSA_KEY_ATTRIBUTES_INIT;
-	psa_key_id_t id;
-	size_t n;
-
-	psa_set_key_type(&a, PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_SECP_R1));
-	psa_set_key_bits(&a, 256);
-	psa_set_key_usage_flags(&a, PSA_KEY_USAGE_SIGN_HASH);
-	psa_set_key_algorithm(&a, PSA_ALG_ECDSA(PSA_ALG_SHA_256));
-	assert_int_equal(psa_generate_key(&a, &id), PSA_SUCCESS);
-	assert_int_equal(
-	    psa_export_public_key(id, point, JWT_POINT_BYTES, &n), PSA_SUCCESS);
-	assert_int_equal(n, JWT_POINT_BYTES);
-	return id;
-}
-
-static int
-setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	assert_int_equal(psa_crypto_init(), PSA_SUCCESS);
-	f->key = new_p256(f->point);
-	f->other = new_p256(f->other_point);
-	assert_int_equal(jwt_keyset_new(&f->ks), 0);
-	assert_int_equal(jwt_keyset_add(f->ks, "k1", f->point), 0);
-	assert_int_equal(jwt_keyset_add(f->ks, "k2", f->other_point), 0);
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	jwt_keyset_free(f->ks);
-	psa_destroy_key(f->key);
-	psa_destroy_key(f->other);
-	free(f);
-	return 0;
-}
-
-/* The signer callback: the "HSM" is a PSA software key. */
-static int
-sign_with(void *arg, const uint8_t digest[32], uint8_t rs[64])
-{
-	struct fixture *f = arg;
-	size_t n;
-
-	f->sign_calls++;
-	if (psa_sign_hash(f->key, PSA_ALG_ECDSA(PSA_ALG_SHA_256), digest, 32,
-	        rs, 64, &n) != PSA_SUCCESS ||
-	    n != 64)
-		return -EIO;
-	return 0;
-}
+#include "tests/unit/appliance/jwttest.h"
 
 static int
 sign_fails(void *arg, const uint8_t digest[32], uint8_t rs[64])
@@ -110,30 +33,6 @@ sign_fails(void *arg, const uint8_t digest[32], uint8_t rs[64])
 	(void)digest;
 	memset(rs, 0, 64);
 	return P11_EDEVICE;
-}
-
-static void
-claims_init(struct jwt_claims *c)
-{
-	memset(c, 0, sizeof(*c));
-	strcpy(c->kid, "k1");
-	strcpy(c->iss, ISS);
-	strcpy(c->aud, AUD);
-	strcpy(c->sub, "app:billing");
-	strcpy(c->scope, "inference keys:read");
-	strcpy(c->jti, "jti-0001");
-	c->iat = NOW;
-	c->nbf = NOW;
-	c->exp = NOW + 900;
-}
-
-static int
-verify_at(const struct fixture *f, const char *token, int64_t now,
-    struct jwt_claims *out)
-{
-	struct jwt_verify_opts o = { ISS, AUD, now, 0 };
-
-	return jwt_verify(f->ks, token, &o, out);
 }
 
 /* Sign arbitrary header and payload JSON with @p key, as an attacker with
@@ -168,53 +67,6 @@ craft(psa_key_id_t key, const char *header, const char *payload, char *out,
 #define GOOD_PAYLOAD(exp) \
 	"{\"iss\":\"" ISS "\",\"sub\":\"s\",\"aud\":\"" AUD "\"," \
 	"\"iat\":1736942400,\"exp\":" exp ",\"jti\":\"j\"}"
-
-/* The child of test_verify_without_libcrypto (nolibcrypto.h): libcrypto
- * can take no key, so PSA checks the signatures alone, with the same
- * answers. Its exit code names the step that failed. */
-static int
-psa_only_main(void)
-{
-	struct fixture f = { 0 };
-	struct jwt_claims c, out;
-	struct jwt_keyset *ks;
-	char token[JWT_TOKEN_MAX];
-	struct jwt_verify_opts o = { ISS, AUD, NOW, 0 };
-	EVP_KEYMGMT *probe;
-	char *sig;
-
-	probe = EVP_KEYMGMT_fetch(NULL, "EC", NULL);
-	if (probe != NULL) {
-		EVP_KEYMGMT_free(probe);
-		return 3; /* the fault was not injected */
-	}
-	if (psa_crypto_init() != PSA_SUCCESS)
-		return 4;
-	f.key = new_p256(f.point);
-	if (jwt_keyset_new(&ks) != 0 || jwt_keyset_add(ks, "k1", f.point) != 0)
-		return 5;
-	claims_init(&c);
-	if (jwt_build(&c, sign_with, &f, token, sizeof(token), NULL) != 0 ||
-	    jwt_verify(ks, token, &o, &out) != 0)
-		return 6;
-	strcpy(c.jti, "jti-other");
-	if (jwt_build(&c, sign_with, &f, token, sizeof(token), NULL) != 0)
-		return 7;
-	sig = strrchr(token, '.') + 5;
-	*sig = *sig == 'A' ? 'B' : 'A';
-	if (jwt_verify(ks, token, &o, &out) != APP_EJWTSIG)
-		return 8;
-	jwt_keyset_free(ks);
-	psa_destroy_key(f.key);
-	return 0;
-}
-
-static void
-test_verify_without_libcrypto(void **state)
-{
-	(void)state;
-	nolibcrypto_run();
-}
 
 static void
 test_round_trip(void **state)
@@ -665,152 +517,6 @@ test_keyset_and_jwks(void **state)
 	free(json);
 }
 
-static int
-verify_cached(const struct jwt_keyset *ks, const char *token, int64_t now,
-    const char *aud, struct jwt_claims *out)
-{
-	struct jwt_verify_opts o = { ISS, aud, now, 1 };
-
-	return jwt_verify(ks, token, &o, out);
-}
-
-/* The keyset's memory of verified signatures: only an exact pair that
- * verified is taken without the ECDSA check, and everything else about the
- * token is checked on every use. */
-static void
-test_verified_memory(void **state)
-{
-	struct fixture *f = *state;
-	struct jwt_claims c, out;
-	struct jwt_keyset *fresh;
-	char token[JWT_TOKEN_MAX], forged[JWT_TOKEN_MAX], *sig;
-	size_t i;
-
-	claims_init(&c);
-	strcpy(c.jti, "jti-memory");
-	assert_int_equal(
-	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
-	/* Never verified: the loop's question gets -EAGAIN, nothing else. */
-	assert_int_equal(verify_cached(f->ks, token, NOW, AUD, &out), -EAGAIN);
-	assert_string_equal(out.sub, "");
-	assert_int_equal(verify_at(f, token, NOW, &out), 0);
-	/* Verified once: taken without the check, with the same claims. */
-	memset(&out, 0x55, sizeof(out));
-	assert_int_equal(verify_cached(f->ks, token, NOW + 5, AUD, &out), 0);
-	assert_string_equal(out.sub, "app:billing");
-	assert_string_equal(out.jti, "jti-memory");
-	assert_int_equal(out.scope_count, 2);
-	assert_int_equal(out.exp, NOW + 900);
-	/* The same signed part with any other signature is not the pair
-	 * that verified: a full check, which refuses it. */
-	sig = strrchr(token, '.') + 1;
-	/* Not the last character: some of its bits are padding, and a
-	 * change there is a format error, not another signature. */
-	for (i = 0; i + 1 < strlen(sig); i += 17) {
-		strcpy(forged, token);
-		forged[sig - token + i] = sig[i] == 'A' ? 'B' : 'A';
-		assert_int_equal(
-		    verify_cached(f->ks, forged, NOW, AUD, &out), -EAGAIN);
-		assert_int_equal(verify_at(f, forged, NOW, &out), APP_EJWTSIG);
-	}
-	/* Claims and time are checked on a hit too. */
-	assert_int_equal(verify_cached(f->ks, token, NOW, "someone-else", &out),
-	    APP_EJWTAUD);
-	assert_string_equal(out.sub, "");
-	assert_int_equal(verify_cached(f->ks, token, NOW + 900 + JWT_SKEW - 1,
-	                     AUD, &out),
-	    0);
-	/* Past exp + skew the memory has nothing; the full check says why. */
-	assert_int_equal(
-	    verify_cached(f->ks, token, NOW + 900 + JWT_SKEW, AUD, &out),
-	    -EAGAIN);
-	assert_int_equal(
-	    verify_at(f, token, NOW + 900 + JWT_SKEW, &out), APP_EJWTEXPIRED);
-	/* A token refused for its claims is not remembered. */
-	c.nbf = NOW + 300;
-	strcpy(c.jti, "jti-later");
-	assert_int_equal(
-	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
-	assert_int_equal(verify_at(f, token, NOW, &out), APP_EJWTNOTYET);
-	assert_int_equal(
-	    verify_cached(f->ks, token, NOW + 300, AUD, &out), -EAGAIN);
-	assert_int_equal(verify_at(f, token, NOW + 300, &out), 0);
-	assert_int_equal(verify_cached(f->ks, token, NOW + 301, AUD, &out), 0);
-	/* Another keyset with the same keys remembers nothing of this one. */
-	assert_int_equal(jwt_keyset_new(&fresh), 0);
-	assert_int_equal(jwt_keyset_add(fresh, "k1", f->point), 0);
-	assert_int_equal(
-	    verify_cached(fresh, token, NOW + 301, AUD, &out), -EAGAIN);
-	jwt_keyset_free(fresh);
-}
-
-#define MEMORY_THREADS 4
-#define MEMORY_TOKENS 40
-
-struct memory_run {
-	const struct jwt_keyset *ks;
-	char (*tokens)[JWT_TOKEN_MAX];
-	int seed, fails;
-};
-
-static void *
-memory_thread(void *arg)
-{
-	struct memory_run *m = arg;
-	struct jwt_claims *out = malloc(sizeof(*out));
-	struct jwt_verify_opts o = { ISS, AUD, NOW, 0 };
-	int i, k, rc;
-
-	if (out == NULL) {
-		m->fails++;
-		return NULL;
-	}
-	for (i = 0; i < 4 * MEMORY_TOKENS; i++) {
-		k = (i * 7 + m->seed) % MEMORY_TOKENS;
-		o.cached_only = i % 2;
-		rc = jwt_verify(m->ks, m->tokens[k], &o, out);
-		if (rc != 0 && !(rc == -EAGAIN && o.cached_only))
-			m->fails++;
-	}
-	free(out);
-	return NULL;
-}
-
-/* Threads verifying and remembering the same tokens at once. */
-static void
-test_verified_memory_threads(void **state)
-{
-	struct fixture *f = *state;
-	struct memory_run run[MEMORY_THREADS];
-	pthread_t tid[MEMORY_THREADS];
-	char(*tokens)[JWT_TOKEN_MAX] = calloc(MEMORY_TOKENS, JWT_TOKEN_MAX);
-	struct jwt_claims c, out;
-	int i;
-
-	assert_non_null(tokens);
-	claims_init(&c);
-	for (i = 0; i < MEMORY_TOKENS; i++) {
-		snprintf(c.jti, sizeof(c.jti), "jti-thread-%d", i);
-		assert_int_equal(
-		    jwt_build(&c, sign_with, f, tokens[i], JWT_TOKEN_MAX, NULL),
-		    0);
-	}
-	for (i = 0; i < MEMORY_THREADS; i++) {
-		run[i] = (struct memory_run){ f->ks, tokens, i * 3, 0 };
-		assert_int_equal(
-		    pthread_create(&tid[i], NULL, memory_thread, &run[i]), 0);
-	}
-	for (i = 0; i < MEMORY_THREADS; i++) {
-		pthread_join(tid[i], NULL);
-		assert_int_equal(run[i].fails, 0);
-	}
-	/* Every token verified by now is remembered. */
-	for (i = 0; i < MEMORY_TOKENS; i++)
-		assert_int_equal(
-		    verify_cached(f->ks, tokens[i], NOW, AUD, &out), 0);
-	free(tokens);
-}
-
 static void
 test_jti(void **state)
 {
@@ -826,10 +532,7 @@ test_jti(void **state)
 int
 main(void)
 {
-	if (nolibcrypto_child())
-		return psa_only_main();
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_verify_without_libcrypto),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_tampering),
 		cmocka_unit_test(test_algorithms),
@@ -842,8 +545,6 @@ main(void)
 		cmocka_unit_test(test_base64url),
 		cmocka_unit_test(test_keyset_and_jwks),
 		cmocka_unit_test(test_jti),
-		cmocka_unit_test(test_verified_memory),
-		cmocka_unit_test(test_verified_memory_threads),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <psa/crypto.h>
 #include <yyjson.h>
 
 #include "appliance/digest.h"
@@ -397,7 +396,7 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 	size_t len;
 	int hlen, plen, slen, rc, verified_now = 0;
 	struct jwt__cache *cache;
-	psa_key_id_t key;
+	int key;
 
 	memset(out, 0, sizeof(*out));
 	len = strnlen(token, JWT_TOKEN_MAX + 1);
@@ -426,7 +425,7 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 		goto fail;
 	}
 	key = jwt__keyset_find(ks, out->kid);
-	if (key == 0) {
+	if (key < 0) {
 		rc = APP_EJWTKID;
 		goto fail;
 	}
@@ -437,7 +436,7 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 			rc = -EAGAIN;
 			goto fail;
 		}
-		rc = jwt__keyset_verify(ks, out->kid, digest, sig);
+		rc = jwt__keyset_verify(ks, key, digest, sig);
 		if (rc != 0)
 			goto fail;
 		verified_now = 1;

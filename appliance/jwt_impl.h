@@ -6,12 +6,11 @@
 #ifndef SR_APPLIANCE_JWT_IMPL_H
 #define SR_APPLIANCE_JWT_IMPL_H
 
-#include <psa/crypto.h>
 
 #include "appliance/jwt.h"
 
-/* jwt_keys.c: the PSA key for @p kid, or 0 when the set has none. */
-psa_key_id_t jwt__keyset_find(const struct jwt_keyset *ks, const char *kid);
+/* jwt_keys.c: the index of the key @p kid in the set, -1 when none. */
+int jwt__keyset_find(const struct jwt_keyset *ks, const char *kid);
 
 /* jwt_cache.c: signatures a keyset has verified (see there). */
 struct jwt__cache;
@@ -26,9 +25,10 @@ void jwt__cache_add(struct jwt__cache *c, const uint8_t digest[32],
     const uint8_t sig[64], int64_t until, int64_t now);
 
 /* jwt_keys.c: check an ES256 signature (r || s) over @p digest with the
- * key @p kid: 0; APP_EJWTKID for no such key; APP_EJWTSIG when it does
- * not verify. libcrypto checks it, PSA when libcrypto cannot. */
-int jwt__keyset_verify(const struct jwt_keyset *ks, const char *kid,
+ * key jwt__keyset_find() gave: 0; APP_EJWTKID for no such key;
+ * APP_EJWTSIG when it does not verify. libcrypto checks it, PSA when
+ * libcrypto cannot. */
+int jwt__keyset_verify(const struct jwt_keyset *ks, int which,
     const uint8_t digest[32], const uint8_t sig[64]);
 
 /* jwt_keys.c: the keyset's cache (NULL for none). */

@@ -199,7 +199,7 @@ jwt_keyset_add(struct jwt_keyset *ks, const char *kid,
 
 	if (!kid_ok(kid) || ks->count == JWT_KEYS_MAX || point[0] != 0x04)
 		return -EINVAL;
-	if (jwt__keyset_find(ks, kid) != 0)
+	if (jwt__keyset_find(ks, kid) >= 0)
 		return -EEXIST;
 	k = &ks->keys[ks->count];
 	psa_set_key_type(
@@ -252,18 +252,15 @@ evp_verify(EVP_PKEY *key, const uint8_t digest[32], const uint8_t sig[64])
 }
 
 int
-jwt__keyset_verify(const struct jwt_keyset *ks, const char *kid,
+jwt__keyset_verify(const struct jwt_keyset *ks, int which,
     const uint8_t digest[32], const uint8_t sig[64])
 {
-	const struct jwt_key *k = NULL;
-	size_t i;
+	const struct jwt_key *k;
 	int ok = -1;
 
-	for (i = 0; ks != NULL && i < ks->count; i++)
-		if (strcmp(ks->keys[i].kid, kid) == 0)
-			k = &ks->keys[i];
-	if (k == NULL)
+	if (ks == NULL || which < 0 || (size_t)which >= ks->count)
 		return APP_EJWTKID;
+	k = &ks->keys[which];
 	if (k->evp != NULL)
 		ok = evp_verify(k->evp, digest, sig);
 	if (ok < 0)
@@ -272,17 +269,15 @@ jwt__keyset_verify(const struct jwt_keyset *ks, const char *kid,
 	return ok == 1 ? 0 : APP_EJWTSIG;
 }
 
-psa_key_id_t
+int
 jwt__keyset_find(const struct jwt_keyset *ks, const char *kid)
 {
 	size_t i;
 
-	if (ks == NULL)
-		return 0;
-	for (i = 0; i < ks->count; i++)
+	for (i = 0; ks != NULL && i < ks->count; i++)
 		if (strcmp(ks->keys[i].kid, kid) == 0)
-			return ks->keys[i].id;
-	return 0;
+			return (int)i;
+	return -1;
 }
 
 int

@@ -2,8 +2,9 @@
  * appliance/audit.c: the audit log's writer. Producers (audit_api.c, any
  * thread) render their event's fields and queue it; this one writer thread
  * takes everything queued, gives each line its seq, prev and hash in order,
- * writes the batch with one write() and one fdatasync(), then acknowledges
- * every event of the batch. It rotates files by UTC day, removes files past
+ * appends the batch to the day's file with one write() and makes it
+ * durable with one journal record and fdatasync() (audit_journal.c), then
+ * acknowledges every event of the batch. It rotates files by UTC day, removes files past
  * retention, and signs a checkpoint of the chain head every N events or T
  * seconds.
  *
@@ -89,11 +90,15 @@ open_day(struct audit *a, int64_t day)
 		close(fd);
 		return rc;
 	}
+	if (a->fd >= 0 && (rc = audit__journal_restart(&a->j, a->fd)) != 0) {
+		close(fd);
+		return rc;
+	}
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = fd;
 	a->day = day;
-	a->size = (uint64_t)st.st_size;
+	a->size = a->kicked = (uint64_t)st.st_size;
 	a->dirty = 0;
 	return 0;
 }
@@ -254,7 +259,10 @@ write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Make the lines in a->buf[0..len) durable in the day's file. */
+#define AUDIT__KICK_BYTES (1u << 20)
+
+/* Make the lines in a->buf[0..len) durable: appended to the day's file
+ * (page cache) and recorded in the journal (audit_journal.c). */
 static int
 commit(struct audit *a, int64_t day, size_t len)
 {
@@ -270,8 +278,17 @@ commit(struct audit *a, int64_t day, size_t len)
 	}
 	if (rc == 0)
 		rc = write_all(a->fd, a->buf, len);
-	if (rc == 0 && fdatasync(a->fd) != 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = audit__journal_put(
+		    &a->j, a->fd, a->day, a->size, a->buf, len);
+	if (rc == 0 && a->size + len - a->kicked >= AUDIT__KICK_BYTES) {
+		/* Start write-back of the day's file now, so the fdatasync
+		 * that ends a journal lap finds little left to write. */
+		(void)sync_file_range(a->fd, (off_t)a->kicked,
+		    (off_t)(a->size + len - a->kicked),
+		    SYNC_FILE_RANGE_WRITE);
+		a->kicked = a->size + len;
+	}
 	if (rc != 0 && a->fd >= 0 && day == a->day) {
 		/* Cut any part of the batch that reached the file, so the
 		 * next batch continues from the last durable line. After a
@@ -343,11 +360,15 @@ run_batch(struct audit *a, struct node *taken, int final)
 		a->carry.tail->next = taken;
 	a->carry.head = a->carry.tail = NULL;
 	if (day > a->day && a->fd >= 0) {
-		/* Leave yesterday's file clean: a failed batch's bytes must
-		 * not stay behind it. */
-		if (a->dirty && ftruncate(a->fd, (off_t)a->size) != 0) {
+		/* Leave yesterday's file clean (a failed batch's bytes must
+		 * not stay behind it) and durable, so the journal's new lap
+		 * holds the new day only. */
+		rc = a->dirty && ftruncate(a->fd, (off_t)a->size) != 0
+		    ? -errno
+		    : audit__journal_restart(&a->j, a->fd);
+		if (rc != 0) {
 			a->fail_ms = now;
-			fail_batch(a, all, -errno);
+			fail_batch(a, all, rc);
 			return;
 		}
 		close(a->fd);

@@ -10,7 +10,10 @@
  * Caveats
  * - One process owns an audit folder; two writers would fork the chain.
  * - An event is acknowledged (blocking return or completion callback with
- *   status 0) only after its line is on disk (write + fdatasync).
+ *   status 0) only after its line is on disk: appended to the day's file
+ *   and recorded in <dir>/audit.journal, a preallocated ring that is
+ *   fdatasync'd (a power cut can take the day file's page cache, never an
+ *   acknowledged line: audit_open writes them back from the journal).
  * - Fail-closed: when the log cannot be written (folder gone, disk full,
  *   I/O error, file size limit) every event of the failed batch and every
  *   later one is refused with the error until a write succeeds again; the
@@ -33,8 +36,10 @@
  *                -errno from open/write/fdatasync: the event is NOT
  *                recorded; answer 503 (Retry-After) and alert.
  *   -EBADMSG     (audit_open) the newest file's tail is damaged beyond one
- *                batch, or the log ends before its last signed checkpoint
- *                (truncated): run `sr-audit verify` and investigate; the
+ *                batch, the log ends before its last signed checkpoint
+ *                (truncated), or the day's file differs from the journal
+ *                or lacks durable bytes it should hold, or audit.journal
+ *                is not a journal: run `sr-audit verify` and investigate; the
  *                daemon must not start on a log it cannot continue.
  *   -EEXIST      (audit_open) checkpoint-key-KID.pub holds another key.
  */
@@ -111,6 +116,8 @@ struct audit_options {
 	uint32_t checkpoint_seconds; /* 0: 60 */
 	uint32_t retention_days;     /* 0: 180 */
 	uint32_t max_batch;          /* events per write; 0: 4096 */
+	uint32_t journal_kib; /* ring size of a new <dir>/audit.journal in
+	                         KiB; 0: 16384; at least 64 */
 	audit_clock_cb *clock;       /* NULL: CLOCK_REALTIME */
 	void *clock_arg;
 };
@@ -118,14 +125,16 @@ struct audit_options {
 struct audit_stats {
 	uint64_t seq;         /* last durable sequence number */
 	uint64_t events;      /* durable lines written by this process */
-	uint64_t batches;     /* successful write+fdatasync rounds */
+	uint64_t batches;     /* successful write+journal sync rounds */
 	uint64_t checkpoints; /* signed checkpoints written */
 	uint64_t refused;     /* events refused because a write failed */
 	int last_error;       /* 0 when the last batch was durable */
 };
 
 /**
- * @brief Open (creating) the log in @p o->dir: resume the chain from the
+ * @brief Open (creating) the log in @p o->dir: write back into the day's
+ * file what the journal holds and a power cut took from it (recorded as
+ * "audit.journal_replay"), resume the chain from the
  * newest file's last complete line (a torn tail from a crash is cut off and
  * recorded), check it against the last signed checkpoint, write the signing
  * key's public key beside the log, apply retention, start the writer.
@@ -140,7 +149,8 @@ int audit_open(
 
 /**
  * @brief Refuse new events, write everything queued, a final checkpoint,
- * stop the writer and free. Safe on NULL. No append may be in flight.
+ * stop the writer, fdatasync the day's file (the journal is then not
+ * needed) and free. Safe on NULL. No append may be in flight.
  */
 void audit_close(struct audit *a);
 

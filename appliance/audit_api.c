@@ -184,6 +184,7 @@ options_check(const struct audit_options *o, char err[256])
 static int
 setup(struct audit *a, const struct audit_options *o, char err[256])
 {
+	struct audit__replay rep;
 	struct audit__tail t;
 	char extra[256], hex[65];
 	int rc;
@@ -213,9 +214,27 @@ setup(struct audit *a, const struct audit_options *o, char err[256])
 	}
 	rc = audit__pubkey_write(a->dir, a->kid, o->sign_pubkey, err);
 	if (rc == 0)
+		rc = audit__journal_open(a->dirfd,
+		    o->journal_kib ? (uint64_t)o->journal_kib << 10
+		                   : AUDIT__JOURNAL_DEFAULT,
+		    &a->j, &rep, err);
+	if (rc == 0)
 		rc = audit__resume(a->dir, AUDIT__MAX_TORN, &t, err);
 	if (rc != 0)
 		return rc;
+	if (rep.restored > 0) {
+		snprintf(extra, sizeof(extra),
+		    ",\"journal_records\":%llu,\"restored_bytes\":%llu",
+		    (unsigned long long)rep.records,
+		    (unsigned long long)rep.restored);
+		audit__own_event(
+		    a, "audit.journal_replay", rep.file, "repaired", extra);
+		log_warnx("audit: %s/%s: wrote back %llu bytes of durable "
+		          "lines from %s (the machine stopped before they "
+		          "left the page cache)",
+		    a->dir, rep.file, (unsigned long long)rep.restored,
+		    AUDIT__JOURNAL);
+	}
 	a->seq = t.seq;
 	memcpy(a->head, t.head, 32);
 	a->day = t.day;
@@ -258,7 +277,7 @@ audit_open(const struct audit_options *o, struct audit **out, char err[256])
 	a = calloc(1, sizeof(*a));
 	if (a == NULL)
 		return -ENOMEM;
-	a->fd = a->dirfd = -1;
+	a->fd = a->dirfd = a->j.fd = -1;
 	pthread_mutex_init(&a->lock, NULL);
 	/* The writer's idle wait reads CLOCK_MONOTONIC: a condition variable
 	 * on the default (realtime) clock would see every such deadline as
@@ -288,6 +307,7 @@ void
 audit_close(struct audit *a)
 {
 	struct node *n, *next;
+	int rc;
 
 	if (a == NULL)
 		return;
@@ -303,6 +323,11 @@ audit_close(struct audit *a)
 		log_warnx("audit: closing with an own event unwritten");
 		free(n);
 	}
+	if (a->j.fd >= 0 && (rc = audit__journal_finish(&a->j, a->fd)) != 0)
+		log_warnx("audit: %s: closing: %s (the next start replays "
+		          "%s)",
+		    a->dir, sr_strerror(rc), AUDIT__JOURNAL);
+	audit__journal_close(&a->j);
 	if (a->fd >= 0)
 		close(a->fd);
 	if (a->dirfd >= 0)

@@ -139,6 +139,55 @@ int audit__read_small(
 /* fsync a folder. 0 or -errno. */
 int audit__fsync_dir(int dirfd);
 
+/* ---- audit_journal.c ---------------------------------------------- */
+
+#define AUDIT__JOURNAL "audit.journal"
+#define AUDIT__JOURNAL_MIN (64u << 10)      /* 16 blocks */
+#define AUDIT__JOURNAL_DEFAULT (16u << 20) /* when none is asked for */
+
+/* The journal ring; the writer thread's alone once the log is open. */
+struct audit__journal {
+	int fd;       /* -1: none */
+	uint64_t cap; /* ring bytes, whole 4 KiB blocks */
+	uint64_t pos; /* where the next record goes */
+	uint64_t gen; /* the next record's number */
+	uint64_t lap; /* the number of this lap's first record */
+};
+
+/* What the open found in the journal and wrote back. */
+struct audit__replay {
+	uint64_t records;  /* records of the last lap (0: none) */
+	uint64_t restored; /* bytes written back into the day's file */
+	char file[AUDIT__NAME_LEN + 1];
+};
+
+/*
+ * Open <dir>/audit.journal (making a zero-filled ring of @p cap bytes if
+ * there is none; an existing one keeps its size), replay its last lap into
+ * the day's file (see audit_journal.c), fdatasync that file and forget the
+ * lap. @return 0, -EBADMSG (a day file differs from the journal or lacks
+ * durable bytes; err names the file and byte), -errno.
+ */
+int audit__journal_open(int dirfd, uint64_t cap, struct audit__journal *j,
+    struct audit__replay *rep, char err[256]);
+
+/* Make @p len bytes just appended at @p off of day @p day's file (open as
+ * @p day_fd) durable: one record + fdatasync of the journal. A full ring
+ * first fdatasyncs the day's file and starts a new lap. 0 or -errno;
+ * on failure the slot is reused by the next call. */
+int audit__journal_put(struct audit__journal *j, int day_fd, int64_t day,
+    uint64_t off, const char *p, size_t len);
+
+/* fdatasync @p day_fd and start a new lap (the day changes). 0 or
+ * -errno (the lap goes on). */
+int audit__journal_restart(struct audit__journal *j, int day_fd);
+
+/* On close: fdatasync @p day_fd (-1: none) and forget the lap. 0 or
+ * -errno (the next open replays it). */
+int audit__journal_finish(struct audit__journal *j, int day_fd);
+
+void audit__journal_close(struct audit__journal *j);
+
 /* ---- audit.c and audit_api.c: the log object ---------------------- */
 
 #define AUDIT__BATCH_BYTES (1u << 20) /* bodies per batch, at most */
@@ -180,6 +229,8 @@ struct audit {
 
 	/* Writer thread only. */
 	int dirfd, fd, dirty;
+	struct audit__journal j;
+	uint64_t kicked; /* day file bytes handed to write-back so far */
 	int64_t day, retention_day, last_ckpt_ms, fail_ms;
 	uint64_t size, seq, since_ckpt, refused_run;
 	uint8_t head[32];

@@ -4,9 +4,9 @@
  * takes everything queued, gives each line its seq, prev and hash in order,
  * appends the batch to the day's file with one write() and makes it
  * durable with one journal record and fdatasync() (audit_journal.c), then
- * acknowledges every event of the batch. It rotates files by UTC day, removes files past
- * retention, and signs a checkpoint of the chain head every N events or T
- * seconds.
+ * acknowledges every event of the batch. It rotates files by UTC day, removes
+ * files past retention, and signs a checkpoint of the chain head every N events
+ * or T seconds.
  *
  * Fail-closed: an event is acknowledged with 0 only once it is on disk; a
  * failed batch is cut back off the file and refused, and the chain goes on
@@ -285,8 +285,7 @@ commit(struct audit *a, int64_t day, size_t len)
 		/* Start write-back of the day's file now, so the fdatasync
 		 * that ends a journal lap finds little left to write. */
 		(void)sync_file_range(a->fd, (off_t)a->kicked,
-		    (off_t)(a->size + len - a->kicked),
-		    SYNC_FILE_RANGE_WRITE);
+		    (off_t)(a->size + len - a->kicked), SYNC_FILE_RANGE_WRITE);
 		a->kicked = a->size + len;
 	}
 	if (rc != 0 && a->fd >= 0 && day == a->day) {

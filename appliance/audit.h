@@ -116,8 +116,7 @@ struct audit_options {
 	uint32_t checkpoint_seconds; /* 0: 60 */
 	uint32_t retention_days;     /* 0: 180 */
 	uint32_t max_batch;          /* events per write; 0: 4096 */
-	uint32_t journal_kib; /* ring size of a new <dir>/audit.journal in
-	                         KiB; 0: 16384; at least 64 */
+	uint32_t journal_kib;        /* a new audit.journal's KiB; 0: 16384 */
 	audit_clock_cb *clock;       /* NULL: CLOCK_REALTIME */
 	void *clock_arg;
 };

@@ -142,7 +142,7 @@ int audit__fsync_dir(int dirfd);
 /* ---- audit_journal.c ---------------------------------------------- */
 
 #define AUDIT__JOURNAL "audit.journal"
-#define AUDIT__JOURNAL_MIN (64u << 10)      /* 16 blocks */
+#define AUDIT__JOURNAL_MIN (64u << 10)     /* 16 blocks */
 #define AUDIT__JOURNAL_DEFAULT (16u << 20) /* when none is asked for */
 
 /* The journal ring; the writer thread's alone once the log is open. */

@@ -264,7 +264,8 @@ rec_apply(int fd, const char *name, const struct jrec *r, const uint8_t *p,
 	if (have < r->len && have < from)
 		from = have;
 	if (from < r->len) {
-		got = pwrite(fd, p + from, r->len - from, (off_t)(r->off + from));
+		got =
+		    pwrite(fd, p + from, r->len - from, (off_t)(r->off + from));
 		if (got != (ssize_t)(r->len - from))
 			return got < 0 ? -errno : -EIO;
 		*restored += r->len - from;
@@ -283,8 +284,8 @@ recover(int dirfd, struct audit__journal *j, struct audit__replay *rep,
 	int dayfd = -1, rc = 0, more;
 
 	while (pos < j->cap) {
-		more = rec_read(j->fd, j->cap, pos, rep->records ? &prev : NULL,
-		    &r, &p);
+		more = rec_read(
+		    j->fd, j->cap, pos, rep->records ? &prev : NULL, &r, &p);
 		if (more <= 0) {
 			rc = more;
 			break;
@@ -292,8 +293,8 @@ recover(int dirfd, struct audit__journal *j, struct audit__replay *rep,
 		if (dayfd < 0)
 			dayfd = rc = day_open(dirfd, &r, rep->file, err);
 		if (rc >= 0)
-			rc = rec_apply(dayfd, rep->file, &r, p, &rep->restored,
-			    err);
+			rc = rec_apply(
+			    dayfd, rep->file, &r, p, &rep->restored, err);
 		free(p);
 		if (rc < 0)
 			break;

@@ -25,8 +25,7 @@ digest_fetch(void)
 
 /* 1 when libcrypto computed @p out. */
 static int
-digest_evp(
-    const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
+digest_evp(const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
 {
 	EVP_MD_CTX *c;
 	unsigned int len = 0;

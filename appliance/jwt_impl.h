@@ -6,7 +6,6 @@
 #ifndef SR_APPLIANCE_JWT_IMPL_H
 #define SR_APPLIANCE_JWT_IMPL_H
 
-
 #include "appliance/jwt.h"
 
 /* jwt_keys.c: the index of the key @p kid in the set, -1 when none. */

@@ -229,7 +229,8 @@ evp_verify(EVP_PKEY *key, const uint8_t digest[32], const uint8_t sig[64])
 {
 	unsigned char der[80], *p = der;
 	ECDSA_SIG *es = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(sig, 32, NULL), *s = BN_bin2bn(sig + 32, 32, NULL);
+	BIGNUM *r = BN_bin2bn(sig, 32, NULL),
+	       *s = BN_bin2bn(sig + 32, 32, NULL);
 	EVP_PKEY_CTX *c = NULL;
 	int len = -1, rc = -1;
 
@@ -238,7 +239,8 @@ evp_verify(EVP_PKEY *key, const uint8_t digest[32], const uint8_t sig[64])
 		if (i2d_ECDSA_SIG(es, NULL) <= (int)sizeof(der))
 			len = i2d_ECDSA_SIG(es, &p);
 	}
-	if (len > 0 && (c = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) != NULL &&
+	if (len > 0 &&
+	    (c = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) != NULL &&
 	    EVP_PKEY_verify_init(c) == 1) {
 		/* r or s zero or not below the order: 0, as from PSA. */
 		rc = EVP_PKEY_verify(c, der, (size_t)len, digest, 32);

@@ -121,5 +121,6 @@ main(void)
 	};
 
 	fill_input();
-	return cmocka_run_group_tests_name("appliance/digest", tests, NULL, NULL);
+	return cmocka_run_group_tests_name(
+	    "appliance/digest", tests, NULL, NULL);
 }

@@ -120,8 +120,8 @@ test_verified_memory(void **state)
 	assert_int_equal(verify_cached(f->ks, token, NOW, "someone-else", &out),
 	    APP_EJWTAUD);
 	assert_string_equal(out.sub, "");
-	assert_int_equal(verify_cached(f->ks, token, NOW + 900 + JWT_SKEW - 1,
-	                     AUD, &out),
+	assert_int_equal(
+	    verify_cached(f->ks, token, NOW + 900 + JWT_SKEW - 1, AUD, &out),
 	    0);
 	/* Past exp + skew the memory has nothing; the full check says why. */
 	assert_int_equal(

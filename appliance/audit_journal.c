@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "appliance/audit_impl.h"
@@ -324,6 +325,7 @@ int
 audit__journal_open(int dirfd, uint64_t cap, struct audit__journal *j,
     struct audit__replay *rep, char err[256])
 {
+	struct timespec now;
 	struct stat st;
 	int rc;
 
@@ -361,7 +363,10 @@ audit__journal_open(int dirfd, uint64_t cap, struct audit__journal *j,
 		return -EBADMSG;
 	}
 	j->cap = (uint64_t)st.st_size;
-	j->gen = 1;
+	/* Record numbers go on from the clock, so a lap of this run never
+	 * continues into blocks an earlier run left behind. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	j->gen = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
 	rc = recover(dirfd, j, rep, err);
 	/* Forget the lap just replayed: its lines are durable in the day's
 	 * file now, and the writer's first lap starts at block 0. */

@@ -110,14 +110,15 @@ checksum(const char *key, char out[KS_APIKEY_CHECK_LEN])
 	sr_wipe(&crc, sizeof(crc));
 }
 
-/* Format and checksum of a presented key: 0 or KS_EAPIKEY. */
+/* Format (and, when @p with_checksum, checksum) of a presented key: 0 or
+ * KS_EAPIKEY. */
 static int
-apikey_verify(const char *key, size_t len)
+apikey_verify(const char *key, size_t len, int with_checksum)
 {
 	char want[KS_APIKEY_CHECK_LEN];
 	uint32_t ok = 1;
 	size_t i;
-	int equal;
+	int equal = 1;
 
 	/* Length and prefix are public; nothing past key[len - 1] is read. */
 	if (key == NULL || len != KS_APIKEY_LEN)
@@ -126,10 +127,29 @@ apikey_verify(const char *key, size_t len)
 		return KS_EAPIKEY;
 	for (i = KS__OFF_ID; i < KS_APIKEY_LEN; i++)
 		ok &= is_base62(key[i]);
-	checksum(key, want);
-	equal = sr_ct_equal(want, key + KS__OFF_CHECK, KS_APIKEY_CHECK_LEN);
-	sr_wipe(want, sizeof(want));
+	if (with_checksum) {
+		checksum(key, want);
+		equal = sr_ct_equal(
+		    want, key + KS__OFF_CHECK, KS_APIKEY_CHECK_LEN);
+		sr_wipe(want, sizeof(want));
+	}
 	return (ok & (uint32_t)equal) ? 0 : KS_EAPIKEY;
+}
+
+static int
+apikey_id(const char *key, size_t len, char id[KS_ID_LEN + 1], int checked)
+{
+	int rc = apikey_verify(key, len, checked);
+
+	if (id == NULL)
+		return rc;
+	if (rc != 0) {
+		memset(id, 0, KS_ID_LEN + 1);
+		return rc;
+	}
+	memcpy(id, key + KS__OFF_ID, KS_ID_LEN);
+	id[KS_ID_LEN] = '\0';
+	return 0;
 }
 
 int
@@ -187,24 +207,19 @@ ks__apikey_make(const char id[KS_ID_LEN + 1], const uint8_t *random, size_t n,
 int
 ks__apikey_parse(const char *key, size_t len, char id[KS_ID_LEN + 1])
 {
-	int rc;
+	return apikey_id(key, len, id, 1);
+}
 
-	rc = apikey_verify(key, len);
-	if (id == NULL)
-		return rc;
-	if (rc != 0) {
-		memset(id, 0, KS_ID_LEN + 1);
-		return rc;
-	}
-	memcpy(id, key + KS__OFF_ID, KS_ID_LEN);
-	id[KS_ID_LEN] = '\0';
-	return 0;
+int
+ks__apikey_id(const char *key, size_t len, char id[KS_ID_LEN + 1])
+{
+	return apikey_id(key, len, id, 0);
 }
 
 int
 ks_apikey_check(const char *key, size_t len)
 {
-	return apikey_verify(key, len);
+	return apikey_verify(key, len, 1);
 }
 
 int

@@ -60,6 +60,14 @@ int ks__apikey_make(const char id[KS_ID_LEN + 1], const uint8_t *random,
  */
 int ks__apikey_parse(const char *key, size_t len, char id[KS_ID_LEN + 1]);
 
+/**
+ * Check the format only (length, prefix, alphabet; not the checksum) and
+ * copy the embedded id: for a lookup whose match proves the whole key (the
+ * verification cache holds keyed digests of keys that passed
+ * ks__apikey_parse). @return 0 or KS_EAPIKEY.
+ */
+int ks__apikey_id(const char *key, size_t len, char id[KS_ID_LEN + 1]);
+
 /* ------------------------------------------------------------------ */
 /* Sealing and the DEK cache (seal.c)                                   */
 /* ------------------------------------------------------------------ */

@@ -129,8 +129,8 @@ apikey_verify(const char *key, size_t len, int with_checksum)
 		ok &= is_base62(key[i]);
 	if (with_checksum) {
 		checksum(key, want);
-		equal = sr_ct_equal(
-		    want, key + KS__OFF_CHECK, KS_APIKEY_CHECK_LEN);
+		equal =
+		    sr_ct_equal(want, key + KS__OFF_CHECK, KS_APIKEY_CHECK_LEN);
 		sr_wipe(want, sizeof(want));
 	}
 	return (ok & (uint32_t)equal) ? 0 : KS_EAPIKEY;

@@ -346,6 +346,21 @@ api_owns(const char *path)
 	    strcmp(path, "/.well-known/jwks.json") == 0;
 }
 
+/* Dotted quad of @p a into @p out (16 bytes): inet_ntop without its
+ * sprintf, once per request. */
+static void
+ipv4_text(const uint8_t a[4], char out[16])
+{
+	size_t n = 0;
+
+	for (int i = 0; i < 4; i++) {
+		if (i > 0)
+			out[n++] = '.';
+		n += sr_u64_decimal(out + n, a[i]);
+	}
+	out[n] = '\0';
+}
+
 static int
 copy_request(struct api_req *r, const struct route_ctx *ctx)
 {
@@ -356,9 +371,9 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 	if (strlen(q->path) >= sizeof(r->path) ||
 	    strlen(q->query) >= sizeof(r->query))
 		return -ENAMETOOLONG;
-	snprintf(r->method, sizeof(r->method), "%s", q->method);
-	snprintf(r->path, sizeof(r->path), "%s", q->path);
-	snprintf(r->query, sizeof(r->query), "%s", q->query);
+	sr_strlcpy(r->method, q->method, sizeof(r->method));
+	sr_strlcpy(r->path, q->path, sizeof(r->path));
+	sr_strlcpy(r->query, q->query, sizeof(r->query));
 	if (q->body_len > 0) {
 		if ((r->body = malloc(q->body_len + 1)) == NULL)
 			return -ENOMEM;
@@ -367,9 +382,9 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 		r->body_len = q->body_len;
 	}
 	if (auth != NULL && strncasecmp(auth, "Bearer ", 7) == 0)
-		snprintf(r->bearer, sizeof(r->bearer), "%s", auth + 7);
+		sr_strlcpy(r->bearer, auth + 7, sizeof(r->bearer));
 	else if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0)
-		snprintf(r->basic, sizeof(r->basic), "%s", auth + 6);
+		sr_strlcpy(r->basic, auth + 6, sizeof(r->basic));
 	cookie = http_header_get(q, "cookie");
 	while (cookie != NULL && *cookie != '\0') {
 		cookie += strspn(cookie, " ;");
@@ -383,11 +398,13 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 		cookie = strchr(cookie, ';');
 	}
 	if ((cookie = http_header_get(q, "x-csrf-token")) != NULL)
-		snprintf(r->csrf, sizeof(r->csrf), "%s", cookie);
+		sr_strlcpy(r->csrf, cookie, sizeof(r->csrf));
 	memcpy(r->addr, ctx->addr, 16);
 	v4 = memcmp(r->addr, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
-	inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? r->addr + 12 : r->addr, r->src,
-	    sizeof(r->src));
+	if (v4)
+		ipv4_text(r->addr + 12, r->src);
+	else
+		inet_ntop(AF_INET6, r->addr, r->src, sizeof(r->src));
 	r->keep_alive = ctx->keep_alive;
 	r->t0_ns = ctx->t0_ns;
 	return 0;

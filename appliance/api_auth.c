@@ -51,8 +51,9 @@ caller_from_meta(struct api_req *r, const struct ks_meta *m)
 	r->caller = *m;
 	r->roles = 0;
 	r->scopes[0] = '\0';
-	snprintf(r->actor, sizeof(r->actor), "%s:%s",
-	    m->kind == KS_KIND_USER ? "user" : "app", m->id);
+	n = sr_strlcpy(r->actor,
+	    m->kind == KS_KIND_USER ? "user:" : "app:", sizeof(r->actor));
+	sr_strlcpy(r->actor + n, m->id, sizeof(r->actor) - n);
 	if (m->kind == KS_KIND_APP)
 		r->roles = POLICY_ROLE_SERVICE;
 	doc = yyjson_read(m->scope, strlen(m->scope), 0);

@@ -116,9 +116,12 @@ usage_event(
     struct serve_req *r, struct audit_event *ev, char *status, char *resource)
 {
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
+	size_t n;
 
-	snprintf(status, 8, "%d", r->status);
-	snprintf(resource, 300, "%s%s", r->path, r->cache_hit ? "#cache" : "");
+	status[sr_u64_decimal(status, (uint64_t)(r->status & 0xffff))] = '\0';
+	n = sr_strlcpy(resource, r->path, 300);
+	if (r->cache_hit)
+		sr_strlcpy(resource + n, "#cache", 300 - n);
 	ev->actor = r->actor;
 	ev->action = r->action;
 	ev->resource = resource;
@@ -346,17 +349,20 @@ route_start(struct app_pending *p, const struct api_caller *who, void **arg,
     struct buf *out, int *keep_alive)
 {
 	struct serve_req *r = *arg;
+	size_t n;
 
 	r->p = p;
 	r->keep_alive = *keep_alive;
-	snprintf(r->actor, sizeof(r->actor), "%s", who->actor);
-	snprintf(r->tenant, sizeof(r->tenant), "%s", who->id);
-	snprintf(r->key_id, sizeof(r->key_id), "%s", who->key_id);
-	snprintf(r->src, sizeof(r->src), "%s", who->src);
-	snprintf(r->method, sizeof(r->method), "%s", who->method);
-	snprintf(r->path, sizeof(r->path), "%s", who->path);
-	snprintf(r->limit_key, sizeof(r->limit_key), "%s|%s", who->actor,
-	    who->key_id);
+
+	sr_strlcpy(r->actor, who->actor, sizeof(r->actor));
+	sr_strlcpy(r->tenant, who->id, sizeof(r->tenant));
+	sr_strlcpy(r->key_id, who->key_id, sizeof(r->key_id));
+	sr_strlcpy(r->src, who->src, sizeof(r->src));
+	sr_strlcpy(r->method, who->method, sizeof(r->method));
+	sr_strlcpy(r->path, who->path, sizeof(r->path));
+	n = sr_strlcpy(r->limit_key, who->actor, sizeof(r->limit_key) - 1);
+	r->limit_key[n++] = '|';
+	sr_strlcpy(r->limit_key + n, who->key_id, sizeof(r->limit_key) - n);
 	r->t0_ns = who->t0_ns;
 	if (strncmp(r->path, "/api/models", 11) == 0)
 		return admin_start(r, who);

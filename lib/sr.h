@@ -271,6 +271,13 @@ void sr_hex_encode(char *out, const void *in, size_t len);
 size_t sr_u64_decimal(char *out, uint64_t v);
 
 /**
+ * @brief Copy the string @p src into @p dst of @p cap bytes (cap > 0),
+ * cut at cap - 1 bytes and always NUL-terminated: snprintf(dst, cap, "%s",
+ * src) without printf, for request paths. @return strlen(dst).
+ */
+size_t sr_strlcpy(char *dst, const char *src, size_t cap);
+
+/**
  * @brief Decode hex (either case) into @p out.
  * @return the number of bytes written, or -EINVAL (odd length, non-hex) or
  *         -ENOSPC (@p cap too small).

@@ -45,6 +45,16 @@ sr_u64_decimal(char *out, uint64_t v)
 	return n;
 }
 
+size_t
+sr_strlcpy(char *dst, const char *src, size_t cap)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n;
+}
+
 static int
 sr_hexval(char c)
 {

@@ -534,6 +534,30 @@ test_u64_decimal(void **state)
 	assert_memory_equal(out, "18446744073709551615", 20);
 }
 
+/* sr_strlcpy: what snprintf(dst, cap, "%s", src) writes, and its length;
+ * never a byte past cap. */
+static void
+test_strlcpy(void **state)
+{
+	char out[8], want[8];
+
+	(void)state;
+	memset(out, 'x', sizeof(out));
+	assert_int_equal(sr_strlcpy(out, "abc", sizeof(out)), 3);
+	assert_string_equal(out, "abc");
+	assert_int_equal(sr_strlcpy(out, "", sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(sr_strlcpy(out, "abcdefg", sizeof(out)), 7);
+	assert_string_equal(out, "abcdefg");
+	memset(out, 'x', sizeof(out));
+	assert_int_equal(sr_strlcpy(out, "abcdefghijk", 5), 4);
+	snprintf(want, 5, "%s", "abcdefghijk");
+	assert_string_equal(out, want);
+	assert_int_equal(out[5], 'x');
+	assert_int_equal(sr_strlcpy(out, "abc", 1), 0);
+	assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
@@ -564,6 +588,7 @@ main(void)
 		cmocka_unit_test(test_os_random),
 		cmocka_unit_test(test_xoshiro_known_answers),
 		cmocka_unit_test(test_u64_decimal),
+		cmocka_unit_test(test_strlcpy),
 #undef F
 	};
 

@@ -449,7 +449,8 @@ bearer_authenticate(struct api_req *r)
 		r->auth_code = "unauthenticated";
 		return after_auth(r);
 	}
-	/* Format and checksum, and the key's id, in one pass. */
+	/* The key's shape and id; its checksum is the keystore's first
+	 * step (a typo is refused there before any lookup). */
 	if (strncmp(r->bearer, "srk_", 4) == 0 &&
 	    ks_apikey_id(r->bearer, strlen(r->bearer), r->key_id) != 0) {
 		sr_wipe(r->bearer, sizeof(r->bearer));

@@ -137,8 +137,8 @@ authenticate(struct api_req *r)
 	} else if (strncmp(r->bearer, "srk_", 4) == 0) {
 		r->is_apikey = 1;
 		ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
-		snprintf(r->kq.u.apikey_verify.key,
-		    sizeof(r->kq.u.apikey_verify.key), "%s", r->bearer);
+		sr_strlcpy(r->kq.u.apikey_verify.key, r->bearer,
+		    sizeof(r->kq.u.apikey_verify.key));
 		rc = api_ks(r);
 		sr_wipe(&r->kq, sizeof(r->kq));
 		r->auth_rc = rc;
@@ -146,6 +146,8 @@ authenticate(struct api_req *r)
 			caller_from_meta(r, &r->kr.meta);
 		else
 			r->auth_code = refusal_code(rc);
+		if (rc == KS_EAPIKEY) /* malformed: its id names nothing */
+			r->key_id[0] = '\0';
 	} else {
 		cl = calloc(1, sizeof(*cl));
 		/* On the loop only a signature the keyset has already

@@ -450,8 +450,11 @@ const char *ks_state_name(unsigned state);
 int ks_apikey_check(const char *key, size_t len);
 
 /**
- * @brief The key id inside a well-formed API key (what the audit log and
- * the management API name it by; the secret part is never copied).
+ * @brief The key id inside a presented API key of the right shape
+ * (length, prefix, alphabet): what the audit log and the management API
+ * name it by; the secret part is never copied. The checksum is not
+ * checked here: KS_OP_APIKEY_VERIFY checks it before any lookup, and
+ * ks_apikey_check() checks it alone.
  * @return 0 or KS_EAPIKEY.
  */
 int ks_apikey_id(const char *key, size_t len, char id[KS_ID_LEN + 1]);

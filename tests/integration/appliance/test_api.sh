@@ -44,6 +44,12 @@ check "the app key from 127.0.0.1: 401 address_not_allowed" \
     '$C -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"address_not_allowed\""'
 check "the app key from 127.0.0.2: allowed in, then 403 by the policy" \
     '$C --interface 127.0.0.2 -H "Authorization: Bearer $AK" "$U/api/apps" | grep -q "\"code\":\"forbidden\""'
+# The app's key with its last (checksum) character changed: refused as
+# malformed before any lookup, and the audit line names no key.
+BAD=$(echo "$AK" | sed 's/.$//')$( [ "$(echo "$AK" | cut -c64)" = a ] && echo b || echo a)
+check "the app key with a wrong checksum: 401 invalid_api_key, no key in the audit line" \
+    '$C --interface 127.0.0.2 -H "Authorization: Bearer $BAD" "$U/v1/models" | grep -q "\"code\":\"invalid_api_key\"" &&
+     tail -n 3 "$TMP"/state/audit/audit-*.jsonl | grep "\"status\":\"401\"" | grep -v "\"key\":" | grep -q "/v1/models"'
 check "the key's listing: no last use before, a last use now" \
     '! grep -q last_used "$TMP/key" && $C -H "Authorization: Bearer $K" "$U/api/apps/$A/keys" | grep -q "\"last_used\":1[0-9]\{9\}"'
 $C --interface 127.0.0.2 -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" >"$TMP/tok"

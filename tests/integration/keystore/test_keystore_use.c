@@ -191,6 +191,16 @@ test_apikey_refusals(void **state)
 	assert_int_equal(ks_apikey_id(key, KS_APIKEY_LEN, id), 0);
 	assert_memory_equal(id, key + 4, KS_ID_LEN);
 	assert_int_equal(ks_apikey_id("srk_nonsense", 12, id), KS_EAPIKEY);
+	/* The id is read from the shape alone; the checksum is the
+	 * verification's (and ks_apikey_check's) to refuse. */
+	memcpy(key2, key, sizeof(key2));
+	key2[KS_APIKEY_LEN - 1] = key2[KS_APIKEY_LEN - 1] == 'a' ? 'b' : 'a';
+	assert_int_equal(ks_apikey_id(key2, KS_APIKEY_LEN, id), 0);
+	assert_memory_equal(id, key + 4, KS_ID_LEN);
+	assert_int_equal(ks_apikey_check(key2, KS_APIKEY_LEN), KS_EAPIKEY);
+	assert_int_equal(kt_verify(ks, key2), KS_EAPIKEY);
+	key2[KS_APIKEY_LEN - 1] = '-';
+	assert_int_equal(ks_apikey_id(key2, KS_APIKEY_LEN, id), KS_EAPIKEY);
 	/* From the cache only (an event loop's call): a miss says so and
 	 * costs no lookup. */
 	q = kt_req(KS_OP_APIKEY_VERIFY);

@@ -159,6 +159,16 @@ void tls_server_free(struct tls_server *s);
  * on fresh keys; on a difference the fast path is turned off for good.
  * 0, -EPROTO (they differed: warn), -EIO (PSA failed). */
 int tls_x25519_selftest(void);
+
+/* Compare tls_gcm.c's AES-GCM records with mbedTLS's (both key sizes) and
+ * turn the libcrypto path off unless they match: 0, or -EPROTO (libcrypto
+ * absent or different; mbedTLS's own is used). Once, after
+ * psa_crypto_init(). tls_gcm_fast(): 1 while the libcrypto path is on. */
+int tls_gcm_selftest(void);
+int tls_gcm_fast(void);
+/* 1 when libcrypto does @p ctx's records (for tests). */
+struct mbedtls_cipher_context_t;
+int tls_gcm_twinned(const struct mbedtls_cipher_context_t *ctx);
 /* tls_ecdsa.c: the server key @p pk's ECDSA signatures are made by
  * OpenSSL's libcrypto from now on (mbedtls_pk_sign and _ext are wrapped),
  * once a libcrypto signature verified with @p pk's public half. 0;

@@ -11,10 +11,14 @@ APP_BIN := $(BUILD)/bin/strongroomd
 # X25519 key's public half by the library's own fast X25519; see there);
 # -u pulls that file from the archive into every program that links this.
 # The TLS server key's ECDSA signatures go through tls_ecdsa.c to Debian's
-# libcrypto (see there) the same way.
+# libcrypto (see there) the same way, and so do AES-GCM records
+# (tls_gcm.c).
+APP_GCM_WRAP := mbedtls_cipher_setkey mbedtls_cipher_auth_encrypt_ext \
+	mbedtls_cipher_auth_decrypt_ext mbedtls_cipher_free
 APP_EXT := -Wl,--wrap=psa_export_public_key -Wl,-u,__wrap_psa_export_public_key \
 	-Wl,--wrap=mbedtls_pk_sign_ext -Wl,--wrap=mbedtls_pk_sign \
 	-Wl,-u,__wrap_mbedtls_pk_sign_ext -Wl,-u,__wrap_mbedtls_pk_sign \
+	$(foreach f,$(APP_GCM_WRAP),-Wl,--wrap=$(f) -Wl,-u,__wrap_$(f)) \
 	$(DEPLIB)/libmbedtls.a $(DEPLIB)/libmbedx509.a $(MBEDCRYPTO) \
 	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv \
 	-largon2 -lcrypto

@@ -203,6 +203,9 @@ tls_psa_init_once(void)
 	if (tls_psa_status == PSA_SUCCESS && tls_x25519_selftest() != 0)
 		log_warnx("TLS: the fast X25519 public key did not match "
 		          "mbedTLS's own; using mbedTLS's");
+	if (tls_gcm_selftest() != 0)
+		log_warnx("TLS: AES-GCM records by libcrypto unavailable or "
+		          "not equal to mbedTLS's; using mbedTLS's");
 }
 
 /* ------------------------------------------------------------------ */

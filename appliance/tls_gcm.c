@@ -168,7 +168,8 @@ __wrap_mbedtls_cipher_setkey(mctx *ctx, const unsigned char *key,
 	struct twin *old, *t = NULL;
 
 	if (rc == 0 && atomic_load_explicit(&gcm_fast, memory_order_relaxed))
-		t = twin_new(ctx, key, key_bitlen, operation == MBEDTLS_ENCRYPT);
+		t = twin_new(
+		    ctx, key, key_bitlen, operation == MBEDTLS_ENCRYPT);
 	pthread_mutex_lock(&gcm_lock);
 	old = twin_take(ctx);
 	if (t != NULL) {
@@ -208,21 +209,19 @@ __wrap_mbedtls_cipher_auth_encrypt_ext(mctx *ctx, const unsigned char *iv,
 	    !atomic_load_explicit(&gcm_fast, memory_order_relaxed) ||
 	    (e = twin_find(ctx)) == NULL)
 		return __real_mbedtls_cipher_auth_encrypt_ext(ctx, iv, iv_len,
-		    ad, ad_len, input, ilen, output, output_len, olen,
-		    tag_len);
+		    ad, ad_len, input, ilen, output, output_len, olen, tag_len);
 	/* Until the text is touched mbedTLS can still do it; after that (in
 	 * place, the input is gone) a failure fails the record. */
 	if (EVP_EncryptInit_ex(e, NULL, NULL, NULL, iv) != 1 ||
 	    (ad_len > 0 &&
 	        EVP_EncryptUpdate(e, NULL, &n, ad, (int)ad_len) != 1))
 		return __real_mbedtls_cipher_auth_encrypt_ext(ctx, iv, iv_len,
-		    ad, ad_len, input, ilen, output, output_len, olen,
-		    tag_len);
+		    ad, ad_len, input, ilen, output, output_len, olen, tag_len);
 	if (EVP_EncryptUpdate(e, output, &n, input, (int)ilen) != 1 ||
 	    EVP_EncryptFinal_ex(e, output + n, &fin) != 1 ||
 	    (size_t)n + (size_t)fin != ilen ||
-	    EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_GET_TAG, GCM_TAG,
-	        output + ilen) != 1)
+	    EVP_CIPHER_CTX_ctrl(
+	        e, EVP_CTRL_AEAD_GET_TAG, GCM_TAG, output + ilen) != 1)
 		return MBEDTLS_ERR_CIPHER_INVALID_CONTEXT;
 	*olen = ilen + GCM_TAG;
 	return 0;
@@ -240,13 +239,11 @@ __wrap_mbedtls_cipher_auth_decrypt_ext(mctx *ctx, const unsigned char *iv,
 	int n, fin;
 
 	if (iv_len != GCM_IV || tag_len != GCM_TAG || ilen < GCM_TAG ||
-	    ilen > INT_MAX || ad_len > INT_MAX ||
-	    output_len < ilen - GCM_TAG ||
+	    ilen > INT_MAX || ad_len > INT_MAX || output_len < ilen - GCM_TAG ||
 	    !atomic_load_explicit(&gcm_fast, memory_order_relaxed) ||
 	    (e = twin_find(ctx)) == NULL)
 		return __real_mbedtls_cipher_auth_decrypt_ext(ctx, iv, iv_len,
-		    ad, ad_len, input, ilen, output, output_len, olen,
-		    tag_len);
+		    ad, ad_len, input, ilen, output, output_len, olen, tag_len);
 	clen = ilen - GCM_TAG;
 	/* The tag first: in place, the output overwrites the input. */
 	memcpy(tag, input + clen, GCM_TAG);
@@ -254,8 +251,7 @@ __wrap_mbedtls_cipher_auth_decrypt_ext(mctx *ctx, const unsigned char *iv,
 	    (ad_len > 0 &&
 	        EVP_DecryptUpdate(e, NULL, &n, ad, (int)ad_len) != 1))
 		return __real_mbedtls_cipher_auth_decrypt_ext(ctx, iv, iv_len,
-		    ad, ad_len, input, ilen, output, output_len, olen,
-		    tag_len);
+		    ad, ad_len, input, ilen, output, output_len, olen, tag_len);
 	if (EVP_DecryptUpdate(e, output, &n, input, (int)clen) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(e, EVP_CTRL_AEAD_SET_TAG, GCM_TAG, tag) != 1) {
 		mbedtls_platform_zeroize(output, clen);
@@ -299,20 +295,20 @@ selftest_one(mbedtls_cipher_type_t type, int bits)
 		bad = __wrap_mbedtls_cipher_auth_encrypt_ext(&enc, iv,
 		          sizeof(iv), ad, sizeof(ad), text, sizeof(text), fast,
 		          sizeof(fast), &nf, GCM_TAG) != 0 ||
-		    __real_mbedtls_cipher_auth_encrypt_ext(&enc, iv,
-		        sizeof(iv), ad, sizeof(ad), text, sizeof(text), slow,
-		        sizeof(slow), &ns, GCM_TAG) != 0 ||
+		    __real_mbedtls_cipher_auth_encrypt_ext(&enc, iv, sizeof(iv),
+		        ad, sizeof(ad), text, sizeof(text), slow, sizeof(slow),
+		        &ns, GCM_TAG) != 0 ||
 		    nf != ns || memcmp(fast, slow, ns) != 0 ||
-		    __wrap_mbedtls_cipher_auth_decrypt_ext(&dec, iv,
-		        sizeof(iv), ad, sizeof(ad), fast, nf, back,
-		        sizeof(back), &nb, GCM_TAG) != 0 ||
+		    __wrap_mbedtls_cipher_auth_decrypt_ext(&dec, iv, sizeof(iv),
+		        ad, sizeof(ad), fast, nf, back, sizeof(back), &nb,
+		        GCM_TAG) != 0 ||
 		    nb != sizeof(text) || memcmp(back, text, nb) != 0;
 	if (!bad) {
 		fast[7] ^= 1;
-		bad = __wrap_mbedtls_cipher_auth_decrypt_ext(&dec, iv,
-		          sizeof(iv), ad, sizeof(ad), fast, nf, back,
-		          sizeof(back), &nb, GCM_TAG) !=
-		    MBEDTLS_ERR_CIPHER_AUTH_FAILED;
+		bad =
+		    __wrap_mbedtls_cipher_auth_decrypt_ext(&dec, iv, sizeof(iv),
+		        ad, sizeof(ad), fast, nf, back, sizeof(back), &nb,
+		        GCM_TAG) != MBEDTLS_ERR_CIPHER_AUTH_FAILED;
 	}
 	__wrap_mbedtls_cipher_free(&enc);
 	__wrap_mbedtls_cipher_free(&dec);

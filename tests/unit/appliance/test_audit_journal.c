@@ -143,53 +143,84 @@ replayed(const char *dir)
 	return got;
 }
 
+/* A log as a power cut leaves it: @p n events written and acknowledged
+ * (clock at AT_T0), the folder copied while the log was open into
+ * f->snap, and f->o pointing there for the next open. */
+struct jfix {
+	char dir[512], snap[512], name[AUDIT__NAME_LEN + 1];
+	struct audit_options o;
+	int64_t start; /* the lap's first byte in the day's file */
+};
+
+static void
+jfix_make(struct jfix *f, const char *tag, uint32_t journal_kib, int n)
+{
+	struct audit *a;
+
+	at_mkdtemp(tag, f->dir);
+	at_options(&f->o, f->dir, &signer, 1);
+	f->o.journal_kib = journal_kib;
+	f->o.checkpoint_events = 1000000; /* no checkpoint.last to reach */
+	atomic_store(&at_now_ms, AT_T0);
+	a = at_open(&f->o);
+	append_n(a, n, "svc");
+	snapshot(f->dir, f->snap);
+	audit_close(a);
+	audit__file_name(AT_T0 / AT_DAY, f->name);
+	f->start = lap_start(f->snap);
+	assert_true(f->start >= 0);
+	f->o.dir = f->snap;
+}
+
+/* Cut the snapshot's day file to @p size bytes. */
+static void
+jfix_cut(struct jfix *f, const char *dir, int64_t size)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, f->name);
+	assert_int_equal(truncate(path, size), 0);
+}
+
+static void
+jfix_free(struct jfix *f)
+{
+	at_rmrf(f->snap);
+	at_rmrf(f->dir);
+}
+
 /* 1. The page cache's part of the day file lost: every acknowledged line
  * comes back byte for byte, the chain verifies, the replay is recorded. */
 static void
 test_replay_after_power_cut(void **state)
 {
 	struct audit_verify_result res;
-	struct audit_options o;
-	struct audit *a;
-	char dir[512], snap[512], name[AUDIT__NAME_LEN + 1], err[256];
-	char path[600], *before, *after;
+	struct jfix f;
+	char err[256], again[512], *before, *after;
 	size_t blen = 0, alen = 0;
-	int64_t start;
 
 	(void)state;
-	at_mkdtemp("audit-jcut", dir);
-	at_options(&o, dir, &signer, 1);
-	atomic_store(&at_now_ms, AT_T0);
-	a = at_open(&o);
-	append_n(a, 50, "svc");
-	snapshot(dir, snap);
-	audit_close(a);
-	audit__file_name(AT_T0 / AT_DAY, name);
-	start = lap_start(snap);
-	assert_true(start >= 0);
-	before = at_read(snap, name, &blen);
-	assert_true(blen > (size_t)start + 50 * 100);
+	jfix_make(&f, "audit-jcut", 0, 50);
+	before = at_read(f.snap, f.name, &blen);
+	assert_true(blen > (size_t)f.start + 50 * 100);
 	/* Cut back to the lap's start, and to the middle of a line. */
 	for (int mid = 0; mid < 2; mid++) {
-		char again[512];
-
-		snapshot(snap, again);
-		o.dir = again;
-		snprintf(path, sizeof(path), "%s/%s", again, name);
-		assert_int_equal(truncate(path, start + mid * 137), 0);
-		assert_int_equal(reopen(&o, err), 0);
-		after = at_read(again, name, &alen);
+		snapshot(f.snap, again);
+		f.o.dir = again;
+		jfix_cut(&f, again, f.start + mid * 137);
+		assert_int_equal(reopen(&f.o, err), 0);
+		after = at_read(again, f.name, &alen);
 		assert_true(alen > blen);
 		assert_memory_equal(after, before, blen);
-		assert_int_equal(replayed(again), blen - start - mid * 137);
+		assert_int_equal(
+		    replayed(again), blen - (size_t)f.start - mid * 137);
 		free(after);
 		at_verify(again, NULL, 0, NULL, 0, &res);
 		assert_int_equal(res.first_seq, 1);
 		at_rmrf(again);
 	}
 	free(before);
-	at_rmrf(snap);
-	at_rmrf(dir);
+	jfix_free(&f);
 }
 
 /* 2. The lost part reads as zeros (the file's length survived, its
@@ -197,41 +228,28 @@ test_replay_after_power_cut(void **state)
 static void
 test_replay_over_zeros(void **state)
 {
-	struct audit_options o;
-	struct audit *a;
-	char dir[512], snap[512], name[AUDIT__NAME_LEN + 1], err[256];
-	char *before, *after;
+	struct jfix f;
+	char err[256], *before, *after;
 	size_t blen = 0, alen = 0;
-	int64_t start;
 
 	(void)state;
-	at_mkdtemp("audit-jzero", dir);
-	at_options(&o, dir, &signer, 1);
-	atomic_store(&at_now_ms, AT_T0);
-	a = at_open(&o);
-	append_n(a, 20, "svc");
-	snapshot(dir, snap);
-	audit_close(a);
-	audit__file_name(AT_T0 / AT_DAY, name);
-	start = lap_start(snap);
-	before = at_read(snap, name, &blen);
+	jfix_make(&f, "audit-jzero", 0, 20);
+	before = at_read(f.snap, f.name, &blen);
 	after = malloc(blen);
 	assert_non_null(after);
 	memcpy(after, before, blen);
-	memset(after + start + 300, 0, blen - (size_t)start - 300);
-	at_write(snap, name, after, blen);
+	memset(after + f.start + 300, 0, blen - (size_t)f.start - 300);
+	at_write(f.snap, f.name, after, blen);
 	free(after);
-	o.dir = snap;
-	assert_int_equal(reopen(&o, err), 0);
-	after = at_read(snap, name, &alen);
+	assert_int_equal(reopen(&f.o, err), 0);
+	after = at_read(f.snap, f.name, &alen);
 	assert_true(alen > blen);
 	assert_memory_equal(after, before, blen);
-	assert_int_equal(replayed(snap), blen - (size_t)start - 300);
-	at_verify(snap, NULL, 0, NULL, 0, NULL);
+	assert_int_equal(replayed(f.snap), blen - (size_t)f.start - 300);
+	at_verify(f.snap, NULL, 0, NULL, 0, NULL);
 	free(before);
 	free(after);
-	at_rmrf(snap);
-	at_rmrf(dir);
+	jfix_free(&f);
 }
 
 /* 3. A day file edited inside the journal's range, or shorter than what
@@ -239,48 +257,34 @@ test_replay_over_zeros(void **state)
 static void
 test_refuses_edit_and_loss(void **state)
 {
-	struct audit_options o;
-	struct audit *a;
-	char dir[512], snap[512], name[AUDIT__NAME_LEN + 1], err[256];
-	char path[600], *buf, *p;
+	struct jfix f;
+	char err[256], *buf, *p;
 	size_t len = 0;
-	int64_t start;
 
 	(void)state;
-	at_mkdtemp("audit-jedit", dir);
-	at_options(&o, dir, &signer, 1);
-	atomic_store(&at_now_ms, AT_T0);
-	a = at_open(&o);
-	append_n(a, 10, "svc");
-	snapshot(dir, snap);
-	audit_close(a);
-	audit__file_name(AT_T0 / AT_DAY, name);
-	start = lap_start(snap);
-	buf = at_read(snap, name, &len);
-	p = strstr(buf + start, "\"svc\"");
+	jfix_make(&f, "audit-jedit", 0, 10);
+	buf = at_read(f.snap, f.name, &len);
+	p = strstr(buf + f.start, "\"svc\"");
 	assert_non_null(p);
 	p[1] = 'S'; /* "Svc": an edit, not a lost page */
-	at_write(snap, name, buf, len);
-	o.dir = snap;
-	assert_int_equal(reopen(&o, err), -EBADMSG);
+	at_write(f.snap, f.name, buf, len);
+	assert_int_equal(reopen(&f.o, err), -EBADMSG);
 	assert_non_null(strstr(err, "differs from the journal"));
-	assert_non_null(strstr(err, name));
+	assert_non_null(strstr(err, f.name));
 	/* Nothing was changed by the refusal. */
 	free(buf);
-	buf = at_read(snap, name, &len);
-	assert_non_null(strstr(buf + start, "\"Svc\""));
+	buf = at_read(f.snap, f.name, &len);
+	assert_non_null(strstr(buf + f.start, "\"Svc\""));
 	free(buf);
-	at_rmrf(snap);
+	at_rmrf(f.snap);
 
-	snapshot(dir, snap);
-	if (start > 0) {
-		snprintf(path, sizeof(path), "%s/%s", snap, name);
-		assert_int_equal(truncate(path, start - 1), 0);
-		assert_int_equal(reopen(&o, err), -EBADMSG);
+	snapshot(f.dir, f.snap);
+	if (f.start > 0) {
+		jfix_cut(&f, f.snap, f.start - 1);
+		assert_int_equal(reopen(&f.o, err), -EBADMSG);
 		assert_non_null(strstr(err, "durable lines are missing"));
 	}
-	at_rmrf(snap);
-	at_rmrf(dir);
+	jfix_free(&f);
 }
 
 /* 4. A small ring wraps many times: each lap starts after the day file
@@ -289,38 +293,24 @@ static void
 test_ring_wraps(void **state)
 {
 	struct audit_verify_result res;
-	struct audit_options o;
-	struct audit *a;
-	char dir[512], snap[512], name[AUDIT__NAME_LEN + 1], err[256];
-	char path[600], *before, *after;
+	struct jfix f;
+	char err[256], *before, *after;
 	size_t blen = 0, alen = 0;
-	int64_t start;
 
 	(void)state;
-	at_mkdtemp("audit-jwrap", dir);
-	at_options(&o, dir, &signer, 1);
-	o.journal_kib = 64; /* 16 blocks: a lap every 16 batches or fewer */
-	atomic_store(&at_now_ms, AT_T0);
-	a = at_open(&o);
-	append_n(a, 150, "svc");
-	snapshot(dir, snap);
-	audit_close(a);
-	audit__file_name(AT_T0 / AT_DAY, name);
-	before = at_read(snap, name, &blen);
-	start = lap_start(snap);
-	assert_true(start > (int64_t)blen / 2); /* a late lap */
-	snprintf(path, sizeof(path), "%s/%s", snap, name);
-	assert_int_equal(truncate(path, start), 0);
-	o.dir = snap;
-	assert_int_equal(reopen(&o, err), 0);
-	after = at_read(snap, name, &alen);
+	/* 16 blocks: a lap every 16 batches or fewer. */
+	jfix_make(&f, "audit-jwrap", 64, 150);
+	before = at_read(f.snap, f.name, &blen);
+	assert_true(f.start > (int64_t)blen / 2); /* a late lap */
+	jfix_cut(&f, f.snap, f.start);
+	assert_int_equal(reopen(&f.o, err), 0);
+	after = at_read(f.snap, f.name, &alen);
 	assert_memory_equal(after, before, blen);
-	at_verify(snap, NULL, 0, NULL, 0, &res);
+	at_verify(f.snap, NULL, 0, NULL, 0, &res);
 	assert_true(res.lines > 150);
 	free(before);
 	free(after);
-	at_rmrf(snap);
-	at_rmrf(dir);
+	jfix_free(&f);
 }
 
 static void
@@ -411,41 +401,26 @@ test_day_change(void **state)
 static void
 test_torn_record(void **state)
 {
-	struct audit_options o;
-	struct audit *a;
-	char dir[512], snap[512], name[AUDIT__NAME_LEN + 1], err[256];
-	char path[600], *j, *day;
+	struct jfix f;
+	char err[256], *j, *day;
 	size_t jlen = 0, dlen = 0;
 	uint64_t first_len;
-	int64_t start;
 
 	(void)state;
-	at_mkdtemp("audit-jtorn", dir);
-	at_options(&o, dir, &signer, 1);
-	o.checkpoint_events = 1000000; /* no checkpoint.last to reach */
-	atomic_store(&at_now_ms, AT_T0);
-	a = at_open(&o);
-	append_n(a, 3, "svc");
-	snapshot(dir, snap);
-	audit_close(a);
-	audit__file_name(AT_T0 / AT_DAY, name);
-	start = lap_start(snap);
-	j = at_read(snap, AUDIT__JOURNAL, &jlen);
+	jfix_make(&f, "audit-jtorn", 0, 3);
+	j = at_read(f.snap, AUDIT__JOURNAL, &jlen);
 	first_len = le64((const uint8_t *)j + J_LEN_AT);
 	j[J_BLOCK + 100] ^= 1; /* the second record's header */
-	at_write(snap, AUDIT__JOURNAL, j, jlen);
+	at_write(f.snap, AUDIT__JOURNAL, j, jlen);
 	free(j);
-	snprintf(path, sizeof(path), "%s/%s", snap, name);
-	assert_int_equal(truncate(path, start), 0);
-	o.dir = snap;
-	assert_int_equal(reopen(&o, err), 0);
-	assert_int_equal(replayed(snap), first_len);
-	day = at_read(snap, name, &dlen);
-	assert_true(dlen > (size_t)start + first_len);
+	jfix_cut(&f, f.snap, f.start);
+	assert_int_equal(reopen(&f.o, err), 0);
+	assert_int_equal(replayed(f.snap), first_len);
+	day = at_read(f.snap, f.name, &dlen);
+	assert_true(dlen > (size_t)f.start + first_len);
 	free(day);
-	at_verify(snap, NULL, 0, NULL, 0, NULL);
-	at_rmrf(snap);
-	at_rmrf(dir);
+	at_verify(f.snap, NULL, 0, NULL, 0, NULL);
+	jfix_free(&f);
 }
 
 /* 8. A clean close leaves no lap to replay; a file that is not a journal

@@ -118,9 +118,9 @@ test_same_as_mbedtls(void **state)
 		assert_int_equal(mbedtls_cipher_auth_encrypt_ext(&enc, iv, 12,
 		                     ad, 13, rec, len, rec, len + 16, &n, 16),
 		    0);
-		assert_int_equal(__real_mbedtls_cipher_auth_encrypt_ext(&enc,
-		                     iv, 12, ad, 13, text, len, ref, len + 16,
-		                     &m, 16),
+		assert_int_equal(
+		    __real_mbedtls_cipher_auth_encrypt_ext(
+		        &enc, iv, 12, ad, 13, text, len, ref, len + 16, &m, 16),
 		    0);
 		assert_int_equal(n, len + 16);
 		assert_int_equal(m, n);
@@ -179,8 +179,8 @@ test_which_contexts(void **state)
 	assert_true(tls_gcm_twinned(&c));
 	/* Another key on the same context: the new key's records. */
 	key[0] = 9;
-	assert_int_equal(mbedtls_cipher_setkey(&c, key, 128, MBEDTLS_ENCRYPT),
-	    0);
+	assert_int_equal(
+	    mbedtls_cipher_setkey(&c, key, 128, MBEDTLS_ENCRYPT), 0);
 	assert_true(tls_gcm_twinned(&c));
 	assert_int_equal(mbedtls_cipher_auth_encrypt_ext(&c, iv, 12, NULL, 0,
 	                     key, 32, out, sizeof(out), &n, 16),
@@ -189,9 +189,9 @@ test_which_contexts(void **state)
 		uint8_t ref[48];
 		size_t m = 0;
 
-		assert_int_equal(__real_mbedtls_cipher_auth_encrypt_ext(&c, iv,
-		                     12, NULL, 0, key, 32, ref, sizeof(ref), &m,
-		                     16),
+		assert_int_equal(
+		    __real_mbedtls_cipher_auth_encrypt_ext(
+		        &c, iv, 12, NULL, 0, key, 32, ref, sizeof(ref), &m, 16),
 		    0);
 		assert_memory_equal(out, ref, 48);
 	}

@@ -281,8 +281,6 @@ commit(struct audit *a, int64_t day, size_t len)
 	if (rc == 0)
 		rc = audit__journal_put(
 		    &a->j, a->fd, a->day, a->size, a->buf, len);
-	if (a->kicked > a->size) /* a failed batch was cut back */
-		a->kicked = a->size;
 	if (rc == 0 && a->size + len - a->kicked >= AUDIT__KICK_BYTES) {
 		/* Start write-back of the day's file now, so the fdatasync
 		 * that ends a journal lap finds little left to write. */

@@ -225,5 +225,5 @@ ks_apikey_check(const char *key, size_t len)
 int
 ks_apikey_id(const char *key, size_t len, char id[KS_ID_LEN + 1])
 {
-	return ks__apikey_id(key, len, id);
+	return apikey_id(key, len, id, 0);
 }

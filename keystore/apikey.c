@@ -168,6 +168,17 @@ ks__id_make(const uint8_t *random, size_t n, char id[KS_ID_LEN + 1])
 	return 0;
 }
 
+uint32_t
+ks__id_hash(const char *id)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < KS_ID_LEN && id[i] != '\0'; i++)
+		h = (h ^ (uint8_t)id[i]) * 16777619u;
+	return h;
+}
+
 int
 ks__id_valid(const char *id)
 {

@@ -44,6 +44,10 @@ int ks__id_make(const uint8_t *random, size_t n, char id[KS_ID_LEN + 1]);
 /** Whether @p id is exactly KS_ID_LEN base62 characters and a NUL. */
 int ks__id_valid(const char *id);
 
+/** FNV-1a of @p id's first KS_ID_LEN characters (fewer at a NUL), for the
+ * in-memory tables' slots; ids are random already, so no keyed hash. */
+uint32_t ks__id_hash(const char *id);
+
 /**
  * Build an API key for record @p id from @p random (KS_RANDOM_FOR_APIKEY
  * bytes, from the HSM): prefix, id, 42 secret characters, checksum.

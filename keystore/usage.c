@@ -52,17 +52,6 @@ ks__usage_free(struct ks__usage *u)
 	free(u);
 }
 
-static unsigned
-usage_hash(const char *id)
-{
-	unsigned h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < KS_ID_LEN && id[i] != '\0'; i++)
-		h = (h ^ (unsigned char)id[i]) * 16777619u;
-	return h % USAGE_SLOTS;
-}
-
 /* The slot of @p id, or the free slot it would take (NULL: table full).
  * Called with the lock held. */
 static struct usage_slot *
@@ -70,7 +59,7 @@ usage_find(struct ks__usage *u, const char *id)
 {
 	unsigned i, n;
 
-	for (n = 0, i = usage_hash(id); n < USAGE_SLOTS;
+	for (n = 0, i = ks__id_hash(id) % USAGE_SLOTS; n < USAGE_SLOTS;
 	     n++, i = (i + 1) % USAGE_SLOTS) {
 		if (u->slot[i].id[0] == '\0' || strcmp(u->slot[i].id, id) == 0)
 			return &u->slot[i];

@@ -55,12 +55,7 @@ vc_now(void)
 static unsigned
 vc_slot(const struct ks__vcache *c, const char *id)
 {
-	uint32_t h = 2166136261u; /* FNV-1a: ids are random already */
-	int i;
-
-	for (i = 0; i < KS_ID_LEN; i++)
-		h = (h ^ (uint8_t)id[i]) * 16777619u;
-	return h % c->n;
+	return ks__id_hash(id) % c->n;
 }
 
 int

@@ -172,8 +172,13 @@ run_step(struct app_pending *p)
 static void
 on_work(uv_work_t *w)
 {
+	static _Thread_local int tagged;
 	struct app_pending *p = w->data;
 
+	if (!tagged) { /* libuv's pool threads: tag each once */
+		sr_log_thread_tag("worker");
+		tagged = 1;
+	}
 	p->work(p->arg);
 }
 

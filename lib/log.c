@@ -7,10 +7,12 @@
  * must never be the audit trail and never formats a secret.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/sr.h"
 
@@ -45,7 +47,15 @@ sr_log_set_sink(sr_log_sink_cb *sink, void *arg)
 void
 sr_log_thread_tag(const char *tag)
 {
+	char name[16];
+
 	snprintf(sr_log_tag, sizeof(sr_log_tag), "%s", tag ? tag : "");
+	/* The main thread's name is the process's (pgrep, killall, ps):
+	 * only other threads are renamed, for top -H, perf and gdb. */
+	if (sr_log_tag[0] != '\0' && gettid() != getpid()) {
+		snprintf(name, sizeof(name), "sr-%s", sr_log_tag);
+		(void)pthread_setname_np(pthread_self(), name);
+	}
 }
 
 int

@@ -168,7 +168,12 @@ void sr_log_init(int verbosity, const char *procname);
 /** @brief Replace the sink (NULL restores stderr). Call before threads run. */
 void sr_log_set_sink(sr_log_sink_cb *sink, void *arg);
 
-/** @brief Name this thread in log lines ("loop3"); copied, at most 15 bytes. */
+/**
+ * @brief Name this thread in log lines ("loop3"); copied, at most 15 bytes.
+ * A thread other than the process's main one also takes "sr-<tag>" (cut
+ * to 15 bytes) as its system name, as top -H, perf and gdb show it; the
+ * main thread keeps the program's name, which pgrep and killall match.
+ */
 void sr_log_thread_tag(const char *tag);
 
 void sr_log__emit(int level, int errnum, const char *fmt, ...)

@@ -233,10 +233,42 @@ test_thread_tag_truncated(void **state)
 static void *
 tag_thread(void *arg)
 {
-	(void)arg;
+	char *name = arg;
+
 	sr_log_thread_tag("hsm-worker");
 	log_warnx("from worker");
+	if (name != NULL)
+		pthread_getname_np(pthread_self(), name, 16);
 	return NULL;
+}
+
+static void *
+long_tag_thread(void *arg)
+{
+	sr_log_thread_tag("audit-writer-long");
+	pthread_getname_np(pthread_self(), arg, 16);
+	return NULL;
+}
+
+/* Threads other than main take "sr-<tag>" as their system name (top -H);
+ * the main thread keeps the program's name, which pgrep matches. */
+static void
+test_thread_tag_names_thread(void **state)
+{
+	char before[16] = "", after[16] = "", worker[16] = "", cut[16] = "";
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(pthread_getname_np(pthread_self(), before, 16), 0);
+	sr_log_thread_tag("main");
+	assert_int_equal(pthread_getname_np(pthread_self(), after, 16), 0);
+	assert_string_equal(after, before);
+	assert_int_equal(pthread_create(&th, NULL, tag_thread, worker), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_string_equal(worker, "sr-hsm-worker");
+	assert_int_equal(pthread_create(&th, NULL, long_tag_thread, cut), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_string_equal(cut, "sr-audit-writer");
 }
 
 static void
@@ -448,6 +480,7 @@ main(void)
 		T(test_procname_truncated),
 		T(test_thread_tag),
 		T(test_thread_tag_truncated),
+		T(test_thread_tag_names_thread),
 		T(test_thread_tag_is_per_thread),
 		T(test_long_message_truncated),
 		T(test_errno_preserved),

@@ -662,3 +662,9 @@ api_audit(
 {
 	return audit_append_async(a->audit, ev, cb, arg);
 }
+
+void
+api_audit_stats(struct api *a, struct audit_stats *st)
+{
+	audit_stats_get(a->audit, st);
+}

@@ -151,6 +151,12 @@ int api_route_external(struct api *a, struct route_ctx *ctx,
     const struct api_external *ext, void *arg);
 
 /**
+ * @brief The audit log's counters now (for /metrics).
+ * @note Any thread; reads atomics only.
+ */
+void api_audit_stats(struct api *a, struct audit_stats *st);
+
+/**
  * @brief Record one line in the audit log (an external route's usage:
  * tokens, duration); @p cb reports when it is on disk.
  * @return as audit_append_async(): 0 when queued, else the refusal (then

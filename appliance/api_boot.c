@@ -207,6 +207,7 @@ api_open(
 	ao.sign_arg = a;
 	ao.sign_key_id = a->audit_key;
 	ao.sign_pubkey = audit_pub;
+	ao.on_commit = metrics_audit_commit;
 	if ((rc = audit_open(&ao, &a->audit, err)) != 0)
 		goto fail;
 	if ((rc = bootstrap_admin(a, o->state_dir, rep, err)) != 0)

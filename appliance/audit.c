@@ -344,6 +344,7 @@ static void
 run_batch(struct audit *a, struct node *taken, int final)
 {
 	char ts[25], extra[128];
+	struct timespec t0, t1;
 	struct node *all, *n;
 	int64_t now = a->clock(a->clock_arg), day = day_of(now);
 	uint64_t seq = a->seq, since = a->since_ckpt, events = 0;
@@ -401,8 +402,11 @@ run_batch(struct audit *a, struct node *taken, int final)
 		ckpt_off = len;
 		rc = put_ckpt(a, &len, ts, &seq, head, &signed_ckpt);
 	}
-	if (rc == 0 && len > 0)
+	if (rc == 0 && len > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = commit(a, day, len);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	}
 	if (rc != 0) {
 		a->fail_ms = now;
 		fail_batch(a, all, rc);
@@ -433,6 +437,11 @@ run_batch(struct audit *a, struct node *taken, int final)
 	atomic_fetch_add(&a->st_events, events + ckpt);
 	atomic_fetch_add(&a->st_batches, len > 0);
 	atomic_store(&a->st_err, 0);
+	if (a->on_commit != NULL)
+		a->on_commit(a->on_commit_arg,
+		    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+		        (t1.tv_nsec - t0.tv_nsec) / 1000),
+		    (uint32_t)(events + ckpt));
 	if (a->failing) {
 		snprintf(extra, sizeof(extra), ",\"refused\":%llu",
 		    (unsigned long long)a->refused_run);

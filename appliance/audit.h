@@ -104,6 +104,11 @@ typedef void audit_done_cb(void *arg, int status, uint64_t seq);
 /* Wall clock in Unix milliseconds; tests inject one to cross days. */
 typedef int64_t audit_clock_cb(void *arg);
 
+/* After each durable batch, on the writer thread: how long its write and
+ * journal sync took and how many lines (checkpoints included) it made
+ * durable. For metrics; must not block or call back into the log. */
+typedef void audit_commit_cb(void *arg, uint64_t usec, uint32_t lines);
+
 struct audit_options {
 	const char *dir;          /* required; created 0700 if missing */
 	const char *appliance_id; /* in every event_id; [A-Za-z0-9_-]{1,32} */
@@ -119,6 +124,8 @@ struct audit_options {
 	uint32_t journal_kib;        /* a new audit.journal's KiB; 0: 16384 */
 	audit_clock_cb *clock;       /* NULL: CLOCK_REALTIME */
 	void *clock_arg;
+	audit_commit_cb *on_commit; /* NULL: none */
+	void *on_commit_arg;
 };
 
 struct audit_stats {

@@ -201,6 +201,8 @@ setup(struct audit *a, const struct audit_options *o, char err[256])
 	a->max_batch = o->max_batch ? o->max_batch : 4096;
 	a->clock = o->clock ? o->clock : clock_real;
 	a->clock_arg = o->clock_arg;
+	a->on_commit = o->on_commit;
+	a->on_commit_arg = o->on_commit_arg;
 	if (mkdir(a->dir, 0700) != 0 && errno != EEXIST) {
 		rc = -errno;
 		snprintf(err, 256, "%s: %s", a->dir, sr_strerror(rc));

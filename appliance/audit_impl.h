@@ -219,6 +219,8 @@ struct audit {
 	int64_t ckpt_ms, retention_days;
 	audit_clock_cb *clock;
 	void *clock_arg;
+	audit_commit_cb *on_commit;
+	void *on_commit_arg;
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake;

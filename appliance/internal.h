@@ -407,9 +407,17 @@ void metrics_conn_refused(void);    /* over a connection cap */
 /** The keys within 72 hours of their expiry, as the expiry watch last
  * counted them (gauge strongroom_keys_expiring). Any thread. */
 void metrics_keys_expiring(unsigned n);
+/** One durable audit batch: its write and journal sync took @p usec and
+ * made @p lines lines durable (an audit_commit_cb; @p arg unused). Any
+ * thread. */
+void metrics_audit_commit(void *arg, uint64_t usec, uint32_t lines);
 /** Render every metric in the Prometheus text format (0.0.4) into @p out,
  * with the TLS counters of @p tls and build info. */
 int metrics_render(struct buf *out, struct tls_stats *tls);
+struct audit_stats;
+/** Render the audit log's families from @p st (audit_stats_get()) and the
+ * commit latencies metrics_audit_commit() counted. */
+int metrics_render_audit(struct buf *out, const struct audit_stats *st);
 
 /* ------------------------------------------------------------------ */
 /* The server (server.c) and the router (router.c)                      */

@@ -9,6 +9,7 @@
  * first curl can pin what it talks to.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,12 @@ main(int argc, char **argv)
 	}
 	sr_log_init(verbosity, "strongroomd");
 	sr_log_thread_tag("main");
+	/* A write to a connection the client reset returns EPIPE, and a
+	 * write past a file size limit (systemd's LimitFSIZE) EFBIG: each is
+	 * an error for its own request or log, never the process's end,
+	 * which these signals' default would be. libuv leaves both alone. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	app.flags = (struct app_flags){ listen, state, uri };
 	if (config != NULL)
 		snprintf(

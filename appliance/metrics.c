@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "appliance/audit.h"
 #include "appliance/internal.h"
 
 #ifndef SR_VERSION
@@ -72,6 +73,7 @@ struct req_shard {
 static struct req_shard shards[METRICS_SHARDS];
 static _Thread_local struct req_shard *my_shard;
 static struct hist hsm_latency;
+static struct hist audit_commit;
 static atomic_llong conns_open;
 static atomic_ullong conns_refused;
 static atomic_ullong ratelimited;
@@ -163,6 +165,14 @@ void
 metrics_hsm_op(uint64_t usec)
 {
 	hist_observe(&hsm_latency, usec);
+}
+
+void
+metrics_audit_commit(void *arg, uint64_t usec, uint32_t lines)
+{
+	(void)arg;
+	(void)lines; /* lines are counted by the log itself (audit_stats) */
+	hist_observe(&audit_commit, usec);
 }
 
 void
@@ -359,6 +369,45 @@ metrics_render(struct buf *out, struct tls_stats *tls)
 	        "histogram", "Latency of single HSM operations.") < 0 ||
 	    hist_render(
 	        out, "strongroom_hsm_operation_duration_seconds", "", &hsm) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* The audit log's health: what an operator alerts on, since a log that
+ * cannot be written turns every audited request into a 503. */
+int
+metrics_render_audit(struct buf *out, const struct audit_stats *st)
+{
+	struct hist_sum commit;
+
+	memset(&commit, 0, sizeof(commit));
+	hist_add(&commit, &audit_commit);
+	if (single(out, "strongroom_audit_lines_total", "counter",
+	        "Audit lines (events and checkpoints) made durable by this "
+	        "process.",
+	        st->events) < 0 ||
+	    single(out, "strongroom_audit_commits_total", "counter",
+	        "Audit group commits: one write and one journal sync each.",
+	        st->batches) < 0 ||
+	    single(out, "strongroom_audit_checkpoints_total", "counter",
+	        "Signed audit checkpoints written by this process.",
+	        st->checkpoints) < 0 ||
+	    single(out, "strongroom_audit_refused_total", "counter",
+	        "Audit events refused because the log could not be written; "
+	        "their requests were answered 503.",
+	        st->refused) < 0 ||
+	    single(out, "strongroom_audit_writable", "gauge",
+	        "1 when the last audit write was durable, 0 while writes "
+	        "fail.",
+	        st->last_error == 0) < 0 ||
+	    single(out, "strongroom_audit_sequence", "gauge",
+	        "Sequence number of the last durable audit line.", st->seq) < 0)
+		return -ENOMEM;
+	if (family(out, "strongroom_audit_commit_duration_seconds", "histogram",
+	        "Time to write one audit group commit and sync its journal "
+	        "record.") < 0 ||
+	    hist_render(out, "strongroom_audit_commit_duration_seconds", "",
+	        &commit) < 0)
 		return -ENOMEM;
 	return 0;
 }

@@ -47,9 +47,13 @@ static int
 route_metrics(struct app *app, struct buf *out, int keep_alive)
 {
 	struct buf text = { 0 };
+	struct audit_stats st;
 	int status = 200;
 
+	if (app->api != NULL)
+		api_audit_stats(app->api, &st);
 	if (metrics_render(&text, &app->tls_stats) != 0 ||
+	    (app->api != NULL && metrics_render_audit(&text, &st) != 0) ||
 	    serve_metrics_render(app->serve, &text) != 0) {
 		buf_free(&text);
 		http_error(out, 500, "internal",

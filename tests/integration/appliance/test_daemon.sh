@@ -4,11 +4,14 @@
 # TLS 1.2 refused then allowed, ticket resumption), the security headers,
 # /health /ready /metrics (promtool when installed), JSON errors, hostile
 # requests answered with the right status while the daemon keeps serving,
-# SIGHUP, and a clean drain on SIGTERM.
+# clients that leave while it writes (EPIPE, not SIGPIPE), the audit log
+# failing closed when its file cannot grow (503 audit_unavailable, seen in
+# /metrics) and recovering, SIGHUP, and a clean drain on SIGTERM.
 set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/daemon-$$
 D=${SR_DAEMON:-$BUILD/bin/strongroomd}
+HERE=$(dirname "$0")
 pid=
 . "$(dirname "$0")/../tap.sh"
 
@@ -76,10 +79,35 @@ check "20 kB of headers: 431" \
     '[ "$(raw "GET /health HTTP/1.1\r\nHost: x\r\nX-A: $long\r\nX-B: $long\r\n\r\n")" = "HTTP/1.1 431 Request Header Fields Too Large" ]'
 check "a request line of garbage: 400" \
     '[ "$(raw "\001\002\003 nonsense\r\n\r\n")" = "HTTP/1.1 400 Bad Request" ]'
+# The daemon's next write to these connections fails with EPIPE; with
+# SIGPIPE at its default the process died within a few clients.
+check "100 clients that half-close and leave without reading: still serving" \
+    'python3 "$HERE/halfclose.py" "$port" 100 >/dev/null && [ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
 check "after all that, the daemon still serves" \
     '[ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
 check "pipelined requests get answers in order" \
     '[ "$(printf "GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | $S -quiet -ign_eof 2>/dev/null | grep -ao "HTTP/1.1 [0-9][0-9][0-9]" | tr "\n" ",")" = "HTTP/1.1 200,HTTP/1.1 404," ]'
+
+# Fail-closed, end to end: a file size limit on the running daemon (as
+# systemd's LimitFSIZE would set) at the audit day file's size makes its
+# next append fail with EFBIG; the audited request is refused, /metrics
+# says the log is not writable, and lifting the limit recovers.
+AK=$(cat "$TMP/state/admin.key")
+A="$C -H \"Authorization: Bearer $AK\""
+check "an audited request: 200, and /metrics says the audit log is writable" \
+    '[ "$(eval "$A -o /dev/null -w %{http_code} $URL/api/apps")" = 200 ] && $C "$URL/metrics" | grep -q "^strongroom_audit_writable 1" && $C "$URL/metrics" | grep -q "^strongroom_audit_lines_total [1-9]"'
+day=$(ls "$TMP/state/audit/"audit-*.jsonl | tail -n 1)
+prlimit --pid "$pid" --fsize="$(stat -c %s "$day"):"
+check "the audit file cannot grow: 503 audit_unavailable, nothing answered unrecorded" \
+    '[ "$(eval "$A -o $TMP/b -w %{http_code} $URL/api/apps")" = 503 ] && grep -q "\"code\":\"audit_unavailable\"" "$TMP/b"'
+$C "$URL/metrics" >"$TMP/metrics.failed"
+check "... /metrics: not writable, the refusal counted" \
+    'grep -q "^strongroom_audit_writable 0" "$TMP/metrics.failed" && grep -q "^strongroom_audit_refused_total [1-9]" "$TMP/metrics.failed"'
+prlimit --pid "$pid" --fsize=unlimited:
+check "the limit lifted: the next audited request is recorded and answered" \
+    '[ "$(eval "$A -o /dev/null -w %{http_code} $URL/api/apps")" = 200 ] && $C "$URL/metrics" | grep -q "^strongroom_audit_writable 1"'
+check "... the log verifies and records the recovery" \
+    '"$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" >/dev/null && cat "$TMP/state/audit/"audit-*.jsonl | grep -q "\"action\":\"audit.recovered\""'
 
 kill -HUP "$pid"
 sleep 0.3

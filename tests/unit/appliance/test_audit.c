@@ -205,6 +205,18 @@ worker_main(void *arg)
 	return NULL;
 }
 
+/* What the commit observer saw: one call per durable batch. */
+static atomic_ullong observed_commits, observed_lines;
+
+static void
+observe_commit(void *arg, uint64_t usec, uint32_t lines)
+{
+	(void)arg;
+	(void)usec;
+	atomic_fetch_add(&observed_commits, 1);
+	atomic_fetch_add(&observed_lines, lines);
+}
+
 static void
 test_sixteen_threads(void **state)
 {
@@ -222,6 +234,7 @@ test_sixteen_threads(void **state)
 	at_mkdtemp("audit-threads", dir);
 	at_options(&o, dir, &signer, 0);
 	o.checkpoint_events = 2000;
+	o.on_commit = observe_commit;
 	a = at_open(&o);
 	for (t = 0; t < THREADS; t++) {
 		memset(&w[t], 0, sizeof(w[t]));
@@ -255,6 +268,9 @@ test_sixteen_threads(void **state)
 	assert_int_equal(async + blocking, THREADS * PER_THREAD);
 	assert_int_equal(st.refused, 0);
 	assert_true(st.batches < st.events); /* group commit happened */
+	/* The observer saw every durable batch and line the stats count. */
+	assert_int_equal(atomic_load(&observed_commits), st.batches);
+	assert_int_equal(atomic_load(&observed_lines), st.events);
 	assert_true(st.checkpoints >= 2);
 	audit_close(a);
 	at_verify(dir, NULL, 0, NULL, 0, &res);

@@ -12,7 +12,8 @@
  * and the tests only render, so the values are exact. Requests are
  * counted per loop (metrics_bind_loop): the three /health requests come
  * from this thread and two threads bound as loops, and the rendered
- * counts and histograms are their sums.
+ * counts and histograms are their sums. The audit log's families are
+ * rendered from a fixed struct audit_stats and three counted commits.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appliance/audit.h"
 #include "appliance/internal.h"
 
 #define PROMTOOL "/usr/bin/promtool"
@@ -37,6 +39,12 @@
 #define VALUE_RE "(-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?|\\+Inf|-Inf|NaN)"
 
 static struct tls_stats tls;
+static const struct audit_stats audit_st = { .seq = 1234,
+	.events = 1200,
+	.batches = 80,
+	.checkpoints = 3,
+	.refused = 17,
+	.last_error = -28 };
 
 /* One /health request counted by a thread bound as loop *arg. */
 static void *
@@ -78,6 +86,9 @@ record(void **state)
 		metrics_ratelimited();
 	metrics_hsm_op(700);
 	metrics_hsm_op(3000000);
+	metrics_audit_commit(NULL, 300, 5);
+	metrics_audit_commit(NULL, 1200, 9);
+	metrics_audit_commit(NULL, 40000, 1);
 	atomic_init(&tls.handshakes, 7);
 	atomic_init(&tls.handshake_failures, 2);
 	atomic_init(&tls.resumed, 3);
@@ -92,6 +103,7 @@ render(struct tls_stats *t)
 	char *s;
 
 	assert_int_equal(metrics_render(&b, t), 0);
+	assert_int_equal(metrics_render_audit(&b, &audit_st), 0);
 	s = malloc(b.len + 1);
 	assert_non_null(s);
 	memcpy(s, b.data, b.len);
@@ -315,6 +327,37 @@ check_format(char *text, size_t min_families)
 	regfree(&sample);
 }
 
+/* The audit log's health as the stats say, and its commit latencies in
+ * the buckets that hold them. */
+static void
+test_audit(void **state)
+{
+	char *t = render(&tls);
+	const char *h = "strongroom_audit_commit_duration_seconds";
+	char s[128];
+
+	(void)state;
+	assert_true(value_of(t, "strongroom_audit_lines_total") == 1200);
+	assert_true(value_of(t, "strongroom_audit_commits_total") == 80);
+	assert_true(value_of(t, "strongroom_audit_checkpoints_total") == 3);
+	assert_true(value_of(t, "strongroom_audit_refused_total") == 17);
+	assert_true(value_of(t, "strongroom_audit_writable") == 0);
+	assert_true(value_of(t, "strongroom_audit_sequence") == 1234);
+	snprintf(s, sizeof(s), "%s_bucket{le=\"0.0005\"}", h);
+	assert_true(value_of(t, s) == 1);
+	snprintf(s, sizeof(s), "%s_bucket{le=\"0.0025\"}", h);
+	assert_true(value_of(t, s) == 2);
+	snprintf(s, sizeof(s), "%s_bucket{le=\"0.025\"}", h);
+	assert_true(value_of(t, s) == 2);
+	snprintf(s, sizeof(s), "%s_bucket{le=\"0.05\"}", h);
+	assert_true(value_of(t, s) == 3);
+	snprintf(s, sizeof(s), "%s_count", h);
+	assert_true(value_of(t, s) == 3);
+	snprintf(s, sizeof(s), "%s_sum", h);
+	assert_true(value_of(t, s) > 0.0414 && value_of(t, s) < 0.0416);
+	free(t);
+}
+
 static void
 test_format(void **state)
 {
@@ -322,10 +365,10 @@ test_format(void **state)
 
 	(void)state;
 	t = render(&tls);
-	check_format(t, 11);
+	check_format(t, 18);
 	free(t);
 	t = render(NULL);
-	check_format(t, 8);
+	check_format(t, 15);
 	free(t);
 }
 
@@ -406,9 +449,9 @@ test_histograms(void **state)
 			checked++;
 		}
 	}
-	/* Four routes and the HSM. */
-	assert_int_equal(nh, 5);
-	assert_int_equal(checked, 5);
+	/* Four routes, the HSM and the audit log's commits. */
+	assert_int_equal(nh, 6);
+	assert_int_equal(checked, 6);
 	free(t);
 }
 
@@ -447,6 +490,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_audit),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_histograms),
 		cmocka_unit_test(test_promtool),

@@ -136,6 +136,19 @@ value_of(const char *text, const char *series)
 	return -1;
 }
 
+/* value_of() of the series printf makes of @p fmt. */
+static double __attribute__((format(printf, 2, 3)))
+valuef(const char *text, const char *fmt, ...)
+{
+	char series[192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(series, sizeof(series), fmt, ap);
+	va_end(ap);
+	return value_of(text, series);
+}
+
 static void
 test_values(void **state)
 {
@@ -158,40 +171,26 @@ test_values(void **state)
 	assert_true(value_of(t, req(name, sizeof(name), "other", "200")) == 1);
 	/* Series that were never counted are left out. */
 	assert_null(strstr(t, req(name, sizeof(name), "ready", "200")));
-	snprintf(name, sizeof(name),
-	    "%s_bucket{route=\"health\",le=\"0.0005\"}", lat);
-	assert_true(value_of(t, name) == 3);
-	snprintf(name, sizeof(name), "%s_count{route=\"health\"}", lat);
-	assert_true(value_of(t, name) == 3);
-	snprintf(name, sizeof(name), "%s_sum{route=\"health\"}", lat);
-	assert_true(value_of(t, name) == 0.0003);
-	snprintf(name, sizeof(name), "%s_bucket{route=\"other\",le=\"0.0005\"}",
-	    lat);
-	assert_true(value_of(t, name) == 4); /* 10, 500, 1 and 1 us */
-	snprintf(
-	    name, sizeof(name), "%s_bucket{route=\"other\",le=\"5\"}", lat);
-	assert_true(value_of(t, name) == 4);
-	snprintf(
-	    name, sizeof(name), "%s_bucket{route=\"other\",le=\"+Inf\"}", lat);
-	assert_true(value_of(t, name) == 5);
-	snprintf(
-	    name, sizeof(name), "%s_bucket{route=\"metrics\",le=\"0.5\"}", lat);
-	assert_true(value_of(t, name) == 0);
-	snprintf(
-	    name, sizeof(name), "%s_bucket{route=\"metrics\",le=\"1\"}", lat);
-	assert_true(value_of(t, name) == 1);
-	snprintf(name, sizeof(name), "%s_bucket{le=\"0.0005\"}", hsm);
-	assert_true(value_of(t, name) == 0);
-	snprintf(name, sizeof(name), "%s_bucket{le=\"0.001\"}", hsm);
-	assert_true(value_of(t, name) == 1);
-	snprintf(name, sizeof(name), "%s_bucket{le=\"2.5\"}", hsm);
-	assert_true(value_of(t, name) == 1);
-	snprintf(name, sizeof(name), "%s_bucket{le=\"5\"}", hsm);
-	assert_true(value_of(t, name) == 2);
-	snprintf(name, sizeof(name), "%s_count", hsm);
-	assert_true(value_of(t, name) == 2);
-	snprintf(name, sizeof(name), "%s_sum", hsm);
-	assert_true(value_of(t, name) == 3.0007);
+	assert_true(
+	    valuef(t, "%s_bucket{route=\"health\",le=\"0.0005\"}", lat) == 3);
+	assert_true(valuef(t, "%s_count{route=\"health\"}", lat) == 3);
+	assert_true(valuef(t, "%s_sum{route=\"health\"}", lat) == 0.0003);
+	/* 10, 500, 1 and 1 us */
+	assert_true(
+	    valuef(t, "%s_bucket{route=\"other\",le=\"0.0005\"}", lat) == 4);
+	assert_true(valuef(t, "%s_bucket{route=\"other\",le=\"5\"}", lat) == 4);
+	assert_true(
+	    valuef(t, "%s_bucket{route=\"other\",le=\"+Inf\"}", lat) == 5);
+	assert_true(
+	    valuef(t, "%s_bucket{route=\"metrics\",le=\"0.5\"}", lat) == 0);
+	assert_true(
+	    valuef(t, "%s_bucket{route=\"metrics\",le=\"1\"}", lat) == 1);
+	assert_true(valuef(t, "%s_bucket{le=\"0.0005\"}", hsm) == 0);
+	assert_true(valuef(t, "%s_bucket{le=\"0.001\"}", hsm) == 1);
+	assert_true(valuef(t, "%s_bucket{le=\"2.5\"}", hsm) == 1);
+	assert_true(valuef(t, "%s_bucket{le=\"5\"}", hsm) == 2);
+	assert_true(valuef(t, "%s_count", hsm) == 2);
+	assert_true(valuef(t, "%s_sum", hsm) == 3.0007);
 
 	assert_true(value_of(t, "strongroom_connections_open") == 2);
 	assert_true(value_of(t, "strongroom_connections_refused_total") == 2);
@@ -334,7 +333,6 @@ test_audit(void **state)
 {
 	char *t = render(&tls);
 	const char *h = "strongroom_audit_commit_duration_seconds";
-	char s[128];
 
 	(void)state;
 	assert_true(value_of(t, "strongroom_audit_lines_total") == 1200);
@@ -343,18 +341,13 @@ test_audit(void **state)
 	assert_true(value_of(t, "strongroom_audit_refused_total") == 17);
 	assert_true(value_of(t, "strongroom_audit_writable") == 0);
 	assert_true(value_of(t, "strongroom_audit_sequence") == 1234);
-	snprintf(s, sizeof(s), "%s_bucket{le=\"0.0005\"}", h);
-	assert_true(value_of(t, s) == 1);
-	snprintf(s, sizeof(s), "%s_bucket{le=\"0.0025\"}", h);
-	assert_true(value_of(t, s) == 2);
-	snprintf(s, sizeof(s), "%s_bucket{le=\"0.025\"}", h);
-	assert_true(value_of(t, s) == 2);
-	snprintf(s, sizeof(s), "%s_bucket{le=\"0.05\"}", h);
-	assert_true(value_of(t, s) == 3);
-	snprintf(s, sizeof(s), "%s_count", h);
-	assert_true(value_of(t, s) == 3);
-	snprintf(s, sizeof(s), "%s_sum", h);
-	assert_true(value_of(t, s) > 0.0414 && value_of(t, s) < 0.0416);
+	assert_true(valuef(t, "%s_bucket{le=\"0.0005\"}", h) == 1);
+	assert_true(valuef(t, "%s_bucket{le=\"0.0025\"}", h) == 2);
+	assert_true(valuef(t, "%s_bucket{le=\"0.025\"}", h) == 2);
+	assert_true(valuef(t, "%s_bucket{le=\"0.05\"}", h) == 3);
+	assert_true(valuef(t, "%s_count", h) == 3);
+	assert_true(valuef(t, "%s_sum", h) > 0.0414);
+	assert_true(valuef(t, "%s_sum", h) < 0.0416);
 	free(t);
 }
 

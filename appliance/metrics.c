@@ -2,8 +2,10 @@
  * appliance/metrics.c: the daemon's process-wide metrics and their
  * rendering in the Prometheus text format 0.0.4: requests by route and
  * status, request and HSM latency histograms, connections open and
- * refused, rate-limited requests, the TLS engine's counters, build info
- * and the process start time. Every name starts with "strongroom_".
+ * refused, rate-limited requests, the TLS engine's counters, build info,
+ * the process start time, and the audit log's health (its counters as the
+ * caller reads them from the log, and the commit latencies the log reports
+ * here). Every name starts with "strongroom_".
  *
  * Counting is a relaxed atomic add, from any thread, with no lock and no
  * allocation. Requests, counted on every answer, go to the counting

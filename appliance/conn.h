@@ -1,7 +1,8 @@
 /*
- * appliance/conn.h: what server.c (the loops and their connections) and
- * pending.c (requests answered after work off the loop) share inside the
- * appliance module. Nothing outside those two files includes it.
+ * appliance/conn.h: what server.c (the loops and their connections),
+ * listen.c (their listening sockets) and pending.c (requests answered
+ * after work off the loop) share inside the appliance module. Nothing
+ * outside those files includes it.
  *
  * A connection belongs to its loop's thread: only that thread reads or
  * changes it, and a deferred request comes back to that thread to answer.
@@ -33,8 +34,11 @@ enum conn_wait {
 struct app_loop {
 	uv_loop_t loop;
 	uv_tcp_t listener;
-	uv_async_t wake;         /* drain requests from the control thread */
-	pthread_mutex_t wake_mu; /* guards wake_closed against sends */
+	uv_timer_t relisten;      /* listen.c: reopens a paused listener */
+	uv_connection_cb on_conn; /* the listener's accept callback */
+	int paused;               /* out of descriptors: not accepting */
+	uv_async_t wake;          /* drain requests from the control thread */
+	pthread_mutex_t wake_mu;  /* guards wake_closed against sends */
 	int wake_closed;
 	uv_thread_t thread;
 	struct app *app;

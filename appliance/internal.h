@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "lib/sr.h"
@@ -490,6 +491,21 @@ void app_gen_fini(struct app *app);
 /** Refuse a port another process listens on, then bind one SO_REUSEPORT
  * socket per loop. @return 0 or a negative code with @p err. */
 int loops_bind(struct app *app, char err[256]);
+
+/* Listening sockets (listen.c); loop thread unless said otherwise. */
+/** HOST:PORT (IPv6 in brackets, empty host: all) into @p ss; -EINVAL. */
+int listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len);
+/** 0 when nothing listens on @p ss (a plain bind succeeds), else -errno. */
+int listen_port_free(const struct sockaddr_storage *ss, socklen_t len);
+/** Open loop @p l's SO_REUSEPORT socket on app->port (choosing it when 0)
+ * and listen with l->on_conn; 0 or -errno with @p err. Start-up thread
+ * before the loop runs, or the loop's own thread. */
+int listen_open(struct app *app, struct app_loop *l, char err[256]);
+/** Out of descriptors (UV_EMFILE/UV_ENFILE from accept): close the
+ * listener and reopen it after a pause, unless draining. */
+void listen_pause(struct app_loop *l, int status);
+/** Close the listener and the reopening timer (drain, loop end). */
+void listen_stop(struct app_loop *l);
 /** Start the loop threads; @return how many started. The last loop to end
  * sends app->loops_done. */
 unsigned loops_start(struct app *app);

@@ -94,8 +94,7 @@ loop_finish(struct app_loop *l)
 		return;
 	/* A connection may end the loop before its wake-up ran: the
 	 * listener goes here too, or it would keep the loop alive. */
-	if (!uv_is_closing((uv_handle_t *)&l->listener))
-		uv_close((uv_handle_t *)&l->listener, NULL);
+	listen_stop(l);
 	pthread_mutex_lock(&l->wake_mu);
 	if (!l->wake_closed) {
 		l->wake_closed = 1;
@@ -473,8 +472,11 @@ on_connection(uv_stream_t *server, int status)
 	int len = sizeof(ss);
 	struct conn *c;
 
-	if (status < 0)
+	if (status < 0) {
+		if (status == UV_EMFILE || status == UV_ENFILE)
+			listen_pause(l, status); /* or libuv retries at once */
 		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return;
@@ -535,8 +537,7 @@ on_wake(uv_async_t *a)
 	 * after their current answer (answers carry Connection: close from
 	 * here on); a request still arriving meets its deadline. Forced
 	 * (drain deadline or a second signal): every connection goes now. */
-	if (!uv_is_closing((uv_handle_t *)&l->listener))
-		uv_close((uv_handle_t *)&l->listener, NULL);
+	listen_stop(l);
 	for (c = l->conns; c != NULL; c = next) {
 		next = c->next;
 		if (force ||
@@ -562,116 +563,23 @@ loop_main(void *arg)
 		uv_async_send(l->app->loops_done);
 }
 
-/* HOST:PORT with IPv6 in brackets; empty host = all interfaces. */
-static int
-parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
-{
-	char host[256];
-	const char *colon = strrchr(text, ':');
-	size_t hl;
-	int port;
-
-	if (colon == NULL)
-		return -EINVAL;
-	port = atoi(colon + 1);
-	hl = (size_t)(colon - text);
-	if (hl >= sizeof(host) || port < 0 || port > 65535)
-		return -EINVAL;
-	memcpy(host, text, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
-		host[hl - 1] = '\0';
-		memmove(host, host + 1, hl - 1);
-	}
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '\0' || strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (host[0] != '\0' &&
-		    uv_inet_pton(AF_INET6, host, &a->sin6_addr) != 0)
-			return -EINVAL;
-		*len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (uv_inet_pton(AF_INET, host, &a->sin_addr) != 0)
-			return -EINVAL;
-		*len = sizeof(*a);
-	}
-	return 0;
-}
-
 /* One listening socket per loop on the same address: SO_REUSEPORT lets
  * the kernel spread connections (libuv 1.44 has no flag for it). */
 static int
 bind_loop(struct app *app, struct app_loop *l, char err[256])
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int one = 1, fd, rc;
+	int rc;
 
-	if (parse_listen(app->cfg.listen, &ss, &len) != 0) {
-		snprintf(
-		    err, 256, "listen '%s': not HOST:PORT", app->cfg.listen);
-		return -EINVAL;
-	}
-	if (app->port > 0) /* later loops join the port the first bound */
-		((struct sockaddr_in *)&ss)->sin_port =
-		    htons((uint16_t)app->port);
-	fd =
-	    socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, len) != 0) {
-		rc = -errno;
-		snprintf(err, 256, "listen %s: %s", app->cfg.listen,
-		    strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return rc;
-	}
-	if (app->port == 0) {
-		len = sizeof(ss);
-		getsockname(fd, (struct sockaddr *)&ss, &len);
-		app->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
-	l->fd = fd;
 	uv_loop_init(&l->loop);
-	uv_tcp_init(&l->loop, &l->listener);
-	l->listener.data = l;
-	rc = uv_tcp_open(&l->listener, fd);
-	if (rc == 0)
-		rc =
-		    uv_listen((uv_stream_t *)&l->listener, 1024, on_connection);
-	if (rc != 0) {
-		snprintf(err, 256, "listen %s: %s", app->cfg.listen,
-		    uv_strerror(rc));
+	uv_timer_init(&l->loop, &l->relisten);
+	l->relisten.data = l;
+	l->on_conn = on_connection;
+	if ((rc = listen_open(app, l, err)) != 0)
 		return rc;
-	}
 	uv_async_init(&l->loop, &l->wake, on_wake);
 	l->wake.data = l;
 	pthread_mutex_init(&l->wake_mu, NULL);
 	return pending_loop_init(l);
-}
-
-/* SO_REUSEPORT would let a second daemon (same user) share the port and
- * take half its connections without either noticing. A plain bind first
- * fails with EADDRINUSE while anyone listens there. */
-static int
-port_is_free(const struct sockaddr_storage *ss, socklen_t len)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
-	int one = 1;
-
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	rc = bind(fd, (const struct sockaddr *)ss, len) == 0 ? 0 : -errno;
-	close(fd);
-	return rc;
 }
 
 int
@@ -686,13 +594,13 @@ loops_bind(struct app *app, char err[256])
 	                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (app->nloops == 0)
 		app->nloops = 1;
-	if (parse_listen(app->cfg.listen, &ss, &len) != 0) {
+	if (listen_parse(app->cfg.listen, &ss, &len) != 0) {
 		snprintf(
 		    err, 256, "listen '%s': not HOST:PORT", app->cfg.listen);
 		return -EINVAL;
 	}
 	if (((struct sockaddr_in *)&ss)->sin_port != 0 &&
-	    (rc = port_is_free(&ss, len)) != 0) {
+	    (rc = listen_port_free(&ss, len)) != 0) {
 		snprintf(err, 256, "listen %s: %s%s", app->cfg.listen,
 		    strerror(-rc),
 		    rc == -EADDRINUSE ? " (another server, or another "

@@ -4,7 +4,8 @@
 # configuration file (new limits for new connections, restart-only keys
 # kept with a warning, a broken file changing nothing), the body deadline
 # apart from the header deadline, SIGTERM's drain deadline and a second
-# signal, a second daemon refused on a taken port, certificate files that
+# signal, a second daemon refused on a taken port, running out of file
+# descriptors (no busy loop, served again after), certificate files that
 # do not exist refused, and an operator's RSA certificate with TLS 1.2.
 set -u
 BUILD=${BUILD:-build}
@@ -111,6 +112,41 @@ start
 rc2=$?
 check "a second daemon on the same port is refused, naming the cause" \
     '[ $rc2 -ne 0 ] && grep -q "Address already in use (another server" "$TMP/err2" || { echo "rc=$rc2"; cat "$TMP/err2"; false; }'
+stop
+
+# --- out of file descriptors ----------------------------------------------
+# A descriptor limit 20 above what the daemon holds, and 100 idle
+# connections: accept() fails with EMFILE. libuv retries at once, so a
+# loop spun at 100 % (every time under ASan) until the loop began pausing
+# its listener (listen.c); it must serve again once they are gone.
+start
+C="curl -sS --cacert $CA --tlsv1.3"
+URL="https://localhost:$port"
+nofile=$(prlimit --pid "$pid" --nofile --noheadings --output SOFT)
+prlimit --pid "$pid" --nofile="$(($(ls "/proc/$pid/fd" | wc -l) + 20)):"
+cat >"$TMP/hold.py" <<'EOF_PY'
+import socket, sys, time
+held = []
+for _ in range(100):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2))
+    except OSError:
+        break
+time.sleep(2)
+EOF_PY
+cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+python3 "$TMP/hold.py" "$port" &
+holder=$!
+sleep 0.5
+t0=$(cpu)
+sleep 1.2
+t1=$(cpu)
+wait "$holder"
+prlimit --pid "$pid" --nofile="$nofile:"
+check "out of descriptors with 100 connections held: no busy loop (<0.6 s CPU in 1.2 s)" \
+    '[ $((t1 - t0)) -lt 60 ] || { echo "ticks=$((t1 - t0))"; false; }'
+check "... and once they are gone the daemon serves again" \
+    '[ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
 stop
 
 # --- certificates ---------------------------------------------------------

@@ -464,7 +464,9 @@ struct app {
 	atomic_uint conns; /* open connections, all loops */
 	struct app_loop *loops;
 	unsigned nloops;
-	int port; /* bound port (for --listen :0) */
+	int port;                            /* bound port (for --listen :0) */
+	struct sockaddr_storage listen_addr; /* cfg.listen, parsed once */
+	socklen_t listen_len;
 };
 
 /**
@@ -493,13 +495,14 @@ void app_gen_fini(struct app *app);
 int loops_bind(struct app *app, char err[256]);
 
 /* Listening sockets (listen.c); loop thread unless said otherwise. */
-/** HOST:PORT (IPv6 in brackets, empty host: all) into @p ss; -EINVAL. */
-int listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len);
-/** 0 when nothing listens on @p ss (a plain bind succeeds), else -errno. */
-int listen_port_free(const struct sockaddr_storage *ss, socklen_t len);
-/** Open loop @p l's SO_REUSEPORT socket on app->port (choosing it when 0)
- * and listen with l->on_conn; 0 or -errno with @p err. Start-up thread
- * before the loop runs, or the loop's own thread. */
+/** Parse app->cfg.listen (HOST:PORT, IPv6 in brackets, empty host: all)
+ * into app->listen_addr and, for a fixed port, check that nothing
+ * listens there; 0, -EINVAL or -errno with @p err. Start-up thread. */
+int listen_prepare(struct app *app, char err[256]);
+/** Open loop @p l's SO_REUSEPORT socket on app->listen_addr (its port
+ * app->port once the first loop chose it) and listen with l->on_conn; 0 or
+ * -errno with @p err. Start-up thread before the loop runs, or the loop's
+ * own thread. */
 int listen_open(struct app *app, struct app_loop *l, char err[256]);
 /** Out of descriptors (UV_EMFILE/UV_ENFILE from accept): close the
  * listener and reopen it after a pause, unless draining. */

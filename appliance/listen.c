@@ -11,8 +11,9 @@
  * loop spun at 100 % and served none of its connections. Closing the
  * listener ends libuv's retry; it is opened again 500 ms later (nginx
  * waits the same), on the same port, while the other loops' sockets keep
- * the port. It must never reopen a listener once a drain has begun, and
- * runs on the loop's own thread only.
+ * the port. It must never reopen a listener once a drain has begun; past
+ * start-up it runs on the loop's own thread only. The address is parsed
+ * once, at start (listen_prepare), for every loop and every reopening.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -30,8 +31,8 @@
 
 #define LISTEN_PAUSE_MS 500
 
-int
-listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+static int
+parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 {
 	char host[256];
 	const char *colon = strrchr(text, ':');
@@ -73,8 +74,8 @@ listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 /* SO_REUSEPORT would let a second daemon (same user) share the port and
  * take half its connections without either noticing. A plain bind first
  * fails with EADDRINUSE while anyone listens there. */
-int
-listen_port_free(const struct sockaddr_storage *ss, socklen_t len)
+static int
+port_free(const struct sockaddr_storage *ss, socklen_t len)
 {
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
 	int one = 1;
@@ -88,17 +89,35 @@ listen_port_free(const struct sockaddr_storage *ss, socklen_t len)
 }
 
 int
-listen_open(struct app *app, struct app_loop *l, char err[256])
+listen_prepare(struct app *app, char err[256])
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int one = 1, fd, rc;
+	struct sockaddr_storage *ss = &app->listen_addr;
+	int rc;
 
-	if (listen_parse(app->cfg.listen, &ss, &len) != 0) {
+	if (parse(app->cfg.listen, ss, &app->listen_len) != 0) {
 		snprintf(
 		    err, 256, "listen '%s': not HOST:PORT", app->cfg.listen);
 		return -EINVAL;
 	}
+	if (((struct sockaddr_in *)ss)->sin_port != 0 &&
+	    (rc = port_free(ss, app->listen_len)) != 0) {
+		snprintf(err, 256, "listen %s: %s%s", app->cfg.listen,
+		    strerror(-rc),
+		    rc == -EADDRINUSE ? " (another server, or another "
+		                        "strongroomd, is listening there)"
+		                      : "");
+		return rc;
+	}
+	return 0;
+}
+
+int
+listen_open(struct app *app, struct app_loop *l, char err[256])
+{
+	struct sockaddr_storage ss = app->listen_addr;
+	socklen_t len = app->listen_len;
+	int one = 1, fd, rc;
+
 	if (app->port > 0) /* later loops join the port the first bound */
 		((struct sockaddr_in *)&ss)->sin_port =
 		    htons((uint16_t)app->port);
@@ -129,7 +148,8 @@ listen_open(struct app *app, struct app_loop *l, char err[256])
 	if (rc != 0) {
 		snprintf(err, 256, "listen %s: %s", app->cfg.listen,
 		    uv_strerror(rc));
-		/* The handle owns the descriptor now: closing it closes both. */
+		/* The handle owns the descriptor now: closing it closes both.
+		 */
 		uv_close((uv_handle_t *)&l->listener, NULL);
 	}
 	return rc;

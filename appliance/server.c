@@ -585,8 +585,6 @@ bind_loop(struct app *app, struct app_loop *l, char err[256])
 int
 loops_bind(struct app *app, char err[256])
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
 	unsigned i;
 	int rc;
 
@@ -594,20 +592,8 @@ loops_bind(struct app *app, char err[256])
 	                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
 	if (app->nloops == 0)
 		app->nloops = 1;
-	if (listen_parse(app->cfg.listen, &ss, &len) != 0) {
-		snprintf(
-		    err, 256, "listen '%s': not HOST:PORT", app->cfg.listen);
-		return -EINVAL;
-	}
-	if (((struct sockaddr_in *)&ss)->sin_port != 0 &&
-	    (rc = listen_port_free(&ss, len)) != 0) {
-		snprintf(err, 256, "listen %s: %s%s", app->cfg.listen,
-		    strerror(-rc),
-		    rc == -EADDRINUSE ? " (another server, or another "
-		                        "strongroomd, is listening there)"
-		                      : "");
+	if ((rc = listen_prepare(app, err)) != 0)
 		return rc;
-	}
 	app->loops = calloc(app->nloops, sizeof(*app->loops));
 	if (app->loops == NULL)
 		return -ENOMEM;

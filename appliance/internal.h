@@ -509,6 +509,12 @@ int listen_open(struct app *app, struct app_loop *l, char err[256]);
 void listen_pause(struct app_loop *l, int status);
 /** Close the listener and the reopening timer (drain, loop end). */
 void listen_stop(struct app_loop *l);
+/** Raise the soft RLIMIT_NOFILE to what @p max_conns connections and the
+ * daemon's own descriptors need, never past the hard limit and never
+ * lower; warn (naming LimitNOFILE) when the hard limit is too low for
+ * @p max_conns. Start-up thread or SIGHUP's reload. @return the soft
+ * limit now in force. */
+unsigned long listen_fit_nofile(unsigned max_conns);
 /** Start the loop threads; @return how many started. The last loop to end
  * sends app->loops_done. */
 unsigned loops_start(struct app *app);

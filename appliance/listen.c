@@ -14,6 +14,11 @@
  * the port. It must never reopen a listener once a drain has begun; past
  * start-up it runs on the loop's own thread only. The address is parsed
  * once, at start (listen_prepare), for every loop and every reopening.
+ *
+ * And why the descriptor limit is raised at start (listen_fit_nofile):
+ * systemd and login shells give processes a soft limit of 1024 while
+ * max_conns defaults to 10000, so without it the pause above would be the
+ * daemon's normal state past about a thousand clients.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <uv.h>
 
@@ -30,6 +36,10 @@
 #include "appliance/internal.h"
 
 #define LISTEN_PAUSE_MS 500
+/* Descriptors beyond the connections: state and keystore files, the
+ * HSM library's, the audit day file and journal, each loop's epoll,
+ * eventfd, timers and listener, and headroom for a reload's files. */
+#define NOFILE_MARGIN 256
 
 static int
 parse(const char *text, struct sockaddr_storage *ss, socklen_t *len)
@@ -195,4 +205,39 @@ listen_stop(struct app_loop *l)
 		uv_close((uv_handle_t *)&l->listener, NULL);
 	if (!uv_is_closing((uv_handle_t *)&l->relisten))
 		uv_close((uv_handle_t *)&l->relisten, NULL);
+}
+
+unsigned long
+listen_fit_nofile(unsigned max_conns)
+{
+	rlim_t need = (rlim_t)max_conns + NOFILE_MARGIN;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 0;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || need < rl.rlim_max
+		    ? need
+		    : rl.rlim_max;
+		if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("descriptors: soft limit raised from %llu to "
+			         "%llu for max_conns %u",
+			    (unsigned long long)was,
+			    (unsigned long long)rl.rlim_cur, max_conns);
+		else
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warnx("descriptors: the limit is %llu but max_conns %u "
+		          "needs %llu; past about %llu connections accepting "
+		          "pauses: raise LimitNOFILE (docs/operations.md)",
+		    (unsigned long long)rl.rlim_cur, max_conns,
+		    (unsigned long long)need,
+		    (unsigned long long)(rl.rlim_cur > NOFILE_MARGIN
+		            ? rl.rlim_cur - NOFILE_MARGIN
+		            : 0));
+	return rl.rlim_cur == RLIM_INFINITY ? (unsigned long)-1
+	                                    : (unsigned long)rl.rlim_cur;
 }

@@ -145,6 +145,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "strongroomd: %s\n", err);
 		return 2;
 	}
+	(void)listen_fit_nofile(app.cfg.max_conns);
 	rc = open_state(&app, err);
 	if (rc != 0)
 		fatalx("state %s: %s", app.cfg.state_dir, err);

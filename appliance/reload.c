@@ -121,6 +121,7 @@ app_reload(struct app *app, char err[256])
 		return rc;
 	}
 	rl_configure(app->rl, cfg);
+	(void)listen_fit_nofile(cfg->max_conns); /* a new max_conns */
 	conncap_set_limit(app->cap, cfg->max_conns_per_addr);
 	free(cfg);
 	pthread_mutex_lock(&app->gen_lock);

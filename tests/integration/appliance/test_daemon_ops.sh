@@ -6,7 +6,8 @@
 # apart from the header deadline, SIGTERM's drain deadline and a second
 # signal, a second daemon refused on a taken port, running out of file
 # descriptors (no busy loop, served again after), certificate files that
-# do not exist refused, and an operator's RSA certificate with TLS 1.2.
+# do not exist refused, the descriptor limit raised for max_conns, and an
+# operator's RSA certificate with TLS 1.2.
 set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/daemon-ops-$$
@@ -147,6 +148,33 @@ check "out of descriptors with 100 connections held: no busy loop (<0.6 s CPU in
     '[ $((t1 - t0)) -lt 60 ] || { echo "ticks=$((t1 - t0))"; false; }'
 check "... and once they are gone the daemon serves again" \
     '[ "$($C -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+stop
+
+# --- the descriptor limit ---------------------------------------------------
+# Shells and systemd start processes with a soft limit of 1024; max_conns
+# defaults to 10000. The daemon raises the soft limit as far as max_conns
+# needs, within the hard limit, and names what to raise when that is short.
+nofile_start() {
+	_lim=$1
+	shift
+	prlimit --nofile="$_lim" "$D" --state-dir "$TMP/state" \
+	    --listen 127.0.0.1:0 "$@" >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	port=$(daemon_port "$TMP/out")
+}
+soft() { prlimit --pid "$pid" --nofile --noheadings --output SOFT | tr -d ' '; }
+nofile_start 512:2048
+soft_now=$(soft)
+check "a soft descriptor limit below max_conns is raised to the hard limit" \
+    '[ "$soft_now" = 2048 ] || { echo "soft=$soft_now"; cat "$TMP/err"; false; }'
+check "... and the shortfall is logged with what to raise" \
+    'grep -q "the limit is 2048 but max_conns 10000 needs 10256.*raise LimitNOFILE" "$TMP/err"'
+stop
+printf 'max_conns = 500\nmax_conns_per_addr = 100\n' >"$TMP/conf"
+nofile_start 512:2048 --config "$TMP/conf"
+soft_now=$(soft)
+check "with room in the hard limit it is raised only as far as max_conns needs" \
+    '[ "$soft_now" = 756 ] && ! grep -q "raise LimitNOFILE" "$TMP/err" || { echo "soft=$soft_now"; cat "$TMP/err"; false; }'
 stop
 
 # --- certificates ---------------------------------------------------------

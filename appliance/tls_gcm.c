@@ -76,7 +76,13 @@ struct twin {
 
 /* 1 until the self-test finds a difference (or libcrypto cannot). */
 static atomic_int gcm_fast = 1;
-static pthread_mutex_t gcm_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Bucket b is guarded by gcm_lock[b % GCM_LOCKS]. Every record looks up
+ * its twin, so a single lock for the table would be taken by every loop
+ * for every record; striped, two loops meet only when their contexts
+ * fall in the same stripe. */
+#define GCM_LOCKS 64
+static pthread_mutex_t gcm_lock[GCM_LOCKS];
+static pthread_once_t gcm_lock_once = PTHREAD_ONCE_INIT;
 static struct twin *gcm_table[GCM_BUCKETS];
 static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *gcm_cipher[2]; /* AES-128-GCM, AES-256-GCM */
@@ -96,7 +102,26 @@ bucket_of(const mctx *ctx)
 	return (size_t)((p >> 4) ^ (p >> 16)) & (GCM_BUCKETS - 1);
 }
 
-/* Unlink and return @p ctx's twin (NULL: none). Under gcm_lock. */
+static void
+gcm_lock_init(void)
+{
+	for (int i = 0; i < GCM_LOCKS; i++)
+		pthread_mutex_init(&gcm_lock[i], NULL);
+}
+
+/* The lock of @p ctx's bucket, taken. */
+static pthread_mutex_t *
+lock_of(const mctx *ctx)
+{
+	pthread_mutex_t *m;
+
+	pthread_once(&gcm_lock_once, gcm_lock_init);
+	m = &gcm_lock[bucket_of(ctx) & (GCM_LOCKS - 1)];
+	pthread_mutex_lock(m);
+	return m;
+}
+
+/* Unlink and return @p ctx's twin (NULL: none). Under lock_of(ctx). */
 static struct twin *
 twin_take(const mctx *ctx)
 {
@@ -113,16 +138,16 @@ twin_take(const mctx *ctx)
 static EVP_CIPHER_CTX *
 twin_find(const mctx *ctx)
 {
+	pthread_mutex_t *m = lock_of(ctx);
 	EVP_CIPHER_CTX *evp = NULL;
 	struct twin *t;
 
-	pthread_mutex_lock(&gcm_lock);
 	for (t = gcm_table[bucket_of(ctx)]; t != NULL; t = t->next)
 		if (t->owner == ctx) {
 			evp = t->evp;
 			break;
 		}
-	pthread_mutex_unlock(&gcm_lock);
+	pthread_mutex_unlock(m);
 	return evp;
 }
 
@@ -166,17 +191,18 @@ __wrap_mbedtls_cipher_setkey(mctx *ctx, const unsigned char *key,
 {
 	int rc = __real_mbedtls_cipher_setkey(ctx, key, key_bitlen, operation);
 	struct twin *old, *t = NULL;
+	pthread_mutex_t *m;
 
 	if (rc == 0 && atomic_load_explicit(&gcm_fast, memory_order_relaxed))
 		t = twin_new(
 		    ctx, key, key_bitlen, operation == MBEDTLS_ENCRYPT);
-	pthread_mutex_lock(&gcm_lock);
+	m = lock_of(ctx);
 	old = twin_take(ctx);
 	if (t != NULL) {
 		t->next = gcm_table[bucket_of(ctx)];
 		gcm_table[bucket_of(ctx)] = t;
 	}
-	pthread_mutex_unlock(&gcm_lock);
+	pthread_mutex_unlock(m);
 	twin_free(old);
 	return rc;
 }
@@ -184,13 +210,14 @@ __wrap_mbedtls_cipher_setkey(mctx *ctx, const unsigned char *key,
 void
 __wrap_mbedtls_cipher_free(mctx *ctx)
 {
+	pthread_mutex_t *m;
 	struct twin *t;
 
 	if (ctx == NULL)
 		return;
-	pthread_mutex_lock(&gcm_lock);
+	m = lock_of(ctx);
 	t = twin_take(ctx);
-	pthread_mutex_unlock(&gcm_lock);
+	pthread_mutex_unlock(m);
 	twin_free(t);
 	__real_mbedtls_cipher_free(ctx);
 }

@@ -7,7 +7,9 @@
  * the block edges, in place as TLS does it; forged records refused with
  * nothing left of them; only AES-128/256-GCM contexts are taken, and
  * freeing or re-keying lets go; with a libcrypto that can do nothing
- * (nolibcrypto.h) the self-test says so and mbedTLS does the records.
+ * (nolibcrypto.h) the self-test says so and mbedTLS does the records;
+ * and eight threads keying, sealing and freeing contexts at once (as the
+ * loops do) each get their own key's records.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/cipher.h>
@@ -199,6 +203,66 @@ test_which_contexts(void **state)
 	assert_false(tls_gcm_twinned(&c));
 }
 
+#define RACE_THREADS 8
+#define RACE_ROUNDS 400
+
+/* One thread's rounds: a fresh context (heap addresses are reused across
+ * threads, so twins come and go in shared buckets), its own key, a record
+ * compared with mbedTLS's own; @return how many rounds differed. */
+static void *
+race_thread(void *arg)
+{
+	uintptr_t bad = 0;
+
+	(void)arg;
+	for (int r = 0; r < RACE_ROUNDS; r++) {
+		mbedtls_cipher_context_t *c = malloc(sizeof(*c));
+		uint8_t key[32], iv[12], text[64], rec[80], ref[80];
+		size_t n = 0, m = 0;
+
+		if (c == NULL || sr_os_random(key, sizeof(key)) != 0 ||
+		    sr_os_random(iv, sizeof(iv)) != 0 ||
+		    sr_os_random(text, sizeof(text)) != 0) {
+			free(c);
+			bad++;
+			continue;
+		}
+		mbedtls_cipher_init(c);
+		if (mbedtls_cipher_setup(c,
+		        mbedtls_cipher_info_from_type(
+		            MBEDTLS_CIPHER_AES_256_GCM)) != 0 ||
+		    mbedtls_cipher_setkey(c, key, 256, MBEDTLS_ENCRYPT) != 0 ||
+		    !tls_gcm_twinned(c) ||
+		    mbedtls_cipher_auth_encrypt_ext(c, iv, 12, NULL, 0, text,
+		        sizeof(text), rec, sizeof(rec), &n, 16) != 0 ||
+		    __real_mbedtls_cipher_auth_encrypt_ext(c, iv, 12, NULL, 0,
+		        text, sizeof(text), ref, sizeof(ref), &m, 16) != 0 ||
+		    n != m || memcmp(rec, ref, n) != 0)
+			bad++;
+		mbedtls_cipher_free(c);
+		if (tls_gcm_twinned(c))
+			bad++;
+		free(c);
+	}
+	return (void *)bad;
+}
+
+static void
+test_threads(void **state)
+{
+	pthread_t t[RACE_THREADS];
+	void *bad;
+
+	(void)state;
+	for (int i = 0; i < RACE_THREADS; i++)
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, race_thread, NULL), 0);
+	for (int i = 0; i < RACE_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], &bad), 0);
+		assert_int_equal((uintptr_t)bad, 0);
+	}
+}
+
 /* The child of test_without_libcrypto (nolibcrypto.h). */
 static int
 child_main(void)
@@ -226,6 +290,7 @@ main(void)
 		cmocka_unit_test(test_known_answers),
 		cmocka_unit_test(test_same_as_mbedtls),
 		cmocka_unit_test(test_which_contexts),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_without_libcrypto),
 	};
 

@@ -136,8 +136,8 @@ rate_take(struct api_req *r, yyjson_val *obj, struct api_app_body *b)
 	yyjson_obj_foreach(obj, i, n, k, v)
 	{
 		x = yyjson_get_num(v);
-		if ((strcmp(yyjson_get_str(k), "rate") != 0 &&
-		        strcmp(yyjson_get_str(k), "burst") != 0) ||
+		if ((!yyjson_equals_str(k, "rate") &&
+		        !yyjson_equals_str(k, "burst")) ||
 		    !yyjson_is_num(v) || !isfinite(x) || x <= 0 ||
 		    x > APP_RATE_MAX)
 			return refuse(r,
@@ -198,6 +198,10 @@ api_app_body_parse(struct api_req *r, int create, struct api_app_body *b)
 		return refuse(r, "the body must be a JSON object");
 	yyjson_obj_foreach(root, i, n, k, v)
 	{
+		/* A name with an escaped NUL ("name\u0000x") is no member
+		 * we know, not the name before the NUL. */
+		if (strlen(yyjson_get_str(k)) != yyjson_get_len(k))
+			return refuse(r, "a member name holds a NUL (\\u0000)");
 		rc = member_take(r, yyjson_get_str(k), v, b);
 		if (rc == -ENOENT) {
 			snprintf(msg, sizeof(msg),

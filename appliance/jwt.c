@@ -181,6 +181,17 @@ take_string(yyjson_val *v, char *dst, size_t cap)
 	return field_ok(dst, cap) ? 0 : -1;
 }
 
+/* A member's name as C text, or NULL when it holds an escaped NUL
+ * ("typ\u0000x"), which strcmp would otherwise read as "typ": JSON names
+ * compare whole, as every other verifier of the same token reads them. */
+static const char *
+whole_name(yyjson_val *key)
+{
+	const char *k = yyjson_get_str(key);
+
+	return k != NULL && strlen(k) == yyjson_get_len(key) ? k : NULL;
+}
+
 /* Parse the header: exactly alg (ES256), kid, and optionally typ (JWT). */
 static int
 check_header(const uint8_t *json, size_t len, struct jwt_claims *out)
@@ -200,7 +211,8 @@ check_header(const uint8_t *json, size_t len, struct jwt_claims *out)
 		goto out;
 	while ((key = yyjson_obj_iter_next(&it)) != NULL) {
 		val = yyjson_obj_iter_get_val(key);
-		k = yyjson_get_str(key);
+		if ((k = whole_name(key)) == NULL)
+			goto out; /* a name with a NUL is no name we know */
 		if (strcmp(k, "alg") == 0 && !seen_alg++) {
 			if (!yyjson_is_str(val))
 				goto out;
@@ -314,7 +326,9 @@ check_claims(const uint8_t *json, size_t len, const struct jwt_verify_opts *o,
 		goto out;
 	while ((key = yyjson_obj_iter_next(&it)) != NULL) {
 		val = yyjson_obj_iter_get_val(key);
-		k = yyjson_get_str(key);
+		if ((k = whole_name(key)) == NULL)
+			continue; /* not a claim we use: "jti\u0000" is not jti
+			           */
 		if (strcmp(k, "iss") == 0) {
 			bit = 1;
 			bad = take_string(val, c->iss, sizeof(c->iss));

@@ -84,13 +84,30 @@ $(FUZZ_TOK): $(FUZZ_TOK_SRCS) inference/tokenizer.h inference/tok_internal.h \
 	    $(FUZZ_TOK_SRCS) -o $@ -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) \
 	    $(INF_BASE_EXT) -lpthread
 
-fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK)
+# The libFuzzer target for bearer tokens: JWT verification (whole tokens,
+# and header/payload pairs it signs itself to reach the claims checks)
+# and base64url.
+FUZZ_JWT := $(BUILD)/fuzz/fuzz_jwt
+FUZZ_JWT_SRCS := tests/fuzz/fuzz_jwt.c appliance/jwt.c appliance/jwt_keys.c \
+	appliance/jwt_cache.c appliance/digest.c $(LIB_SRCS)
+
+$(FUZZ_JWT): $(FUZZ_JWT_SRCS) appliance/jwt.h appliance/jwt_impl.h \
+	    appliance/digest.h lib/sr.h | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+	    -fsanitize=fuzzer,address,undefined \
+	    $(FUZZ_JWT_SRCS) -o $@ $(MBEDCRYPTO) -L$(DEPLIB) -lyyjson \
+	    -Wl,-rpath,$(DEPLIB) -lcrypto -lpthread
+
+fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK) $(FUZZ_JWT)
 	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors \
-	    $(BUILD)/fuzz/corpus-tokenizer
+	    $(BUILD)/fuzz/corpus-tokenizer $(BUILD)/fuzz/corpus-jwt
 	$(FUZZ_HTTP) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-http tests/fuzz/corpus/http
 	$(FUZZ_ST) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-safetensors tests/fuzz/corpus/safetensors
 	$(FUZZ_TOK) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-tokenizer tests/fuzz/corpus/tokenizer
+	$(FUZZ_JWT) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-jwt tests/fuzz/corpus/jwt
 .PHONY: fuzz

@@ -3,7 +3,8 @@
 # (cmocka), the integration tests (cmocka programs and shell scripts against
 # the real SoftHSM2, OpenSC and friends), then the unit tests and the
 # fault-injection test again under AddressSanitizer + UndefinedBehaviorSanitizer,
-# then the fuzz targets (HTTP request path, tokenizer) for a bounded time.
+# then the fuzz targets (HTTP request path, safetensors, tokenizer, JWT)
+# for a bounded time.
 # Its last line is "N passed, N failed". It never skips a phase silently.
 set -u
 
@@ -157,6 +158,7 @@ run_fuzz() {
 run_fuzz http "the HTTP request path" "${SR_FUZZ_SECONDS:-20}"
 run_fuzz safetensors "the safetensors header parser" "${SR_FUZZ_ST_SECONDS:-10}"
 run_fuzz tokenizer "the tokenizer" "${SR_FUZZ_TOK_SECONDS:-10}"
+run_fuzz jwt "bearer tokens (JWT, base64url)" "${SR_FUZZ_JWT_SECONDS:-10}"
 
 if [ "$skipped" -gt 0 ]; then
 	echo "Skipped ($skipped, not counted as passed):$skips"

@@ -102,6 +102,8 @@ bad "an empty object" '{}' "nothing to change"
 bad "not JSON" '{"name":' "JSON object"
 bad "an array" '["name"]' "JSON object"
 bad "an unknown member" '{"name":"x","colour":"red"}' 'unknown member "colour"'
+bad "a member name with a NUL in it" '{"name\u0000x":"y"}' 'member name holds a NUL'
+bad "a rate_limit member name with a NUL in it" '{"rate_limit":{"rate\u0000":1}}' '"rate_limit"'
 bad "a name that is a number" '{"name":5}' '"name"'
 bad "an empty name" '{"name":""}' '"name"'
 bad "a 64-byte name" "{\"name\":\"$(printf 'n%.0s' $(seq 64))\"}" '"name"'

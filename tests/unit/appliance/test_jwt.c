@@ -207,6 +207,10 @@ test_header_strictness(void **state)
 		"{\"alg\":\"ES256\",\"kid\":\"k1\",\"crit\":[\"exp\"]}",
 		"{\"alg\":\"ES256\",\"kid\":\"k1\",\"alg\":\"ES256\"}",
 		"{\"alg\":\"ES256\",\"kid\":\"k1\",\"typ\":\"JOSE\"}",
+		/* a name is the whole name: "typ" with a NUL and more is
+		 * an unknown parameter, not typ */
+		"{\"alg\":\"ES256\",\"kid\":\"k1\",\"typ\\u0000x\":\"JWT\"}",
+		"{\"alg\\u0000\":\"ES256\",\"kid\":\"k1\"}",
 		"{\"alg\":\"ES256\"}",
 		"{\"alg\":\"ES256\",\"kid\":\"\"}",
 		"{\"alg\":\"ES256\",\"kid\":7}",
@@ -372,6 +376,9 @@ test_claims_strictness(void **state)
 		"\"jti\":\"j\"}",
 		"{\"iss\":\"" ISS "\",\"sub\":\"s\",\"aud\":\"" AUD "\","
 		"\"iat\":-1,\"exp\":1736942500,\"jti\":\"j\"}",
+		/* "jti" followed by a NUL is another claim: jti is missing */
+		"{\"iss\":\"" ISS "\",\"sub\":\"s\",\"aud\":\"" AUD "\","
+		"\"iat\":1736942400,\"exp\":1736942500,\"jti\\u0000\":\"j\"}",
 		"\"just a string\"",
 	};
 	size_t i;

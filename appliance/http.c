@@ -6,7 +6,8 @@
  * a per-connection arena and de-chunks the body. It enforces the limits of
  * struct http_limits and the rules llhttp leaves to its user (HTTP/1.0 and
  * 1.1 only, one Host, one Content-Length, Transfer-Encoding exactly
- * "chunked", no control bytes), and pauses llhttp at the end of each request
+ * "chunked", one each of Authorization, Cookie, Content-Type and
+ * X-CSRF-Token, no control bytes), and pauses llhttp at the end of each request
  * so pipelined bytes stay with the caller. The response writer is
  * http_response.c.
  *
@@ -47,6 +48,7 @@ struct http_msg {
 	size_t ver_len;    /* bytes of the version ("1.1") */
 	size_t nslots;     /* headers */
 	unsigned ntrailers, nhost, ncl, nte;
+	unsigned single; /* bit i: single_fields[i] seen */
 	int proto_checked, version_done, headers_done, complete, keep_alive;
 	int status; /* set by a callback that refuses the request */
 };
@@ -240,13 +242,29 @@ on_header_field_complete(llhttp_t *ll)
 	return s->name_len == 0 ? refuse(p, 400) : 0;
 }
 
-/* The headers that decide framing and routing; each must be unique. */
+/* Fields beyond framing that may appear once: with two, a proxy in front
+ * and this daemon could each read a different one (which credential
+ * authenticates, which CSRF token, which type the body is), and the
+ * readers (http_header_get) would see only the first. */
+static const char *const single_fields[] = { "authorization", "cookie",
+	"content-type", "x-csrf-token" };
+
+/* The headers that decide framing, routing and who is asking; each must
+ * be unique. */
 static int
 check_special(struct http_parser *p, const struct hslot *s)
 {
 	const char *name = (const char *)p->arena.data + s->name;
 	const char *v = (const char *)p->arena.data + s->value;
 	size_t i;
+
+	for (i = 0; i < sizeof(single_fields) / sizeof(single_fields[0]); i++)
+		if (http_ci_equal(name, s->name_len, single_fields[i])) {
+			if (p->m.single & (1u << i))
+				return refuse(p, 400);
+			p->m.single |= 1u << i;
+			return 0;
+		}
 
 	if (http_ci_equal(name, s->name_len, "host")) {
 		if (++p->m.nhost > 1)

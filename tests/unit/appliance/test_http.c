@@ -566,6 +566,18 @@ static const struct hostile corpus[] = {
 	CASE("empty header name", GL "Host: h\r\n: x\r\n\r\n", 400),
 	CASE("missing Host in 1.1", GL "Accept: */*\r\n\r\n", 400),
 	CASE("two Host headers", GL "Host: a\r\nHost: a\r\n\r\n", 400),
+	CASE("two Authorization headers",
+	    GL "Host: h\r\nAuthorization: Bearer a\r\n"
+	       "authorization: Bearer b\r\n\r\n",
+	    400),
+	CASE("two Cookie headers",
+	    GL "Host: h\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n", 400),
+	CASE("two Content-Type headers",
+	    RL "Content-Type: a/b\r\nContent-Type: c/d\r\n"
+	       "Content-Length: 0\r\n\r\n",
+	    400),
+	CASE("two X-CSRF-Token headers",
+	    GL "Host: h\r\nX-CSRF-Token: a\r\nX-Csrf-Token: a\r\n\r\n", 400),
 	CASE("Host with a space", GL "Host: a b\r\n\r\n", 400),
 	CASE("Host with a slash", GL "Host: a/b\r\n\r\n", 400),
 	CASE("NUL in target", "GET /a\0b HTTP/1.1\r\nHost: h\r\n\r\n", 400),

@@ -16,6 +16,7 @@
  * was refused unless its secret matched, and never block a loop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,43 @@
 
 #include "appliance/api_impl.h"
 
+static void *
+alc_malloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	return malloc(n);
+}
+
+static void
+alc_free(void *ctx, void *p)
+{
+	(void)ctx;
+	if (p != NULL)
+		sr_wipe(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *
+alc_realloc(void *ctx, void *p, size_t old, size_t n)
+{
+	void *q = malloc(n);
+
+	if (q != NULL && p != NULL) {
+		memcpy(q, p, old < n ? old : n);
+		alc_free(ctx, p);
+	}
+	return q;
+}
+
+static const yyjson_alc wiping_alc = { alc_malloc, alc_realloc, alc_free,
+	NULL };
+
+const struct yyjson_alc *
+api_alc(void)
+{
+	return &wiping_alc;
+}
+
 static void
 req_free(struct api_req *r)
 {
@@ -33,6 +71,8 @@ req_free(struct api_req *r)
 		return;
 	if (r->ext != NULL && r->ext_arg != NULL) /* refused before start */
 		r->ext->step(r->p, r->ext_arg, NULL, NULL);
+	if (r->body != NULL) /* a password or client secret, perhaps */
+		sr_wipe(r->body, r->body_len);
 	free(r->body);
 	buf_free(&r->answer);
 	ks_reply_wipe(&r->kr);
@@ -47,8 +87,10 @@ req_new(void)
 {
 	struct api_req *r = malloc(sizeof(*r));
 
-	if (r != NULL)
+	if (r != NULL) {
 		memset(r, 0, API_REQ_CLEAR);
+		r->answer.wipe = 1; /* it can hold a new API key or token */
+	}
 	return r;
 }
 
@@ -107,7 +149,7 @@ void
 api_answer_retry(struct api_req *r, int status, const char *code,
     const char *message, unsigned retry_after)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(api_alc());
 	yyjson_mut_val *o = yyjson_mut_obj(d), *e = yyjson_mut_obj(d);
 	struct http_header h = { "Retry-After", NULL, 11, 0 };
 	char secs[16], *text;

@@ -192,7 +192,8 @@ api_app_body_parse(struct api_req *r, int create, struct api_app_body *b)
 
 	memset(b, 0, sizeof(*b));
 	if (r->body_len > 0)
-		b->doc = yyjson_read((char *)r->body, r->body_len, 0);
+		b->doc = yyjson_read_opts(
+		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
 	root = yyjson_doc_get_root(b->doc);
 	if (!yyjson_is_obj(root))
 		return refuse(r, "the body must be a JSON object");
@@ -237,7 +238,7 @@ api_app_scope(struct api_req *r, const struct api_app_body *b,
     const char *current, char out[KS_SCOPE_MAX])
 {
 	yyjson_doc *cur = NULL;
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(api_alc());
 	yyjson_mut_val *o = NULL;
 	char *text = NULL;
 	int rc = 0;

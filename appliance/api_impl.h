@@ -164,11 +164,18 @@ void api_answer_retry(struct api_req *r, int status, const char *code,
     const char *message, unsigned retry_after);
 
 /* Shared by the handler files (api_routes.c). */
+struct yyjson_alc;
 struct yyjson_mut_doc;
 struct yyjson_mut_val;
 /** Metadata as JSON members of @p o: never material. */
 void api_meta_json(struct yyjson_mut_doc *d, struct yyjson_mut_val *o,
     const struct ks_meta *m);
+/** yyjson's allocator for the API's documents: plain malloc, but every
+ * block is wiped when freed or moved (a document can hold a new API key,
+ * a TOTP secret or a password). Use it for yyjson_mut_doc_new() and the
+ * reading of request bodies; a text written with it is freed with free()
+ * after sr_wipe(). Any thread. */
+const struct yyjson_alc *api_alc(void);
 /** Write @p d as the answer and free it. */
 void api_answer_doc(struct api_req *r, int status, struct yyjson_mut_doc *d);
 /** One key's metadata (r->kr.meta) as the answer. */

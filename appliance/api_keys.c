@@ -100,7 +100,8 @@ replacement_json(struct api_req *r, yyjson_mut_doc *d)
 void
 api_keys_rotate(struct api_req *r)
 {
-	yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
+	yyjson_doc *doc =
+	    yyjson_read_opts((char *)r->body, r->body_len, 0, api_alc(), NULL);
 	yyjson_val *v =
 	    yyjson_obj_get(yyjson_doc_get_root(doc), "grace_seconds");
 	int64_t grace = API_GRACE_DEFAULT;
@@ -119,7 +120,7 @@ api_keys_rotate(struct api_req *r)
 	}
 	if (usable_key(r, &old) != 0 || replacement(r, &old) != 0)
 		return;
-	d = yyjson_mut_doc_new(NULL);
+	d = yyjson_mut_doc_new(api_alc());
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);
 	rep = replacement_json(r, d);
@@ -203,7 +204,7 @@ api_keys_leak(struct api_req *r)
 		api_answer_ks_error(r, rc);
 		return;
 	}
-	d = yyjson_mut_doc_new(NULL);
+	d = yyjson_mut_doc_new(api_alc());
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);
 	m = yyjson_mut_obj(d);
@@ -245,7 +246,7 @@ api_audit_read(struct api_req *r)
 	q.action = action[0] ? action : NULL;
 	q.since = from[0] ? from : NULL;
 	q.until = to[0] ? to : NULL;
-	d = yyjson_mut_doc_new(NULL);
+	d = yyjson_mut_doc_new(api_alc());
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);
 	if (audit_lines(r, &q, d, o) != 0) {

@@ -60,12 +60,14 @@ void
 api_answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
 {
 	size_t len;
-	char *text = yyjson_mut_write(d, 0, &len);
+	char *text = yyjson_mut_write_opts(d, 0, api_alc(), &len, NULL);
 
-	if (text == NULL)
+	if (text == NULL) {
 		api_answer_error(r, 500, "internal", "out of memory");
-	else
+	} else {
 		api_answer_json(r, status, text, len);
+		sr_wipe(text, len); /* it may be a new key's only showing */
+	}
 	free(text);
 	yyjson_mut_doc_free(d);
 }
@@ -74,7 +76,7 @@ api_answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
 void
 api_answer_meta(struct api_req *r, int status)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(api_alc());
 	yyjson_mut_val *o = yyjson_mut_obj(d);
 
 	yyjson_mut_doc_set_root(d, o);
@@ -86,7 +88,7 @@ api_answer_meta(struct api_req *r, int status)
 static void
 answer_list(struct api_req *r)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(api_alc());
 	yyjson_mut_val *o = yyjson_mut_obj(d), *arr = yyjson_mut_arr(d), *e;
 	uint32_t i;
 
@@ -290,7 +292,8 @@ key_op(struct api_req *r, enum ks_op op, int status)
 
 	ks_request_init(&r->kq, op);
 	if (op == KS_OP_REVOKE) {
-		yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
+		yyjson_doc *doc = yyjson_read_opts(
+		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
 		yyjson_val *v =
 		    yyjson_obj_get(yyjson_doc_get_root(doc), "reason");
 
@@ -350,7 +353,7 @@ api_keys_create(struct api_req *r)
 		api_answer_ks_error(r, rc);
 		return;
 	}
-	d = yyjson_mut_doc_new(NULL);
+	d = yyjson_mut_doc_new(api_alc());
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);
 	api_meta_json(d, o, &r->kr.meta);
@@ -422,7 +425,7 @@ hsm_status(struct api_req *r)
 		api_answer_ks_error(r, rc);
 		return;
 	}
-	d = yyjson_mut_doc_new(NULL);
+	d = yyjson_mut_doc_new(api_alc());
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);
 	yyjson_mut_obj_add_strcpy(d, o, "appliance", r->kr.stats.appliance_id);

@@ -146,7 +146,8 @@ api_login(struct api_req *r)
 	yyjson_doc *doc = NULL;
 
 	if (r->body != NULL)
-		doc = yyjson_read((char *)r->body, r->body_len, 0);
+		doc = yyjson_read_opts(
+		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
 	/* The password is in the body: gone before anything else runs. */
 	if (r->body != NULL)
 		sr_wipe(r->body, r->body_len);

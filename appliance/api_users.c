@@ -40,7 +40,7 @@ name_ok(const char *s)
 static int
 user_scope(struct api_req *r, yyjson_val *root, char *out, size_t cap)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(api_alc());
 	yyjson_mut_val *o = yyjson_mut_obj(d), *roles = yyjson_mut_arr(d);
 	yyjson_val *arr = yyjson_obj_get(root, "roles"), *v;
 	size_t i, n;
@@ -96,7 +96,8 @@ void
 api_users_create(struct api_req *r)
 {
 	struct ks_create_req *c = &r->kq.u.create;
-	yyjson_doc *doc = yyjson_read((char *)r->body, r->body_len, 0);
+	yyjson_doc *doc =
+	    yyjson_read_opts((char *)r->body, r->body_len, 0, api_alc(), NULL);
 	yyjson_val *root = yyjson_doc_get_root(doc);
 	const char *name = yyjson_get_str(yyjson_obj_get(root, "name"));
 	int rc;
@@ -183,7 +184,8 @@ api_users_password(struct api_req *r)
 	int rc;
 
 	if (r->body != NULL)
-		doc = yyjson_read((char *)r->body, r->body_len, 0);
+		doc = yyjson_read_opts(
+		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
 	if (r->body != NULL)
 		sr_wipe(r->body, r->body_len);
 	v = yyjson_obj_get(yyjson_doc_get_root(doc), "password");

@@ -37,7 +37,13 @@ buf_reserve(struct buf *b, size_t extra)
 		}
 		cap *= 2;
 	}
-	p = realloc(b->data, cap);
+	if (!b->wipe)
+		p = realloc(b->data, cap);
+	else if ((p = malloc(cap)) != NULL && b->data != NULL) {
+		memcpy(p, b->data, b->len); /* realloc would leave a copy */
+		sr_wipe(b->data, b->cap);
+		free(b->data);
+	}
 	if (p == NULL)
 		return -ENOMEM;
 	b->data = p;
@@ -94,16 +100,28 @@ void
 buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {
-		b->len = 0;
+		buf_clear(b);
 		return;
 	}
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
+	if (b->wipe)
+		sr_wipe(b->data + b->len, n);
+}
+
+void
+buf_clear(struct buf *b)
+{
+	if (b->wipe && b->len > 0)
+		sr_wipe(b->data, b->len);
+	b->len = 0;
 }
 
 void
 buf_free(struct buf *b)
 {
+	if (b->wipe && b->data != NULL)
+		sr_wipe(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = 0;

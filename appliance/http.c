@@ -404,6 +404,9 @@ http_parser_new(const struct http_limits *lim, struct http_parser **out)
 	if ((*out = p = calloc(1, sizeof(*p))) == NULL)
 		return -ENOMEM;
 	p->lim = *lim;
+	/* Headers hold credentials (Authorization, Cookie) and bodies
+	 * passwords and client secrets: none is left in freed memory. */
+	p->arena.wipe = p->body.wipe = 1;
 	/* Chunk-size lines and trailers may not outweigh the body much. */
 	p->wire_cap =
 	    lim->max_header_bytes + 2 * lim->max_body_bytes + FRAMING_SLACK;
@@ -558,10 +561,10 @@ http_parser_next(struct http_parser *p)
 	if (!p->m.complete || p->failed)
 		return;
 	llhttp_resume(&p->ll);
-	p->arena.len = 0;
+	buf_clear(&p->arena);
 	if (p->body.cap > BODY_KEEP_MAX)
 		buf_free(&p->body);
-	p->body.len = 0;
+	buf_clear(&p->body);
 	memset(&p->m, 0, sizeof(p->m));
 	memset(&p->req, 0, sizeof(p->req));
 }

@@ -26,10 +26,15 @@
 /* Byte buffers (buf.c)                                                 */
 /* ------------------------------------------------------------------ */
 
-/* A growable byte buffer. Owns its memory; buf_free() releases it. */
+/* A growable byte buffer. Owns its memory; buf_free() releases it.
+ * With wipe set (requests, which carry credentials, and answers, which can
+ * carry a new key or token), no byte it held is left behind in memory it
+ * gives up: growth copies and wipes instead of realloc(), buf_consume()
+ * and buf_clear() wipe what they drop, buf_free() wipes the whole block. */
 struct buf {
 	uint8_t *data;
 	size_t len, cap;
+	int wipe;
 };
 
 int buf_reserve(struct buf *b, size_t extra); /* 0 or -ENOMEM */
@@ -37,6 +42,7 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_consume(struct buf *b, size_t n); /* drop n bytes from the front */
+void buf_clear(struct buf *b);             /* len 0, capacity kept */
 void buf_free(struct buf *b);
 
 /* ------------------------------------------------------------------ */

@@ -413,7 +413,9 @@ conn_process(struct conn *c)
 			conn_flush(c);
 			return;
 		}
-		if (buf_append(&c->in, tmp, (size_t)n) != 0) {
+		rc = buf_append(&c->in, tmp, (size_t)n);
+		sr_wipe(tmp, (size_t)n);
+		if (rc != 0) {
 			conn_close(c);
 			return;
 		}
@@ -481,6 +483,8 @@ on_connection(uv_stream_t *server, int status)
 	if (c == NULL)
 		return;
 	c->l = l;
+	/* What a client sends and what it is sent can be a credential. */
+	c->in.wipe = c->out.wipe = 1;
 	uv_tcp_init(&l->loop, &c->tcp);
 	uv_timer_init(&l->loop, &c->timer);
 	c->tcp.data = c->timer.data = c;

@@ -2,7 +2,7 @@
  * tests/unit/appliance/test_http_response.c: the response writer of
  * appliance/http.c (exact bytes, the security headers, chunked framing,
  * JSON errors, extra headers, status texts) and struct buf of
- * appliance/buf.c.
+ * appliance/buf.c, plain and wiping.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,12 +261,11 @@ test_status_text(void **state)
 /* ------------------------------------------------------------------ */
 
 static void
-test_buf(void **state)
+buf_run(int wipe)
 {
-	struct buf b = { 0 };
+	struct buf b = { .wipe = wipe };
 	size_t i;
 
-	(void)state;
 	for (i = 0; i < 1000; i++)
 		assert_int_equal(buf_append(&b, "0123456789", 10), 0);
 	assert_int_equal(b.len, 10000);
@@ -294,6 +293,63 @@ test_buf(void **state)
 	buf_free(&b);
 }
 
+static void
+test_buf(void **state)
+{
+	(void)state;
+	buf_run(0);
+	buf_run(1); /* growth by copy and wipe keeps the same bytes */
+}
+
+static int
+zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return 0;
+	return 1;
+}
+
+/* A wiping buffer leaves nothing of what it dropped in its own block:
+ * the bytes consumed from the front, and everything on buf_clear(). A
+ * plain one (the default) does not spend the time. */
+static void
+test_buf_wipe(void **state)
+{
+	static const char secret[] =
+	    "Authorization: Bearer srk_live_0123456789";
+	const size_t n = sizeof(secret) - 1;
+	struct buf b = { .wipe = 1 }, plain = { 0 };
+	uint8_t *block;
+	size_t cap;
+
+	(void)state;
+	assert_int_equal(buf_append(&b, secret, n), 0);
+	assert_int_equal(buf_append(&b, secret, n), 0);
+	block = b.data;
+	cap = b.cap;
+	buf_consume(&b, n + 7);
+	assert_int_equal(b.len, n - 7);
+	assert_memory_equal(b.data, secret + 7, n - 7);
+	assert_true(zero(b.data + b.len, n + 7));
+	buf_clear(&b);
+	assert_int_equal(b.len, 0);
+	assert_ptr_equal(b.data, block); /* the block is kept for reuse */
+	assert_int_equal(b.cap, cap);
+	assert_true(zero(b.data, 2 * n));
+	assert_int_equal(buf_append(&b, secret, n), 0);
+	buf_consume(&b, n + 1); /* past the end: all of it */
+	assert_int_equal(b.len, 0);
+	assert_true(zero(b.data, n));
+	buf_free(&b);
+	assert_null(b.data);
+
+	assert_int_equal(buf_append(&plain, secret, n), 0);
+	buf_clear(&plain);
+	assert_memory_equal(plain.data, secret, n);
+	buf_free(&plain);
+}
+
 int
 main(void)
 {
@@ -304,6 +360,7 @@ main(void)
 		cmocka_unit_test(test_extra_headers),
 		cmocka_unit_test(test_status_text),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_buf_wipe),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -439,6 +439,10 @@ copy_request(struct api_req *r, const struct route_ctx *ctx)
 		}
 		cookie = strchr(cookie, ';');
 	}
+	cookie = http_header_get(q, "content-type");
+	r->form_body = cookie != NULL &&
+	    strncasecmp(cookie, "application/x-www-form-urlencoded", 33) == 0 &&
+	    (cookie[33] == '\0' || cookie[33] == ';' || cookie[33] == ' ');
 	if ((cookie = http_header_get(q, "x-csrf-token")) != NULL)
 		sr_strlcpy(r->csrf, cookie, sizeof(r->csrf));
 	memcpy(r->addr, ctx->addr, 16);

@@ -84,7 +84,8 @@ struct api_req {
 	char session[API_SESSION_TOKEN_MAX]; /* console cookie: wiped */
 	char csrf[API_SESSION_TOKEN_MAX];    /* X-CSRF-Token: wiped */
 	char session_user[KS_ID_LEN + 1];    /* whose session it was */
-	char basic[512]; /* Authorization: Basic (token only) */
+	char basic[512]; /* Authorization: Basic (token only): wiped */
+	int form_body;   /* Content-Type application/x-www-form-urlencoded */
 	uint8_t addr[16];
 	char src[64];
 	/* the caller, once authenticated */
@@ -180,6 +181,13 @@ const struct yyjson_alc *api_alc(void);
 void api_answer_doc(struct api_req *r, int status, struct yyjson_mut_doc *d);
 /** One key's metadata (r->kr.meta) as the answer. */
 void api_answer_meta(struct api_req *r, int status);
+/** POST /oauth/token (api_oauth.c). Worker thread. */
+void api_oauth_token(struct api_req *r);
+/** Percent-decode @p len bytes of a form value ('+' is a blank) into
+ * @p out, NUL-terminated, cut to @p cap - 1 bytes. */
+void api_form_decode(const char *v, size_t len, char *out, size_t cap);
+/** How many times @p name= appears as a parameter of @p query. */
+unsigned api_query_count(const char *query, const char *name);
 /** The value of @p name in a query or form string, percent-decoded ('+'
  * is a blank); "" when absent. */
 void api_query_get(const char *query, const char *name, char *out, size_t cap);

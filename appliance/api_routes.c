@@ -1,9 +1,9 @@
 /*
- * appliance/api_routes.c: the management API's handlers and the OAuth
- * token endpoint. Each runs on a worker thread with the caller already
- * authenticated and allowed (api.c), calls the keystore, and writes its
- * JSON answer into the request; api.c records it in the audit log before
- * it is released.
+ * appliance/api_routes.c: the management API's handlers and the route
+ * table (the OAuth token endpoint is api_oauth.c). Each runs on a worker thread
+ * with the caller already authenticated and allowed (api.c), calls the
+ * keystore, and writes its JSON answer into the request; api.c records it in
+ * the audit log before it is released.
  *
  * Last, the authorization matrix: every role's decision on every route of
  * the table under a policy file, for sr-policy and the generated test.
@@ -116,7 +116,7 @@ hexval(int c)
 void
 api_query_get(const char *query, const char *name, char *out, size_t cap)
 {
-	size_t n = strlen(name), o = 0;
+	size_t n = strlen(name);
 	const char *p = query, *v;
 
 	out[0] = '\0';
@@ -128,8 +128,19 @@ api_query_get(const char *query, const char *name, char *out, size_t cap)
 	}
 	if (p == NULL || *p == '\0')
 		return;
-	for (v = p + n + 1; *v != '\0' && *v != '&' && o + 1 < cap; v++) {
-		if (*v == '%' && hexval(v[1]) >= 0 && hexval(v[2]) >= 0) {
+	v = p + n + 1;
+	api_form_decode(v, strcspn(v, "&"), out, cap);
+}
+
+void
+api_form_decode(const char *v, size_t len, char *out, size_t cap)
+{
+	const char *end = v + len;
+	size_t o = 0;
+
+	for (; v < end && o + 1 < cap; v++) {
+		if (*v == '%' && end - v >= 3 && hexval(v[1]) >= 0 &&
+		    hexval(v[2]) >= 0) {
 			out[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
 			v += 2;
 		} else {
@@ -137,6 +148,22 @@ api_query_get(const char *query, const char *name, char *out, size_t cap)
 		}
 	}
 	out[o] = '\0';
+}
+
+unsigned
+api_query_count(const char *query, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+	unsigned count = 0;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, name, n) == 0 && p[n] == '=')
+			count++;
+		p = strchr(p, '&');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return count;
 }
 
 int
@@ -439,93 +466,8 @@ hsm_status(struct api_req *r)
 	api_answer_doc(r, 200, d);
 }
 
-/* {"scopes":["a","b"]} -> "a b". */
-static void
-caller_scopes_into(char *out, size_t cap, const char *scope_json)
-{
-	yyjson_doc *doc = yyjson_read(scope_json, strlen(scope_json), 0);
-	yyjson_val *arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes"),
-	           *v;
-	size_t i, n, used = 0;
-
-	out[0] = '\0';
-	yyjson_arr_foreach(arr, i, n, v)
-	{
-		if (yyjson_is_str(v) && used < cap)
-			used += (size_t)snprintf(out + used, cap - used, "%s%s",
-			    used ? " " : "", yyjson_get_str(v));
-	}
-	yyjson_doc_free(doc);
-}
-
-/* POST /oauth/token (RFC 6749 4.4): client_id = the app's id, the client
- * secret = one of its API keys; form-encoded or HTTP Basic. */
-static void
-oauth_token(struct api_req *r)
-{
-	struct jwt_claims *cl = NULL;
-	char grant[64] = "", client[64] = "", secret[KS_APIKEY_LEN + 2] = "";
-	char token[JWT_TOKEN_MAX], body[JWT_TOKEN_MAX + 256];
-	const char *form = r->body != NULL ? (const char *)r->body : "";
-	int64_t now = (int64_t)time(NULL);
-	int rc, n;
-
-	api_query_get(form, "grant_type", grant, sizeof(grant));
-	api_query_get(form, "client_id", client, sizeof(client));
-	api_query_get(form, "client_secret", secret, sizeof(secret));
-	if (strcmp(grant, "client_credentials") != 0) {
-		api_answer_error(r, 400, "unsupported_grant_type",
-		    "grant_type must be client_credentials");
-		goto out;
-	}
-	ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
-	snprintf(r->kq.u.apikey_verify.key, sizeof(r->kq.u.apikey_verify.key),
-	    "%s", secret);
-	rc = ks_apikey_check(secret, strlen(secret)) == 0 ? api_ks(r)
-	                                                  : KS_EAPIKEY;
-	sr_wipe(&r->kq, sizeof(r->kq));
-	if (rc == 0)
-		ks_apikey_id(secret, strlen(secret), r->key_id);
-	if (rc != 0 || strcmp(r->kr.meta.id, client) != 0 ||
-	    r->kr.meta.kind != KS_KIND_APP) {
-		snprintf(r->actor, sizeof(r->actor), "client:%.20s", client);
-		api_answer_error(
-		    r, 401, "invalid_client", "client authentication failed");
-		goto out;
-	}
-	snprintf(r->actor, sizeof(r->actor), "app:%s", client);
-	cl = calloc(1, sizeof(*cl));
-	if (cl == NULL || jwt_new_jti(cl->jti) != 0) {
-		api_answer_error(r, 503, "unavailable", "out of memory");
-		goto out;
-	}
-	caller_scopes_into(cl->scope, sizeof(cl->scope), r->kr.meta.scope);
-	snprintf(cl->kid, sizeof(cl->kid), "%s", r->api->jwt_key);
-	snprintf(cl->iss, sizeof(cl->iss), "%s", r->api->issuer);
-	snprintf(cl->aud, sizeof(cl->aud), "%s", r->api->issuer);
-	snprintf(cl->sub, sizeof(cl->sub), "%s", client);
-	snprintf(cl->client_key, sizeof(cl->client_key), "%s", r->key_id);
-	cl->iat = cl->nbf = now;
-	cl->exp = now + API_TOKEN_TTL;
-	rc = jwt_build(cl, api_jwt_sign, r->api, token, sizeof(token), NULL);
-	if (rc != 0) {
-		api_answer_error(r, 503, "unavailable", sr_strerror(rc));
-		goto out;
-	}
-	n = snprintf(body, sizeof(body),
-	    "{\"access_token\":\"%s\",\"token_type\":\"Bearer\","
-	    "\"expires_in\":%d,\"scope\":\"%s\"}",
-	    token, API_TOKEN_TTL, cl->scope);
-	api_answer_json(r, 200, body, (size_t)n);
-	sr_wipe(token, sizeof(token));
-	sr_wipe(body, sizeof(body));
-out:
-	sr_wipe(secret, sizeof(secret));
-	free(cl);
-}
-
 static const struct api_route routes[] = {
-	{ "POST", "/oauth/token", "oauth.token", oauth_token, 1, 0 },
+	{ "POST", "/oauth/token", "oauth.token", api_oauth_token, 1, 0 },
 	{ "POST", "/api/apps", "apps.create", apps_create, 0, 0 },
 	{ "GET", "/api/apps", "apps.list", apps_list, 0, 1 },
 	{ "GET", "/api/apps/{id}", "apps.read", apps_read, 0, 1 },

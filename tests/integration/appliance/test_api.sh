@@ -58,6 +58,27 @@ check "OAuth client credentials: a Bearer token for 900 s" \
     'grep -q "\"token_type\":\"Bearer\",\"expires_in\":900" "$TMP/tok"'
 check "a wrong client secret: 401 invalid_client" \
     '$C -d "grant_type=client_credentials&client_id=$A&client_secret=x" "$U/oauth/token" | grep -q "\"code\":\"invalid_client\""'
+# RFC 6749: HTTP Basic client authentication (2.3.1), the scope parameter
+# (3.3, 4.4.2) and the error codes of 5.2.
+O="$C --interface 127.0.0.2 $U/oauth/token"
+check "OAuth with HTTP Basic client credentials: a token" \
+    '$O -u "$A:$AK" -d grant_type=client_credentials | grep -q "\"token_type\":\"Bearer\""'
+check "a wrong secret with Basic: 401 invalid_client and WWW-Authenticate: Basic" \
+    '$O -u "$A:x" -D "$TMP/oh" -d grant_type=client_credentials | grep -q "\"code\":\"invalid_client\"" && grep -qi "^www-authenticate: Basic realm=" "$TMP/oh"'
+check "Basic and a client_secret in the body together: 400 invalid_request" \
+    '$O -u "$A:$AK" -d "grant_type=client_credentials&client_secret=$AK" | grep -q "\"code\":\"invalid_request\""'
+check "a parameter given twice: 400 invalid_request" \
+    '$O -d "grant_type=client_credentials&grant_type=client_credentials&client_id=$A&client_secret=$AK" | grep -q "\"code\":\"invalid_request\""'
+check "no grant_type: 400 invalid_request; another grant: 400 unsupported_grant_type" \
+    '$O -d "client_id=$A&client_secret=$AK" | grep -q "\"code\":\"invalid_request\"" && $O -d "grant_type=password&client_id=$A&client_secret=$AK" | grep -q "\"code\":\"unsupported_grant_type\""'
+check "a JSON body: 400 invalid_request (the grant is form-encoded)" \
+    '$O -H "Content-Type: application/json" -d "{\"grant_type\":\"client_credentials\"}" | grep -q "\"code\":\"invalid_request\""'
+check "scope=inference, which the app holds: a token for it" \
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference" | grep -q "\"scope\":\"inference\"}"'
+check "a scope the app does not hold: 400 invalid_scope, no token" \
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference%20keys" >"$TMP/os"; grep -q "\"code\":\"invalid_scope\"" "$TMP/os" && ! grep -q access_token "$TMP/os"'
+check "the app key outside its bound networks gets no token (401 address_not_allowed)" \
+    '$C -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" | grep -q "\"code\":\"address_not_allowed\""'
 $C "$U/.well-known/jwks.json" >"$TMP/jwks"
 check "the token is ES256 and verifies against the published JWKS" \
     'python3 - "$T" "$TMP/jwks" <<PY

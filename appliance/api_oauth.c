@@ -1,0 +1,294 @@
+/*
+ * appliance/api_oauth.c: POST /oauth/token, the OAuth 2.0 client
+ * credentials grant (RFC 6749 section 4.4). The client is an app: its
+ * client_id is the app's id and its client secret one of the app's API
+ * keys, sent either in the form body (client_id, client_secret) or with
+ * HTTP Basic (section 2.3.1, which servers must accept), never both. The
+ * token is an ES256 JWT signed in the HSM (jwt.h) carrying the app's
+ * scopes, or the subset the request's scope parameter names (4.4.2).
+ *
+ * Errors are section 5.2's: invalid_request (not a form, a parameter
+ * given twice, no grant_type, two ways of authenticating),
+ * unsupported_grant_type, invalid_client (401, with WWW-Authenticate when
+ * Basic was tried) and invalid_scope; and, as for the app's key anywhere,
+ * 401 address_not_allowed from outside the app's bound networks. Runs on a worker thread; api.c
+ * records the outcome in the audit log before the answer is released.
+ *
+ * It must never echo or log a secret (the form, the Basic credentials and
+ * the token are wiped here, the body by api.c), never issue a scope the
+ * app does not hold, and never tell a caller which part of a failed
+ * client authentication was wrong.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mbedtls/base64.h>
+#include <yyjson.h>
+
+#include "appliance/api_impl.h"
+
+/* The parameters this grant reads; RFC 6749 3.2: none may repeat. */
+static const char *const oauth_params[] = { "grant_type", "client_id",
+	"client_secret", "scope" };
+
+/* A section 5.2 error; a 401 after a Basic attempt names the scheme
+ * (RFC 6749 5.2, RFC 7617). */
+static void
+oauth_error(struct api_req *r, int status, const char *code,
+    const char *message, int basic)
+{
+	static const char challenge[] = "Basic realm=\"strongroom\"";
+	struct http_header h = { "WWW-Authenticate", challenge, 16,
+		sizeof(challenge) - 1 };
+	char text[320];
+	int n;
+
+	if (status != 401 || !basic) {
+		api_answer_error(r, status, code, message);
+		return;
+	}
+	n = snprintf(text, sizeof(text),
+	    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+	api_answer_json_hdr(r, status, text, (size_t)n, &h, 1);
+}
+
+/* Basic credentials (RFC 6749 2.3.1): base64 of id ":" secret, each
+ * form-urlencoded first. 0, or -EINVAL for anything else. */
+static int
+basic_credentials(const char *b64, char *id, size_t idcap, char *secret,
+    size_t seccap)
+{
+	unsigned char raw[384];
+	size_t len = 0;
+	char *colon;
+	int rc = -EINVAL;
+
+	if (mbedtls_base64_decode(raw, sizeof(raw) - 1, &len,
+	        (const unsigned char *)b64, strlen(b64)) != 0)
+		goto out;
+	raw[len] = '\0';
+	colon = memchr(raw, ':', len);
+	if (colon == NULL || strlen((char *)raw) != len)
+		goto out;
+	*colon = '\0';
+	api_form_decode((char *)raw, strlen((char *)raw), id, idcap);
+	api_form_decode(colon + 1, strlen(colon + 1), secret, seccap);
+	rc = id[0] != '\0' && secret[0] != '\0' ? 0 : -EINVAL;
+out:
+	sr_wipe(raw, sizeof(raw));
+	return rc;
+}
+
+/* The app's scopes ({"scopes":["a","b"]}) as "a b". */
+static void
+app_scopes(char *out, size_t cap, const char *scope_json)
+{
+	yyjson_doc *doc = yyjson_read(scope_json, strlen(scope_json), 0);
+	yyjson_val *arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes"),
+	           *v;
+	size_t i, n, used = 0;
+
+	out[0] = '\0';
+	yyjson_arr_foreach(arr, i, n, v)
+	{
+		if (yyjson_is_str(v) && used < cap)
+			used += (size_t)snprintf(out + used, cap - used, "%s%s",
+			    used ? " " : "", yyjson_get_str(v));
+	}
+	yyjson_doc_free(doc);
+}
+
+/* @p word (@p len bytes) is one of the blank-separated words of @p set. */
+static int
+has_word(const char *set, const char *word, size_t len)
+{
+	const char *p = set;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, " ");
+
+		if (n == len && strncmp(p, word, len) == 0)
+			return 1;
+		p += n;
+		p += strspn(p, " ");
+	}
+	return 0;
+}
+
+/* Narrow @p granted to the scopes @p asked names (RFC 6749 3.3: blank
+ * separated), each of which it must hold. 0, or -EPERM naming the first
+ * scope it does not hold in @p bad. */
+static int
+narrow_scopes(char *granted, size_t cap, const char *asked, char *bad,
+    size_t badcap)
+{
+	char out[JWT_SCOPE_MAX] = "";
+	const char *p = asked + strspn(asked, " ");
+	size_t used = 0;
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, " ");
+
+		if (!has_word(granted, p, n)) {
+			snprintf(bad, badcap, "%.*s", (int)(n < 64 ? n : 64), p);
+			return -EPERM;
+		}
+		if (!has_word(out, p, n) && used + n + 2 < sizeof(out))
+			used += (size_t)snprintf(out + used,
+			    sizeof(out) - used, "%s%.*s", used ? " " : "",
+			    (int)n, p);
+		p += n;
+		p += strspn(p, " ");
+	}
+	snprintf(granted, cap, "%s", out);
+	return 0;
+}
+
+/* The request's client: from Basic or from the form. 0, or an answer. */
+static int
+client_of(struct api_req *r, const char *form, char *client, size_t ccap,
+    char *secret, size_t scap)
+{
+	char named[64];
+
+	if (r->basic[0] == '\0') {
+		api_query_get(form, "client_id", client, ccap);
+		api_query_get(form, "client_secret", secret, scap);
+		return 0;
+	}
+	if (api_query_count(form, "client_secret") > 0) {
+		oauth_error(r, 400, "invalid_request",
+		    "client credentials both in Authorization and in the "
+		    "body: use one",
+		    0);
+		return -EINVAL;
+	}
+	if (basic_credentials(r->basic, client, ccap, secret, scap) != 0) {
+		oauth_error(r, 401, "invalid_client",
+		    "client authentication failed", 1);
+		return -EACCES;
+	}
+	api_query_get(form, "client_id", named, sizeof(named));
+	if (named[0] != '\0' && strcmp(named, client) != 0) {
+		oauth_error(r, 400, "invalid_request",
+		    "client_id differs from the Authorization header's", 0);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The form's own checks (RFC 6749 4.4.2, 3.2, 5.2). 0, or an answer. */
+static int
+form_ok(struct api_req *r, const char *form)
+{
+	char grant[64], msg[96];
+	size_t i;
+
+	if (!r->form_body) {
+		oauth_error(r, 400, "invalid_request",
+		    "the body must be application/x-www-form-urlencoded", 0);
+		return -EINVAL;
+	}
+	for (i = 0; i < sizeof(oauth_params) / sizeof(oauth_params[0]); i++)
+		if (api_query_count(form, oauth_params[i]) > 1) {
+			snprintf(msg, sizeof(msg), "%s given more than once",
+			    oauth_params[i]);
+			oauth_error(r, 400, "invalid_request", msg, 0);
+			return -EINVAL;
+		}
+	api_query_get(form, "grant_type", grant, sizeof(grant));
+	if (grant[0] == '\0') {
+		oauth_error(r, 400, "invalid_request", "grant_type is required",
+		    0);
+		return -EINVAL;
+	}
+	if (strcmp(grant, "client_credentials") != 0) {
+		oauth_error(r, 400, "unsupported_grant_type",
+		    "grant_type must be client_credentials", 0);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void
+api_oauth_token(struct api_req *r)
+{
+	struct jwt_claims *cl = NULL;
+	char client[64] = "", secret[KS_APIKEY_LEN + 2] = "";
+	char asked[JWT_SCOPE_MAX], bad[80], msg[160];
+	char token[JWT_TOKEN_MAX], body[JWT_TOKEN_MAX + 256];
+	const char *form = r->body != NULL ? (const char *)r->body : "";
+	int basic = r->basic[0] != '\0';
+	int64_t now = (int64_t)time(NULL);
+	int rc, n;
+
+	if (form_ok(r, form) != 0 ||
+	    client_of(r, form, client, sizeof(client), secret,
+	        sizeof(secret)) != 0)
+		goto out;
+	ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
+	snprintf(r->kq.u.apikey_verify.key, sizeof(r->kq.u.apikey_verify.key),
+	    "%s", secret);
+	rc = ks_apikey_check(secret, strlen(secret)) == 0 ? api_ks(r)
+	                                                  : KS_EAPIKEY;
+	sr_wipe(&r->kq, sizeof(r->kq));
+	if (rc == 0)
+		ks_apikey_id(secret, strlen(secret), r->key_id);
+	if (rc != 0 || strcmp(r->kr.meta.id, client) != 0 ||
+	    r->kr.meta.kind != KS_KIND_APP) {
+		snprintf(r->actor, sizeof(r->actor), "client:%.20s", client);
+		oauth_error(r, 401, "invalid_client",
+		    "client authentication failed", basic);
+		goto out;
+	}
+	snprintf(r->actor, sizeof(r->actor), "app:%s", client);
+	/* The key is good only from the app's networks, for tokens too. */
+	r->caller = r->kr.meta;
+	if (!api_from_bound_network(r)) {
+		api_answer_error(r, 401, "address_not_allowed",
+		    "this client is not accepted from your network");
+		goto out;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (cl == NULL || jwt_new_jti(cl->jti) != 0) {
+		api_answer_error(r, 503, "unavailable", "out of memory");
+		goto out;
+	}
+	app_scopes(cl->scope, sizeof(cl->scope), r->kr.meta.scope);
+	if (api_query_count(form, "scope") == 1) {
+		api_query_get(form, "scope", asked, sizeof(asked));
+		if (narrow_scopes(cl->scope, sizeof(cl->scope), asked, bad,
+		        sizeof(bad)) != 0) {
+			snprintf(msg, sizeof(msg),
+			    "scope \"%s\" is not granted to this client", bad);
+			api_answer_error(r, 400, "invalid_scope", msg);
+			goto out;
+		}
+	}
+	snprintf(cl->kid, sizeof(cl->kid), "%s", r->api->jwt_key);
+	snprintf(cl->iss, sizeof(cl->iss), "%s", r->api->issuer);
+	snprintf(cl->aud, sizeof(cl->aud), "%s", r->api->issuer);
+	snprintf(cl->sub, sizeof(cl->sub), "%s", client);
+	snprintf(cl->client_key, sizeof(cl->client_key), "%s", r->key_id);
+	cl->iat = cl->nbf = now;
+	cl->exp = now + API_TOKEN_TTL;
+	rc = jwt_build(cl, api_jwt_sign, r->api, token, sizeof(token), NULL);
+	if (rc != 0) {
+		api_answer_error(r, 503, "unavailable", sr_strerror(rc));
+		goto out;
+	}
+	n = snprintf(body, sizeof(body),
+	    "{\"access_token\":\"%s\",\"token_type\":\"Bearer\","
+	    "\"expires_in\":%d,\"scope\":\"%s\"}",
+	    token, API_TOKEN_TTL, cl->scope);
+	api_answer_json(r, 200, body, (size_t)n);
+	sr_wipe(token, sizeof(token));
+	sr_wipe(body, sizeof(body));
+out:
+	sr_wipe(secret, sizeof(secret));
+	sr_wipe(r->basic, sizeof(r->basic));
+	free(cl);
+}

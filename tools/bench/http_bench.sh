@@ -40,7 +40,7 @@ start_strongroom() {
 	    --listen 127.0.0.1:0 >"$DIR/out" 2>"$DIR/err" &
 	spid=$!
 	i=0
-	while [ $i -lt 100 ] && ! grep -q '^strongroomd: try:' "$DIR/out"; do
+	while [ $i -lt 100 ] && ! grep -qs '^strongroomd: try:' "$DIR/out"; do
 		sleep 0.1
 		i=$((i + 1))
 	done

@@ -74,6 +74,15 @@ run_script() {
 	rc=$?
 	p=$(grep -c '^ok ' "$out")
 	f=$(grep -c '^not ok ' "$out")
+	# "ok N - what # SKIP why" (tap.sh's skip): shown, never passed
+	s=$(grep -c '^ok .* # SKIP ' "$out")
+	p=$((p - s))
+	if [ "$s" -gt 0 ]; then
+		skipped=$((skipped + s))
+		skips="$skips
+  ${2:+$2/}$name: $(grep -m 1 '^ok .* # SKIP ' "$out" | sed 's/^ok [0-9]* - //')"
+		echo "skip ${2:+$2/}$name: $s skipped"
+	fi
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		f=1
 	fi

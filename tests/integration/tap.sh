@@ -9,6 +9,13 @@
 n=0
 status=0
 
+# skip WHAT WHY: a check this machine cannot make, as TAP's "# SKIP";
+# tests/run.sh shows it and does not count it as passed.
+skip() {
+	n=$((n + 1))
+	echo "ok $n - $1 # SKIP $2"
+}
+
 check() {
 	n=$((n + 1))
 	if eval "$2"; then

@@ -211,8 +211,13 @@ printf '%s\n' "$K" "$AK" "$AK2" "$AK3" "$PK" "$BK" "$AUK" "$SEC" "$SID" \
     "$CSRF" "$PW" | python3 "$(dirname "$0")/../memscan.py" "$pid" \
     >"$TMP/memscan" 2>&1
 memscan_rc=$?
-check "no secret the test made is left in the running daemon's memory" \
-    '[ $memscan_rc -eq 0 ] || { cat "$TMP/memscan"; false; }'
+if [ $memscan_rc -eq 2 ]; then
+	skip "no secret the test made is left in the running daemon's memory" \
+	    "its memory cannot be read here ($(grep -v "^memscan: skipped" "$TMP/memscan" | head -n 1))"
+else
+	check "no secret the test made is left in the running daemon's memory" \
+	    '[ $memscan_rc -eq 0 ] || { cat "$TMP/memscan"; false; }'
+fi
 stop
 AUD="$TMP/state/audit"
 check "one key.expiring audit event for it, though the watch ran often" \

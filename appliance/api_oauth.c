@@ -11,8 +11,9 @@
  * given twice, no grant_type, two ways of authenticating),
  * unsupported_grant_type, invalid_client (401, with WWW-Authenticate when
  * Basic was tried) and invalid_scope; and, as for the app's key anywhere,
- * 401 address_not_allowed from outside the app's bound networks. Runs on a worker thread; api.c
- * records the outcome in the audit log before the answer is released.
+ * 401 address_not_allowed from outside the app's bound networks. Runs on a
+ * worker thread; api.c records the outcome in the audit log before the answer
+ * is released.
  *
  * It must never echo or log a secret (the form, the Basic credentials and
  * the token are wiped here, the body by api.c), never issue a scope the
@@ -58,8 +59,8 @@ oauth_error(struct api_req *r, int status, const char *code,
 /* Basic credentials (RFC 6749 2.3.1): base64 of id ":" secret, each
  * form-urlencoded first. 0, or -EINVAL for anything else. */
 static int
-basic_credentials(const char *b64, char *id, size_t idcap, char *secret,
-    size_t seccap)
+basic_credentials(
+    const char *b64, char *id, size_t idcap, char *secret, size_t seccap)
 {
 	unsigned char raw[384];
 	size_t len = 0;
@@ -122,8 +123,8 @@ has_word(const char *set, const char *word, size_t len)
  * separated), each of which it must hold. 0, or -EPERM naming the first
  * scope it does not hold in @p bad. */
 static int
-narrow_scopes(char *granted, size_t cap, const char *asked, char *bad,
-    size_t badcap)
+narrow_scopes(
+    char *granted, size_t cap, const char *asked, char *bad, size_t badcap)
 {
 	char out[JWT_SCOPE_MAX] = "";
 	const char *p = asked + strspn(asked, " ");
@@ -133,13 +134,13 @@ narrow_scopes(char *granted, size_t cap, const char *asked, char *bad,
 		size_t n = strcspn(p, " ");
 
 		if (!has_word(granted, p, n)) {
-			snprintf(bad, badcap, "%.*s", (int)(n < 64 ? n : 64), p);
+			snprintf(
+			    bad, badcap, "%.*s", (int)(n < 64 ? n : 64), p);
 			return -EPERM;
 		}
 		if (!has_word(out, p, n) && used + n + 2 < sizeof(out))
-			used += (size_t)snprintf(out + used,
-			    sizeof(out) - used, "%s%.*s", used ? " " : "",
-			    (int)n, p);
+			used += (size_t)snprintf(out + used, sizeof(out) - used,
+			    "%s%.*s", used ? " " : "", (int)n, p);
 		p += n;
 		p += strspn(p, " ");
 	}
@@ -201,8 +202,8 @@ form_ok(struct api_req *r, const char *form)
 		}
 	api_query_get(form, "grant_type", grant, sizeof(grant));
 	if (grant[0] == '\0') {
-		oauth_error(r, 400, "invalid_request", "grant_type is required",
-		    0);
+		oauth_error(
+		    r, 400, "invalid_request", "grant_type is required", 0);
 		return -EINVAL;
 	}
 	if (strcmp(grant, "client_credentials") != 0) {
@@ -226,8 +227,8 @@ api_oauth_token(struct api_req *r)
 	int rc, n;
 
 	if (form_ok(r, form) != 0 ||
-	    client_of(r, form, client, sizeof(client), secret,
-	        sizeof(secret)) != 0)
+	    client_of(
+	        r, form, client, sizeof(client), secret, sizeof(secret)) != 0)
 		goto out;
 	ks_request_init(&r->kq, KS_OP_APIKEY_VERIFY);
 	snprintf(r->kq.u.apikey_verify.key, sizeof(r->kq.u.apikey_verify.key),

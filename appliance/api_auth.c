@@ -40,8 +40,8 @@ refusal_code(int rc)
 
 /* Roles and scopes from a caller's record: apps are services; a user's
  * roles are in its scope JSON ({"roles":[...],"scopes":[...]}). */
-static void
-caller_from_meta(struct api_req *r, const struct ks_meta *m)
+void
+api_caller_from_meta(struct api_req *r, const struct ks_meta *m)
 {
 	yyjson_doc *doc;
 	yyjson_val *arr, *v;
@@ -131,7 +131,7 @@ authenticate(struct api_req *r)
 			rc = KS_ESUSPENDED;
 		r->auth_rc = rc;
 		if (rc == 0)
-			caller_from_meta(r, &r->kr.meta);
+			api_caller_from_meta(r, &r->kr.meta);
 		else
 			r->auth_code = "invalid_session";
 	} else if (strncmp(r->bearer, "srk_", 4) == 0) {
@@ -143,7 +143,7 @@ authenticate(struct api_req *r)
 		sr_wipe(&r->kq, sizeof(r->kq));
 		r->auth_rc = rc;
 		if (rc == 0)
-			caller_from_meta(r, &r->kr.meta);
+			api_caller_from_meta(r, &r->kr.meta);
 		else
 			r->auth_code = refusal_code(rc);
 		if (rc == KS_EAPIKEY) /* malformed: its id names nothing */
@@ -173,7 +173,7 @@ authenticate(struct api_req *r)
 				    ? KS_ESUSPENDED
 				    : KS_EREVOKED;
 			if (rc == 0) {
-				caller_from_meta(r, &r->kr.meta);
+				api_caller_from_meta(r, &r->kr.meta);
 				/* A token carries the scopes it was issued
 				 * with, never more than its client has now
 				 * (an app's scopes narrowed since). */

@@ -146,6 +146,9 @@ void api_auth_work(void *arg);
  * API key in its cache, a session's user): 0 when done (bearer wiped),
  * -EAGAIN when api_auth_work must do it on a worker (nothing kept). */
 int api_auth_on_loop(struct api_req *r);
+/* The caller's record @p m as r->caller, with r->actor ("app:ID",
+ * "user:ID"), r->roles, r->scopes ("a b") and its own rate limit. */
+void api_caller_from_meta(struct api_req *r, const struct ks_meta *m);
 /* 1 when the caller may come from r->addr (its bound networks, if any). */
 int api_from_bound_network(const struct api_req *r);
 /** A JSON answer (status and body) into r->answer. */

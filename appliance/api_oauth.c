@@ -27,8 +27,6 @@
 #include <time.h>
 
 #include <mbedtls/base64.h>
-#include <yyjson.h>
-
 #include "appliance/api_impl.h"
 
 /* The parameters this grant reads; RFC 6749 3.2: none may repeat. */
@@ -83,66 +81,25 @@ out:
 	return rc;
 }
 
-/* The app's scopes ({"scopes":["a","b"]}) as "a b". */
-static void
-app_scopes(char *out, size_t cap, const char *scope_json)
-{
-	yyjson_doc *doc = yyjson_read(scope_json, strlen(scope_json), 0);
-	yyjson_val *arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes"),
-	           *v;
-	size_t i, n, used = 0;
-
-	out[0] = '\0';
-	yyjson_arr_foreach(arr, i, n, v)
-	{
-		if (yyjson_is_str(v) && used < cap)
-			used += (size_t)snprintf(out + used, cap - used, "%s%s",
-			    used ? " " : "", yyjson_get_str(v));
-	}
-	yyjson_doc_free(doc);
-}
-
-/* @p word (@p len bytes) is one of the blank-separated words of @p set. */
-static int
-has_word(const char *set, const char *word, size_t len)
-{
-	const char *p = set;
-
-	while (*p != '\0') {
-		size_t n = strcspn(p, " ");
-
-		if (n == len && strncmp(p, word, len) == 0)
-			return 1;
-		p += n;
-		p += strspn(p, " ");
-	}
-	return 0;
-}
-
 /* Narrow @p granted to the scopes @p asked names (RFC 6749 3.3: blank
- * separated), each of which it must hold. 0, or -EPERM naming the first
- * scope it does not hold in @p bad. */
+ * separated; @p asked is cut up), each of which it must hold. 0, or
+ * -EPERM naming the first scope it does not hold in @p bad. */
 static int
-narrow_scopes(
-    char *granted, size_t cap, const char *asked, char *bad, size_t badcap)
+narrow_scopes(char *granted, size_t cap, char *asked, char *bad, size_t badcap)
 {
-	char out[JWT_SCOPE_MAX] = "";
-	const char *p = asked + strspn(asked, " ");
+	char out[JWT_SCOPE_MAX] = "", *save = NULL, *w;
 	size_t used = 0;
 
-	while (*p != '\0') {
-		size_t n = strcspn(p, " ");
-
-		if (!has_word(granted, p, n)) {
-			snprintf(
-			    bad, badcap, "%.*s", (int)(n < 64 ? n : 64), p);
+	for (w = strtok_r(asked, " ", &save); w != NULL;
+	     w = strtok_r(NULL, " ", &save)) {
+		if (!policy_scope_has(granted, w)) {
+			snprintf(bad, badcap, "%.64s", w);
 			return -EPERM;
 		}
-		if (!has_word(out, p, n) && used + n + 2 < sizeof(out))
+		if (!policy_scope_has(out, w) &&
+		    used + strlen(w) + 2 < sizeof(out))
 			used += (size_t)snprintf(out + used, sizeof(out) - used,
-			    "%s%.*s", used ? " " : "", (int)n, p);
-		p += n;
-		p += strspn(p, " ");
+			    "%s%s", used ? " " : "", w);
 	}
 	snprintf(granted, cap, "%s", out);
 	return 0;
@@ -245,9 +202,8 @@ api_oauth_token(struct api_req *r)
 		    "client authentication failed", basic);
 		goto out;
 	}
-	snprintf(r->actor, sizeof(r->actor), "app:%s", client);
+	api_caller_from_meta(r, &r->kr.meta); /* "app:ID", its scopes */
 	/* The key is good only from the app's networks, for tokens too. */
-	r->caller = r->kr.meta;
 	if (!api_from_bound_network(r)) {
 		api_answer_error(r, 401, "address_not_allowed",
 		    "this client is not accepted from your network");
@@ -258,7 +214,7 @@ api_oauth_token(struct api_req *r)
 		api_answer_error(r, 503, "unavailable", "out of memory");
 		goto out;
 	}
-	app_scopes(cl->scope, sizeof(cl->scope), r->kr.meta.scope);
+	snprintf(cl->scope, sizeof(cl->scope), "%s", r->scopes);
 	if (api_query_count(form, "scope") == 1) {
 		api_query_get(form, "scope", asked, sizeof(asked));
 		if (narrow_scopes(cl->scope, sizeof(cl->scope), asked, bad,

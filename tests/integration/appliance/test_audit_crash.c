@@ -26,7 +26,6 @@ struct ack {
 	uint64_t seq;
 };
 
-static struct at_signer signer;
 static int ack_fd;
 static struct audit *child_log;
 
@@ -60,7 +59,7 @@ child_main(const char *dir)
 	pthread_t th;
 	unsigned t;
 
-	at_options(&o, dir, &signer, 0);
+	at_options(&o, dir, &at_program_signer, 0);
 	o.checkpoint_events = 500;
 	if (audit_open(&o, &child_log, NULL) != 0)
 		_exit(2);
@@ -162,7 +161,7 @@ test_kill9(void **state)
 		close(fds[0]);
 		assert_true(nacks > 0);
 		/* The resume (and its own checks), then the whole log. */
-		at_options(&o, dir, &signer, 0);
+		at_options(&o, dir, &at_program_signer, 0);
 		a = at_open(&o);
 		audit_close(a);
 		at_verify(dir, NULL, 0, NULL, 0, &res);
@@ -191,23 +190,6 @@ test_kill9(void **state)
 	at_rmrf(dir);
 }
 
-static int
-group_setup(void **state)
-{
-	(void)state;
-	sr_log_init(SR_LOG_WARN, "test_audit_crash");
-	at_signer_init(&signer);
-	return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	at_signer_free(&signer);
-	return 0;
-}
-
 int
 main(void)
 {
@@ -215,5 +197,5 @@ main(void)
 		cmocka_unit_test(test_kill9),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, at_group_setup, at_group_teardown);
 }

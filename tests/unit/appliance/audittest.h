@@ -71,6 +71,29 @@ at_signer_free(struct at_signer *s)
 	mbedtls_ecp_group_free(&s->grp);
 }
 
+/* The signer a whole test program shares, made by at_group_setup() and
+ * freed by at_group_teardown(), cmocka's group fixtures for the programs
+ * that need nothing else before their tests (logging at warnings, under
+ * the program's own name). */
+static struct at_signer at_program_signer __attribute__((unused));
+
+static inline int
+at_group_setup(void **state)
+{
+	(void)state;
+	sr_log_init(SR_LOG_WARN, program_invocation_short_name);
+	at_signer_init(&at_program_signer);
+	return 0;
+}
+
+static inline int
+at_group_teardown(void **state)
+{
+	(void)state;
+	at_signer_free(&at_program_signer);
+	return 0;
+}
+
 /* The audit_sign_cb: ES256 over the 32-byte message. */
 static inline int
 at_sign(void *arg, const uint8_t digest[32], uint8_t sig[64])

@@ -21,25 +21,6 @@
 
 #include "tests/unit/appliance/audittest.h"
 
-static struct at_signer signer;
-
-static int
-group_setup(void **state)
-{
-	(void)state;
-	sr_log_init(SR_LOG_WARN, "test_audit");
-	at_signer_init(&signer);
-	return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	at_signer_free(&signer);
-	return 0;
-}
-
 /* 1. One event with every field; the line is what docs/audit.md says. */
 static void
 test_line_format(void **state)
@@ -53,7 +34,7 @@ test_line_format(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-format", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	atomic_store(&at_now_ms, AT_T0 + 123);
 	a = at_open(&o);
 	ev = at_event("app:AAAABBBBCCCC", "inference", "/v1/chat/completions");
@@ -114,7 +95,7 @@ test_escaping_and_refusals(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-escape", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	a = at_open(&o);
 	memset(big, 'r', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -232,7 +213,7 @@ test_sixteen_threads(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-threads", dir);
-	at_options(&o, dir, &signer, 0);
+	at_options(&o, dir, &at_program_signer, 0);
 	o.checkpoint_events = 2000;
 	o.on_commit = observe_commit;
 	a = at_open(&o);
@@ -297,7 +278,7 @@ test_checkpoints(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-ckpt", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	o.checkpoint_events = 50;
 	o.checkpoint_seconds = 60;
 	a = at_open(&o);
@@ -316,10 +297,10 @@ test_checkpoints(void **state)
 	}
 	assert_int_equal(st.checkpoints, i + 1);
 	/* The HSM is down: the checkpoint is written unsigned. */
-	atomic_store(&signer.fail, P11_ERECOVER);
+	atomic_store(&at_program_signer.fail, P11_ERECOVER);
 	assert_int_equal(audit_append(a, &ev, NULL), 0);
 	assert_int_equal(audit_checkpoint(a), 0);
-	atomic_store(&signer.fail, 0);
+	atomic_store(&at_program_signer.fail, 0);
 	assert_int_equal(audit_append(a, &ev, NULL), 0);
 	audit_close(a);
 	at_verify(dir, NULL, 0, NULL, 0, &res);
@@ -345,7 +326,7 @@ test_rotation_retention(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-rotate", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	o.retention_days = 3;
 	atomic_store(&at_now_ms, AT_T0);
 	a = at_open(&o);
@@ -400,7 +381,7 @@ fsize_child(const char *dir)
 	int i, rc;
 
 	signal(SIGXFSZ, SIG_IGN);
-	at_options(&o, dir, &signer, 0);
+	at_options(&o, dir, &at_program_signer, 0);
 	if (audit_open(&o, &a, NULL) != 0)
 		return 10;
 	for (i = 0; i < 10; i++)
@@ -484,7 +465,7 @@ test_fail_closed_open(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-eisdir", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	atomic_store(&at_now_ms, AT_T0);
 	a = at_open(&o);
 	assert_int_equal(audit_append(a, &ev, NULL), 0);
@@ -518,7 +499,7 @@ test_torn_tail(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-torn", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	atomic_store(&at_now_ms, AT_T0);
 	a = at_open(&o);
 	assert_int_equal(audit_append(a, &ev, NULL), 0);
@@ -543,7 +524,7 @@ test_torn_tail(void **state)
 	at_verify(dir, NULL, 0, NULL, 0, NULL);
 	(void)n;
 	/* A log folder under a file cannot be made. */
-	at_options(&o, path, &signer, 1);
+	at_options(&o, path, &at_program_signer, 1);
 	assert_int_equal(audit_open(&o, &a, err), -ENOTDIR);
 	assert_non_null(strstr(err, name));
 	at_rmrf(dir);
@@ -563,7 +544,7 @@ test_idle_writer_sleeps(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-idle", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	a = at_open(&o);
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	nanosleep(&w, NULL);
@@ -589,5 +570,5 @@ main(void)
 		cmocka_unit_test(test_idle_writer_sleeps),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, at_group_setup, at_group_teardown);
 }

@@ -19,25 +19,6 @@
 
 #include "tests/unit/appliance/audittest.h"
 
-static struct at_signer signer;
-
-static int
-group_setup(void **state)
-{
-	(void)state;
-	sr_log_init(SR_LOG_WARN, "test_audit_journal");
-	at_signer_init(&signer);
-	return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	at_signer_free(&signer);
-	return 0;
-}
-
 /* The on-disk record header (docs/audit.md, "The journal"). */
 #define J_OFF_AT 32
 #define J_LEN_AT 40
@@ -158,7 +139,7 @@ jfix_make(struct jfix *f, const char *tag, uint32_t journal_kib, int n)
 	struct audit *a;
 
 	at_mkdtemp(tag, f->dir);
-	at_options(&f->o, f->dir, &signer, 1);
+	at_options(&f->o, f->dir, &at_program_signer, 1);
 	f->o.journal_kib = journal_kib;
 	f->o.checkpoint_events = 1000000; /* no checkpoint.last to reach */
 	atomic_store(&at_now_ms, AT_T0);
@@ -333,7 +314,7 @@ test_batch_larger_than_ring(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-jbig", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	o.journal_kib = 64;
 	atomic_store(&at_now_ms, AT_T0);
 	a = at_open(&o);
@@ -369,7 +350,7 @@ test_day_change(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-jday", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	atomic_store(&at_now_ms, AT_T0);
 	a = at_open(&o);
 	append_n(a, 5, "svc");
@@ -434,7 +415,7 @@ test_clean_close_and_bad_file(void **state)
 
 	(void)state;
 	at_mkdtemp("audit-jclose", dir);
-	at_options(&o, dir, &signer, 1);
+	at_options(&o, dir, &at_program_signer, 1);
 	atomic_store(&at_now_ms, AT_T0);
 	a = at_open(&o);
 	append_n(a, 5, "svc");
@@ -465,5 +446,5 @@ main(void)
 		cmocka_unit_test(test_clean_close_and_bad_file),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, at_group_setup, at_group_teardown);
 }

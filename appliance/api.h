@@ -84,7 +84,7 @@ int api_expiry_check(struct api *a);
  * needs a caller, the path's {id} written as "zzzzzzzzzzzz" (a key that
  * does not exist, whose owner is unknown), the caller an API key from
  * 127.0.0.1 with no scopes, now. What tests compare the daemon against.
- * @param[in] policy_file  NULL: the shipped default.
+ * @param[in] policy_file  NULL or "": the built-in policy.
  * @return 0, or the policy's load error (message in @p err).
  * @note Any thread; reads the file once.
  */

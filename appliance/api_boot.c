@@ -181,7 +181,7 @@ api_open(
 	    o->issuer != NULL ? o->issuer : "strongroom");
 	rc = o->policy_file != NULL && o->policy_file[0] != '\0'
 	    ? policy_load_file(&a->policy, o->policy_file, perr)
-	    : policy_load_file(&a->policy, "appliance/policy.default", perr);
+	    : policy_load_default(&a->policy, perr);
 	if (rc != 0) {
 		snprintf(err, 256, "policy: %s", perr);
 		goto fail;

@@ -604,9 +604,9 @@ api_authz_matrix(const char *policy_file, FILE *out, char err[512])
 	unsigned role;
 	int rc;
 
-	rc = policy_load_file(&p,
-	    policy_file != NULL ? policy_file : "appliance/policy.default",
-	    err);
+	rc = policy_file != NULL && policy_file[0] != '\0'
+	    ? policy_load_file(&p, policy_file, err)
+	    : policy_load_default(&p, err);
 	if (rc != 0)
 		return rc;
 	sin.sin_family = AF_INET;

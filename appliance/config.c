@@ -77,6 +77,7 @@ static const struct key keys[] = {
 	{ "drain_timeout_ms", K_UINT, FIELD(drain_timeout_ms), MS_LO, MS_HI,
 	    0 },
 	{ "foreground", K_BOOL, FIELD(foreground), 0, 1, 0 },
+	{ "core_dumps", K_BOOL, FIELD(core_dumps), 0, 1, 0 },
 	{ "models", K_PATH, FIELD(models), 0, 0, 1 },
 	{ "model_default", K_PATH, FIELD(model_default), 0, 0, 1 },
 	{ "serve_max_batch", K_UINT, FIELD(serve_max_batch), 1, 256, 0 },
@@ -647,5 +648,7 @@ app_config_restart_key(const struct app_config *a, const struct app_config *b)
 		return "hsm_uri";
 	if (a->loops != b->loops)
 		return "loops";
+	if (a->core_dumps != b->core_dumps)
+		return "core_dumps";
 	return NULL;
 }

@@ -73,11 +73,12 @@ struct app_config {
 	double rate_per_addr_burst; /* default 200 */
 	unsigned ticket_rotate_s;   /* session-ticket key lifetime; 86400 */
 	unsigned drain_timeout_ms;  /* SIGTERM: longest wait; default 30000 */
-	char policy_file[PATH_MAX]; /* "" = appliance/policy.default */
+	char policy_file[PATH_MAX]; /* "" = the built-in policy */
 	double rate_per_key;        /* requests/s per API key; default 50 */
 	double rate_per_key_burst;  /* default 100 */
 	unsigned expiry_check_s;    /* expiry watch interval; default 60 */
 	int foreground;
+	int core_dumps; /* allow core files (process.c); default no */
 	/* Inference (serve.h); read at start-up only */
 	char models[4096];              /* "NAME=DIR,..."; "" = none */
 	char model_default[64];         /* "" = the first of models */
@@ -521,6 +522,15 @@ void listen_stop(struct app_loop *l);
  * @p max_conns. Start-up thread or SIGHUP's reload. @return the soft
  * limit now in force. */
 unsigned long listen_fit_nofile(unsigned max_conns);
+/**
+ * Before the first secret is read: unless @p core_dumps, no core file
+ * (RLIMIT_CORE 0) and not dumpable (no ptrace or /proc/PID/mem by the same
+ * user); with it, a warning that cores hold secrets (process.c). Call it
+ * again after any change of user or group id, which resets dumpable.
+ * Start-up thread. @return 0, or -errno with @p err naming the setting
+ * (the daemon must not start).
+ */
+int process_protect(int core_dumps, char err[256]);
 /** Start the loop threads; @return how many started. The last loop to end
  * sends app->loops_done. */
 unsigned loops_start(struct app *app);

@@ -145,6 +145,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "strongroomd: %s\n", err);
 		return 2;
 	}
+	if (process_protect(app.cfg.core_dumps, err) != 0) {
+		fprintf(stderr, "strongroomd: %s\n", err);
+		return 1;
+	}
 	(void)listen_fit_nofile(app.cfg.max_conns);
 	rc = open_state(&app, err);
 	if (rc != 0)

@@ -23,6 +23,19 @@ APP_EXT := -Wl,--wrap=psa_export_public_key -Wl,-u,__wrap_psa_export_public_key 
 	$(DEPLIB)/libllhttp.a -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -luv \
 	-largon2 -lcrypto
 
+# The shipped policy is compiled in (policy_parse.c's policy_load_default),
+# so the daemon never depends on the folder it was started from: the file
+# becomes one C string literal, line by line.
+APP_POLICY_INC := $(BUILD)/gen/policy_default.inc
+$(APP_POLICY_INC): appliance/policy.default
+	@mkdir -p $(dir $@)
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< >$@.tmp
+	mv $@.tmp $@
+$(BUILD)/obj/appliance/policy_parse.o $(SAN)/obj/appliance/policy_parse.o: \
+	    $(APP_POLICY_INC)
+$(BUILD)/obj/appliance/policy_parse.o $(SAN)/obj/appliance/policy_parse.o: \
+	    CPPFLAGS += -I$(BUILD)/gen
+
 appliance-bin: $(APP_BIN)
 .PHONY: appliance-bin
 

@@ -90,6 +90,18 @@ struct policy_decision {
  */
 int policy_load_file(struct policy **out, const char *path, char err[512]);
 
+/* What the built-in policy is called in messages and decisions: the file
+ * it is compiled from, whose line numbers it keeps. */
+#define POLICY_DEFAULT_NAME "appliance/policy.default"
+
+/**
+ * @brief Load the shipped policy, appliance/policy.default as it was when
+ * the program was built (compiled in: no file is read, so the working
+ * folder does not matter). As policy_load_string(); it fails only with
+ * -ENOMEM (the build checks the text: tests/unit/appliance/test_policy.c).
+ */
+int policy_load_default(struct policy **out, char err[512]);
+
 /**
  * @brief Load a policy from text; as policy_load_file(), with @p name
  * standing for the path in messages and decisions.

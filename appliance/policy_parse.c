@@ -567,6 +567,19 @@ out:
 	return 0;
 }
 
+/* appliance/policy.default as one string literal, made by the build
+ * (appliance/module.mk). */
+static const char policy_default_text[] =
+#include "policy_default.inc"
+    ;
+
+int
+policy_load_default(struct policy **out, char err[512])
+{
+	return policy_load_string(
+	    out, POLICY_DEFAULT_NAME, policy_default_text, err);
+}
+
 int
 policy_load_file(struct policy **out, const char *path, char err[512])
 {

@@ -7,8 +7,8 @@
  * It must never leave the daemon half reloaded: every part of a new
  * generation is built before anything is swapped, and a failure changes
  * nothing. It must never apply a setting that needs a restart (the listen
- * address, the state folder, the HSM, the number of loops) behind the
- * operator's back: those are kept and named in a warning.
+ * address, the state folder, the HSM, the number of loops, core dumps)
+ * behind the operator's back: those are kept and named in a warning.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -112,6 +112,8 @@ app_reload(struct app *app, char err[256])
 		else if (strcmp(key, "hsm_uri") == 0)
 			memcpy(cfg->hsm_uri, app->cfg.hsm_uri,
 			    sizeof(cfg->hsm_uri));
+		else if (strcmp(key, "core_dumps") == 0)
+			cfg->core_dumps = app->cfg.core_dumps;
 		else
 			cfg->loops = app->cfg.loops;
 	}

@@ -8,8 +8,10 @@
  *   sr-policy decide FILE ROLES ACTION PATH [from=ADDR] [scope=S] [owner]
  *                             one request: allow or deny and the deciding
  *                             line of FILE (what the audit trail cites)
- * FILE defaults to the shipped appliance/policy.default. Exit status: 0,
- * 1 when the file does not load, 2 for a usage error.
+ * Without FILE, check and matrix use the policy built into the program
+ * (appliance/policy.default when it was built), as strongroomd does
+ * without policy_file. Exit status: 0, 1 when the file does not load, 2
+ * for a usage error.
  *
  * It must never change a file: it reads the policy and prints.
  */
@@ -27,7 +29,7 @@ static const char usage_text[] =
     "       sr-policy matrix [FILE]\n"
     "       sr-policy decide FILE ROLES ACTION PATH [from=ADDR] [scope=S] "
     "[owner]\n"
-    "check   load FILE (default appliance/policy.default) as strongroomd\n"
+    "check   load FILE (default: the built-in policy) as strongroomd\n"
     "        would and print its rule count, or FILE:LINE: problem\n"
     "matrix  print ROLE METHOD PATH ACTION allow|deny for every role and\n"
     "        every management route that needs a caller; {id} is written\n"
@@ -41,13 +43,16 @@ cmd_check(const char *file)
 {
 	struct policy *p = NULL;
 	char err[512];
-	int rc = policy_load_file(&p, file, err);
+	int rc = file != NULL ? policy_load_file(&p, file, err)
+	                      : policy_load_default(&p, err);
 
 	if (rc != 0) {
 		fprintf(stderr, "sr-policy: %s\n", err);
 		return 1;
 	}
-	printf("%s: %zu rules, loads\n", file, policy_rule_count(p));
+	printf("%s%s: %zu rules, loads\n",
+	    file != NULL ? file : POLICY_DEFAULT_NAME,
+	    file != NULL ? "" : " (built in)", policy_rule_count(p));
 	policy_free(p);
 	return 0;
 }
@@ -110,7 +115,7 @@ cmd_decide(const char *file, int argc, char **argv)
 int
 main(int argc, char **argv)
 {
-	const char *file = argc > 2 ? argv[2] : "appliance/policy.default";
+	const char *file = argc > 2 ? argv[2] : NULL;
 	char err[512];
 
 	if (argc >= 6 && strcmp(argv[1], "decide") == 0)

@@ -6,8 +6,9 @@
 # apart from the header deadline, SIGTERM's drain deadline and a second
 # signal, a second daemon refused on a taken port, running out of file
 # descriptors (no busy loop, served again after), certificate files that
-# do not exist refused, the descriptor limit raised for max_conns, and an
-# operator's RSA certificate with TLS 1.2.
+# do not exist refused, the descriptor limit raised for max_conns, no core
+# file from a crash unless core_dumps = yes, and an operator's RSA
+# certificate with TLS 1.2.
 set -u
 BUILD=${BUILD:-build}
 TMP=${SR_TEST_TMP:-/tmp}/daemon-ops-$$
@@ -176,6 +177,59 @@ soft_now=$(soft)
 check "with room in the hard limit it is raised only as far as max_conns needs" \
     '[ "$soft_now" = 756 ] && ! grep -q "raise LimitNOFILE" "$TMP/err" || { echo "soft=$soft_now"; cat "$TMP/err"; false; }'
 stop
+
+# --- core dumps -------------------------------------------------------------
+# A crash must leave no copy of the daemon's memory (TLS keys, unwrapped
+# keys, prompts) on disk: by default its core file size limit is 0 and it is
+# not dumpable. The crash is real (SIGABRT, whose default is a core) where
+# the kernel writes cores into the working folder (core_pattern without a
+# pipe or a path); elsewhere that half is skipped, visibly. core_dumps = yes
+# brings the system's behaviour back: the same crash then leaves a core,
+# which shows the check can fail.
+DABS=$(cd "$(dirname "$D")" && pwd)/$(basename "$D")
+pattern=$(cat /proc/sys/kernel/core_pattern 2>/dev/null)
+core_start() {
+	rm -rf "$TMP/cwd"
+	mkdir -p "$TMP/cwd"
+	(cd "$TMP/cwd" && ulimit -c "$(ulimit -Hc)" && exec "$DABS" \
+	    --state-dir "$TMP/state" --listen 127.0.0.1:0 "$@") \
+	    >"$TMP/out" 2>"$TMP/err" &
+	pid=$!
+	port=$(daemon_port "$TMP/out")
+}
+crash() {
+	kill -ABRT "$pid"
+	wait "$pid" 2>/dev/null
+	pid=
+}
+core_limit() { sed -n 's/^Max core file size *\([^ ]*\) *\([^ ]*\).*/\1 \2/p' "/proc/$pid/limits"; }
+core_start
+code=$(curl -sS --cacert "$CA" -o /dev/null -w '%{http_code}' \
+    -H "Authorization: Bearer $(cat "$TMP/state/admin.key")" \
+    "https://localhost:$port/api/hsm")
+check "started from a folder without the sources, the daemon decides with its built-in policy" \
+    '[ "$code" = 200 ] || { echo "code $code"; cat "$TMP/err"; false; }'
+lim=$(core_limit)
+check "by default the daemon's core file size limit is 0, soft and hard" \
+    '[ "$lim" = "0 0" ] || { echo "limits: $lim"; false; }'
+if [ "$(ulimit -Hc)" != 0 ] && [ -n "$pattern" ] &&
+    [ "${pattern#|}" = "$pattern" ] && [ "${pattern#*/}" = "$pattern" ]; then
+	crash
+	check "... and a crash (SIGABRT) leaves no core file" \
+	    '[ -z "$(ls "$TMP/cwd")" ] || { ls -l "$TMP/cwd"; false; }'
+	printf 'core_dumps = yes\n' >"$TMP/conf"
+	core_start --config "$TMP/conf"
+	lim=$(core_limit)
+	crash
+	check "with core_dumps = yes the limit is left alone, a warning says what a core holds, and the same crash leaves one" \
+	    '[ "$lim" != "0 0" ] && grep -q "core_dumps = yes: a crash writes" "$TMP/err" && ls "$TMP/cwd" | grep -q "^core" || { echo "limits: $lim"; ls -l "$TMP/cwd"; cat "$TMP/err"; false; }'
+	rm -rf "$TMP/cwd"
+else
+	crash
+	skip "a crash leaves no core file" \
+	    "core_pattern '$pattern' or a hard core limit of 0: no core is written where this test can look"
+	skip "with core_dumps = yes a crash leaves a core" "as above"
+fi
 
 # --- certificates ---------------------------------------------------------
 printf 'cert_file = %s/nope.pem\nkey_file = %s/nope.key\n' "$TMP" "$TMP" \

@@ -3,7 +3,8 @@
  * every key set and read back, bad values per key type with their exact
  * messages, the listen address forms, a configuration file with comments,
  * quotes and blank lines, the loader's "PATH:LINE: problem" errors, the
- * checks between keys, and a file that is not there. File tests work in a
+ * checks between keys, a file that is not there, and what
+ * process_protect() asks of the kernel (in a child). File tests work in a
  * fresh mkdtemp folder each and must never touch anything outside it.
  */
 #include <stdarg.h>
@@ -18,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "appliance/internal.h"
 
@@ -98,6 +103,7 @@ test_set_every_key(void **state)
 	set_ok(&c, "rate_per_addr_burst", "2.25");
 	set_ok(&c, "ticket_rotate_s", "604800");
 	set_ok(&c, "foreground", "on");
+	set_ok(&c, "core_dumps", "yes");
 
 	assert_string_equal(c.listen, "[::]:9443");
 	assert_string_equal(c.state_dir, "/var/lib/strongroom");
@@ -122,6 +128,7 @@ test_set_every_key(void **state)
 	assert_true(c.rate_per_addr_burst == 2.25);
 	assert_int_equal(c.ticket_rotate_s, 604800);
 	assert_int_equal(c.foreground, 1);
+	assert_int_equal(c.core_dumps, 1);
 
 	/* Booleans both ways, any case; empty strings where they mean the
 	 * default. */
@@ -496,6 +503,10 @@ test_compose(void **state)
 	c = o;
 	snprintf(c.state_dir, sizeof(c.state_dir), "/elsewhere");
 	assert_string_equal(app_config_restart_key(&o, &c), "state_dir");
+	assert_int_equal(o.core_dumps, 0); /* no core files by default */
+	c = o;
+	c.core_dumps = 1;
+	assert_string_equal(app_config_restart_key(&o, &c), "core_dumps");
 	f = (struct app_flags){ "nonsense", NULL, NULL };
 	assert_int_equal(app_config_compose(&c, NULL, &f, err), -EINVAL);
 	assert_non_null(strstr(err, "listen"));
@@ -547,6 +558,55 @@ test_load_missing(void **state)
 	assert_true(app_config_load(&c, d->path, err) < 0);
 }
 
+/* ---------------------------------------------------------------- */
+/* process_protect (process.c)                                        */
+/* ---------------------------------------------------------------- */
+
+/* In a child, so this test process keeps its own settings: what
+ * process_protect(@p core_dumps) leaves. Exit 0 when it is as expected. */
+static int
+protect_in_child(int core_dumps)
+{
+	struct rlimit before, after;
+	char err[256] = "";
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (getrlimit(RLIMIT_CORE, &before) != 0 ||
+		    prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 1)
+			_exit(10); /* a child starts dumpable */
+		if (process_protect(core_dumps, err) != 0 || err[0] != '\0')
+			_exit(11);
+		if (getrlimit(RLIMIT_CORE, &after) != 0)
+			_exit(12);
+		if (!core_dumps)
+			_exit(after.rlim_cur == 0 && after.rlim_max == 0 &&
+			            prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
+			        ? 0
+			        : 13);
+		_exit(after.rlim_cur == before.rlim_cur &&
+		            after.rlim_max == before.rlim_max &&
+		            prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1
+		        ? 0
+		        : 14);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void
+test_process_protect(void **state)
+{
+	(void)state;
+	/* The default: no core file, not dumpable. */
+	assert_int_equal(protect_in_child(0), 0);
+	/* core_dumps = yes: the limits and the flag as they were. */
+	assert_int_equal(protect_in_child(1), 0);
+}
+
 int
 main(void)
 {
@@ -566,6 +626,7 @@ main(void)
 		    test_load_missing, dir_setup, dir_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_compose, dir_setup, dir_teardown),
+		cmocka_unit_test(test_process_protect),
 	};
 
 	return cmocka_run_group_tests_name(

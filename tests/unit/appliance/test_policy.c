@@ -122,11 +122,42 @@ load_default(void)
 	char err[512];
 	int rc;
 
-	rc = policy_load_file(&p, DEFAULT_POLICY, err);
+	rc = policy_load_default(&p, err);
 	if (rc != 0)
-		fail_msg("%s (run from the repository root): %s",
-		    DEFAULT_POLICY, err);
+		fail_msg("the built-in policy: %s", err);
 	return p;
+}
+
+/* The built-in policy is the shipped file as built: same rules, same
+ * decisions citing the same lines. */
+static void
+test_builtin_is_the_file(void **state)
+{
+	struct policy *file = NULL, *builtin = load_default();
+	struct policy_subject s = { 0 };
+	struct policy_request q = { 0 };
+	struct policy_decision a, b;
+	struct sockaddr_storage ss = addr_of("127.0.0.1");
+	char err[512];
+
+	(void)state;
+	assert_int_equal(policy_load_file(&file, DEFAULT_POLICY, err), 0);
+	assert_int_equal(policy_rule_count(file), policy_rule_count(builtin));
+	s.id = "u1";
+	s.addr = (const struct sockaddr *)&ss;
+	s.now = 1700000000;
+	for (unsigned role = 0; role < POLICY_ROLE_COUNT; role++) {
+		s.roles = 1u << role;
+		q.action = "apps.read";
+		q.resource = "/api/apps/x";
+		assert_int_equal(policy_evaluate(file, &s, &q, &a), 0);
+		assert_int_equal(policy_evaluate(builtin, &s, &q, &b), 0);
+		assert_int_equal(a.allow, b.allow);
+		assert_int_equal(a.line, b.line);
+		assert_string_equal(a.source, b.source);
+	}
+	policy_free(file);
+	policy_free(builtin);
 }
 
 /* One decision; fails the test on an evaluation error. */
@@ -690,6 +721,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_builtin_is_the_file),
 		cmocka_unit_test(test_matrix_covers_every_action),
 		cmocka_unit_test(test_default_matrix),
 		cmocka_unit_test(test_default_attributes),

@@ -186,14 +186,21 @@ void api_answer_doc(struct api_req *r, int status, struct yyjson_mut_doc *d);
 void api_answer_meta(struct api_req *r, int status);
 /** POST /oauth/token (api_oauth.c). Worker thread. */
 void api_oauth_token(struct api_req *r);
+/* Forms and query strings (api_form.c; pure, any thread). */
 /** Percent-decode @p len bytes of a form value ('+' is a blank) into
- * @p out, NUL-terminated, cut to @p cap - 1 bytes. */
-void api_form_decode(const char *v, size_t len, char *out, size_t cap);
+ * @p out, NUL-terminated. @return 0; -E2BIG when it does not fit in
+ * @p cap - 1 bytes, -EILSEQ when it decodes to a NUL byte (then @p out
+ * holds what came before, never to be used as the value: refuse it). */
+int api_form_decode(const char *v, size_t len, char *out, size_t cap);
 /** How many times @p name= appears as a parameter of @p query. */
 unsigned api_query_count(const char *query, const char *name);
-/** The value of @p name in a query or form string, percent-decoded ('+'
- * is a blank); "" when absent. */
-void api_query_get(const char *query, const char *name, char *out, size_t cap);
+/** The first value of @p name in a query or form string, decoded as
+ * api_form_decode() does; "" and 0 when absent. @return as there. */
+int api_query_get(const char *query, const char *name, char *out, size_t cap);
+/** api_query_get() for a handler: 0, or an error after answering 400
+ * invalid_request naming @p name (too long, or an encoded NUL). */
+int api_query_param(struct api_req *r, const char *query, const char *name,
+    char *out, size_t cap);
 /** A page of keys of @p kind under @p parent ("" any), from ?after=. */
 void api_list_op(struct api_req *r, unsigned kind, const char *parent);
 /** GET into r->kr; answer 404 and return non-zero unless the key of the

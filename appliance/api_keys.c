@@ -236,11 +236,13 @@ api_audit_read(struct api_req *r)
 	yyjson_mut_doc *d;
 	yyjson_mut_val *o;
 
-	api_query_get(r->query, "key", key, sizeof(key));
-	api_query_get(r->query, "actor", actor, sizeof(actor));
-	api_query_get(r->query, "action", action, sizeof(action));
-	api_query_get(r->query, "from", from, sizeof(from));
-	api_query_get(r->query, "to", to, sizeof(to));
+	if (api_query_param(r, r->query, "key", key, sizeof(key)) != 0 ||
+	    api_query_param(r, r->query, "actor", actor, sizeof(actor)) != 0 ||
+	    api_query_param(r, r->query, "action", action, sizeof(action)) !=
+	        0 ||
+	    api_query_param(r, r->query, "from", from, sizeof(from)) != 0 ||
+	    api_query_param(r, r->query, "to", to, sizeof(to)) != 0)
+		return;
 	q.key = key[0] ? key : NULL;
 	q.actor = actor[0] ? actor : NULL;
 	q.action = action[0] ? action : NULL;

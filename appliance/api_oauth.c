@@ -8,7 +8,8 @@
  * scopes, or the subset the request's scope parameter names (4.4.2).
  *
  * Errors are section 5.2's: invalid_request (not a form, a parameter
- * given twice, no grant_type, two ways of authenticating),
+ * given twice or too long or decoding to a NUL byte, no grant_type, two
+ * ways of authenticating),
  * unsupported_grant_type, invalid_client (401, with WWW-Authenticate when
  * Basic was tried) and invalid_scope; and, as for the app's key anywhere,
  * 401 address_not_allowed from outside the app's bound networks. Runs on a
@@ -73,9 +74,11 @@ basic_credentials(
 	if (colon == NULL || strlen((char *)raw) != len)
 		goto out;
 	*colon = '\0';
-	api_form_decode((char *)raw, strlen((char *)raw), id, idcap);
-	api_form_decode(colon + 1, strlen(colon + 1), secret, seccap);
-	rc = id[0] != '\0' && secret[0] != '\0' ? 0 : -EINVAL;
+	if (api_form_decode((char *)raw, strlen((char *)raw), id, idcap) == 0 &&
+	    api_form_decode(colon + 1, strlen(colon + 1), secret, seccap) ==
+	        0 &&
+	    id[0] != '\0' && secret[0] != '\0')
+		rc = 0;
 out:
 	sr_wipe(raw, sizeof(raw));
 	return rc;
@@ -112,11 +115,13 @@ client_of(struct api_req *r, const char *form, char *client, size_t ccap,
 {
 	char named[64];
 
-	if (r->basic[0] == '\0') {
-		api_query_get(form, "client_id", client, ccap);
-		api_query_get(form, "client_secret", secret, scap);
-		return 0;
-	}
+	if (r->basic[0] == '\0')
+		return api_query_param(r, form, "client_id", client, ccap) !=
+		            0 ||
+		        api_query_param(
+		            r, form, "client_secret", secret, scap) != 0
+		    ? -EINVAL
+		    : 0;
 	if (api_query_count(form, "client_secret") > 0) {
 		oauth_error(r, 400, "invalid_request",
 		    "client credentials both in Authorization and in the "
@@ -129,7 +134,8 @@ client_of(struct api_req *r, const char *form, char *client, size_t ccap,
 		    "client authentication failed", 1);
 		return -EACCES;
 	}
-	api_query_get(form, "client_id", named, sizeof(named));
+	if (api_query_param(r, form, "client_id", named, sizeof(named)) != 0)
+		return -EINVAL;
 	if (named[0] != '\0' && strcmp(named, client) != 0) {
 		oauth_error(r, 400, "invalid_request",
 		    "client_id differs from the Authorization header's", 0);
@@ -157,7 +163,8 @@ form_ok(struct api_req *r, const char *form)
 			oauth_error(r, 400, "invalid_request", msg, 0);
 			return -EINVAL;
 		}
-	api_query_get(form, "grant_type", grant, sizeof(grant));
+	if (api_query_param(r, form, "grant_type", grant, sizeof(grant)) != 0)
+		return -EINVAL;
 	if (grant[0] == '\0') {
 		oauth_error(
 		    r, 400, "invalid_request", "grant_type is required", 0);
@@ -175,7 +182,9 @@ void
 api_oauth_token(struct api_req *r)
 {
 	struct jwt_claims *cl = NULL;
-	char client[64] = "", secret[KS_APIKEY_LEN + 2] = "";
+	/* Room for any secret a client might send: a wrong one is
+	 * invalid_client, only one past this is refused as malformed. */
+	char client[64] = "", secret[256] = "";
 	char asked[JWT_SCOPE_MAX], bad[80], msg[160];
 	char token[JWT_TOKEN_MAX], body[JWT_TOKEN_MAX + 256];
 	const char *form = r->body != NULL ? (const char *)r->body : "";
@@ -216,7 +225,9 @@ api_oauth_token(struct api_req *r)
 	}
 	snprintf(cl->scope, sizeof(cl->scope), "%s", r->scopes);
 	if (api_query_count(form, "scope") == 1) {
-		api_query_get(form, "scope", asked, sizeof(asked));
+		if (api_query_param(r, form, "scope", asked, sizeof(asked)) !=
+		    0)
+			goto out;
 		if (narrow_scopes(cl->scope, sizeof(cl->scope), asked, bad,
 		        sizeof(bad)) != 0) {
 			snprintf(msg, sizeof(msg),

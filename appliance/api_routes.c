@@ -104,66 +104,23 @@ answer_list(struct api_req *r)
 	api_answer_doc(r, 200, d);
 }
 
-static int
-hexval(int c)
+int
+api_query_param(struct api_req *r, const char *query, const char *name,
+    char *out, size_t cap)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+	char msg[160];
+	int rc = api_query_get(query, name, out, cap);
 
-void
-api_query_get(const char *query, const char *name, char *out, size_t cap)
-{
-	size_t n = strlen(name);
-	const char *p = query, *v;
-
-	out[0] = '\0';
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, name, n) == 0 && p[n] == '=')
-			break;
-		p = strchr(p, '&');
-		p = p != NULL ? p + 1 : NULL;
-	}
-	if (p == NULL || *p == '\0')
-		return;
-	v = p + n + 1;
-	api_form_decode(v, strcspn(v, "&"), out, cap);
-}
-
-void
-api_form_decode(const char *v, size_t len, char *out, size_t cap)
-{
-	const char *end = v + len;
-	size_t o = 0;
-
-	for (; v < end && o + 1 < cap; v++) {
-		if (*v == '%' && end - v >= 3 && hexval(v[1]) >= 0 &&
-		    hexval(v[2]) >= 0) {
-			out[o++] = (char)(hexval(v[1]) * 16 + hexval(v[2]));
-			v += 2;
-		} else {
-			out[o++] = *v == '+' ? ' ' : *v;
-		}
-	}
-	out[o] = '\0';
-}
-
-unsigned
-api_query_count(const char *query, const char *name)
-{
-	size_t n = strlen(name);
-	const char *p = query;
-	unsigned count = 0;
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, name, n) == 0 && p[n] == '=')
-			count++;
-		p = strchr(p, '&');
-		p = p != NULL ? p + 1 : NULL;
-	}
-	return count;
+	if (rc == 0)
+		return 0;
+	if (rc == -E2BIG)
+		snprintf(msg, sizeof(msg),
+		    "%.40s: too long (at most %zu bytes)", name, cap - 1);
+	else
+		snprintf(
+		    msg, sizeof(msg), "%.40s: holds an encoded NUL byte", name);
+	api_answer_error(r, 400, "invalid_request", msg);
+	return rc;
 }
 
 int
@@ -297,8 +254,9 @@ api_list_op(struct api_req *r, unsigned kind, const char *parent)
 	r->kq.u.list.limit = KS_LIST_MAX;
 	snprintf(
 	    r->kq.u.list.parent, sizeof(r->kq.u.list.parent), "%s", parent);
-	api_query_get(
-	    r->query, "after", r->kq.u.list.after, sizeof(r->kq.u.list.after));
+	if (api_query_param(r, r->query, "after", r->kq.u.list.after,
+	        sizeof(r->kq.u.list.after)) != 0)
+		return;
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
 	else
@@ -403,8 +361,9 @@ keys_expiring(struct api_req *r)
 	ks_request_init(&r->kq, KS_OP_EXPIRING);
 	r->kq.u.expiring.within = 72 * 3600;
 	r->kq.u.expiring.limit = KS_LIST_MAX;
-	api_query_get(r->query, "after", r->kq.u.expiring.after,
-	    sizeof(r->kq.u.expiring.after));
+	if (api_query_param(r, r->query, "after", r->kq.u.expiring.after,
+	        sizeof(r->kq.u.expiring.after)) != 0)
+		return;
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
 	else

@@ -99,9 +99,20 @@ $(FUZZ_JWT): $(FUZZ_JWT_SRCS) appliance/jwt.h appliance/jwt_impl.h \
 	    $(FUZZ_JWT_SRCS) -o $@ $(MBEDCRYPTO) -L$(DEPLIB) -lyyjson \
 	    -Wl,-rpath,$(DEPLIB) -lcrypto -lpthread
 
-fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK) $(FUZZ_JWT)
+# The libFuzzer target for form and query decoding (the /oauth/token body,
+# every query string), checked against a plain second decoder.
+FUZZ_FORM := $(BUILD)/fuzz/fuzz_form
+FUZZ_FORM_SRCS := tests/fuzz/fuzz_form.c appliance/api_form.c
+
+$(FUZZ_FORM): $(FUZZ_FORM_SRCS) appliance/api_impl.h | $(DEPSTAMP)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
+	    -fsanitize=fuzzer,address,undefined $(FUZZ_FORM_SRCS) -o $@
+
+fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK) $(FUZZ_JWT) $(FUZZ_FORM)
 	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors \
-	    $(BUILD)/fuzz/corpus-tokenizer $(BUILD)/fuzz/corpus-jwt
+	    $(BUILD)/fuzz/corpus-tokenizer $(BUILD)/fuzz/corpus-jwt \
+	    $(BUILD)/fuzz/corpus-form
 	$(FUZZ_HTTP) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-http tests/fuzz/corpus/http
 	$(FUZZ_ST) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
@@ -110,4 +121,6 @@ fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK) $(FUZZ_JWT)
 	    $(BUILD)/fuzz/corpus-tokenizer tests/fuzz/corpus/tokenizer
 	$(FUZZ_JWT) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-jwt tests/fuzz/corpus/jwt
+	$(FUZZ_FORM) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-form tests/fuzz/corpus/form
 .PHONY: fuzz

@@ -168,6 +168,7 @@ run_fuzz http "the HTTP request path" "${SR_FUZZ_SECONDS:-20}"
 run_fuzz safetensors "the safetensors header parser" "${SR_FUZZ_ST_SECONDS:-10}"
 run_fuzz tokenizer "the tokenizer" "${SR_FUZZ_TOK_SECONDS:-10}"
 run_fuzz jwt "bearer tokens (JWT, base64url)" "${SR_FUZZ_JWT_SECONDS:-10}"
+run_fuzz form "form and query decoding" "${SR_FUZZ_FORM_SECONDS:-5}"
 
 if [ "$skipped" -gt 0 ]; then
 	echo "Skipped ($skipped, not counted as passed):$skips"

@@ -77,6 +77,17 @@ check "scope=inference, which the app holds: a token for it" \
     '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference" | grep -q "\"scope\":\"inference\"}"'
 check "a scope the app does not hold: 400 invalid_scope, no token" \
     '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference%20keys" >"$TMP/os"; grep -q "\"code\":\"invalid_scope\"" "$TMP/os" && ! grep -q access_token "$TMP/os"'
+# A value is decoded whole or refused: the right secret with an encoded
+# NUL and more behind it once read as the secret alone.
+check "the right client_secret followed by %00 and more: 400 invalid_request naming it, no token" \
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK%00junk" >"$TMP/on"; grep -q "\"code\":\"invalid_request\"" "$TMP/on" && grep -q "client_secret: holds an encoded NUL byte" "$TMP/on" && ! grep -q access_token "$TMP/on"'
+check "... and the same through a client_id: 400" \
+    '$O -d "grant_type=client_credentials&client_id=$A%00x&client_secret=$AK" | grep -q "client_id: holds an encoded NUL byte"'
+long=$(head -c 300 /dev/zero | tr '\0' s)
+check "a client_secret of 300 bytes: 400 invalid_request (too long), one of 200: 401 invalid_client" \
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$long" | grep -q "client_secret: too long (at most 255 bytes)" && $O -d "grant_type=client_credentials&client_id=$A&client_secret=$(echo $long | cut -c1-200)" | grep -q "\"code\":\"invalid_client\""'
+check "a query value too long for its filter or holding a NUL: 400, never cut" \
+    '$C -H "Authorization: Bearer $K" "$U/api/audit?key=$long" | grep -q "key: too long (at most 63 bytes)" && $C -H "Authorization: Bearer $K" "$U/api/apps?after=%00" | grep -q "after: holds an encoded NUL byte"'
 check "the app key outside its bound networks gets no token (401 address_not_allowed)" \
     '$C -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" | grep -q "\"code\":\"address_not_allowed\""'
 $C "$U/.well-known/jwks.json" >"$TMP/jwks"

@@ -1,0 +1,104 @@
+/*
+ * appliance/api_form.c: application/x-www-form-urlencoded text, the
+ * /oauth/token body and every route's query string: finding a parameter
+ * by name, percent-decoding its value ('+' is a blank), counting how often
+ * it is given.
+ *
+ * A value is decoded whole or refused: one that does not fit the caller's
+ * buffer is -E2BIG, not cut (a cut filter or scope would silently be a
+ * different one), and one that decodes to a NUL byte is -EILSEQ (a C
+ * string would end there, so "KEY%00junk" would read as KEY). A '%' not
+ * followed by two hex digits stays as it is, as the WHATWG form parser
+ * that browsers use leaves it. Names are matched as sent, not decoded.
+ *
+ * Pure functions of their arguments: no allocation, no state, any thread.
+ * It must never read past a value's '&' or the string's end, and never
+ * write more than @p cap bytes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "appliance/api_impl.h"
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int
+api_form_decode(const char *v, size_t len, char *out, size_t cap)
+{
+	const char *end = v + len;
+	size_t o = 0;
+	int c;
+
+	if (cap == 0)
+		return -E2BIG;
+	for (; v < end; v++) {
+		if (*v == '%' && end - v >= 3 && hexval(v[1]) >= 0 &&
+		    hexval(v[2]) >= 0) {
+			c = hexval(v[1]) * 16 + hexval(v[2]);
+			v += 2;
+		} else {
+			c = *v == '+' ? ' ' : (unsigned char)*v;
+		}
+		if (c == 0) {
+			out[o] = '\0';
+			return -EILSEQ;
+		}
+		if (o + 1 >= cap) {
+			out[o] = '\0';
+			return -E2BIG;
+		}
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The first "name=" parameter of @p query, or NULL. */
+static const char *
+find(const char *query, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, name, n) == 0 && p[n] == '=')
+			return p + n + 1;
+		p = strchr(p, '&');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return NULL;
+}
+
+int
+api_query_get(const char *query, const char *name, char *out, size_t cap)
+{
+	const char *v = find(query, name);
+
+	if (cap == 0)
+		return -E2BIG;
+	out[0] = '\0';
+	return v == NULL ? 0 : api_form_decode(v, strcspn(v, "&"), out, cap);
+}
+
+unsigned
+api_query_count(const char *query, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+	unsigned count = 0;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, name, n) == 0 && p[n] == '=')
+			count++;
+		p = strchr(p, '&');
+		p = p != NULL ? p + 1 : NULL;
+	}
+	return count;
+}

@@ -1,9 +1,13 @@
 /*
- * appliance/api_apps.c: what POST /api/apps and PATCH /api/apps/{id}
- * accept, checked once for both: the body's members one by one (an empty
- * body, an unknown member, a wrong type, a bad network, a name or expiry
- * out of range: 400 naming the member), and the scope JSON to store built
- * from the body and what the app had.
+ * appliance/api_apps.c: the management API's JSON bodies. Every body is
+ * read the same way (api_body_object): a JSON object, whose member names
+ * are all ones the route takes, each given once, none holding a NUL; else
+ * 400 naming the member, so a typo or a second value is never silently
+ * ignored. Then what POST /api/apps and PATCH /api/apps/{id} accept,
+ * checked once for both: the body's members one by one (a wrong type, a
+ * bad network, a name or expiry out of range: 400 naming the member), and
+ * the scope JSON to store built from the body and what the app had; the
+ * scope list's rule is shared with users (api_scopes_check).
  *
  * It must never accept a network the strict parser of cidr.c refuses (a
  * lenient parse widens access), never truncate a value to make it fit,
@@ -33,6 +37,56 @@ refuse(struct api_req *r, const char *message)
 {
 	api_answer_error(r, 400, "invalid_request", message);
 	return -EINVAL;
+}
+
+int
+api_body_object(struct api_req *r, const char *const *members, int optional,
+    yyjson_doc **doc, yyjson_val **root)
+{
+	yyjson_val *k, *v, *seen;
+	size_t i, n, j, m;
+	char msg[200], names[120] = "";
+	int known;
+
+	*doc = NULL;
+	*root = NULL;
+	if (r->body_len == 0 && optional)
+		return 0;
+	if (r->body_len > 0)
+		*doc = yyjson_read_opts(
+		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
+	*root = yyjson_doc_get_root(*doc);
+	if (!yyjson_is_obj(*root))
+		return refuse(r, "the body must be a JSON object");
+	for (j = 0, m = 0; members[j] != NULL; j++)
+		m += (size_t)snprintf(names + m,
+		    m < sizeof(names) ? sizeof(names) - m : 0, "%s%s",
+		    j ? ", " : "", members[j]);
+	yyjson_obj_foreach(*root, i, n, k, v)
+	{
+		/* A name with an escaped NUL ("name\u0000x") is no member
+		 * we know, not the name before the NUL. */
+		if (strlen(yyjson_get_str(k)) != yyjson_get_len(k))
+			return refuse(r, "a member name holds a NUL (\\u0000)");
+		for (j = 0, known = 0; members[j] != NULL && !known; j++)
+			known = yyjson_equals_str(k, members[j]);
+		if (!known) {
+			snprintf(msg, sizeof(msg),
+			    "unknown member \"%.40s\" (%s)", yyjson_get_str(k),
+			    names);
+			return refuse(r, msg);
+		}
+		/* Once: a second value would be read by one part and not by
+		 * another (yyjson_obj_get takes the first). */
+		seen = yyjson_obj_get(*root, yyjson_get_str(k));
+		if (seen != v) {
+			snprintf(msg, sizeof(msg),
+			    "member \"%.40s\" given more than once",
+			    yyjson_get_str(k));
+			return refuse(r, msg);
+		}
+	}
+	return 0;
 }
 
 /* 1..63 bytes, no control characters (the audit log and consoles show
@@ -97,8 +151,8 @@ cidrs_take(struct api_req *r, yyjson_val *arr, struct api_app_body *b)
 
 /* Scopes are space-separated in tokens and the policy: printable ASCII
  * without blanks, quotes or backslashes. */
-static int
-scopes_take(struct api_req *r, yyjson_val *arr, struct api_app_body *b)
+int
+api_scopes_check(struct api_req *r, yyjson_val *arr)
 {
 	yyjson_val *v;
 	const char *s;
@@ -119,8 +173,17 @@ scopes_take(struct api_req *r, yyjson_val *arr, struct api_app_body *b)
 				    "\"scopes\": printable ASCII without "
 				    "blanks, quotes or backslashes");
 	}
-	b->scopes = arr;
 	return 0;
+}
+
+static int
+scopes_take(struct api_req *r, yyjson_val *arr, struct api_app_body *b)
+{
+	int rc = api_scopes_check(r, arr);
+
+	if (rc == 0)
+		b->scopes = arr;
+	return rc;
 }
 
 /* {"rate":R,"burst":B}, either or both: positive numbers. */
@@ -185,33 +248,18 @@ member_take(
 int
 api_app_body_parse(struct api_req *r, int create, struct api_app_body *b)
 {
+	static const char *const members[] = { "name", "cidrs", "scopes",
+		"expires_in_days", "rate_limit", NULL };
 	yyjson_val *root, *k, *v;
 	size_t i, n;
-	char msg[160];
 	int rc = 0;
 
 	memset(b, 0, sizeof(*b));
-	if (r->body_len > 0)
-		b->doc = yyjson_read_opts(
-		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
-	root = yyjson_doc_get_root(b->doc);
-	if (!yyjson_is_obj(root))
-		return refuse(r, "the body must be a JSON object");
+	if ((rc = api_body_object(r, members, 0, &b->doc, &root)) != 0)
+		return rc;
 	yyjson_obj_foreach(root, i, n, k, v)
 	{
-		/* A name with an escaped NUL ("name\u0000x") is no member
-		 * we know, not the name before the NUL. */
-		if (strlen(yyjson_get_str(k)) != yyjson_get_len(k))
-			return refuse(r, "a member name holds a NUL (\\u0000)");
-		rc = member_take(r, yyjson_get_str(k), v, b);
-		if (rc == -ENOENT) {
-			snprintf(msg, sizeof(msg),
-			    "unknown member \"%.40s\" (name, cidrs, scopes, "
-			    "expires_in_days, rate_limit)",
-			    yyjson_get_str(k));
-			return refuse(r, msg);
-		}
-		if (rc != 0)
+		if ((rc = member_take(r, yyjson_get_str(k), v, b)) != 0)
 			return rc;
 	}
 	if (create && !(b->set & API_APP_NAME))

@@ -214,6 +214,7 @@ int api_expect_kind(struct api_req *r, unsigned kind);
 #define API_APP_RATE 0x10u
 struct yyjson_doc;
 struct yyjson_val;
+struct yyjson_val;
 struct api_app_body {
 	unsigned set; /* API_APP_*: the members the body named */
 	char name[KS_NAME_MAX];
@@ -232,6 +233,19 @@ struct api_app_body {
  *         value, a network cidr.c refuses, more than 8 networks).
  */
 int api_app_body_parse(struct api_req *r, int create, struct api_app_body *b);
+/**
+ * Read r's body as a JSON object whose members are all named in @p members
+ * (NULL-terminated), each given once, no name holding a NUL (api_apps.c).
+ * With @p optional an empty body is accepted (*doc and *root NULL).
+ * @return 0 with *doc (yyjson_doc_free it, also on error) and *root; or
+ * -EINVAL after answering 400 invalid_request naming the member.
+ */
+int api_body_object(struct api_req *r, const char *const *members, int optional,
+    struct yyjson_doc **doc, struct yyjson_val **root);
+/** A "scopes" list as apps and users take it: at most 32 strings of 1 to
+ * 64 printable ASCII bytes without blanks, quotes or backslashes. 0, or
+ * -EINVAL after answering 400. */
+int api_scopes_check(struct api_req *r, struct yyjson_val *arr);
 void api_app_body_free(struct api_app_body *b);
 /**
  * The scope JSON to store: the members of @p current (an app's stored

@@ -100,17 +100,20 @@ replacement_json(struct api_req *r, yyjson_mut_doc *d)
 void
 api_keys_rotate(struct api_req *r)
 {
-	yyjson_doc *doc =
-	    yyjson_read_opts((char *)r->body, r->body_len, 0, api_alc(), NULL);
-	yyjson_val *v =
-	    yyjson_obj_get(yyjson_doc_get_root(doc), "grace_seconds");
+	static const char *const members[] = { "grace_seconds", NULL };
+	yyjson_doc *doc;
+	yyjson_val *root, *v;
 	int64_t grace = API_GRACE_DEFAULT;
 	struct ks_meta old;
 	yyjson_mut_doc *d;
 	yyjson_mut_val *o, *rep;
 	int rc;
 
-	if (v != NULL)
+	if (api_body_object(r, members, 1, &doc, &root) != 0) {
+		yyjson_doc_free(doc);
+		return;
+	}
+	if ((v = yyjson_obj_get(root, "grace_seconds")) != NULL)
 		grace = yyjson_is_int(v) ? yyjson_get_sint(v) : -1;
 	yyjson_doc_free(doc);
 	if (grace < 0 || grace > API_GRACE_MAX) {

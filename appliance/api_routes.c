@@ -269,6 +269,53 @@ apps_list(struct api_req *r)
 	api_list_op(r, KS_KIND_APP, "");
 }
 
+/* {"reason":"...","compromised":bool}, both optional, into the revoke
+ * request. 0, or an error already answered. */
+static int
+revoke_body(struct api_req *r)
+{
+	static const char *const members[] = { "reason", "compromised", NULL };
+	yyjson_doc *doc;
+	yyjson_val *root, *v;
+	const char *reason = "revoked";
+	size_t i;
+	int rc;
+
+	if ((rc = api_body_object(r, members, 1, &doc, &root)) != 0)
+		goto out;
+	rc = -EINVAL;
+	if ((v = yyjson_obj_get(root, "reason")) != NULL) {
+		reason = yyjson_get_str(v);
+		if (!yyjson_is_str(v) || yyjson_get_len(v) == 0 ||
+		    yyjson_get_len(v) >= KS_REASON_MAX) {
+			api_answer_error(r, 400, "invalid_request",
+			    "\"reason\": a string of 1 to 127 bytes");
+			goto out;
+		}
+		for (i = 0; i < yyjson_get_len(v); i++)
+			if ((unsigned char)reason[i] < 0x20 ||
+			    reason[i] == 0x7f) {
+				api_answer_error(r, 400, "invalid_request",
+				    "\"reason\": no control characters");
+				goto out;
+			}
+	}
+	v = yyjson_obj_get(root, "compromised");
+	if (v != NULL && !yyjson_is_bool(v)) {
+		api_answer_error(r, 400, "invalid_request",
+		    "\"compromised\": true or false");
+		goto out;
+	}
+	snprintf(r->kq.u.revoke.id, sizeof(r->kq.u.revoke.id), "%s", r->id);
+	snprintf(
+	    r->kq.u.revoke.reason, sizeof(r->kq.u.revoke.reason), "%s", reason);
+	r->kq.u.revoke.compromised = yyjson_is_true(v);
+	rc = 0;
+out:
+	yyjson_doc_free(doc);
+	return rc;
+}
+
 /* GET, state changes and revocation of the key named by the path. */
 static void
 key_op(struct api_req *r, enum ks_op op, int status)
@@ -276,22 +323,10 @@ key_op(struct api_req *r, enum ks_op op, int status)
 	int rc;
 
 	ks_request_init(&r->kq, op);
-	if (op == KS_OP_REVOKE) {
-		yyjson_doc *doc = yyjson_read_opts(
-		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
-		yyjson_val *v =
-		    yyjson_obj_get(yyjson_doc_get_root(doc), "reason");
-
-		snprintf(
-		    r->kq.u.revoke.id, sizeof(r->kq.u.revoke.id), "%s", r->id);
-		snprintf(r->kq.u.revoke.reason, sizeof(r->kq.u.revoke.reason),
-		    "%s", yyjson_is_str(v) ? yyjson_get_str(v) : "revoked");
-		v = yyjson_obj_get(yyjson_doc_get_root(doc), "compromised");
-		r->kq.u.revoke.compromised = yyjson_is_true(v);
-		yyjson_doc_free(doc);
-	} else {
+	if (op == KS_OP_REVOKE && revoke_body(r) != 0)
+		return;
+	if (op != KS_OP_REVOKE)
 		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
-	}
 	if ((rc = api_ks(r)) != 0)
 		api_answer_ks_error(r, rc);
 	else

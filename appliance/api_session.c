@@ -143,21 +143,19 @@ login_run(struct api_req *r, yyjson_val *root)
 void
 api_login(struct api_req *r)
 {
-	yyjson_doc *doc = NULL;
+	static const char *const members[] = { "name", "password", "totp",
+		NULL };
+	yyjson_doc *doc;
+	yyjson_val *root;
+	int rc;
 
-	if (r->body != NULL)
-		doc = yyjson_read_opts(
-		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
+	snprintf(r->actor, sizeof(r->actor), "login:?");
+	rc = api_body_object(r, members, 0, &doc, &root);
 	/* The password is in the body: gone before anything else runs. */
 	if (r->body != NULL)
 		sr_wipe(r->body, r->body_len);
-	snprintf(r->actor, sizeof(r->actor), "login:?");
-	if (!yyjson_is_obj(yyjson_doc_get_root(doc)))
-		api_answer_error(r, 400, "invalid_request",
-		    "a JSON object with \"name\", \"password\" and \"totp\" "
-		    "is required");
-	else
-		login_run(r, yyjson_doc_get_root(doc));
+	if (rc == 0)
+		login_run(r, root);
 	if (doc != NULL) {
 		/* yyjson keeps the strings in its own buffer: wipe it. */
 		yyjson_val *v =

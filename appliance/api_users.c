@@ -74,6 +74,8 @@ user_scope(struct api_req *r, yyjson_val *root, char *out, size_t cap)
 	}
 	yyjson_mut_obj_add_val(d, o, "roles", roles);
 	arr = yyjson_obj_get(root, "scopes");
+	if (rc == 0 && arr != NULL && api_scopes_check(r, arr) != 0)
+		rc = -EINVAL;
 	yyjson_mut_obj_add_val(d, o, "scopes",
 	    yyjson_is_arr(arr) ? yyjson_val_mut_copy(d, arr)
 	                       : yyjson_mut_arr(d));
@@ -95,15 +97,19 @@ user_scope(struct api_req *r, yyjson_val *root, char *out, size_t cap)
 void
 api_users_create(struct api_req *r)
 {
+	static const char *const members[] = { "name", "roles", "scopes",
+		NULL };
 	struct ks_create_req *c = &r->kq.u.create;
-	yyjson_doc *doc =
-	    yyjson_read_opts((char *)r->body, r->body_len, 0, api_alc(), NULL);
-	yyjson_val *root = yyjson_doc_get_root(doc);
-	const char *name = yyjson_get_str(yyjson_obj_get(root, "name"));
+	yyjson_doc *doc;
+	yyjson_val *root;
+	const char *name;
 	int rc;
 
 	ks_request_init(&r->kq, KS_OP_CREATE);
 	c->kind = KS_KIND_USER;
+	if (api_body_object(r, members, 0, &doc, &root) != 0)
+		goto out;
+	name = yyjson_get_str(yyjson_obj_get(root, "name"));
 	if (name == NULL || !name_ok(name)) {
 		api_answer_error(r, 400, "invalid_request",
 		    "\"name\": 1 to 63 of A-Z a-z 0-9 . _ @ -");
@@ -178,17 +184,19 @@ api_users_delete(struct api_req *r)
 void
 api_users_password(struct api_req *r)
 {
-	yyjson_doc *doc = NULL;
-	yyjson_val *v;
+	static const char *const members[] = { "password", NULL };
+	yyjson_doc *doc;
+	yyjson_val *root, *v = NULL;
 	char phc[PW_PHC_MAX];
 	int rc;
 
-	if (r->body != NULL)
-		doc = yyjson_read_opts(
-		    (char *)r->body, r->body_len, 0, api_alc(), NULL);
+	rc = api_body_object(r, members, 0, &doc, &root);
+	/* The password is in the body: gone before anything else runs. */
 	if (r->body != NULL)
 		sr_wipe(r->body, r->body_len);
-	v = yyjson_obj_get(yyjson_doc_get_root(doc), "password");
+	if (rc != 0)
+		goto out;
+	v = yyjson_obj_get(root, "password");
 	if (!yyjson_is_str(v) || yyjson_get_len(v) < PASSWORD_MIN ||
 	    yyjson_get_len(v) > PW_MAX_BYTES) {
 		api_answer_error(r, 400, "invalid_password",

@@ -142,6 +142,26 @@ check "its token then: 401 key_suspended" \
     '$C -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"key_suspended\""'
 check "a method a route does not take: 405 with Allow naming the ones it does" \
     '$C -sS -D- -o /dev/null -X PUT -H "Authorization: Bearer $AK" "$U/api/apps" | grep -qi "^Allow: POST, GET" && $C -sS -D- -o /dev/null -X PUT "$U/api/apps/AAAAAAAAAAAA" | grep -qi "^Allow: GET, PATCH, DELETE" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -q "^HTTP/1.1 405" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -qi "^Allow: POST" && $C -sS -D- -o /dev/null -X POST "$U/health" | grep -qi "^Allow: GET, HEAD"'
+# Every JSON body: an object of the route's own members, each once; a typo
+# or a second value is refused, never ignored. (In the patterns, '.' stands
+# for the backslash-escaped quotes of a JSON message.)
+H="Authorization: Bearer $K"
+check "a body member the route does not take: 400 naming it and the ones it takes" \
+    '$C -H "$H" -d "{\"name\":\"bob\",\"roles\":[\"developer\"],\"rolez\":[\"admin\"]}" "$U/api/users" | grep -q "unknown member ..rolez.. (name, roles, scopes)"'
+check "a member given twice: 400, the app not made" \
+    '$C -H "$H" -d "{\"name\":\"twice\",\"name\":\"other\"}" "$U/api/apps" | grep -q "member ..name.. given more than once" && ! $C -H "$H" "$U/api/apps" | grep -q "\"name\":\"\(twice\|other\)\""'
+check "a user's scopes are checked as an app's are: 400 for a number" \
+    '$C -H "$H" -d "{\"name\":\"carol\",\"roles\":[\"developer\"],\"scopes\":[1]}" "$U/api/users" | grep -q "scopes..: each 1 to 64 bytes"'
+$C -H "$H" -d '{"name":"revoker"}' "$U/api/apps" >"$TMP/app3"
+A3=$(json '["id"]' <"$TMP/app3")
+$C -H "$H" -X POST "$U/api/apps/$A3/keys" >"$TMP/key3"
+AK3ID=$(json '["id"]' <"$TMP/key3")
+check "revoke with compromised as the string \"true\": 400, the key still active" \
+    '$C -H "$H" -d "{\"compromised\":\"true\"}" "$U/api/keys/$AK3ID/revoke" | grep -q "compromised..: true or false" && $C -H "$H" "$U/api/apps/$A3/keys" | grep -q "\"state\":\"active\""'
+check "revoke with a reason holding a control character: 400; a plain reason: revoked, reason kept" \
+    '$C -H "$H" -d "{\"reason\":\"a\\nb\"}" "$U/api/keys/$AK3ID/revoke" | grep -q "no control characters" && $C -H "$H" -d "{\"reason\":\"rotated out\",\"compromised\":false}" "$U/api/keys/$AK3ID/revoke" | grep -q "\"state\":\"revoked\".*\"reason\":\"rotated out\""'
+check "login with a member it does not take: 400 invalid_request" \
+    '$C -d "{\"name\":\"admin\",\"password\":\"x\",\"totp\":\"1\",\"remember\":true}" "$U/api/login" | grep -q "unknown member ..remember.."'
 check "GET /api/hsm: module, token, mechanisms, root key versions, no secret" \
     '$C -H "Authorization: Bearer $K" "$U/api/hsm" >"$TMP/hsm" && grep -q "\"root_kek_version\":1" "$TMP/hsm" && grep -q "\"module\":{\"path\":\"[^\"]*softhsm2.so\"" "$TMP/hsm" && grep -q "\"token\":{\"label\":\"strongroom\"" "$TMP/hsm" && grep -q "\"mechanisms\":\[\"CKM_AES_KEY_GEN\".*\"CKM_ECDSA\"" "$TMP/hsm" && ! grep -qi "pin" "$TMP/hsm"'
 stop

@@ -16,32 +16,25 @@
  * write more than @p cap bytes.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "appliance/api_impl.h"
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 int
 api_form_decode(const char *v, size_t len, char *out, size_t cap)
 {
 	const char *end = v + len;
 	size_t o = 0;
+	uint8_t byte;
 	int c;
 
 	if (cap == 0)
 		return -E2BIG;
 	for (; v < end; v++) {
-		if (*v == '%' && end - v >= 3 && hexval(v[1]) >= 0 &&
-		    hexval(v[2]) >= 0) {
-			c = hexval(v[1]) * 16 + hexval(v[2]);
+		if (*v == '%' && end - v >= 3 &&
+		    sr_hex_decode(&byte, 1, v + 1, 2) == 1) {
+			c = byte;
 			v += 2;
 		} else {
 			c = *v == '+' ? ' ' : (unsigned char)*v;

@@ -102,12 +102,13 @@ $(FUZZ_JWT): $(FUZZ_JWT_SRCS) appliance/jwt.h appliance/jwt_impl.h \
 # The libFuzzer target for form and query decoding (the /oauth/token body,
 # every query string), checked against a plain second decoder.
 FUZZ_FORM := $(BUILD)/fuzz/fuzz_form
-FUZZ_FORM_SRCS := tests/fuzz/fuzz_form.c appliance/api_form.c
+FUZZ_FORM_SRCS := tests/fuzz/fuzz_form.c appliance/api_form.c $(LIB_SRCS)
 
-$(FUZZ_FORM): $(FUZZ_FORM_SRCS) appliance/api_impl.h | $(DEPSTAMP)
+$(FUZZ_FORM): $(FUZZ_FORM_SRCS) appliance/api_impl.h lib/sr.h | $(DEPSTAMP)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=c11 -g -O1 -Wall -Wextra -Werror \
-	    -fsanitize=fuzzer,address,undefined $(FUZZ_FORM_SRCS) -o $@
+	    -fsanitize=fuzzer,address,undefined $(FUZZ_FORM_SRCS) -o $@ \
+	    -L$(DEPLIB) -lyyjson -Wl,-rpath,$(DEPLIB) -lpthread
 
 fuzz: $(FUZZ_HTTP) $(FUZZ_ST) $(FUZZ_TOK) $(FUZZ_JWT) $(FUZZ_FORM)
 	@mkdir -p $(BUILD)/fuzz/corpus-http $(BUILD)/fuzz/corpus-safetensors \

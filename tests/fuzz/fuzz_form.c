@@ -13,6 +13,7 @@
  * output is the decoded prefix and always NUL-terminated within the
  * buffer, and api_query_count() counts what a plain scan counts.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,18 +24,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int
-hex(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The whole value at @p v (up to '&' or the end) decoded into @p out
  * (room for strlen(v) bytes); its length. */
 static size_t
@@ -43,10 +32,11 @@ reference_decode(const char *v, unsigned char *out)
 	size_t n = 0;
 
 	for (; *v != '\0' && *v != '&'; v++) {
-		if (v[0] == '%' && v[1] != '\0' && v[2] != '\0' &&
-		    hex(v[1]) >= 0 && hex(v[2]) >= 0 && v[1] != '&' &&
-		    v[2] != '&') {
-			out[n++] = (unsigned char)(hex(v[1]) * 16 + hex(v[2]));
+		if (v[0] == '%' && isxdigit((unsigned char)v[1]) &&
+		    isxdigit((unsigned char)v[2])) {
+			char two[3] = { v[1], v[2], '\0' };
+
+			out[n++] = (unsigned char)strtol(two, NULL, 16);
 			v += 2;
 		} else {
 			out[n++] = *v == '+' ? ' ' : (unsigned char)*v;

@@ -16,7 +16,6 @@
  * was refused unless its secret matched, and never block a loop.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,21 +37,14 @@ static void
 alc_free(void *ctx, void *p)
 {
 	(void)ctx;
-	if (p != NULL)
-		sr_wipe(p, malloc_usable_size(p));
-	free(p);
+	sr_free_wiped(p);
 }
 
 static void *
 alc_realloc(void *ctx, void *p, size_t old, size_t n)
 {
-	void *q = malloc(n);
-
-	if (q != NULL && p != NULL) {
-		memcpy(q, p, old < n ? old : n);
-		alc_free(ctx, p);
-	}
-	return q;
+	(void)ctx;
+	return sr_realloc_wiped(p, old, n);
 }
 
 static const yyjson_alc wiping_alc = { alc_malloc, alc_realloc, alc_free,
@@ -71,9 +63,7 @@ req_free(struct api_req *r)
 		return;
 	if (r->ext != NULL && r->ext_arg != NULL) /* refused before start */
 		r->ext->step(r->p, r->ext_arg, NULL, NULL);
-	if (r->body != NULL) /* a password or client secret, perhaps */
-		sr_wipe(r->body, r->body_len);
-	free(r->body);
+	sr_free_wiped(r->body); /* a password or client secret, perhaps */
 	buf_free(&r->answer);
 	ks_reply_wipe(&r->kr);
 	sr_wipe(r, API_REQ_CLEAR);

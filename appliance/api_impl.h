@@ -177,8 +177,8 @@ void api_meta_json(struct yyjson_mut_doc *d, struct yyjson_mut_val *o,
 /** yyjson's allocator for the API's documents: plain malloc, but every
  * block is wiped when freed or moved (a document can hold a new API key,
  * a TOTP secret or a password). Use it for yyjson_mut_doc_new() and the
- * reading of request bodies; a text written with it is freed with free()
- * after sr_wipe(). Any thread. */
+ * reading of request bodies; a text written with it is freed with
+ * sr_free_wiped(). Any thread. */
 const struct yyjson_alc *api_alc(void);
 /** Write @p d as the answer and free it. */
 void api_answer_doc(struct api_req *r, int status, struct yyjson_mut_doc *d);
@@ -213,7 +213,6 @@ int api_expect_kind(struct api_req *r, unsigned kind);
 #define API_APP_EXPIRES 0x8u
 #define API_APP_RATE 0x10u
 struct yyjson_doc;
-struct yyjson_val;
 struct yyjson_val;
 struct api_app_body {
 	unsigned set; /* API_APP_*: the members the body named */

@@ -62,13 +62,11 @@ api_answer_doc(struct api_req *r, int status, yyjson_mut_doc *d)
 	size_t len;
 	char *text = yyjson_mut_write_opts(d, 0, api_alc(), &len, NULL);
 
-	if (text == NULL) {
+	if (text == NULL)
 		api_answer_error(r, 500, "internal", "out of memory");
-	} else {
+	else
 		api_answer_json(r, status, text, len);
-		sr_wipe(text, len); /* it may be a new key's only showing */
-	}
-	free(text);
+	sr_free_wiped(text); /* it may be a new key's only showing */
 	yyjson_mut_doc_free(d);
 }
 

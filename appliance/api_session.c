@@ -156,15 +156,7 @@ api_login(struct api_req *r)
 		sr_wipe(r->body, r->body_len);
 	if (rc == 0)
 		login_run(r, root);
-	if (doc != NULL) {
-		/* yyjson keeps the strings in its own buffer: wipe it. */
-		yyjson_val *v =
-		    yyjson_obj_get(yyjson_doc_get_root(doc), "password");
-
-		if (yyjson_is_str(v))
-			sr_wipe((void *)yyjson_get_str(v), yyjson_get_len(v));
-		yyjson_doc_free(doc);
-	}
+	yyjson_doc_free(doc); /* api_alc(): the password's copy is wiped */
 }
 
 /* Ends the cookie's session; the CSRF token is required like any other

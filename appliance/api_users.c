@@ -220,9 +220,7 @@ api_users_password(struct api_req *r)
 	else
 		api_answer_json(r, 200, "{\"password_set\":true}", 21);
 out:
-	if (yyjson_is_str(v))
-		sr_wipe((void *)yyjson_get_str(v), yyjson_get_len(v));
-	yyjson_doc_free(doc);
+	yyjson_doc_free(doc); /* api_alc(): the password's copy is wiped */
 }
 
 /* POST /api/users/{id}/totp: a new secret (a re-enrolment replaces the
@@ -260,7 +258,5 @@ api_users_totp(struct api_req *r)
 	else
 		api_answer_error(r, 503, "unavailable", "enrolment failed");
 	sr_wipe(uri, sizeof(uri));
-	if (body != NULL)
-		sr_wipe(body, TOTP_URI_MAX + 64);
-	free(body);
+	sr_free_wiped(body);
 }

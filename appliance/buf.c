@@ -37,13 +37,9 @@ buf_reserve(struct buf *b, size_t extra)
 		}
 		cap *= 2;
 	}
-	if (!b->wipe)
-		p = realloc(b->data, cap);
-	else if ((p = malloc(cap)) != NULL && b->data != NULL) {
-		memcpy(p, b->data, b->len); /* realloc would leave a copy */
-		sr_wipe(b->data, b->cap);
-		free(b->data);
-	}
+	/* realloc would leave a copy of a wiping buffer behind */
+	p = b->wipe ? sr_realloc_wiped(b->data, b->len, cap)
+	            : realloc(b->data, cap);
 	if (p == NULL)
 		return -ENOMEM;
 	b->data = p;
@@ -120,9 +116,10 @@ buf_clear(struct buf *b)
 void
 buf_free(struct buf *b)
 {
-	if (b->wipe && b->data != NULL)
-		sr_wipe(b->data, b->cap);
-	free(b->data);
+	if (b->wipe)
+		sr_free_wiped(b->data);
+	else
+		free(b->data);
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;

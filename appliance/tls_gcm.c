@@ -44,22 +44,16 @@ int __real_mbedtls_cipher_setkey(mctx *ctx, const unsigned char *key,
     int key_bitlen, const mbedtls_operation_t operation);
 int __wrap_mbedtls_cipher_setkey(mctx *ctx, const unsigned char *key,
     int key_bitlen, const mbedtls_operation_t operation);
-int __real_mbedtls_cipher_auth_encrypt_ext(mctx *ctx, const unsigned char *iv,
-    size_t iv_len, const unsigned char *ad, size_t ad_len,
-    const unsigned char *input, size_t ilen, unsigned char *output,
-    size_t output_len, size_t *olen, size_t tag_len);
-int __wrap_mbedtls_cipher_auth_encrypt_ext(mctx *ctx, const unsigned char *iv,
-    size_t iv_len, const unsigned char *ad, size_t ad_len,
-    const unsigned char *input, size_t ilen, unsigned char *output,
-    size_t output_len, size_t *olen, size_t tag_len);
-int __real_mbedtls_cipher_auth_decrypt_ext(mctx *ctx, const unsigned char *iv,
-    size_t iv_len, const unsigned char *ad, size_t ad_len,
-    const unsigned char *input, size_t ilen, unsigned char *output,
-    size_t output_len, size_t *olen, size_t tag_len);
-int __wrap_mbedtls_cipher_auth_decrypt_ext(mctx *ctx, const unsigned char *iv,
-    size_t iv_len, const unsigned char *ad, size_t ad_len,
-    const unsigned char *input, size_t ilen, unsigned char *output,
-    size_t output_len, size_t *olen, size_t tag_len);
+/* The parameters of mbedtls_cipher_auth_encrypt_ext and _decrypt_ext. */
+#define AEAD_PARAMS \
+	mctx *ctx, const unsigned char *iv, size_t iv_len, \
+	    const unsigned char *ad, size_t ad_len, \
+	    const unsigned char *input, size_t ilen, unsigned char *output, \
+	    size_t output_len, size_t *olen, size_t tag_len
+int __real_mbedtls_cipher_auth_encrypt_ext(AEAD_PARAMS);
+int __wrap_mbedtls_cipher_auth_encrypt_ext(AEAD_PARAMS);
+int __real_mbedtls_cipher_auth_decrypt_ext(AEAD_PARAMS);
+int __wrap_mbedtls_cipher_auth_decrypt_ext(AEAD_PARAMS);
 void __real_mbedtls_cipher_free(mctx *ctx);
 void __wrap_mbedtls_cipher_free(mctx *ctx);
 
@@ -81,8 +75,10 @@ static atomic_int gcm_fast = 1;
  * for every record; striped, two loops meet only when their contexts
  * fall in the same stripe. */
 #define GCM_LOCKS 64
-static pthread_mutex_t gcm_lock[GCM_LOCKS];
-static pthread_once_t gcm_lock_once = PTHREAD_ONCE_INIT;
+/* Initialised statically (a GNU range initialiser, as gcc and clang
+ * take it): no once-check on every record. */
+static pthread_mutex_t gcm_lock[GCM_LOCKS] = { [0 ... GCM_LOCKS - 1] =
+	                                           PTHREAD_MUTEX_INITIALIZER };
 static struct twin *gcm_table[GCM_BUCKETS];
 static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *gcm_cipher[2]; /* AES-128-GCM, AES-256-GCM */
@@ -102,21 +98,12 @@ bucket_of(const mctx *ctx)
 	return (size_t)((p >> 4) ^ (p >> 16)) & (GCM_BUCKETS - 1);
 }
 
-static void
-gcm_lock_init(void)
-{
-	for (int i = 0; i < GCM_LOCKS; i++)
-		pthread_mutex_init(&gcm_lock[i], NULL);
-}
-
 /* The lock of @p ctx's bucket, taken. */
 static pthread_mutex_t *
 lock_of(const mctx *ctx)
 {
-	pthread_mutex_t *m;
+	pthread_mutex_t *m = &gcm_lock[bucket_of(ctx) & (GCM_LOCKS - 1)];
 
-	pthread_once(&gcm_lock_once, gcm_lock_init);
-	m = &gcm_lock[bucket_of(ctx) & (GCM_LOCKS - 1)];
 	pthread_mutex_lock(m);
 	return m;
 }

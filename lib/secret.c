@@ -11,6 +11,7 @@
  * them.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +25,26 @@ sr_wipe(void *p, size_t len)
 {
 	if (p != NULL && len > 0)
 		explicit_bzero(p, len);
+}
+
+void
+sr_free_wiped(void *p)
+{
+	if (p != NULL)
+		sr_wipe(p, malloc_usable_size(p));
+	free(p);
+}
+
+void *
+sr_realloc_wiped(void *p, size_t keep, size_t size)
+{
+	void *q = malloc(size);
+
+	if (q != NULL && p != NULL) {
+		memcpy(q, p, keep < size ? keep : size);
+		sr_free_wiped(p);
+	}
+	return q;
 }
 
 int

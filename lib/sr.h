@@ -244,6 +244,17 @@ sr_secret_len(const struct sr_secret *s)
 /** @brief Wipe memory so the compiler cannot drop the stores. */
 void sr_wipe(void *p, size_t len);
 
+/** @brief free() @p p (from malloc; NULL is fine) after wiping the whole
+ * block malloc gave, not only the bytes in use. */
+void sr_free_wiped(void *p);
+
+/**
+ * @brief realloc() that leaves no copy behind: a new block of @p size,
+ * the first @p keep bytes of @p p copied into it (at most @p size), then
+ * @p p wiped and freed (sr_free_wiped). On failure NULL and @p p as it was.
+ */
+void *sr_realloc_wiped(void *p, size_t keep, size_t size);
+
 /**
  * @brief Constant-time equality of two buffers of the same length.
  * @return 1 if equal, 0 if not; time depends only on @p len.

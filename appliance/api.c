@@ -9,9 +9,13 @@
  * route that only reads (reads_only) while the keystore need not wait,
  * else on a worker; then the audit line (the writer's thread), and only
  * when the line is on disk is the answer released; when it cannot be
- * written the caller gets 503 instead.
+ * written the caller gets 503 instead. A state-changing route (any method
+ * but GET and HEAD) first puts its decision on disk ("allowed"), so a
+ * change is never made that the log does not hold: when that line cannot
+ * be written, nothing is done.
  *
- * It must never answer before the audit line is durable, never log or
+ * It must never answer before the audit line is durable, never change
+ * state before its decision is durable, never log or
  * audit a credential (key ids and prefixes only), never say why a key
  * was refused unless its secret matched, and never block a loop.
  */
@@ -211,15 +215,42 @@ on_audited(void *arg, int status, uint64_t seq)
 	app_pending_post(r->p);
 }
 
-/* Record what happened; the answer waits for the line to be on disk. */
+/* The fail-closed answer: 503 with Retry-After, in the route's format. */
+static void
+answer_audit_unavailable(struct api_req *r, struct buf *out)
+{
+	static const struct http_header ra = { "Retry-After", "1", 11, 1 };
+	const char *msg = r->intent_done
+	    ? "the audit log cannot be written; the request was carried out "
+	      "and its start is recorded, but not its outcome"
+	    : "the audit log cannot be written; nothing was done";
+	size_t head;
+
+	r->keep_alive = 0;
+	if (r->ext == NULL || r->ext->error == NULL) {
+		http_error_hdr(out, 503, "audit_unavailable", msg, 0, &ra, 1);
+		return;
+	}
+	/* An external route's own error shape; the header goes after its
+	 * status line. */
+	api_answer_error(r, 503, "audit_unavailable", msg);
+	head = (size_t)(strstr((char *)r->answer.data, "\r\n") -
+	           (char *)r->answer.data) +
+	    2;
+	buf_append(out, r->answer.data, head);
+	buf_append(out, "Retry-After: 1\r\n", 15);
+	buf_append(out, r->answer.data + head, r->answer.len - head);
+}
+
+/* The line of a request at its end, or ("allowed") before a state change. */
 static int
-audit_then_answer(struct api_req *r)
+audit_line(struct api_req *r, const char *status_text)
 {
 	char status[8], action[AUDIT_ACTION_MAX];
 	struct audit_event ev = { 0 };
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
 
-	snprintf(status, sizeof(status), "%d", r->status);
+	snprintf(status, sizeof(status), "%s", status_text);
 	ev.actor = r->actor[0] != '\0' ? r->actor : "anonymous";
 	ev.action = r->ext != NULL ? r->ext->action
 	    : r->rt != NULL        ? r->rt->action
@@ -235,12 +266,48 @@ audit_then_answer(struct api_req *r)
 	ev.status = status;
 	ev.src = r->src;
 	ev.duration_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-	r->phase = PH_AUDIT;
 	if (audit_append_async(r->api->audit, &ev, on_audited, r) != 0) {
 		r->audit_rc = -EIO;
 		app_pending_post(r->p);
 	}
 	return ROUTE_PENDING;
+}
+
+/* Record what happened; the answer waits for the line to be on disk. */
+static int
+audit_then_answer(struct api_req *r)
+{
+	char status[8];
+
+	snprintf(status, sizeof(status), "%d", r->status);
+	r->phase = PH_AUDIT;
+	return audit_line(r, status);
+}
+
+/* GET and HEAD read; every other method may change something. */
+static int
+changes_state(const struct api_req *r)
+{
+	return strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0;
+}
+
+/* Loop: the route found no handler for the path (404) or the method (405);
+ * recorded like any other answer, with the caller when one was shown. */
+static int
+answer_no_route(struct api_req *r)
+{
+	struct http_header allow = { "Allow", r->allow, 5, strlen(r->allow) };
+
+	r->answer.len = 0;
+	if (r->not_found == 404) {
+		api_answer_error(r, 404, "not_found", "no such route");
+	} else {
+		r->status = 405;
+		http_error_hdr(&r->answer, 405, "method_not_allowed",
+		    "this route takes another method", r->keep_alive, &allow,
+		    1);
+	}
+	return audit_then_answer(r);
 }
 
 static void
@@ -263,6 +330,8 @@ after_auth(struct api_req *r)
 	struct sockaddr_storage ss;
 	unsigned retry = 1;
 
+	if (r->not_found)
+		return answer_no_route(r);
 	if (r->auth_rc != 0) {
 		api_answer_error(r, r->auth_status ? r->auth_status : 401,
 		    r->auth_code,
@@ -314,6 +383,10 @@ after_auth(struct api_req *r)
 	}
 	if (r->ext != NULL)
 		return external_admit(r);
+	if (changes_state(r)) {
+		r->phase = PH_INTENT;
+		return audit_line(r, "allowed");
+	}
 	r->phase = PH_WORK;
 	if (r->rt->reads_only && handler_on_loop(r) == 0)
 		return audit_then_answer(r);
@@ -344,6 +417,15 @@ api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 	switch (r->phase) {
 	case PH_AUTH:
 		return after_auth(r);
+	case PH_INTENT:
+		if (r->audit_rc != 0)
+			break; /* not recorded: not done */
+		r->intent_done = 1;
+		r->phase = PH_WORK;
+		if (app_pending_work(r->p, handler_work) == 0)
+			return ROUTE_PENDING;
+		api_answer_error(r, 503, "unavailable", "no worker available");
+		return audit_then_answer(r);
 	case PH_WORK:
 		return audit_then_answer(r);
 	default:
@@ -351,10 +433,7 @@ api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 	}
 	if (r->audit_rc != 0) {
 		/* Fail closed: nothing is answered unrecorded. */
-		r->answer.len = 0;
-		r->keep_alive = 0;
-		http_error(out, 503, "audit_unavailable",
-		    "the audit log cannot be written; nothing was done", 0);
+		answer_audit_unavailable(r, out);
 		*keep_alive = 0;
 		req_free(r);
 		return 503;
@@ -511,28 +590,26 @@ api_route(struct api *a, struct route_ctx *ctx)
 	const struct http_request *q = ctx->req;
 	struct api_req *r;
 	int method_ok = 1, rc;
-	char id[KS_ID_LEN + 1], methods[64];
-	struct http_header allow = { "Allow", methods, 5, 0 };
+	char id[KS_ID_LEN + 1];
+	struct http_header allow = { "Allow", NULL, 5, 0 };
 	const struct api_route *rt;
 
 	ctx->route = MR_OTHER;
-	if (strcmp(q->path, "/.well-known/jwks.json") == 0 &&
-	    strcmp(q->method, "GET") == 0) {
-		http_response(ctx->out, 200, "application/json", a->jwks_json,
-		    a->jwks_len, ctx->keep_alive);
-		return 200;
-	}
-	rt = api_route_find(q->method, q->path, id, &method_ok);
-	if (rt == NULL && method_ok)
-		return http_error(ctx->out, 404, "not_found", "no such route",
-		    ctx->keep_alive);
-	if (rt == NULL) {
-		allow.value_len =
-		    api_route_allow(q->path, methods, sizeof(methods));
+	if (strcmp(q->path, "/.well-known/jwks.json") == 0) {
+		/* Public, and not recorded: the keys anyone may fetch. */
+		if (strcmp(q->method, "GET") == 0 ||
+		    strcmp(q->method, "HEAD") == 0) {
+			http_response(ctx->out, 200, "application/json",
+			    a->jwks_json, a->jwks_len, ctx->keep_alive);
+			return 200;
+		}
+		allow.value = "GET, HEAD";
+		allow.value_len = 9;
 		return http_error_hdr(ctx->out, 405, "method_not_allowed",
 		    "this route takes another method", ctx->keep_alive, &allow,
 		    1);
 	}
+	rt = api_route_find(q->method, q->path, id, &method_ok);
 	if ((r = req_new()) == NULL)
 		return http_error(ctx->out, 503, "unavailable", "out of memory",
 		    ctx->keep_alive);
@@ -544,14 +621,23 @@ api_route(struct api *a, struct route_ctx *ctx)
 	}
 	r->api = a;
 	r->rt = rt;
-	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (rt == NULL) {
+		/* Answered after the caller is known, so that the line
+		 * names it. */
+		r->not_found = method_ok ? 404 : 405;
+		if (!method_ok)
+			api_route_allow(q->path, r->allow, sizeof(r->allow));
+	} else {
+		snprintf(r->id, sizeof(r->id), "%s", id);
+	}
 	r->phase = PH_AUTH;
 	if ((r->p = app_pending_new(ctx, api_step, r)) == NULL) {
 		req_free(r);
 		return http_error(ctx->out, 503, "unavailable", "out of memory",
 		    ctx->keep_alive);
 	}
-	if (rt->public) { /* the token endpoint checks its own client */
+	if (rt != NULL &&
+	    rt->public) { /* the token endpoint checks its own client */
 		r->phase = PH_WORK;
 		if (app_pending_work(r->p, handler_work) == 0)
 			return ROUTE_PENDING;
@@ -605,10 +691,7 @@ external_step(struct api_req *r, struct buf *out, int *keep_alive)
 	int status;
 
 	if (r->phase == PH_EXT_AUDIT && out != NULL && r->audit_rc != 0) {
-		r->keep_alive = 0;
-		api_answer_error(r, 503, "audit_unavailable",
-		    "the audit log cannot be written; nothing was done");
-		buf_append(out, r->answer.data, r->answer.len);
+		answer_audit_unavailable(r, out);
 		*keep_alive = 0;
 		req_free(r);
 		return 503;

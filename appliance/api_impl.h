@@ -61,6 +61,7 @@ struct api_route {
 
 enum api_phase {
 	PH_AUTH,
+	PH_INTENT, /* a state change's decision being recorded first */
 	PH_WORK,
 	PH_AUDIT,
 	PH_EXT_AUDIT, /* an external route's decision being recorded */
@@ -105,6 +106,9 @@ struct api_req {
 	struct buf answer; /* the whole HTTP response */
 	int keep_alive;
 	int audit_rc;
+	int intent_done; /* the decision line is on disk: the change ran */
+	int not_found;   /* no route: 404, or 405 with allow[] */
+	char allow[64];
 	uint64_t t0_ns;
 	/* on the event loop: api_ks asks with KS_REQ_NO_WAIT, and a KS_EMISS
 	 * sets loop_miss (the step is then repeated on a worker) */

@@ -97,6 +97,8 @@ open_day(struct audit *a, int64_t day)
 	if (a->fd >= 0)
 		close(a->fd);
 	a->fd = fd;
+	a->fd_dev = st.st_dev;
+	a->fd_ino = st.st_ino;
 	a->day = day;
 	a->size = a->kicked = (uint64_t)st.st_size;
 	a->dirty = 0;
@@ -261,6 +263,31 @@ write_all(int fd, const char *p, size_t len)
 
 #define AUDIT__KICK_BYTES (1u << 20)
 
+/*
+ * The open day's file and the journal must still be the files the folder
+ * names: lines written to a file that was removed (or the folder with it)
+ * or replaced would be acknowledged and lost. -ENOENT until they are back.
+ */
+static int
+files_still_named(struct audit *a)
+{
+	char name[AUDIT__NAME_LEN + 1];
+	struct stat st;
+
+	audit__file_name(a->day, name);
+	if (fstatat(a->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    st.st_dev != a->fd_dev || st.st_ino != a->fd_ino ||
+	    audit__journal_named(&a->j, a->dirfd) != 0) {
+		if (!a->failing)
+			log_warnx("audit: %s/%s or its journal was removed or "
+			          "replaced while open; the lines since its "
+			          "last check may be lost",
+			    a->dir, name);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* Make the lines in a->buf[0..len) durable: appended to the day's file
  * (page cache) and recorded in the journal (audit_journal.c). */
 static int
@@ -270,6 +297,8 @@ commit(struct audit *a, int64_t day, size_t len)
 
 	if (a->fd < 0 || day != a->day)
 		rc = open_day(a, day);
+	else
+		rc = files_still_named(a);
 	if (rc == 0 && a->dirty) {
 		if (ftruncate(a->fd, (off_t)a->size) != 0)
 			rc = -errno;

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "appliance/audit.h"
 
@@ -152,6 +153,8 @@ struct audit__journal {
 	uint64_t pos; /* where the next record goes */
 	uint64_t gen; /* the next record's number */
 	uint64_t lap; /* the number of this lap's first record */
+	dev_t dev;    /* the file opened, to see it is still the one named */
+	ino_t ino;
 };
 
 /* What the open found in the journal and wrote back. */
@@ -181,6 +184,9 @@ int audit__journal_put(struct audit__journal *j, int day_fd, int64_t day,
 /* fdatasync @p day_fd and start a new lap (the day changes). 0 or
  * -errno (the lap goes on). */
 int audit__journal_restart(struct audit__journal *j, int day_fd);
+/* 0 when the folder @p dirfd still names the journal's open file as
+ * AUDIT__JOURNAL; -ENOENT when it was removed or replaced. */
+int audit__journal_named(const struct audit__journal *j, int dirfd);
 
 /* On close: fdatasync @p day_fd (-1: none) and forget the lap. 0 or
  * -errno (the next open replays it). */
@@ -231,6 +237,8 @@ struct audit {
 
 	/* Writer thread only. */
 	int dirfd, fd, dirty;
+	dev_t fd_dev; /* the day's file as opened: still the one named? */
+	ino_t fd_ino;
 	struct audit__journal j;
 	uint64_t kicked; /* day file bytes handed to write-back so far */
 	int64_t day, retention_day, last_ckpt_ms, fail_ms;

@@ -363,6 +363,8 @@ audit__journal_open(int dirfd, uint64_t cap, struct audit__journal *j,
 		return -EBADMSG;
 	}
 	j->cap = (uint64_t)st.st_size;
+	j->dev = st.st_dev;
+	j->ino = st.st_ino;
 	/* Record numbers go on from the clock, so a lap of this run never
 	 * continues into blocks an earlier run left behind. */
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -378,6 +380,19 @@ audit__journal_open(int dirfd, uint64_t cap, struct audit__journal *j,
 	}
 	j->pos = 0;
 	j->lap = j->gen;
+	return 0;
+}
+
+int
+audit__journal_named(const struct audit__journal *j, int dirfd)
+{
+	struct stat st;
+
+	if (j->fd < 0)
+		return 0; /* none */
+	if (fstatat(dirfd, AUDIT__JOURNAL, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    st.st_dev != j->dev || st.st_ino != j->ino)
+		return -ENOENT;
 	return 0;
 }
 

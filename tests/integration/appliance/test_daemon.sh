@@ -101,14 +101,21 @@ check "an audited request: 200, and /metrics says the audit log is writable" \
     '[ "$(eval "$A -o /dev/null -w %{http_code} $URL/api/apps")" = 200 ] && $C "$URL/metrics" | grep -q "^strongroom_audit_writable 1" && $C "$URL/metrics" | grep -q "^strongroom_audit_lines_total [1-9]"'
 day=$(ls "$TMP/state/audit/"audit-*.jsonl | tail -n 1)
 prlimit --pid "$pid" --fsize="$(stat -c %s "$day"):"
-check "the audit file cannot grow: 503 audit_unavailable, nothing answered unrecorded" \
-    '[ "$(eval "$A -o $TMP/b -w %{http_code} $URL/api/apps")" = 503 ] && grep -q "\"code\":\"audit_unavailable\"" "$TMP/b"'
+check "the audit file cannot grow: 503 audit_unavailable with Retry-After, nothing answered unrecorded" \
+    '[ "$(eval "$A -D $TMP/h -o $TMP/b -w %{http_code} $URL/api/apps")" = 503 ] && grep -q "\"code\":\"audit_unavailable\"" "$TMP/b" && grep -qi "^Retry-After: 1" "$TMP/h"'
+# A change is recorded before it is made: refused here, it must not exist
+# once the log works again.
+printf '{"name":"unrecorded"}' >"$TMP/unrec.json"
+check "... a state change refused 503: nothing was done" \
+    '[ "$(eval "$A -o $TMP/b -w %{http_code} -d @$TMP/unrec.json $URL/api/apps")" = 503 ] && grep -q "nothing was done" "$TMP/b"'
 $C "$URL/metrics" >"$TMP/metrics.failed"
 check "... /metrics: not writable, the refusal counted" \
     'grep -q "^strongroom_audit_writable 0" "$TMP/metrics.failed" && grep -q "^strongroom_audit_refused_total [1-9]" "$TMP/metrics.failed"'
 prlimit --pid "$pid" --fsize=unlimited:
 check "the limit lifted: the next audited request is recorded and answered" \
     '[ "$(eval "$A -o /dev/null -w %{http_code} $URL/api/apps")" = 200 ] && $C "$URL/metrics" | grep -q "^strongroom_audit_writable 1"'
+check "... the refused change was not made" \
+    '! eval "$A $URL/api/apps" | grep -q "\"name\":\"unrecorded\""'
 check "... the log verifies and records the recovery" \
     '"$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" >/dev/null && cat "$TMP/state/audit/"audit-*.jsonl | grep -q "\"action\":\"audit.recovered\""'
 

@@ -4,8 +4,9 @@
  * silently), refused events, 16 threads appending at once into a gapless
  * verifying chain, checkpoints by count and by time (and unsigned ones
  * when the signer fails), day rotation and retention on an injected clock,
- * fail-closed on a write that fails (RLIMIT_FSIZE, in a child process) and
- * on a day file that cannot be opened, recovery after both, and the resume
+ * fail-closed on a write that fails (RLIMIT_FSIZE, in a child process), on
+ * a day file that cannot be opened and on a day file or journal removed
+ * or replaced while open, recovery after each, and the resume
  * over a torn tail. Each test works in its own mkdtemp folder.
  */
 #include <stdarg.h>
@@ -482,6 +483,50 @@ test_fail_closed_open(void **state)
 	at_rmrf(dir);
 }
 
+/* 7b. The day's file or the journal removed or replaced while open: the
+ * lines would go to a file nobody can read, so they are refused until the
+ * named files are the open ones again. */
+static void
+test_fail_closed_removed(void **state)
+{
+	struct audit_options o;
+	struct audit_event ev = at_event("svc", "key.create", "k");
+	char dir[512], name[AUDIT__NAME_LEN + 1], path[600], aside[640];
+	char jpath[600], jaside[640];
+	struct audit *a;
+	int fd;
+
+	(void)state;
+	at_mkdtemp("audit-removed", dir);
+	at_options(&o, dir, &at_program_signer, 1);
+	atomic_store(&at_now_ms, AT_T0);
+	a = at_open(&o);
+	assert_int_equal(audit_append(a, &ev, NULL), 0);
+	audit__file_name(AT_T0 / AT_DAY, name);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(aside, sizeof(aside), "%s.aside", path);
+	/* Moved away: refused, and accepted again once it is back. */
+	assert_int_equal(rename(path, aside), 0);
+	assert_int_equal(audit_append(a, &ev, NULL), -ENOENT);
+	/* A new file under the name is not the one open either. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(audit_append(a, &ev, NULL), -ENOENT);
+	assert_int_equal(rename(aside, path), 0);
+	assert_int_equal(audit_append(a, &ev, NULL), 0);
+	/* The journal likewise. */
+	snprintf(jpath, sizeof(jpath), "%s/%s", dir, AUDIT__JOURNAL);
+	snprintf(jaside, sizeof(jaside), "%s.aside", jpath);
+	assert_int_equal(rename(jpath, jaside), 0);
+	assert_int_equal(audit_append(a, &ev, NULL), -ENOENT);
+	assert_int_equal(rename(jaside, jpath), 0);
+	assert_int_equal(audit_append(a, &ev, NULL), 0);
+	audit_close(a);
+	at_verify(dir, NULL, 0, NULL, 0, NULL);
+	at_rmrf(dir);
+}
+
 /* 8. A crash left half a batch: the resume cuts it, records it, and the
  * chain goes on; a folder that cannot be made is refused at open. */
 static void
@@ -566,6 +611,7 @@ main(void)
 		cmocka_unit_test(test_rotation_retention),
 		cmocka_unit_test(test_fail_closed_write),
 		cmocka_unit_test(test_fail_closed_open),
+		cmocka_unit_test(test_fail_closed_removed),
 		cmocka_unit_test(test_torn_tail),
 		cmocka_unit_test(test_idle_writer_sleeps),
 	};

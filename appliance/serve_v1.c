@@ -9,8 +9,10 @@
  *
  * It must never let message text become control tokens (chat prompts go
  * through inf_chat_encode(), plain prompts are encoded without special
- * tokens), never queue a prompt longer than the context, and never serve
- * one tenant's cached answer to another (the tenant leads the cache key).
+ * tokens), never queue a prompt longer than the context, never refuse a
+ * request for a max_tokens it did not ask for (the default is what the
+ * context and the KV budget leave), and never serve one tenant's cached
+ * answer to another (the tenant leads the cache key).
  */
 #include <errno.h>
 #include <math.h>
@@ -29,7 +31,7 @@
 
 struct params {
 	const char *model;
-	int max_tokens; /* -1: as much as the context allows */
+	int max_tokens; /* -1: as much as the context and KV budget allow */
 	struct inf_sampling sp;
 	const char *stop[STOP_MAX];
 	int n_stop;
@@ -419,7 +421,7 @@ serve_v1_start(
 	struct inf_tok_ids ids;
 	struct serve_cached hit;
 	const char *why, *param = NULL;
-	int rc, status;
+	int rc, room, status;
 
 	inf_tok_ids_init(&ids);
 	if (!yyjson_is_obj(o)) {
@@ -463,9 +465,28 @@ serve_v1_start(
 		    "the prompt is longer than the model's context", 0);
 		goto out;
 	}
-	if (pa.max_tokens < 0 ||
-	    pa.max_tokens > r->model->context - r->n_prompt)
+	/* Omitted: what both the context and the KV budget leave (the rate
+	 * limits are charged the same); asked for: cut to the context, and
+	 * refused (413) when it cannot fit the KV budget, before the limits
+	 * are charged. */
+	room = sched_room(r->model->sched, r->n_prompt);
+	if (room < 1) {
+		status = serve_req_fail(r, 413, "context_length_exceeded",
+		    r->chat ? "messages" : "prompt",
+		    "the prompt does not fit the model's memory", 0);
+		goto out;
+	}
+	if (pa.max_tokens < 0)
+		pa.max_tokens = room;
+	else if (pa.max_tokens > r->model->context - r->n_prompt)
 		pa.max_tokens = r->model->context - r->n_prompt;
+	if (pa.max_tokens > room) {
+		status = serve_req_fail(r, 413, "context_length_exceeded",
+		    "max_tokens",
+		    "the prompt and max_tokens do not fit the model's memory",
+		    0);
+		goto out;
+	}
 	serve_split_init(&r->split, r->chat && r->model->reasoning);
 	r->cacheable = pa.sp.temperature == 0 && cache_key(r, &pa, &ids) == 0;
 	if (r->cacheable &&

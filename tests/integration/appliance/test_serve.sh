@@ -204,4 +204,41 @@ else
 	check "serve_backend = auto without a GPU: the log says the CPU serves" \
 	    'grep -q "serving on the CPU: " "$TMP/err"'
 fi
+
+# A model whose whole context (1024 tokens) does not fit the KV budget
+# (1 MiB: 512 tokens of tiny-qwen2): a request without max_tokens gets
+# what the budget leaves, and is charged that much against a bucket of
+# 600 tokens; only one asking for more than fits is 413.
+cp -r tests/fixtures/tiny-qwen2 "$TMP/ctx1k"
+python3 - "$TMP/ctx1k/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["max_position_embeddings"] = 1024
+json.dump(c, open(sys.argv[1], "w"))
+PY
+cat >"$TMP/kv.conf" <<EOF
+models = ctx1k=$TMP/ctx1k
+serve_kv_budget_mb = 1
+serve_key_tokens_per_s = 1
+serve_key_tokens_burst = 600
+serve_cache_ttl_s = 0
+EOF
+"$D" --config "$TMP/kv.conf" --state-dir "$TMP/state4" \
+    --listen 127.0.0.1:0 >"$TMP/out4" 2>"$TMP/err4" &
+pid=$!
+port4=$(daemon_port "$TMP/out4")
+K4=$(cat "$TMP/state4/admin.key" 2>/dev/null)
+kv() { # BODY: the status of a chat request; the body in $TMP/kv.body
+	curl -sS --cacert "$TMP/state4/tls/cert.pem" -o "$TMP/kv.body" \
+	    -w "%{http_code}" -H "Authorization: Bearer $K4" -d "$1" \
+	    "https://localhost:$port4/v1/chat/completions"
+}
+KVQ='{"messages":[{"role":"user","content":"hello there"}],"temperature":0.7,"seed":3}'
+check "no max_tokens and a context past the KV budget: served within it" \
+    '[ "$(kv "$KVQ")" = 200 ] &&
+     [ "$(json "[\"usage\"][\"total_tokens\"]" <"$TMP/kv.body")" -le 512 ]'
+check "max_tokens past the KV budget: 413 context_length_exceeded" \
+    '[ "$(kv "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":600}")" = 413 ] &&
+     grep -q "\"code\":\"context_length_exceeded\"" "$TMP/kv.body"'
+stop
 exit $status

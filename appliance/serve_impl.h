@@ -172,8 +172,10 @@ struct serve_model {
 	struct inf_model *m;
 	struct inf_tok *tok;
 	enum inf_chat_family family;
-	int reasoning; /* DeepSeek-R1: text before </think> is reasoning */
-	int context;   /* max_position_embeddings */
+	int reasoning;    /* DeepSeek-R1: text before </think> is reasoning */
+	int context;      /* max_position_embeddings */
+	uint64_t load_id; /* unique per load: a model replaced under its
+	                     name is another model (the cache key) */
 	int64_t created;
 	struct sched *sched;
 	struct serve_metrics mx;

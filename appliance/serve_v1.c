@@ -281,12 +281,18 @@ cache_key(
 	struct buf *k = &r->cache_key;
 	int i, rc;
 
-	rc = buf_printf(k, "%s%c%s%c%d%c%d%c%.9g%c%.9g%c%.9g%c", r->tenant, 0,
-	    r->model->name, 0, r->chat, 0, pa->max_tokens, 0,
-	    (double)pa->sp.top_p, 0, (double)pa->sp.presence_penalty, 0,
-	    (double)pa->sp.frequency_penalty, 0);
+	/* the load's id, not only the name: a model replaced under the same
+	 * name never answers from its predecessor's entries */
+	rc = buf_printf(k, "%s%c%s%c%llu%c%d%c%d%c%.9g%c%.9g%c%.9g%c%d%c",
+	    r->tenant, 0, r->model->name, 0,
+	    (unsigned long long)r->model->load_id, 0, r->chat, 0,
+	    pa->max_tokens, 0, (double)pa->sp.top_p, 0,
+	    (double)pa->sp.presence_penalty, 0,
+	    (double)pa->sp.frequency_penalty, 0, pa->n_stop, 0);
+	/* each stop string with its length: no two lists give one key */
 	for (i = 0; i < pa->n_stop && rc == 0; i++)
-		rc = buf_printf(k, "%s%c", pa->stop[i], 1);
+		rc = buf_printf(
+		    k, "%zu%c%s", strlen(pa->stop[i]), 0, pa->stop[i]);
 	if (rc == 0)
 		rc = buf_append(k, ids->ids, ids->len * sizeof(int32_t));
 	return rc;

@@ -112,6 +112,17 @@ check "hits are audited (resource #cache, tokens), all of them app A's" \
     '[ "$(grep "\"resource\":\"/v1/chat/completions#cache\"" "$AUD"/audit-*.jsonl | grep -c "\"key\":\"$(echo "$AK" | cut -c5-16)\"")" -ge 1 ] &&
      ! grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"key\":\"$(echo "$BK" | cut -c5-16)\"" &&
      grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"output_tokens\":"'
+# Two stop lists that once joined into one key are two entries.
+SA='{"prompt":"The appliance keeps","max_tokens":8,"temperature":0,"stop":["zz","ts"]}'
+SB='{"prompt":"The appliance keeps","max_tokens":8,"temperature":0,"stop":["zz\u0001ts"]}'
+$C -H "Authorization: Bearer $AK" -d "$SA" -o /dev/null "$U/v1/completions"
+h3=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+$C -H "Authorization: Bearer $AK" -d "$SB" -o /dev/null "$U/v1/completions"
+h4=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+$C -H "Authorization: Bearer $AK" -d "$SB" -o /dev/null "$U/v1/completions"
+h5=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+check "stop lists [zz, ts] and [zz\\u0001ts] do not share a cache entry" \
+    '[ "$h4" = "$h3" ] && [ $((h5 - h4)) -eq 1 ]'
 check "every inference call has its usage line with tokens and duration" \
     'grep "\"action\":\"inference.chat\"" "$AUD"/audit-*.jsonl | grep "\"status\":\"200\"" | grep -q "\"input_tokens\":[0-9]*,\"output_tokens\":[0-9]*"'
 # A completion's admission is on disk before its work starts; a listing
@@ -159,6 +170,37 @@ check "per-model metrics: TTFT, inter-token, e2e, batch size, tokens" \
     'grep -q "^strongroom_inference_time_to_first_token_seconds_bucket{model=\"tiny-llama\",le=\"+Inf\"}" "$TMP/metrics" &&
      grep -q "^strongroom_inference_batch_size_count" "$TMP/metrics" &&
      grep -q "^strongroom_inference_generation_tokens_total{model=\"tiny-llama\"} [1-9]" "$TMP/metrics"'
+
+# A model replaced under its name (a copy of tiny-llama with another
+# rope_theta) answers itself, never from its predecessor's cache entries.
+cp -r tests/fixtures/tiny-llama "$TMP/rope"
+python3 - "$TMP/rope/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.setdefault("rope_parameters", {})["rope_theta"] = 1000.0
+c["rope_theta"] = 1000.0
+json.dump(c, open(sys.argv[1], "w"))
+PY
+gen_text() { # MODEL: its greedy 12 tokens after "The appliance keeps"
+	"$BUILD/bin/sr-generate" --model "$1" --json --temperature 0 \
+	    --prompt "The appliance keeps" --max-tokens 12 2>/dev/null |
+	    json '["text"]'
+}
+old=$(gen_text tests/fixtures/tiny-llama)
+new=$(gen_text "$TMP/rope")
+RP='{"model":"tiny-llama","prompt":"The appliance keeps","max_tokens":12,"temperature":0}'
+$C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp1"
+$C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp2"
+$C -H "Authorization: Bearer $K" -X DELETE "$U/api/models/tiny-llama" >/dev/null
+$C -H "Authorization: Bearer $K" -d "{\"name\":\"tiny-llama\",\"path\":\"$TMP/rope\"}" \
+    "$U/api/models" >"$TMP/reload"
+$C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp3"
+check "a model replaced under its name answers itself, not from the cache" \
+    '[ -n "$old" ] && [ -n "$new" ] && [ "$old" != "$new" ] &&
+     [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp1")" = "$old" ] &&
+     [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp2")" = "$old" ] &&
+     grep -q "\"name\":\"tiny-llama\"" "$TMP/reload" &&
+     [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp3")" = "$new" ]'
 stop
 check "the audit log with every inference line verifies" \
     '"$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'

@@ -58,6 +58,13 @@ get_number(yyjson_val *o, const char *key, double lo, double hi, double *out,
 	return 0;
 }
 
+/* A JSON number equal to 1 (1 or 1.0, as OpenAI takes it). */
+static int
+one(yyjson_val *v)
+{
+	return yyjson_is_num(v) && yyjson_get_num(v) == 1.0;
+}
+
 /* Parameters no engine here can honour, refused rather than ignored. */
 static const char *
 unsupported(yyjson_val *o, const char **param)
@@ -65,10 +72,10 @@ unsupported(yyjson_val *o, const char **param)
 	yyjson_val *v;
 
 	if ((v = yyjson_obj_get(o, "n")) != NULL && !yyjson_is_null(v) &&
-	    !(yyjson_is_int(v) && yyjson_get_sint(v) == 1))
+	    !one(v))
 		return *param = "n", "only n=1 is supported";
 	if ((v = yyjson_obj_get(o, "best_of")) != NULL && !yyjson_is_null(v) &&
-	    !(yyjson_is_int(v) && yyjson_get_sint(v) == 1))
+	    !one(v))
 		return *param = "best_of", "only best_of=1 is supported";
 	if (((v = yyjson_obj_get(o, "tools")) != NULL && !yyjson_is_null(v)) ||
 	    ((v = yyjson_obj_get(o, "functions")) != NULL &&
@@ -164,6 +171,8 @@ parse_params(
 	v = yyjson_obj_get(o, "stream_options");
 	if (v != NULL && !yyjson_is_null(v) && !yyjson_is_obj(v))
 		return "must be an object";
+	if (v != NULL && !yyjson_is_null(v) && !r->stream)
+		return "only allowed when stream is true";
 	r->include_usage =
 	    yyjson_is_true(yyjson_obj_get(v, "include_usage")) && r->stream;
 	return NULL;
@@ -443,6 +452,8 @@ serve_v1_start(
 		status = BAD("model", "model must be a string");
 		goto out;
 	}
+	if (pa.model != NULL && pa.model[0] == '\0')
+		pa.model = NULL; /* "": the default, as when omitted */
 	if ((r->model = serve_model_get(r->s, pa.model)) == NULL) {
 		status = pa.model != NULL
 		    ? serve_req_fail(r, 404, "model_not_found", "model",
@@ -465,6 +476,11 @@ serve_v1_start(
 		goto out;
 	}
 	r->n_prompt = (int)ids.len;
+	if (r->n_prompt == 0) {
+		status = BAD(r->chat ? "messages" : "prompt",
+		    "the prompt is empty: give it some text");
+		goto out;
+	}
 	if (r->n_prompt >= r->model->context) {
 		status = serve_req_fail(r, 413, "context_length_exceeded",
 		    r->chat ? "messages" : "prompt",

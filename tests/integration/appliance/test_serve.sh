@@ -6,7 +6,11 @@
 # stream, abandoned streams cancelled (metrics and audit lines), the
 # per-app response cache (hits counted, never crossing apps), loading a
 # second model and switching the default under load with no request lost,
-# and a second daemon with a queue of one answering 429 with Retry-After.
+# a model replaced under its name answering itself (never from the cache),
+# OpenAI's forms of n, best_of, stream_options and model, an empty prompt,
+# a second daemon with a queue of one answering 429 with Retry-After, and
+# a third whose KV budget holds less than the model's context serving
+# requests without max_tokens.
 # Every expectation comes from the engine alone (sr-generate).
 set -u
 BUILD=${BUILD:-build}
@@ -123,6 +127,20 @@ $C -H "Authorization: Bearer $AK" -d "$SB" -o /dev/null "$U/v1/completions"
 h5=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
 check "stop lists [zz, ts] and [zz\\u0001ts] do not share a cache entry" \
     '[ "$h4" = "$h3" ] && [ $((h5 - h4)) -eq 1 ]'
+# OpenAI's forms: n and best_of 1.0 are 1; stream_options only with a
+# stream; an empty prompt is refused by name.
+code() { # BODY: the status of a completion; the body in $TMP/code.body
+	$C -o "$TMP/code.body" -w "%{http_code}" \
+	    -H "Authorization: Bearer $AK" -d "$1" "$U/v1/completions"
+}
+check "n 1.0 and best_of 1.0 are served (200)" \
+    '[ "$(code "{\"prompt\":\"x\",\"max_tokens\":2,\"n\":1.0,\"best_of\":1.0}")" = 200 ]'
+check "stream_options without stream: 400 naming stream_options" \
+    '[ "$(code "{\"prompt\":\"x\",\"max_tokens\":2,\"stream_options\":{\"include_usage\":true}}")" = 400 ] &&
+     grep -q "\"param\":\"stream_options\"" "$TMP/code.body"'
+check "an empty prompt: 400 invalid_request naming prompt" \
+    '[ "$(code "{\"prompt\":\"\",\"max_tokens\":2}")" = 400 ] &&
+     grep -q "\"param\":\"prompt\"" "$TMP/code.body"'
 check "every inference call has its usage line with tokens and duration" \
     'grep "\"action\":\"inference.chat\"" "$AUD"/audit-*.jsonl | grep "\"status\":\"200\"" | grep -q "\"input_tokens\":[0-9]*,\"output_tokens\":[0-9]*"'
 # A completion's admission is on disk before its work starts; a listing
@@ -192,6 +210,10 @@ RP='{"model":"tiny-llama","prompt":"The appliance keeps","max_tokens":12,"temper
 $C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp1"
 $C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp2"
 $C -H "Authorization: Bearer $K" -X DELETE "$U/api/models/tiny-llama" >/dev/null
+check "no model loaded: model \"\" is 503 model_not_ready, as when omitted" \
+    '[ "$(code "{\"model\":\"\",\"prompt\":\"x\",\"max_tokens\":2}")" = 503 ] &&
+     grep -q "\"code\":\"model_not_ready\"" "$TMP/code.body" &&
+     [ "$(code "{\"prompt\":\"x\",\"max_tokens\":2}")" = 503 ]'
 $C -H "Authorization: Bearer $K" -d "{\"name\":\"tiny-llama\",\"path\":\"$TMP/rope\"}" \
     "$U/api/models" >"$TMP/reload"
 $C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp3"

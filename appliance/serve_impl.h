@@ -125,6 +125,14 @@ int sched_submit(
     struct sched *s, const struct sched_req *r, struct sched_seq **out);
 
 /**
+ * @brief The most tokens one sequence with a prompt of @p n_prompt may
+ * ask for: what both the context and the KV budget leave after the
+ * prompt (0 when the prompt alone does not fit). A request without
+ * max_tokens gets this, so that it is never refused for a default.
+ */
+int sched_room(const struct sched *s, int n_prompt);
+
+/**
  * @brief Move the text made since the last call to the end of @p text
  * (whole UTF-8 characters only) and say where the sequence stands.
  * @return 0 or -ENOMEM (nothing moved; try again).
@@ -164,8 +172,10 @@ struct serve_model {
 	struct inf_model *m;
 	struct inf_tok *tok;
 	enum inf_chat_family family;
-	int reasoning; /* DeepSeek-R1: text before </think> is reasoning */
-	int context;   /* max_position_embeddings */
+	int reasoning;    /* DeepSeek-R1: text before </think> is reasoning */
+	int context;      /* max_position_embeddings */
+	uint64_t load_id; /* unique per load: a model replaced under its
+	                     name is another model (the cache key) */
 	int64_t created;
 	struct sched *sched;
 	struct serve_metrics mx;

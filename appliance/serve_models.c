@@ -39,6 +39,9 @@ serve_name_ok(const char *name)
 	return 1;
 }
 
+/* Every load's own id, never reused while the daemon runs. */
+static atomic_ullong load_count;
+
 static void
 model_free(struct serve_model *m)
 {
@@ -72,6 +75,7 @@ serve_model_load(struct serve *s, const char *name, const char *dir,
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	snprintf(m->dir, sizeof(m->dir), "%s", dir);
 	m->created = (int64_t)time(NULL);
+	m->load_id = atomic_fetch_add(&load_count, 1) + 1;
 	atomic_store(&m->refs, 1);
 	if ((rc = inf_model_open(dir, &oo, &m->m, ierr)) != 0) {
 		snprintf(err, 256, "%s", ierr);

@@ -156,6 +156,18 @@ let_go(struct sched_seq *q)
 /* ------------------------------------------------------------------ */
 
 int
+sched_room(const struct sched *s, int n_prompt)
+{
+	uint64_t fit = s->o.kv_budget_bytes / s->kv_per_token;
+	int64_t room = s->info->max_position_embeddings;
+
+	if ((uint64_t)room > fit)
+		room = (int64_t)fit;
+	room -= n_prompt;
+	return room > 0 ? (int)room : 0;
+}
+
+int
 sched_submit(struct sched *s, const struct sched_req *r, struct sched_seq **out)
 {
 	char err[INF_ERR_MAX];

@@ -9,8 +9,10 @@
  *
  * It must never let message text become control tokens (chat prompts go
  * through inf_chat_encode(), plain prompts are encoded without special
- * tokens), never queue a prompt longer than the context, and never serve
- * one tenant's cached answer to another (the tenant leads the cache key).
+ * tokens), never queue a prompt longer than the context, never refuse a
+ * request for a max_tokens it did not ask for (the default is what the
+ * context and the KV budget leave), and never serve one tenant's cached
+ * answer to another (the tenant leads the cache key).
  */
 #include <errno.h>
 #include <math.h>
@@ -29,7 +31,7 @@
 
 struct params {
 	const char *model;
-	int max_tokens; /* -1: as much as the context allows */
+	int max_tokens; /* -1: as much as the context and KV budget allow */
 	struct inf_sampling sp;
 	const char *stop[STOP_MAX];
 	int n_stop;
@@ -56,6 +58,13 @@ get_number(yyjson_val *o, const char *key, double lo, double hi, double *out,
 	return 0;
 }
 
+/* A JSON number equal to 1 (1 or 1.0, as OpenAI takes it). */
+static int
+one(yyjson_val *v)
+{
+	return yyjson_is_num(v) && yyjson_get_num(v) == 1.0;
+}
+
 /* Parameters no engine here can honour, refused rather than ignored. */
 static const char *
 unsupported(yyjson_val *o, const char **param)
@@ -63,10 +72,10 @@ unsupported(yyjson_val *o, const char **param)
 	yyjson_val *v;
 
 	if ((v = yyjson_obj_get(o, "n")) != NULL && !yyjson_is_null(v) &&
-	    !(yyjson_is_int(v) && yyjson_get_sint(v) == 1))
+	    !one(v))
 		return *param = "n", "only n=1 is supported";
 	if ((v = yyjson_obj_get(o, "best_of")) != NULL && !yyjson_is_null(v) &&
-	    !(yyjson_is_int(v) && yyjson_get_sint(v) == 1))
+	    !one(v))
 		return *param = "best_of", "only best_of=1 is supported";
 	if (((v = yyjson_obj_get(o, "tools")) != NULL && !yyjson_is_null(v)) ||
 	    ((v = yyjson_obj_get(o, "functions")) != NULL &&
@@ -162,6 +171,8 @@ parse_params(
 	v = yyjson_obj_get(o, "stream_options");
 	if (v != NULL && !yyjson_is_null(v) && !yyjson_is_obj(v))
 		return "must be an object";
+	if (v != NULL && !yyjson_is_null(v) && !r->stream)
+		return "only allowed when stream is true";
 	r->include_usage =
 	    yyjson_is_true(yyjson_obj_get(v, "include_usage")) && r->stream;
 	return NULL;
@@ -279,12 +290,18 @@ cache_key(
 	struct buf *k = &r->cache_key;
 	int i, rc;
 
-	rc = buf_printf(k, "%s%c%s%c%d%c%d%c%.9g%c%.9g%c%.9g%c", r->tenant, 0,
-	    r->model->name, 0, r->chat, 0, pa->max_tokens, 0,
-	    (double)pa->sp.top_p, 0, (double)pa->sp.presence_penalty, 0,
-	    (double)pa->sp.frequency_penalty, 0);
+	/* the load's id, not only the name: a model replaced under the same
+	 * name never answers from its predecessor's entries */
+	rc = buf_printf(k, "%s%c%s%c%llu%c%d%c%d%c%.9g%c%.9g%c%.9g%c%d%c",
+	    r->tenant, 0, r->model->name, 0,
+	    (unsigned long long)r->model->load_id, 0, r->chat, 0,
+	    pa->max_tokens, 0, (double)pa->sp.top_p, 0,
+	    (double)pa->sp.presence_penalty, 0,
+	    (double)pa->sp.frequency_penalty, 0, pa->n_stop, 0);
+	/* each stop string with its length: no two lists give one key */
 	for (i = 0; i < pa->n_stop && rc == 0; i++)
-		rc = buf_printf(k, "%s%c", pa->stop[i], 1);
+		rc = buf_printf(
+		    k, "%zu%c%s", strlen(pa->stop[i]), 0, pa->stop[i]);
 	if (rc == 0)
 		rc = buf_append(k, ids->ids, ids->len * sizeof(int32_t));
 	return rc;
@@ -419,7 +436,7 @@ serve_v1_start(
 	struct inf_tok_ids ids;
 	struct serve_cached hit;
 	const char *why, *param = NULL;
-	int rc, status;
+	int rc, room, status;
 
 	inf_tok_ids_init(&ids);
 	if (!yyjson_is_obj(o)) {
@@ -435,6 +452,8 @@ serve_v1_start(
 		status = BAD("model", "model must be a string");
 		goto out;
 	}
+	if (pa.model != NULL && pa.model[0] == '\0')
+		pa.model = NULL; /* "": the default, as when omitted */
 	if ((r->model = serve_model_get(r->s, pa.model)) == NULL) {
 		status = pa.model != NULL
 		    ? serve_req_fail(r, 404, "model_not_found", "model",
@@ -457,15 +476,39 @@ serve_v1_start(
 		goto out;
 	}
 	r->n_prompt = (int)ids.len;
+	if (r->n_prompt == 0) {
+		status = BAD(r->chat ? "messages" : "prompt",
+		    "the prompt is empty: give it some text");
+		goto out;
+	}
 	if (r->n_prompt >= r->model->context) {
 		status = serve_req_fail(r, 413, "context_length_exceeded",
 		    r->chat ? "messages" : "prompt",
 		    "the prompt is longer than the model's context", 0);
 		goto out;
 	}
-	if (pa.max_tokens < 0 ||
-	    pa.max_tokens > r->model->context - r->n_prompt)
+	/* Omitted: what both the context and the KV budget leave (the rate
+	 * limits are charged the same); asked for: cut to the context, and
+	 * refused (413) when it cannot fit the KV budget, before the limits
+	 * are charged. */
+	room = sched_room(r->model->sched, r->n_prompt);
+	if (room < 1) {
+		status = serve_req_fail(r, 413, "context_length_exceeded",
+		    r->chat ? "messages" : "prompt",
+		    "the prompt does not fit the model's memory", 0);
+		goto out;
+	}
+	if (pa.max_tokens < 0)
+		pa.max_tokens = room;
+	else if (pa.max_tokens > r->model->context - r->n_prompt)
 		pa.max_tokens = r->model->context - r->n_prompt;
+	if (pa.max_tokens > room) {
+		status = serve_req_fail(r, 413, "context_length_exceeded",
+		    "max_tokens",
+		    "the prompt and max_tokens do not fit the model's memory",
+		    0);
+		goto out;
+	}
 	serve_split_init(&r->split, r->chat && r->model->reasoning);
 	r->cacheable = pa.sp.temperature == 0 && cache_key(r, &pa, &ids) == 0;
 	if (r->cacheable &&

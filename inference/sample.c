@@ -14,6 +14,11 @@
 
 #include "inference/model_internal.h"
 
+/* Temperatures below this are greedy: dividing float logits by a tiny
+ * (or denormal) temperature overflows to infinity, and no draw at such a
+ * temperature could differ from the argmax anyway. */
+#define GREEDY_BELOW 1e-4f
+
 struct cand {
 	float logit;
 	int32_t id;
@@ -224,7 +229,9 @@ candidates(struct inf_sampler *s, const float *logits, int32_t best, float mx,
 }
 
 /* The draw over the first @p n sorted candidates (scaled logits, the
- * highest @p mx): renormalize, cut to the nucleus, pick with the PRNG. */
+ * highest @p mx): renormalize, cut to the nucleus, pick with the PRNG.
+ * -1 when the weights are not finite numbers (scaled logits that
+ * overflowed): the caller keeps the most likely token. */
 static int32_t
 draw(struct inf_sampler *s, int n, float mx)
 {
@@ -235,6 +242,8 @@ draw(struct inf_sampler *s, int n, float mx)
 
 	for (sum = 0, i = 0; i < n; i++)
 		sum += exp((double)s->cand[i].logit - mx);
+	if (n < 1 || !isfinite(sum) || !(sum > 0))
+		return -1;
 	if (p->top_p < 1.0f) {
 		for (cum = 0, i = 0; i < n; i++) {
 			cum += exp((double)s->cand[i].logit - mx) / sum;
@@ -272,7 +281,7 @@ inf_sampler_next(struct inf_sampler *s, float *logits)
 			logits[i] = -INFINITY;
 	penalize(s, logits);
 	tok = argmax(logits, s->vocab);
-	if (p->temperature == 0 || !(logits[tok] > -INFINITY))
+	if (p->temperature < GREEDY_BELOW || !(logits[tok] > -INFINITY))
 		goto done;
 	mx = logits[tok];
 	for (i = 0; i < s->vocab; i++) {
@@ -281,7 +290,8 @@ inf_sampler_next(struct inf_sampler *s, float *logits)
 	}
 	mx /= p->temperature;
 	n = candidates(s, logits, tok, mx, sum);
-	tok = draw(s, n, mx);
+	if ((i = draw(s, n, mx)) >= 0)
+		tok = i;
 done:
 	s->out_count[tok]++;
 	s->seen[tok] = 1;
@@ -298,7 +308,8 @@ inf__sampler_top_ok(const struct inf_sampler *s)
 		return 0;
 	/* top_k below INF_TOP_K leaves a margin for logits that tie only
 	 * after the division by the temperature */
-	return p->temperature == 0 || (p->top_k > 0 && p->top_k < INF_TOP_K);
+	return p->temperature < GREEDY_BELOW ||
+	    (p->top_k > 0 && p->top_k < INF_TOP_K);
 }
 
 /*
@@ -321,7 +332,8 @@ inf__sampler_next_top(struct inf_sampler *s, const float *top_logits,
 		n = s->vocab;
 	tok =
 	    n > 0 && top_ids[0] >= 0 && top_ids[0] < s->vocab ? top_ids[0] : 0;
-	if (n < 1 || p->temperature == 0 || !(top_logits[0] > -INFINITY))
+	if (n < 1 || p->temperature < GREEDY_BELOW ||
+	    !(top_logits[0] > -INFINITY))
 		goto done;
 	mx = top_logits[0] / p->temperature;
 	for (i = 0; i < n; i++) {
@@ -335,7 +347,8 @@ inf__sampler_next_top(struct inf_sampler *s, const float *top_logits,
 	qsort(s->cand, (size_t)k, sizeof(s->cand[0]), cand_cmp);
 	if (p->top_k > 0 && p->top_k < k)
 		k = p->top_k;
-	tok = draw(s, k, mx);
+	if ((i = draw(s, k, mx)) >= 0)
+		tok = i;
 done:
 	s->out_count[tok]++;
 	s->seen[tok] = 1;

@@ -6,7 +6,11 @@
 # stream, abandoned streams cancelled (metrics and audit lines), the
 # per-app response cache (hits counted, never crossing apps), loading a
 # second model and switching the default under load with no request lost,
-# and a second daemon with a queue of one answering 429 with Retry-After.
+# a model replaced under its name answering itself (never from the cache),
+# OpenAI's forms of n, best_of, stream_options and model, an empty prompt,
+# a second daemon with a queue of one answering 429 with Retry-After, and
+# a third whose KV budget holds less than the model's context serving
+# requests without max_tokens.
 # Every expectation comes from the engine alone (sr-generate).
 set -u
 BUILD=${BUILD:-build}
@@ -112,6 +116,31 @@ check "hits are audited (resource #cache, tokens), all of them app A's" \
     '[ "$(grep "\"resource\":\"/v1/chat/completions#cache\"" "$AUD"/audit-*.jsonl | grep -c "\"key\":\"$(echo "$AK" | cut -c5-16)\"")" -ge 1 ] &&
      ! grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"key\":\"$(echo "$BK" | cut -c5-16)\"" &&
      grep "#cache" "$AUD"/audit-*.jsonl | grep -q "\"output_tokens\":"'
+# Two stop lists that once joined into one key are two entries.
+SA='{"prompt":"The appliance keeps","max_tokens":8,"temperature":0,"stop":["zz","ts"]}'
+SB='{"prompt":"The appliance keeps","max_tokens":8,"temperature":0,"stop":["zz\u0001ts"]}'
+$C -H "Authorization: Bearer $AK" -d "$SA" -o /dev/null "$U/v1/completions"
+h3=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+$C -H "Authorization: Bearer $AK" -d "$SB" -o /dev/null "$U/v1/completions"
+h4=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+$C -H "Authorization: Bearer $AK" -d "$SB" -o /dev/null "$U/v1/completions"
+h5=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+check "stop lists [zz, ts] and [zz\\u0001ts] do not share a cache entry" \
+    '[ "$h4" = "$h3" ] && [ $((h5 - h4)) -eq 1 ]'
+# OpenAI's forms: n and best_of 1.0 are 1; stream_options only with a
+# stream; an empty prompt is refused by name.
+code() { # BODY: the status of a completion; the body in $TMP/code.body
+	$C -o "$TMP/code.body" -w "%{http_code}" \
+	    -H "Authorization: Bearer $AK" -d "$1" "$U/v1/completions"
+}
+check "n 1.0 and best_of 1.0 are served (200)" \
+    '[ "$(code "{\"prompt\":\"x\",\"max_tokens\":2,\"n\":1.0,\"best_of\":1.0}")" = 200 ]'
+check "stream_options without stream: 400 naming stream_options" \
+    '[ "$(code "{\"prompt\":\"x\",\"max_tokens\":2,\"stream_options\":{\"include_usage\":true}}")" = 400 ] &&
+     grep -q "\"param\":\"stream_options\"" "$TMP/code.body"'
+check "an empty prompt: 400 invalid_request naming prompt" \
+    '[ "$(code "{\"prompt\":\"\",\"max_tokens\":2}")" = 400 ] &&
+     grep -q "\"param\":\"prompt\"" "$TMP/code.body"'
 check "every inference call has its usage line with tokens and duration" \
     'grep "\"action\":\"inference.chat\"" "$AUD"/audit-*.jsonl | grep "\"status\":\"200\"" | grep -q "\"input_tokens\":[0-9]*,\"output_tokens\":[0-9]*"'
 # A completion's admission is on disk before its work starts; a listing
@@ -159,6 +188,41 @@ check "per-model metrics: TTFT, inter-token, e2e, batch size, tokens" \
     'grep -q "^strongroom_inference_time_to_first_token_seconds_bucket{model=\"tiny-llama\",le=\"+Inf\"}" "$TMP/metrics" &&
      grep -q "^strongroom_inference_batch_size_count" "$TMP/metrics" &&
      grep -q "^strongroom_inference_generation_tokens_total{model=\"tiny-llama\"} [1-9]" "$TMP/metrics"'
+
+# A model replaced under its name (a copy of tiny-llama with another
+# rope_theta) answers itself, never from its predecessor's cache entries.
+cp -r tests/fixtures/tiny-llama "$TMP/rope"
+python3 - "$TMP/rope/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c.setdefault("rope_parameters", {})["rope_theta"] = 1000.0
+c["rope_theta"] = 1000.0
+json.dump(c, open(sys.argv[1], "w"))
+PY
+gen_text() { # MODEL: its greedy 12 tokens after "The appliance keeps"
+	"$BUILD/bin/sr-generate" --model "$1" --json --temperature 0 \
+	    --prompt "The appliance keeps" --max-tokens 12 2>/dev/null |
+	    json '["text"]'
+}
+old=$(gen_text tests/fixtures/tiny-llama)
+new=$(gen_text "$TMP/rope")
+RP='{"model":"tiny-llama","prompt":"The appliance keeps","max_tokens":12,"temperature":0}'
+$C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp1"
+$C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp2"
+$C -H "Authorization: Bearer $K" -X DELETE "$U/api/models/tiny-llama" >/dev/null
+check "no model loaded: model \"\" is 503 model_not_ready, as when omitted" \
+    '[ "$(code "{\"model\":\"\",\"prompt\":\"x\",\"max_tokens\":2}")" = 503 ] &&
+     grep -q "\"code\":\"model_not_ready\"" "$TMP/code.body" &&
+     [ "$(code "{\"prompt\":\"x\",\"max_tokens\":2}")" = 503 ]'
+$C -H "Authorization: Bearer $K" -d "{\"name\":\"tiny-llama\",\"path\":\"$TMP/rope\"}" \
+    "$U/api/models" >"$TMP/reload"
+$C -H "Authorization: Bearer $AK" -d "$RP" "$U/v1/completions" >"$TMP/rp3"
+check "a model replaced under its name answers itself, not from the cache" \
+    '[ -n "$old" ] && [ -n "$new" ] && [ "$old" != "$new" ] &&
+     [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp1")" = "$old" ] &&
+     [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp2")" = "$old" ] &&
+     grep -q "\"name\":\"tiny-llama\"" "$TMP/reload" &&
+     [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp3")" = "$new" ]'
 stop
 check "the audit log with every inference line verifies" \
     '"$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'
@@ -204,4 +268,41 @@ else
 	check "serve_backend = auto without a GPU: the log says the CPU serves" \
 	    'grep -q "serving on the CPU: " "$TMP/err"'
 fi
+
+# A model whose whole context (1024 tokens) does not fit the KV budget
+# (1 MiB: 512 tokens of tiny-qwen2): a request without max_tokens gets
+# what the budget leaves, and is charged that much against a bucket of
+# 600 tokens; only one asking for more than fits is 413.
+cp -r tests/fixtures/tiny-qwen2 "$TMP/ctx1k"
+python3 - "$TMP/ctx1k/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["max_position_embeddings"] = 1024
+json.dump(c, open(sys.argv[1], "w"))
+PY
+cat >"$TMP/kv.conf" <<EOF
+models = ctx1k=$TMP/ctx1k
+serve_kv_budget_mb = 1
+serve_key_tokens_per_s = 1
+serve_key_tokens_burst = 600
+serve_cache_ttl_s = 0
+EOF
+"$D" --config "$TMP/kv.conf" --state-dir "$TMP/state4" \
+    --listen 127.0.0.1:0 >"$TMP/out4" 2>"$TMP/err4" &
+pid=$!
+port4=$(daemon_port "$TMP/out4")
+K4=$(cat "$TMP/state4/admin.key" 2>/dev/null)
+kv() { # BODY: the status of a chat request; the body in $TMP/kv.body
+	curl -sS --cacert "$TMP/state4/tls/cert.pem" -o "$TMP/kv.body" \
+	    -w "%{http_code}" -H "Authorization: Bearer $K4" -d "$1" \
+	    "https://localhost:$port4/v1/chat/completions"
+}
+KVQ='{"messages":[{"role":"user","content":"hello there"}],"temperature":0.7,"seed":3}'
+check "no max_tokens and a context past the KV budget: served within it" \
+    '[ "$(kv "$KVQ")" = 200 ] &&
+     [ "$(json "[\"usage\"][\"total_tokens\"]" <"$TMP/kv.body")" -le 512 ]'
+check "max_tokens past the KV budget: 413 context_length_exceeded" \
+    '[ "$(kv "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":600}")" = 413 ] &&
+     grep -q "\"code\":\"context_length_exceeded\"" "$TMP/kv.body"'
+stop
 exit $status

@@ -5,7 +5,8 @@
  * requests of different lengths, greedy and seeded, submitted together
  * and staggered, each get exactly their solo tokens; a cancelled request
  * leaves within a step and frees its KV memory; stop strings cut the
- * text; the queue bound, the KV budget and the context are enforced.
+ * text; the queue bound, the KV budget and the context are enforced, and
+ * sched_room() gives a request without max_tokens what both leave.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -323,6 +324,15 @@ test_limits(void **state)
 	assert_int_equal(sched_submit(small, &r, &q[3]), -EAGAIN);
 	r.max_tokens = 0;
 	assert_int_equal(sched_submit(small, &r, &q[3]), INF_EPARAM);
+	/* The room a request without max_tokens gets: what the KV budget
+	 * (320 tokens) leaves here, the context (512) on the large budget;
+	 * it is always admitted, one more is not. */
+	assert_int_equal(sched_room(small, r.n_prompt), 320 - r.n_prompt);
+	assert_int_equal(sched_room(f->s, r.n_prompt), 512 - r.n_prompt);
+	assert_int_equal(sched_room(small, 320), 0);
+	assert_int_equal(sched_room(small, 400), 0);
+	r.max_tokens = sched_room(small, r.n_prompt) + 1;
+	assert_int_equal(sched_submit(small, &r, &q[3]), -E2BIG);
 	/* Stopping ends the running and the waiting alike. */
 	sched_stop(small);
 	for (i = 0; i < 3; i++) {

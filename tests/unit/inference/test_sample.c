@@ -4,8 +4,10 @@
  * equals greedy; top-p keeps exactly the nucleus and its proportions;
  * temperature flattens as exp(d/T) says; the repetition penalty touches
  * prompt and output tokens, frequency and presence only output ones; bad
- * parameters are named; NaN never wins. Frequencies are checked with wide
- * margins over thousands of draws of a fixed seed, so they cannot flake.
+ * parameters are named; NaN never wins; a temperature below 1e-4 is
+ * greedy and scaled logits that overflow keep the most likely token.
+ * Frequencies are checked with wide margins over thousands of draws of a fixed
+ * seed, so they cannot flake.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,6 +267,55 @@ test_nan_and_infinities(void **state)
 	inf_sampler_free(r);
 }
 
+/* A tiny or denormal temperature is greedy, not a division overflow. */
+static void
+test_tiny_temperature_is_greedy(void **state)
+{
+	static const float temps[] = { 1e-42f, 1e-45f, 5e-5f };
+	struct inf_sampler *s;
+	float l[V];
+	int i, j, t;
+
+	(void)state;
+	for (t = 0; t < 3; t++) {
+		s = sampler(temps[t], 0, 0.95f, 7 + (uint64_t)t);
+		for (j = 0; j < 50; j++) {
+			for (i = 0; i < V; i++)
+				l[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+			l[123] = 0.75f;
+			assert_int_equal(inf_sampler_next(s, l), 123);
+		}
+		inf_sampler_free(s);
+	}
+}
+
+/* Scaled logits that overflow to infinity: the most likely token, never
+ * the least likely as a NaN sum once gave. */
+static void
+test_overflow_keeps_most_likely(void **state)
+{
+	struct inf_sampler *s = sampler(1e-3f, 0, 1, 3),
+	                   *p = sampler(1e-3f, 0, 0.5f, 4);
+	float l[V];
+	int i, j;
+
+	(void)state;
+	for (j = 0; j < 20; j++) {
+		for (i = 0; i < V; i++)
+			l[i] = (float)(i % 7);
+		l[5] = 3e38f;
+		l[9] = 2e38f;
+		assert_int_equal(inf_sampler_next(s, l), 5);
+		for (i = 0; i < V; i++)
+			l[i] = (float)(i % 7);
+		l[5] = 3e38f;
+		l[9] = 2e38f;
+		assert_int_equal(inf_sampler_next(p, l), 5);
+	}
+	inf_sampler_free(s);
+	inf_sampler_free(p);
+}
+
 int
 main(void)
 {
@@ -276,6 +327,8 @@ main(void)
 		cmocka_unit_test(test_penalties),
 		cmocka_unit_test(test_parameter_checks),
 		cmocka_unit_test(test_nan_and_infinities),
+		cmocka_unit_test(test_tiny_temperature_is_greedy),
+		cmocka_unit_test(test_overflow_keeps_most_likely),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

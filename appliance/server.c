@@ -128,6 +128,18 @@ conn_close(struct conn *c)
 		uv_close((uv_handle_t *)&c->tcp, conn_free);
 }
 
+/* An error answer to a request that is not read (whole): for a HEAD, its
+ * head only. The connection closes after it. */
+static void
+refusal(struct conn *c, int status, const char *code, const char *message)
+{
+	size_t mark = c->out.len;
+
+	http_error(&c->out, status, code, message, 0);
+	http_answer_fit(&c->out, mark,
+	    &(struct http_fit){ .head = http_parser_is_head(c->http) });
+}
+
 static void
 on_timeout(uv_timer_t *t)
 {
@@ -135,8 +147,8 @@ on_timeout(uv_timer_t *t)
 
 	/* A request half sent when time ran out is answered 408. */
 	if (c->state == C_OPEN && !http_parser_idle(c->http) && !c->writing) {
-		http_error(&c->out, 408, "request_timeout",
-		    "the request took too long to arrive", 0);
+		refusal(c, 408, "request_timeout",
+		    "the request took too long to arrive");
 		metrics_request(MR_OTHER, 408, 0);
 		c->close_after = 1;
 		conn_flush(c);
@@ -284,6 +296,8 @@ conn_flush(struct conn *c)
 	conn_arm(c);
 }
 
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
+
 #define RATE_LIMITED \
 	"{\"error\":{\"code\":\"rate_limited\",\"message\":" \
 	"\"too many requests; see Retry-After\"}}"
@@ -340,6 +354,10 @@ answer(struct conn *c, struct http_request *req)
 		.route = MR_OTHER,
 		.t0_ns = uv_hrtime(),
 		.conn = c };
+	/* HEAD: the head only; HTTP/1.0: no chunked framing. */
+	struct http_fit fit = { .head = req->head,
+		.v10 = req->version_minor == 0 };
+	size_t mark = c->out.len;
 	unsigned retry;
 	int status;
 	char hdr[32];
@@ -365,6 +383,8 @@ answer(struct conn *c, struct http_request *req)
 			ctx.keep_alive = 0;
 		}
 	}
+	if (http_answer_fit(&c->out, mark, &fit))
+		ctx.keep_alive = 0;
 	conn_answered(c, ctx.route, status, ctx.t0_ns, ctx.keep_alive);
 }
 
@@ -393,10 +413,20 @@ conn_process(struct conn *c)
 				conn_flush(c);
 				continue;
 			}
+			/* Expect: 100-continue: the client waits for this
+			 * before it sends the body (RFC 9110 10.1.1). */
+			if (rc == HTTP_MORE && http_parser_continue(c->http)) {
+				if (buf_append(&c->out, CONTINUE_100,
+				        sizeof(CONTINUE_100) - 1) != 0) {
+					conn_close(c);
+					return;
+				}
+				conn_flush(c);
+				continue;
+			}
 			if (rc == HTTP_ERROR) {
-				http_error(&c->out, status,
-				    parse_error_code(status),
-				    http_status_text(status), 0);
+				refusal(c, status, parse_error_code(status),
+				    http_status_text(status));
 				metrics_request(MR_OTHER, status, 0);
 				c->close_after = 1;
 				conn_flush(c);

@@ -25,6 +25,12 @@
 #include "keystore/keystore.h"
 #include "pkcs11/p11.h"
 
+/* A body refused mid-upload (413) is read and dropped this long, or this
+ * far, before the close: a close with its bytes unread would reset the
+ * connection, and clients that still write lose the 413 to the reset. */
+#define LINGER_MS 2000
+#define LINGER_BYTES (8u << 20)
+
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_process(struct conn *c);
@@ -44,7 +50,7 @@ conn_read_control(struct conn *c)
 	int pause = tls_conn_input_pending(c->tls) > room ||
 	    (c->writing && c->wbuf.len > SRV_WRITE_HIGH);
 
-	if (c->state == C_CLOSING)
+	if (c->state == C_CLOSING || c->lingering == 2)
 		return;
 	if (pause && !c->read_paused) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
@@ -145,6 +151,10 @@ on_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
+	if (c->lingering == 2) { /* done dropping a refused body */
+		conn_close(c);
+		return;
+	}
 	/* A request half sent when time ran out is answered 408. */
 	if (c->state == C_OPEN && !http_parser_idle(c->http) && !c->writing) {
 		refusal(c, 408, "request_timeout",
@@ -231,6 +241,19 @@ on_written(uv_write_t *w, int status)
 	conn_read_control(c);
 }
 
+/* The refusal is written: read and drop what the client still sends,
+ * until it closes, LINGER_MS or LINGER_BYTES. */
+static void
+conn_linger(struct conn *c)
+{
+	c->lingering = 2;
+	uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+	if (c->read_paused) {
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		c->read_paused = 0;
+	}
+}
+
 /* Move the built response through TLS and start writing it. */
 static void
 conn_flush(struct conn *c)
@@ -247,8 +270,10 @@ conn_flush(struct conn *c)
 		}
 		c->out.len = 0;
 	}
-	/* A connection that ends after this answer says so in TLS too. */
-	if (c->close_after && !c->notified && c->state == C_OPEN) {
+	/* A connection that ends after this answer says so in TLS too
+	 * (lingering: the close says it). */
+	if (c->close_after && !c->notified && c->state == C_OPEN &&
+	    !c->lingering) {
 		tls_conn_close_notify(c->tls);
 		c->notified = 1;
 	}
@@ -271,7 +296,9 @@ conn_flush(struct conn *c)
 		}
 	}
 	if (n == 0) {
-		if (c->close_after ||
+		if (c->lingering == 1 && c->state == C_OPEN)
+			conn_linger(c);
+		else if (c->close_after ||
 		    (atomic_load(&c->l->app->draining) && c->pending == NULL &&
 		        http_parser_idle(c->http) && c->in.len == 0))
 			conn_close(c);
@@ -427,6 +454,7 @@ conn_process(struct conn *c)
 			if (rc == HTTP_ERROR) {
 				refusal(c, status, parse_error_code(status),
 				    http_status_text(status));
+				c->lingering = status == 413;
 				metrics_request(MR_OTHER, status, 0);
 				c->close_after = 1;
 				conn_flush(c);
@@ -472,6 +500,12 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	if (n < 0 || c->state == C_CLOSING) {
 		conn_close(c);
+		return;
+	}
+	if (c->lingering == 2) { /* a refused body: dropped unread */
+		c->lingered += (size_t)n;
+		if (c->lingered > LINGER_BYTES)
+			conn_close(c);
 		return;
 	}
 	if (tls_conn_feed(c->tls, (const uint8_t *)b->base, (size_t)n) != 0) {

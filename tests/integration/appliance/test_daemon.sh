@@ -141,6 +141,15 @@ check "an absolute-form target is routed on its path (RFC 9112 3.2.2)" \
     '[ "$(raw "GET https://localhost/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")" = "HTTP/1.1 200 OK" ]'
 check "Expect: 100-continue is answered at once" \
     '$C -v --max-time 5 --expect100-timeout 10 -H "Expect: 100-continue" -d grant_type=client_credentials "$URL/oauth/token" 2>&1 | grep -q "^< HTTP/1.1 100 Continue"'
+# A body over max_body_bytes, still being sent when the 413 is: the rest
+# is read and dropped before the close, so a client that writes on (node,
+# the openai npm client) reads the 413 instead of a reset.
+if command -v node >/dev/null 2>&1; then
+	check "node POSTs 3 MB (over max_body_bytes) three times: three 413s, no reset" \
+	    '[ "$(for i in 1 2 3; do NODE_EXTRA_CA_CERTS="$CA" node "$HERE/bigbody.cjs" "$port" 3000000 /v1/chat/completions; done | tr "\n" ,)" = "413,413,413," ]'
+else
+	skip "node POSTs 3 MB (over max_body_bytes): 413, no reset" "node not installed"
+fi
 # mbedTLS 3.6 takes no post-handshake message (KeyUpdate): the client is
 # told with an alert instead of a silent close.
 check "a TLS 1.3 KeyUpdate: a fatal unexpected_message alert, then the close" \

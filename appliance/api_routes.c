@@ -540,6 +540,11 @@ api_route_allow(const char *path, char *out, size_t cap)
 		}
 		memcpy(out + n, routes[i].method, m + 1);
 		n += m;
+		/* A GET route answers HEAD too (RFC 9110 9.3.2). */
+		if (strcmp(routes[i].method, "GET") == 0 && n + 9 <= cap) {
+			memcpy(out + n, ", HEAD", 7);
+			n += 6;
+		}
 	}
 	return n;
 }
@@ -555,7 +560,10 @@ api_route_find(const char *method, const char *path, char id[KS_ID_LEN + 1],
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (!path_match(routes[i].pattern, path, id))
 			continue;
-		if (strcmp(routes[i].method, method) == 0)
+		/* HEAD is answered as GET; the connection sends the head. */
+		if (strcmp(routes[i].method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 &&
+		        strcmp(routes[i].method, "GET") == 0))
 			return &routes[i];
 		seen = 1;
 	}

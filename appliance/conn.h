@@ -72,6 +72,9 @@ struct conn {
 	int streaming;   /* the pending request sends its answer in parts */
 	int read_paused; /* backpressure: not reading the socket */
 	int counted;     /* holds a place in the per-address cap */
+	int lingering;   /* 1: refused a body (413) mid-upload; 2: reading
+	                  * and dropping the rest before the close */
+	size_t lingered; /* bytes dropped so */
 	uint8_t addr[16];
 };
 

@@ -8,8 +8,10 @@
  * 1.1 only, one Host, one Content-Length, Transfer-Encoding exactly
  * "chunked", one each of Authorization, Cookie, Content-Type and
  * X-CSRF-Token, no control bytes), and pauses llhttp at the end of each request
- * so pipelined bytes stay with the caller. The response writer is
- * http_response.c.
+ * so pipelined bytes stay with the caller. It routes an absolute-form
+ * target ("https://host/p?q") on its path and query, remembers whether the
+ * request is a HEAD (its answer goes without a body) and whether it owes
+ * the client a 100 Continue. The response writer is http_response.c.
  *
  * This file must never accept an ambiguous message framing (anything two
  * servers could read as different requests is refused), never read past
@@ -50,6 +52,8 @@ struct http_msg {
 	unsigned ntrailers, nhost, ncl, nte;
 	unsigned single; /* bit i: single_fields[i] seen */
 	int proto_checked, version_done, headers_done, complete, keep_alive;
+	int head;   /* the method is HEAD: the answer is its head only */
+	int expect; /* 1: owes a 100 Continue; 2: sent or not owed */
 	int status; /* set by a callback that refuses the request */
 };
 
@@ -150,6 +154,7 @@ on_url(llhttp_t *ll, const char *at, size_t len)
 	struct http_parser *p = ll->data;
 	size_t i;
 
+	p->m.head = ll->method == HTTP_HEAD; /* the method is known now */
 	if (len > p->lim.max_url_bytes - p->m.target_len)
 		return refuse(p, 414);
 	for (i = 0; i < len; i++) /* no control byte belongs in a target */
@@ -306,6 +311,24 @@ on_header_value_complete(llhttp_t *ll)
 	return check_special(p, s);
 }
 
+/* Whether the request carries "Expect: 100-continue". */
+static int
+expects_continue(const struct http_parser *p)
+{
+	const struct hslot *s;
+	size_t i;
+
+	for (i = 0; i < p->m.nslots; i++) {
+		s = &p->slots[i];
+		if (http_ci_equal((const char *)p->arena.data + s->name,
+		        s->name_len, "expect") &&
+		    http_ci_equal((const char *)p->arena.data + s->value,
+		        s->value_len, "100-continue"))
+			return 1;
+	}
+	return 0;
+}
+
 static int
 on_headers_complete(llhttp_t *ll)
 {
@@ -328,6 +351,12 @@ on_headers_complete(llhttp_t *ll)
 	 * rather than let llhttp stop with HPE_PAUSED_UPGRADE. */
 	ll->upgrade = 0;
 	p->m.headers_done = 1;
+	/* Expect: 100-continue on HTTP/1.1 with a body to come: the client
+	 * waits for a 100 before it sends the body (http_parser_continue). */
+	if (ll->http_minor == 1 && expects_continue(p) &&
+	    ((ll->flags & F_CHUNKED) ||
+	        ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > 0)))
+		p->m.expect = 1;
 	return 0;
 }
 
@@ -455,22 +484,48 @@ error_status(const struct http_parser *p, llhttp_errno_t err, const uint8_t *at,
 	}
 }
 
+/* Where the path begins in an absolute-form target ("https://host/p?q",
+ * RFC 9112 3.2.2: routed on its path and query); 0 for origin-form. */
+static size_t
+origin_start(const char *t, size_t n)
+{
+	size_t i;
+
+	if (n >= 7 && http_ci_equal(t, 7, "http://"))
+		i = 7;
+	else if (n >= 8 && http_ci_equal(t, 8, "https://"))
+		i = 8;
+	else
+		return 0;
+	while (i < n && t[i] != '/' && t[i] != '?' && t[i] != '#')
+		i++;
+	return i;
+}
+
 /* The request is whole: resolve the arena offsets into pointers. */
 static int
 finish(struct http_parser *p)
 {
 	struct http_request *r = &p->req;
-	size_t i, path_off = 0, path_len = p->m.target_len;
+	size_t i, path_off = 0, path_len, tlen = p->m.target_len, o, pe;
 	const uint8_t *q;
 	char *a;
 
-	/* The target is the arena's first item. */
-	if ((q = memchr(p->arena.data, '?', p->m.target_len)) != NULL) {
-		path_len = (size_t)(q - p->arena.data);
-		if (buf_reserve(&p->arena, path_len + 1) != 0)
+	/* The target is the arena's first item; the path is a copy of its
+	 * own when the target has a query or an authority before it. */
+	o = origin_start((const char *)p->arena.data, tlen);
+	q = memchr(p->arena.data + o, '?', tlen - o);
+	pe = q != NULL ? (size_t)(q - p->arena.data) : tlen;
+	path_len = pe - o;
+	if (o != 0 || q != NULL) {
+		if (buf_reserve(&p->arena, path_len + 2) != 0)
 			return -ENOMEM;
 		path_off = p->arena.len;
-		memcpy(p->arena.data + path_off, p->arena.data, path_len);
+		if (path_len == 0) /* "http://host": the root */
+			p->arena.data[path_off + path_len++] = '/';
+		else
+			memcpy(p->arena.data + path_off, p->arena.data + o,
+			    path_len);
 		p->arena.data[path_off + path_len] = '\0';
 		p->arena.len += path_len + 1;
 	}
@@ -478,7 +533,8 @@ finish(struct http_parser *p)
 	r->method = llhttp_method_name((llhttp_method_t)p->ll.method);
 	r->target = a;
 	r->path = a + path_off;
-	r->query = q != NULL ? a + path_len + 1 : a + p->m.target_len;
+	r->query = q != NULL ? a + pe + 1 : a + tlen;
+	r->head = p->m.head;
 	r->version_minor = p->ll.http_minor;
 	r->keep_alive = p->m.keep_alive;
 	for (i = 0; i < p->m.nslots; i++) {
@@ -579,6 +635,21 @@ int
 http_parser_head_done(const struct http_parser *p)
 {
 	return p->m.headers_done;
+}
+
+int
+http_parser_is_head(const struct http_parser *p)
+{
+	return p->m.head;
+}
+
+int
+http_parser_continue(struct http_parser *p)
+{
+	if (p->m.expect != 1 || p->m.complete || p->failed)
+		return 0;
+	p->m.expect = 2;
+	return 1;
 }
 
 const char *

@@ -1,7 +1,8 @@
 /*
  * appliance/http_response.c: HTTP/1.1 responses: status line, the security
  * headers of internal.h on every response, chunked bodies, and JSON
- * errors built with yyjson.
+ * errors built with yyjson; and the cut of an answer to its request
+ * (http_answer_fit: a HEAD's head only, an HTTP/1.0 stream unchunked).
  *
  * It must never copy a request's bytes into a response header, or let an
  * extra header a handler passes replace the framing headers
@@ -292,4 +293,115 @@ http_error_hdr(struct buf *out, int status, const char *code,
 	/* The status: routes return what this returns (a 0 would read as
 	 * "answered later", ROUTE_PENDING). */
 	return rc != 0 ? rc : status;
+}
+
+/* --- Fitting an answer to its request --- */
+
+enum { FIT_HEAD, FIT_PASS, FIT_DROP, FIT_UNCHUNK };
+
+/* Offset of @p s (@p n bytes) in out->data[from, to), or to. */
+static size_t
+find(const struct buf *out, size_t from, size_t to, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = from; i + n <= to; i++)
+		if (memcmp(out->data + i, s, n) == 0)
+			return i;
+	return to;
+}
+
+/* Replace @p n bytes at @p at with the @p rn bytes of @p r (rn <= n). */
+static void
+splice(struct buf *out, size_t at, size_t n, const char *r, size_t rn)
+{
+	memcpy(out->data + at, r, rn);
+	memmove(out->data + at + rn, out->data + at + n, out->len - at - n);
+	out->len -= n - rn;
+}
+
+/* A chunked head [from, *end) made close-delimited, in place. */
+static void
+unchunk_head(struct buf *out, size_t from, size_t *end)
+{
+	static const char te[] = "\r\nTransfer-Encoding: chunked\r\n",
+	                  ka[] = "\r\nConnection: keep-alive\r\n",
+	                  cl[] = "\r\nConnection: close\r\n";
+	size_t at;
+
+	at = find(out, from, *end, te, sizeof(te) - 1);
+	splice(out, at, sizeof(te) - 1, "\r\n", 2);
+	*end -= sizeof(te) - 3;
+	at = find(out, from, *end, ka, sizeof(ka) - 1);
+	if (at < *end) {
+		splice(out, at, sizeof(ka) - 1, cl, sizeof(cl) - 1);
+		*end -= sizeof(ka) - sizeof(cl);
+	}
+}
+
+/* The chunks written at [at, out->len) as bare bytes; the last chunk
+ * ends the body (what follows it is dropped). */
+static void
+unchunk_body(struct buf *out, size_t at, struct http_fit *f)
+{
+	size_t r = at, w = at, size, eol;
+	int d;
+
+	while (f->state == FIT_UNCHUNK && r < out->len) {
+		eol = find(out, r, out->len, "\r\n", 2);
+		for (size = 0; r < eol; r++) { /* hex size; then extensions */
+			d = out->data[r];
+			d = d >= '0' && d <= '9'   ? d - '0'
+			    : d >= 'a' && d <= 'f' ? d - 'a' + 10
+			    : d >= 'A' && d <= 'F' ? d - 'A' + 10
+			                           : -1;
+			if (d < 0)
+				break;
+			size = size * 16 + (size_t)d;
+		}
+		r = eol + 2;
+		if (eol == out->len || size == 0 || size > out->len - r) {
+			f->state = FIT_DROP; /* the last chunk, or not ours */
+			break;
+		}
+		memmove(out->data + w, out->data + r, size);
+		w += size;
+		r += size + 2; /* the chunk's CRLF */
+	}
+	out->len = w;
+}
+
+int
+http_answer_fit(struct buf *out, size_t from, struct http_fit *f)
+{
+	static const char te[] = "\r\nTransfer-Encoding: chunked\r\n";
+	size_t end;
+
+	if (from > out->len)
+		return f->close;
+	if (f->state == FIT_HEAD) {
+		if (!f->head && !f->v10) {
+			f->state = FIT_PASS;
+			return 0;
+		}
+		end = find(out, from, out->len, "\r\n\r\n", 4);
+		if (end == out->len) /* no head yet */
+			return 0;
+		end += 4;
+		f->state = FIT_PASS;
+		if (f->v10 &&
+		    find(out, from, end - 2, te, sizeof(te) - 1) < end - 2) {
+			unchunk_head(out, from, &end);
+			f->state = FIT_UNCHUNK;
+			f->close = 1; /* the end of the body is the close */
+		}
+		if (f->head)
+			f->state = FIT_DROP;
+		from = end;
+	}
+	if (f->state == FIT_DROP)
+		out->len = from;
+	else if (f->state == FIT_UNCHUNK)
+		unchunk_body(out, from, f);
+	return f->close;
 }

@@ -261,6 +261,7 @@ struct http_request {
 	const char *query;  /* "x=1" or "" */
 	int version_minor;  /* 0 or 1 (HTTP/1.x) */
 	int keep_alive;     /* after this request, per version/Connection */
+	int head;           /* HEAD: its answer is sent without the body */
 	struct http_header *headers;
 	size_t nheaders;
 	const uint8_t *body; /* de-chunked */
@@ -303,6 +304,14 @@ int http_parser_idle(const struct http_parser *p);
 /** Whether the current request's line and headers are complete (its body
  * may still be arriving): the body deadline applies from then on. */
 int http_parser_head_done(const struct http_parser *p);
+/** Whether the request being read (or refused) is a HEAD: its answer,
+ * an error included, is sent without the body. */
+int http_parser_is_head(const struct http_parser *p);
+/** 1, once per request, when its headers asked "Expect: 100-continue"
+ * (HTTP/1.1, a body to come) and none of it is read yet: the caller
+ * sends "HTTP/1.1 100 Continue" now. A request the parser refuses at its
+ * headers (413) gets its final status instead. */
+int http_parser_continue(struct http_parser *p);
 
 /* Response writing. Every response carries Date, Server: strongroom,
  * Strict-Transport-Security, X-Content-Type-Options: nosniff,
@@ -315,6 +324,24 @@ int http_parser_head_done(const struct http_parser *p);
 int http_response_head(struct buf *out, int status, const char *content_type,
     size_t content_length, int keep_alive, const struct http_header *extra,
     size_t nextra);
+/** How an answer is cut to its request, as it is written
+ * (http_answer_fit). Zeroed for each request; head and v10 set. */
+struct http_fit {
+	int head;  /* HEAD: only the head goes out */
+	int v10;   /* HTTP/1.0: no chunked framing; close-delimited instead */
+	int state; /* where in the answer the writing is (http_response.c) */
+	int close; /* the answer ends with the connection */
+};
+/**
+ * Cut the answer bytes written from @p from on in @p out to what the
+ * request may receive: for HEAD the head only (up to and including its
+ * blank line; nothing after it, in this call or a later one), for HTTP/1.0
+ * a chunked answer's head loses Transfer-Encoding and says Connection:
+ * close, and its chunks are sent bare. Call it after each part of an
+ * answer is written. @return 1 when the connection must close after the
+ * answer (its end is the end of the body), else 0.
+ */
+int http_answer_fit(struct buf *out, size_t from, struct http_fit *f);
 /** One chunk of a chunked body (len 0 is skipped), and the last chunk. */
 int http_response_chunk(struct buf *out, const void *data, size_t len);
 int http_response_chunk_end(struct buf *out);

@@ -77,7 +77,6 @@ route_request(struct route_ctx *ctx)
 	static const struct http_header allow = { "Allow", "GET, HEAD", 5, 9 };
 	int get =
 	    strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-	size_t start;
 	int status;
 
 	if (serve_owns(req->path))
@@ -107,7 +106,6 @@ route_request(struct route_ctx *ctx)
 		buf_append(out, body, sizeof(body) - 1);
 		return 405;
 	}
-	start = out->len;
 	switch (*route) {
 	case MR_HEALTH:
 		status = json(out, 200, "{\"status\":\"ok\"}", *keep_alive);
@@ -119,16 +117,6 @@ route_request(struct route_ctx *ctx)
 		status = route_metrics(app, out, *keep_alive);
 		break;
 	}
-	/* HEAD: the same head, Content-Length included, and no body. */
-	if (req->method[0] == 'H') {
-		const uint8_t *p = out->data + start;
-		size_t i, n = out->len - start;
-
-		for (i = 0; i + 4 <= n; i++)
-			if (memcmp(p + i, "\r\n\r\n", 4) == 0) {
-				out->len = start + i + 4;
-				break;
-			}
-	}
+	/* HEAD: the connection sends the head only (http_answer_fit). */
 	return status;
 }

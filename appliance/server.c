@@ -25,6 +25,12 @@
 #include "keystore/keystore.h"
 #include "pkcs11/p11.h"
 
+/* A body refused mid-upload (413) is read and dropped this long, or this
+ * far, before the close: a close with its bytes unread would reset the
+ * connection, and clients that still write lose the 413 to the reset. */
+#define LINGER_MS 2000
+#define LINGER_BYTES (8u << 20)
+
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_process(struct conn *c);
@@ -44,7 +50,7 @@ conn_read_control(struct conn *c)
 	int pause = tls_conn_input_pending(c->tls) > room ||
 	    (c->writing && c->wbuf.len > SRV_WRITE_HIGH);
 
-	if (c->state == C_CLOSING)
+	if (c->state == C_CLOSING || c->lingering == 2)
 		return;
 	if (pause && !c->read_paused) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
@@ -128,15 +134,31 @@ conn_close(struct conn *c)
 		uv_close((uv_handle_t *)&c->tcp, conn_free);
 }
 
+/* An error answer to a request that is not read (whole): for a HEAD, its
+ * head only. The connection closes after it. */
+static void
+refusal(struct conn *c, int status, const char *code, const char *message)
+{
+	size_t mark = c->out.len;
+
+	http_error(&c->out, status, code, message, 0);
+	http_answer_fit(&c->out, mark,
+	    &(struct http_fit){ .head = http_parser_is_head(c->http) });
+}
+
 static void
 on_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
+	if (c->lingering == 2) { /* done dropping a refused body */
+		conn_close(c);
+		return;
+	}
 	/* A request half sent when time ran out is answered 408. */
 	if (c->state == C_OPEN && !http_parser_idle(c->http) && !c->writing) {
-		http_error(&c->out, 408, "request_timeout",
-		    "the request took too long to arrive", 0);
+		refusal(c, 408, "request_timeout",
+		    "the request took too long to arrive");
 		metrics_request(MR_OTHER, 408, 0);
 		c->close_after = 1;
 		conn_flush(c);
@@ -219,6 +241,19 @@ on_written(uv_write_t *w, int status)
 	conn_read_control(c);
 }
 
+/* The refusal is written: read and drop what the client still sends,
+ * until it closes, LINGER_MS or LINGER_BYTES. */
+static void
+conn_linger(struct conn *c)
+{
+	c->lingering = 2;
+	uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+	if (c->read_paused) {
+		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		c->read_paused = 0;
+	}
+}
+
 /* Move the built response through TLS and start writing it. */
 static void
 conn_flush(struct conn *c)
@@ -235,8 +270,10 @@ conn_flush(struct conn *c)
 		}
 		c->out.len = 0;
 	}
-	/* A connection that ends after this answer says so in TLS too. */
-	if (c->close_after && !c->notified && c->state == C_OPEN) {
+	/* A connection that ends after this answer says so in TLS too
+	 * (lingering: the close says it). */
+	if (c->close_after && !c->notified && c->state == C_OPEN &&
+	    !c->lingering) {
 		tls_conn_close_notify(c->tls);
 		c->notified = 1;
 	}
@@ -259,7 +296,9 @@ conn_flush(struct conn *c)
 		}
 	}
 	if (n == 0) {
-		if (c->close_after ||
+		if (c->lingering == 1 && c->state == C_OPEN)
+			conn_linger(c);
+		else if (c->close_after ||
 		    (atomic_load(&c->l->app->draining) && c->pending == NULL &&
 		        http_parser_idle(c->http) && c->in.len == 0))
 			conn_close(c);
@@ -283,6 +322,8 @@ conn_flush(struct conn *c)
 	c->writing = 1;
 	conn_arm(c);
 }
+
+#define CONTINUE_100 "HTTP/1.1 100 Continue\r\n\r\n"
 
 #define RATE_LIMITED \
 	"{\"error\":{\"code\":\"rate_limited\",\"message\":" \
@@ -340,6 +381,10 @@ answer(struct conn *c, struct http_request *req)
 		.route = MR_OTHER,
 		.t0_ns = uv_hrtime(),
 		.conn = c };
+	/* HEAD: the head only; HTTP/1.0: no chunked framing. */
+	struct http_fit fit = { .head = req->head,
+		.v10 = req->version_minor == 0 };
+	size_t mark = c->out.len;
 	unsigned retry;
 	int status;
 	char hdr[32];
@@ -365,6 +410,8 @@ answer(struct conn *c, struct http_request *req)
 			ctx.keep_alive = 0;
 		}
 	}
+	if (http_answer_fit(&c->out, mark, &fit))
+		ctx.keep_alive = 0;
 	conn_answered(c, ctx.route, status, ctx.t0_ns, ctx.keep_alive);
 }
 
@@ -393,10 +440,21 @@ conn_process(struct conn *c)
 				conn_flush(c);
 				continue;
 			}
+			/* Expect: 100-continue: the client waits for this
+			 * before it sends the body (RFC 9110 10.1.1). */
+			if (rc == HTTP_MORE && http_parser_continue(c->http)) {
+				if (buf_append(&c->out, CONTINUE_100,
+				        sizeof(CONTINUE_100) - 1) != 0) {
+					conn_close(c);
+					return;
+				}
+				conn_flush(c);
+				continue;
+			}
 			if (rc == HTTP_ERROR) {
-				http_error(&c->out, status,
-				    parse_error_code(status),
-				    http_status_text(status), 0);
+				refusal(c, status, parse_error_code(status),
+				    http_status_text(status));
+				c->lingering = status == 413;
 				metrics_request(MR_OTHER, status, 0);
 				c->close_after = 1;
 				conn_flush(c);
@@ -442,6 +500,12 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		return;
 	if (n < 0 || c->state == C_CLOSING) {
 		conn_close(c);
+		return;
+	}
+	if (c->lingering == 2) { /* a refused body: dropped unread */
+		c->lingered += (size_t)n;
+		if (c->lingered > LINGER_BYTES)
+			conn_close(c);
 		return;
 	}
 	if (tls_conn_feed(c->tls, (const uint8_t *)b->base, (size_t)n) != 0) {

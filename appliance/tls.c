@@ -580,6 +580,15 @@ tls_conn_read(struct tls_conn *c, uint8_t *buf, size_t cap)
 		case 0:
 			c->eof = 1;
 			return TLS_EOF;
+		case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
+			/* A TLS 1.3 post-handshake message (KeyUpdate):
+			 * mbedTLS 3.6 refuses it without an alert. Say so;
+			 * the server writes the alert out before it closes. */
+			(void)mbedtls_ssl_send_alert_message(&c->ssl,
+			    MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+			    MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE);
+			c->failed = 1;
+			return TLS_FAIL;
 		default:
 			c->failed = 1;
 			return TLS_FAIL;

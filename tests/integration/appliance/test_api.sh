@@ -141,7 +141,7 @@ check "its key then: 401 key_suspended (within a second)" \
 check "its token then: 401 key_suspended" \
     '$C -H "Authorization: Bearer $T" "$U/api/apps" | grep -q "\"code\":\"key_suspended\""'
 check "a method a route does not take: 405 with Allow naming the ones it does" \
-    '$C -sS -D- -o /dev/null -X PUT -H "Authorization: Bearer $AK" "$U/api/apps" | grep -qi "^Allow: POST, GET" && $C -sS -D- -o /dev/null -X PUT "$U/api/apps/AAAAAAAAAAAA" | grep -qi "^Allow: GET, PATCH, DELETE" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -q "^HTTP/1.1 405" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -qi "^Allow: POST" && $C -sS -D- -o /dev/null -X POST "$U/health" | grep -qi "^Allow: GET, HEAD"'
+    '$C -sS -D- -o /dev/null -X PUT -H "Authorization: Bearer $AK" "$U/api/apps" | grep -qi "^Allow: POST, GET" && $C -sS -D- -o /dev/null -X PUT "$U/api/apps/AAAAAAAAAAAA" | grep -qi "^Allow: GET, HEAD, PATCH, DELETE" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -q "^HTTP/1.1 405" && $C -sS -D- -o /dev/null "$U/v1/chat/completions" | grep -qi "^Allow: POST" && $C -sS -D- -o /dev/null -X POST "$U/health" | grep -qi "^Allow: GET, HEAD"'
 # Every JSON body: an object of the route's own members, each once; a typo
 # or a second value is refused, never ignored. (In the patterns, '.' stands
 # for the backslash-escaped quotes of a JSON message.)

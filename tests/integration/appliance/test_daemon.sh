@@ -119,6 +119,49 @@ check "... the refused change was not made" \
 check "... the log verifies and records the recovery" \
     '"$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" >/dev/null && cat "$TMP/state/audit/"audit-*.jsonl | grep -q "\"action\":\"audit.recovered\""'
 
+# HEAD (RFC 9110 9.3.2): the head only, wherever GET is answered, errors
+# and the API included; the next answer on the connection follows the
+# head at once (a body there would be read as the next status line).
+head_then_get() {
+	{
+		printf 'HEAD %s HTTP/1.1\r\nHost: x\r\n' "$1"
+		[ -z "${2:-}" ] || printf '%s\r\n' "$2"
+		printf '\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	} | $S -quiet -ign_eof 2>/dev/null | python3 -c '
+import sys
+d = sys.stdin.buffer.read()
+i = d.find(b"\r\n\r\n") + 4
+ok = d[i:].startswith(b"HTTP/1.1 200 OK\r\n") and d.count(b"HTTP/1.1 ") == 2
+print(d[:d.find(b"\r\n")].decode() if ok else "excess: %r" % d[i:i + 40])'
+}
+check "HEAD of an unknown route: a 404 head, no body" \
+    '[ "$(head_then_get /nope)" = "HTTP/1.1 404 Not Found" ]'
+check "HEAD /api/apps: answered as GET, the head only" \
+    '[ "$(head_then_get /api/apps "Authorization: Bearer $AK")" = "HTTP/1.1 200 OK" ]'
+check "HEAD /health: the head only" \
+    '[ "$(head_then_get /health)" = "HTTP/1.1 200 OK" ]'
+check "curl -I: no excess bytes after a HEAD's answer" \
+    '$C -I -v "$URL/nope" "$URL/health" >"$TMP/hd" 2>&1 && ! grep -qi "excess" "$TMP/hd" && [ "$(grep -c "^HTTP/1.1 " "$TMP/hd")" = 2 ]'
+check "an API route's 405 lists HEAD with GET" \
+    'eval "$A -X DELETE -D - -o /dev/null $URL/api/apps" | grep -qi "^allow: .*GET, HEAD"'
+check "an absolute-form target is routed on its path (RFC 9112 3.2.2)" \
+    '[ "$(raw "GET https://localhost/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")" = "HTTP/1.1 200 OK" ]'
+check "Expect: 100-continue is answered at once" \
+    '$C -v --max-time 5 --expect100-timeout 10 -H "Expect: 100-continue" -d grant_type=client_credentials "$URL/oauth/token" 2>&1 | grep -q "^< HTTP/1.1 100 Continue"'
+# A body over max_body_bytes, still being sent when the 413 is: the rest
+# is read and dropped before the close, so a client that writes on (node,
+# the openai npm client) reads the 413 instead of a reset.
+if command -v node >/dev/null 2>&1; then
+	check "node POSTs 3 MB (over max_body_bytes) three times: three 413s, no reset" \
+	    '[ "$(for i in 1 2 3; do NODE_EXTRA_CA_CERTS="$CA" node "$HERE/bigbody.cjs" "$port" 3000000 /v1/chat/completions; done | tr "\n" ,)" = "413,413,413," ]'
+else
+	skip "node POSTs 3 MB (over max_body_bytes): 413, no reset" "node not installed"
+fi
+# mbedTLS 3.6 takes no post-handshake message (KeyUpdate): the client is
+# told with an alert instead of a silent close.
+check "a TLS 1.3 KeyUpdate: a fatal unexpected_message alert, then the close" \
+    '(printf "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"; sleep 0.5; printf "k\n"; sleep 1) | $S -msg 2>&1 | grep -q "Alert.*fatal unexpected_message"'
+
 kill -HUP "$pid"
 sleep 0.3
 check "SIGHUP: reloaded, still serving" \

@@ -369,6 +369,60 @@ test_drain_waits_for_stream(void **state)
 	assert_int_equal(atomic_load(&app.loops_running), 0);
 }
 
+/* HTTP/1.0 cannot take chunked framing (RFC 9112 6.1): a streamed answer
+ * is close-delimited, even to a client that asked for keep-alive. */
+static void
+test_http10_stream_close_delimited(void **state)
+{
+	static char body[1 << 16];
+	const char *at;
+
+	(void)state;
+	assert_int_equal(
+	    curl("/stream?n=5&ms=5",
+	        "--http1.0 --no-alpn -i -H 'Connection: keep-alive'", body,
+	        sizeof(body)),
+	    0);
+	assert_non_null(strstr(body, "HTTP/1.1 200 OK\r\n"));
+	assert_null(strstr(body, "Transfer-Encoding"));
+	assert_null(strstr(body, "Content-Length"));
+	assert_non_null(strstr(body, "\r\nConnection: close\r\n"));
+	at = strstr(body, "\r\n\r\n");
+	assert_non_null(at);
+	assert_true(events_in_order(at + 4, 5));
+}
+
+/* A HEAD's answer is its head only, streamed or not: the next answer on
+ * the connection follows the head at once. */
+static void
+test_head_stream_then_get(void **state)
+{
+	static char out[1 << 16];
+	char cmd[512];
+	const char *at;
+	FILE *f;
+	size_t n;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd),
+	    "printf 'HEAD /stream?n=3&ms=5 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"
+	    "GET /plain HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n"
+	    "\\r\\n' | openssl s_client -quiet -ign_eof -connect "
+	    "127.0.0.1:%d 2>/dev/null",
+	    app.port);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	pclose(f);
+	assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+	at = strstr(out, "\r\n\r\n");
+	assert_non_null(at);
+	assert_int_equal(strncmp(at + 4, "HTTP/1.1 200 OK\r\n", 17), 0);
+	assert_null(strstr(out, "data:"));
+	assert_true(n > 6 && strcmp(out + n - 6, "plain\n") == 0);
+}
+
 static int
 setup(void **state)
 {
@@ -429,6 +483,8 @@ main(void)
 		cmocka_unit_test(test_pending_deadlines),
 		cmocka_unit_test(test_concurrent_streams),
 		cmocka_unit_test(test_pipelining_beyond_the_input_buffer),
+		cmocka_unit_test(test_http10_stream_close_delimited),
+		cmocka_unit_test(test_head_stream_then_get),
 		cmocka_unit_test(test_drain_waits_for_stream),
 	};
 

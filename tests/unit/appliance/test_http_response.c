@@ -350,12 +350,81 @@ test_buf_wipe(void **state)
 	buf_free(&plain);
 }
 
+/* http_answer_fit: a HEAD's answer is its head only, in one part or many;
+ * an HTTP/1.0 chunked answer becomes close-delimited. */
+static void
+test_answer_fit(void **state)
+{
+	struct buf b = { 0 };
+	struct http_fit f = { .head = 1 };
+	size_t head, mark;
+
+	(void)state;
+	/* HEAD, whole answer: Content-Length kept, body gone. */
+	assert_int_equal(
+	    http_error(&b, 404, "not_found", "no such route", 1), 404);
+	head = (size_t)((const uint8_t *)find(&b, "\r\n\r\n") - b.data) + 4;
+	assert_true(head < b.len);
+	assert_int_equal(http_answer_fit(&b, 0, &f), 0);
+	assert_int_equal(b.len, head);
+	assert_non_null(find_line(&b, "Content-Length: 56\r\n"));
+	assert_non_null(find_line(&b, "Connection: keep-alive\r\n"));
+	/* A later part of a HEAD's answer sends nothing. */
+	mark = b.len;
+	assert_int_equal(http_response_chunk(&b, "more", 4), 0);
+	assert_int_equal(http_answer_fit(&b, mark, &f), 0);
+	assert_int_equal(b.len, head);
+	/* Not HEAD, HTTP/1.1: untouched. */
+	b.len = 0;
+	f = (struct http_fit){ 0 };
+	assert_int_equal(http_error(&b, 404, "not_found", "x", 1), 404);
+	mark = b.len;
+	assert_int_equal(http_answer_fit(&b, 0, &f), 0);
+	assert_int_equal(b.len, mark);
+	/* HTTP/1.0 and a chunked stream, written in three parts. */
+	b.len = 0;
+	f = (struct http_fit){ .v10 = 1 };
+	assert_int_equal(http_response_head(&b, 200, "text/event-stream",
+	                     HTTP_CHUNKED, 1, NULL, 0),
+	    0);
+	assert_int_equal(http_response_chunk(&b, "data: 1\n\n", 9), 0);
+	assert_int_equal(http_answer_fit(&b, 0, &f), 1);
+	assert_null(find_line(&b, "Transfer-Encoding"));
+	assert_null(find_line(&b, "Content-Length"));
+	assert_non_null(find_line(&b, "Connection: close\r\n"));
+	assert_null(find(&b, "keep-alive"));
+	head = (size_t)((const uint8_t *)find(&b, "\r\n\r\n") - b.data) + 4;
+	assert_int_equal(b.len, head + 9);
+	assert_memory_equal(b.data + head, "data: 1\n\n", 9);
+	mark = b.len;
+	assert_int_equal(http_response_chunk(&b, "data: 22\n\n", 10), 0);
+	assert_int_equal(http_response_chunk(&b, "x", 1), 0);
+	assert_int_equal(http_answer_fit(&b, mark, &f), 1);
+	assert_int_equal(b.len, mark + 11);
+	assert_memory_equal(b.data + mark, "data: 22\n\nx", 11);
+	mark = b.len;
+	assert_int_equal(http_response_chunk(&b, "end", 3), 0);
+	assert_int_equal(http_response_chunk_end(&b), 0);
+	assert_int_equal(http_answer_fit(&b, mark, &f), 1);
+	assert_int_equal(b.len, mark + 3);
+	assert_memory_equal(b.data + mark, "end", 3);
+	/* HTTP/1.0, a Content-Length answer: untouched, kept alive. */
+	b.len = 0;
+	f = (struct http_fit){ .v10 = 1 };
+	assert_int_equal(http_error(&b, 404, "not_found", "x", 1), 404);
+	mark = b.len;
+	assert_int_equal(http_answer_fit(&b, 0, &f), 0);
+	assert_int_equal(b.len, mark);
+	buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_response_exact),
 		cmocka_unit_test(test_response_chunked),
+		cmocka_unit_test(test_answer_fit),
 		cmocka_unit_test(test_error_json),
 		cmocka_unit_test(test_extra_headers),
 		cmocka_unit_test(test_status_text),

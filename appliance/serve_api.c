@@ -259,7 +259,7 @@ admin_start(struct serve_req *r, const struct api_caller *who)
 	const char *name, *dir;
 	pthread_t tid;
 
-	if (strcmp(r->method, "GET") == 0)
+	if (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)
 		return admin_listing(r, 200);
 	if (strcmp(r->method, "POST") == 0 && *rest == '\0') {
 		doc = yyjson_read((const char *)who->body, who->body_len, 0);
@@ -420,7 +420,9 @@ static int
 pick(const char *method, const char *path, const struct api_external **ext,
     const char **allow)
 {
-	int get = strcmp(method, "GET") == 0,
+	/* HEAD wherever GET (RFC 9110 9.3.2): the connection keeps the head
+	 * of the answer only. */
+	int get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0,
 	    post = strcmp(method, "POST") == 0;
 
 	*ext = NULL;
@@ -433,11 +435,12 @@ pick(const char *method, const char *path, const struct api_external **ext,
 	if (strcmp(path, "/v1/models") == 0 ||
 	    (strncmp(path, "/v1/models/", 11) == 0 &&
 	        strchr(path + 11, '/') == NULL))
-		return get ? (*ext = &ext_models, 0) : (*allow = "GET", 405);
+		return get ? (*ext = &ext_models, 0)
+		           : (*allow = "GET, HEAD", 405);
 	if (strcmp(path, "/api/models") == 0)
 		return get ? (*ext = &ext_list, 0)
 		    : post ? (*ext = &ext_register, 0)
-		           : (*allow = "GET, POST", 405);
+		           : (*allow = "GET, HEAD, POST", 405);
 	if (strncmp(path, "/api/models/", 12) == 0) {
 		const char *rest = strchr(path + 12, '/');
 

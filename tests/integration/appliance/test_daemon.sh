@@ -140,6 +140,12 @@ check "HEAD /api/apps: answered as GET, the head only" \
     '[ "$(head_then_get /api/apps "Authorization: Bearer $AK")" = "HTTP/1.1 200 OK" ]'
 check "HEAD /health: the head only" \
     '[ "$(head_then_get /health)" = "HTTP/1.1 200 OK" ]'
+check "HEAD /.well-known/jwks.json: a 200 head, no body" \
+    '[ "$(head_then_get /.well-known/jwks.json)" = "HTTP/1.1 200 OK" ]'
+check "POST /.well-known/jwks.json: 405 with Allow: GET, HEAD" \
+    '$C -X POST -d x -D - -o /dev/null "$URL/.well-known/jwks.json" | grep -qi "^allow: GET, HEAD"'
+check "HEAD /v1/models: answered as GET, the head only" \
+    '[ "$(head_then_get /v1/models "Authorization: Bearer $AK")" = "HTTP/1.1 200 OK" ]'
 check "curl -I: no excess bytes after a HEAD's answer" \
     '$C -I -v "$URL/nope" "$URL/health" >"$TMP/hd" 2>&1 && ! grep -qi "excess" "$TMP/hd" && [ "$(grep -c "^HTTP/1.1 " "$TMP/hd")" = 2 ]'
 check "an API route's 405 lists HEAD with GET" \

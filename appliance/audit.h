@@ -206,8 +206,10 @@ struct audit_verify_result {
 /**
  * @brief Verify the whole log in @p dir: every line's own hash, the chain
  * (seq and prev) across files, every checkpoint's signature, the start of
- * the log (genesis, or accounted for by a retention event) and that the
- * log reaches the checkpoint recorded in <dir>/checkpoint.last.
+ * the log (genesis, or accounted for by a retention event a signed
+ * checkpoint covers), that the log reaches the checkpoint recorded in
+ * <dir>/checkpoint.last, and that a signed checkpoint covers it up to its
+ * last checkpoint (none signed, or an unsigned one last: -EBADMSG).
  * @param pubkey_pem  a trusted public key (PEM); NULL: use the
  *                    checkpoint-key-<id>.pub files beside the log.
  * @return 0 when intact; -EBADMSG when a problem was found (res->file,

@@ -220,7 +220,8 @@ int audit_verify(
     const char *dir, const char *pubkey_pem, struct audit_verify_result *res);
 
 struct audit_query {
-	const char *key;      /* "key" or "resource" equals it; NULL: any */
+	const char *key;      /* "key" is it, or "resource" is it or
+	                       * /api/keys/<it>[/...]; NULL: any */
 	const char *actor;    /* exact, or a prefix when it ends in '*' */
 	const char *action;   /* exact, or a prefix when it ends in '*' */
 	const char *since;    /* RFC 3339 or YYYY-MM-DD, inclusive; NULL */

@@ -608,6 +608,23 @@ match(const char *want, const char *have)
 	return strcmp(want, have) == 0;
 }
 
+/* Whether @p res is the key @p id itself or an operation on it: the id,
+ * /api/keys/ID, or a path under /api/keys/ID/. */
+static int
+resource_is_key(const char *res, const char *id)
+{
+	static const char pfx[] = "/api/keys/";
+	size_t n = strlen(id);
+
+	if (strcmp(res, id) == 0)
+		return 1;
+	if (n == 0 || strncmp(res, pfx, sizeof(pfx) - 1) != 0)
+		return 0;
+	res += sizeof(pfx) - 1;
+	return strncmp(res, id, n) == 0 &&
+	    (res[n] == '\0' || res[n] == '/' || res[n] == '?');
+}
+
 static int
 line_matches(const struct audit_query *q, const char *since, const char *until,
     const char *line, size_t len)
@@ -624,7 +641,7 @@ line_matches(const struct audit_query *q, const char *since, const char *until,
 		ok = 0;
 	if (ok && q->key != NULL)
 		ok = (key != NULL && strcmp(key, q->key) == 0) ||
-		    (res != NULL && strcmp(res, q->key) == 0);
+		    (res != NULL && resource_is_key(res, q->key));
 	ok = ok && match(q->actor, str_of(root, "actor")) &&
 	    match(q->action, action);
 	if (ok && since[0] != '\0')

@@ -8,7 +8,7 @@
  * a wrong trusted key fails the checkpoints; checkpoints downgraded to
  * unsigned, a log cut before its first checkpoint and a forged retention
  * event are refused; a forgery inserted after a genuine line is the one
- * blamed; the query's filters.
+ * blamed; the query's filters, and --key finding operations on a key.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -577,6 +577,45 @@ test_delete_file(void **state)
 	at_rmrf(dir);
 }
 
+/* --key finds the lines on a key (/api/keys/ID and below) as well as
+ * those it authenticated; not another key whose id starts alike. */
+static void
+test_query_key_ops(void **state)
+{
+	static const char *const res[] = { "/api/keys/K2/revoke",
+		"/api/keys/K2", "/api/keys/K22", "/api/keys/K22/rotate",
+		"/api/apps/K2/keys", "/api/keys", "/api/keys/K2?x=1" };
+	struct audit_query q = { "K2", NULL, NULL, NULL, NULL, 0 };
+	struct audit_options o;
+	struct audit_event ev;
+	struct audit *a;
+	char dir[512], err[256];
+	uint64_t matched = 0;
+	size_t i;
+	FILE *null = fopen("/dev/null", "w");
+
+	(void)state;
+	assert_non_null(null);
+	at_mkdtemp("audit-keyops", dir);
+	at_options(&o, dir, &signer, 1);
+	atomic_store(&at_now_ms, AT_T0);
+	a = at_open(&o);
+	for (i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
+		ev = at_event("user:admin", "keys.revoke", res[i]);
+		ev.key = "K9";
+		assert_int_equal(audit_append(a, &ev, NULL), 0);
+	}
+	ev = at_event("app:K2", "inference", "/v1/chat/completions");
+	ev.key = "K2";
+	assert_int_equal(audit_append(a, &ev, NULL), 0);
+	audit_close(a);
+	assert_int_equal(audit_query_run(dir, &q, null, &matched, err), 0);
+	fclose(null);
+	/* /api/keys/K2/revoke, /api/keys/K2, /api/keys/K2?x=1, the key. */
+	assert_int_equal(matched, 4);
+	at_rmrf(dir);
+}
+
 static uint64_t
 query(const char *key, const char *actor, const char *action, const char *since,
     const char *until, int *rc)
@@ -643,6 +682,7 @@ main(void)
 		cmocka_unit_test(test_insert_after_genuine),
 		cmocka_unit_test(test_retention_forged),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_query_key_ops),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -206,8 +206,10 @@ struct audit_verify_result {
 /**
  * @brief Verify the whole log in @p dir: every line's own hash, the chain
  * (seq and prev) across files, every checkpoint's signature, the start of
- * the log (genesis, or accounted for by a retention event) and that the
- * log reaches the checkpoint recorded in <dir>/checkpoint.last.
+ * the log (genesis, or accounted for by a retention event a signed
+ * checkpoint covers), that the log reaches the checkpoint recorded in
+ * <dir>/checkpoint.last, and that a signed checkpoint covers it up to its
+ * last checkpoint (none signed, or an unsigned one last: -EBADMSG).
  * @param pubkey_pem  a trusted public key (PEM); NULL: use the
  *                    checkpoint-key-<id>.pub files beside the log.
  * @return 0 when intact; -EBADMSG when a problem was found (res->file,
@@ -218,7 +220,8 @@ int audit_verify(
     const char *dir, const char *pubkey_pem, struct audit_verify_result *res);
 
 struct audit_query {
-	const char *key;      /* "key" or "resource" equals it; NULL: any */
+	const char *key;      /* "key" is it, or "resource" is it or
+	                       * /api/keys/<it>[/...]; NULL: any */
 	const char *actor;    /* exact, or a prefix when it ends in '*' */
 	const char *action;   /* exact, or a prefix when it ends in '*' */
 	const char *since;    /* RFC 3339 or YYYY-MM-DD, inclusive; NULL */

@@ -2,9 +2,10 @@
  * appliance/audit_verify.c: reading the audit log back: `verify` walks
  * every file in day order and checks each line's own hash, the chain (seq
  * and prev) across files, every checkpoint's ES256 signature, how the log
- * starts (genesis or a recorded retention removal) and that it reaches the
- * checkpoint checkpoint.last records; `query` prints the lines that match
- * a filter.
+ * starts (genesis, or a retention removal a signed checkpoint covers), that
+ * it reaches the checkpoint checkpoint.last records and that a signed
+ * checkpoint covers it up to its last checkpoint; `query` prints the lines
+ * that match a filter.
  *
  * Read-only: it must never write, repair or remove anything in the log
  * folder, and it stops at the first problem, naming its file and line.
@@ -36,9 +37,17 @@ struct keyring {
 	} k[KEYS_MAX];
 };
 
+/* A retention event (audit.retention.remove) seen in the walk. */
 struct kept {
-	uint64_t seq;
-	uint8_t prev[32];
+	uint64_t seq;     /* kept_from_seq: where the log now starts */
+	uint8_t prev[32]; /* kept_from_prev */
+	uint64_t at;      /* the event's own seq */
+	int64_t removed;  /* the day of the file it removed */
+	int64_t when;     /* the day of its ts */
+	int64_t days;     /* retention_days */
+	int ok;           /* status "ok" and every field above read */
+	char file[AUDIT__NAME_LEN + 1];
+	uint64_t line;
 };
 
 struct walk {
@@ -61,23 +70,62 @@ struct walk {
 	size_t lastlen;
 	uint64_t lastseq;
 	int last_found;
+	/* The newest unsigned checkpoint after the last signed one. */
+	uint64_t unsigned_seq, unsigned_line;
+	char unsigned_file[AUDIT__NAME_LEN + 1];
+	/* Where the last line taken into the chain is. */
+	char prev_file[AUDIT__NAME_LEN + 1];
+	uint64_t prev_line;
+	/* Two lines with one seq that both follow the line before them: one
+	 * is a forgery, and the line after them tells which. */
+	int pend;
+	uint64_t pend_seq, pend_line;
+	uint8_t pend_hash[32];
+	char pend_file[AUDIT__NAME_LEN + 1];
 };
 
+static int vproblem(struct walk *w, const char *file, uint64_t line,
+    const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 static int problem(struct walk *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+static int problem_at(struct walk *w, const char *file, uint64_t line,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int
+vproblem(struct walk *w, const char *file, uint64_t line, const char *fmt,
+    va_list ap)
+{
+	snprintf(
+	    w->res->file, sizeof(w->res->file), "%s", file != NULL ? file : "");
+	w->res->line = line;
+	vsnprintf(w->res->problem, sizeof(w->res->problem), fmt, ap);
+	return -EBADMSG;
+}
 
 static int
 problem(struct walk *w, const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	snprintf(w->res->file, sizeof(w->res->file), "%s",
-	    w->file != NULL ? w->file : "");
-	w->res->line = w->lineno;
 	va_start(ap, fmt);
-	vsnprintf(w->res->problem, sizeof(w->res->problem), fmt, ap);
+	rc = vproblem(w, w->file, w->lineno, fmt, ap);
 	va_end(ap);
-	return -EBADMSG;
+	return rc;
+}
+
+/* A problem at another line than the one being read. */
+static int
+problem_at(
+    struct walk *w, const char *file, uint64_t line, const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vproblem(w, file, line, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 static const char *
@@ -132,7 +180,13 @@ check_ckpt(
 		return problem(
 		    w, "checkpoint does not name the line before it");
 	if (status != NULL && strcmp(status, "failed") == 0) {
+		/* Acceptable only once a later signed checkpoint covers it
+		 * (check_ends). */
 		w->res->unsigned_checkpoints++;
+		w->unsigned_seq = seq;
+		w->unsigned_line = w->lineno;
+		snprintf(
+		    w->unsigned_file, sizeof(w->unsigned_file), "%s", w->file);
 		return 0;
 	}
 	kid = str_of(root, "key_id");
@@ -160,15 +214,20 @@ check_ckpt(
 	}
 	w->res->checkpoints++;
 	w->last_ckpt_seq = seq;
+	w->unsigned_seq = 0;
 	snprintf(w->ckpt_file, sizeof(w->ckpt_file), "%s", w->file);
 	w->ckpt_line = w->lineno;
 	return 0;
 }
 
 static int
-note_kept(struct walk *w, yyjson_val *root)
+note_kept(struct walk *w, yyjson_val *root, uint64_t seq)
 {
 	yyjson_val *s = yyjson_obj_get(root, "kept_from_seq");
+	yyjson_val *d = yyjson_obj_get(root, "retention_days");
+	const char *ts = str_of(root, "ts"), *res = str_of(root, "resource");
+	const char *status = str_of(root, "status");
+	char name[AUDIT__NAME_LEN + 16];
 	struct kept *k;
 
 	if (!yyjson_is_uint(s))
@@ -181,10 +240,44 @@ note_kept(struct walk *w, yyjson_val *root)
 		w->kept = k;
 	}
 	k = &w->kept[w->nkept];
+	memset(k, 0, sizeof(*k));
 	k->seq = yyjson_get_uint(s);
+	k->at = seq;
+	snprintf(k->file, sizeof(k->file), "%s", w->file);
+	k->line = w->lineno;
+	if (ts != NULL)
+		snprintf(name, sizeof(name), "audit-%.10s.jsonl", ts);
+	k->ok = status != NULL && strcmp(status, "ok") == 0 &&
+	    yyjson_is_uint(d) && yyjson_get_uint(d) > 0 &&
+	    yyjson_get_uint(d) < 1000000 && ts != NULL &&
+	    audit__file_day(name, &k->when) == 0 && res != NULL &&
+	    audit__file_day(res, &k->removed) == 0;
+	k->days = k->ok ? (int64_t)yyjson_get_uint(d) : 0;
 	if (hex32(root, "kept_from_prev", k->prev) == 0)
 		w->nkept++;
 	return 0;
+}
+
+/* The pair of lines with one seq (w->pend) and the line after them, which
+ * follows one of the two: the other is the forgery. */
+static int
+blame_inserted(struct walk *w, const uint8_t prev[32])
+{
+	if (memcmp(prev, w->pend_hash, 32) == 0)
+		return problem_at(w, w->prev_file, w->prev_line,
+		    "inserted: this line (seq %llu) is not in the chain; the "
+		    "next line has the same seq and the one after it follows "
+		    "that one",
+		    (unsigned long long)w->pend_seq);
+	if (memcmp(prev, w->prev_hash, 32) == 0)
+		return problem_at(w, w->pend_file, w->pend_line,
+		    "inserted: this line (seq %llu) is not in the chain; the "
+		    "next line follows the one before it",
+		    (unsigned long long)w->pend_seq);
+	return problem_at(w, w->pend_file, w->pend_line,
+	    "this line and the one before it both have seq %llu and follow "
+	    "the same line: one of them was inserted",
+	    (unsigned long long)w->pend_seq);
 }
 
 static int
@@ -209,20 +302,25 @@ check_line(struct walk *w, const char *line, size_t len)
 		goto out;
 	}
 	seq = yyjson_get_uint(s);
+	if (w->pend) {
+		rc = blame_inserted(w, prev);
+		goto out;
+	}
 	if (!w->have_prev) {
 		w->res->first_seq = seq;
 		memcpy(w->first_prev, prev, 32);
 		snprintf(w->first_file, sizeof(w->first_file), "%s", w->file);
-	} else if (seq == w->prev_seq && w->have_prev2 && w->lineno > 1 &&
+	} else if (seq == w->prev_seq && w->have_prev2 &&
 	    memcmp(prev, w->prev2_hash, 32) == 0) {
-		/* This line follows the one before the previous: the
-		 * previous line is a forgery slipped into the chain. */
-		w->lineno--;
-		rc = problem(w,
-		    "inserted: this line (seq %llu) is not in the chain; "
-		    "the next line follows the one before it",
-		    (unsigned long long)seq);
-		w->lineno++;
+		/* This line and the previous one both follow the line before
+		 * the previous: one of the two is a forgery slipped into the
+		 * chain, and the next line tells which (blame_inserted). */
+		w->pend = 1;
+		w->pend_seq = seq;
+		w->pend_line = w->lineno;
+		memcpy(w->pend_hash, h, 32);
+		snprintf(w->pend_file, sizeof(w->pend_file), "%s", w->file);
+		goto out;
 	} else if (seq <= w->prev_seq) {
 		rc = problem(w,
 		    "seq %llu comes after seq %llu: lines reordered, "
@@ -248,7 +346,7 @@ check_line(struct walk *w, const char *line, size_t len)
 		if (strcmp(action, AUDIT__CKPT_ACTION) == 0)
 			rc = check_ckpt(w, root, seq, prev);
 		else if (strcmp(action, "audit.retention.remove") == 0)
-			rc = note_kept(w, root);
+			rc = note_kept(w, root, seq);
 	}
 	if (rc == 0 && w->last != NULL && seq == w->lastseq) {
 		if (w->lastlen != len || memcmp(w->last, line, len) != 0)
@@ -261,6 +359,8 @@ check_line(struct walk *w, const char *line, size_t len)
 	w->have_prev2 = w->have_prev;
 	memcpy(w->prev2_hash, w->prev_hash, 32);
 	w->have_prev = 1;
+	snprintf(w->prev_file, sizeof(w->prev_file), "%s", w->file);
+	w->prev_line = w->lineno;
 	w->prev_seq = seq;
 	memcpy(w->prev_hash, h, 32);
 	w->res->lines++;
@@ -303,22 +403,68 @@ walk_file(struct walk *w, const char *dir, const char *name)
 	return rc;
 }
 
-/* After the walk: how the log starts and where checkpoint.last points. */
+/* Whether retention event @p k accounts for the log starting where it
+ * does: 0, or a problem naming the event. Only an event a signed
+ * checkpoint covers counts (anyone can append a line to the unsigned
+ * tail), and only for a file older than the retention at its own time. */
+static int
+kept_ok(struct walk *w, const struct kept *k)
+{
+	int64_t first_day = INT64_MAX;
+	char day[AUDIT__NAME_LEN + 1];
+
+	if (!k->ok)
+		return problem_at(w, k->file, k->line,
+		    "retention event without status ok, retention_days, ts "
+		    "or a day file as resource: it accounts for no deleted "
+		    "file");
+	if (k->at >= w->last_ckpt_seq)
+		return problem_at(w, k->file, k->line,
+		    "retention event (seq %llu) that no signed checkpoint "
+		    "covers: it cannot account for the log starting at seq "
+		    "%llu (a file or lines were deleted)",
+		    (unsigned long long)k->at,
+		    (unsigned long long)w->res->first_seq);
+	audit__file_day(w->first_file, &first_day);
+	if (k->removed >= first_day || k->removed >= k->when - k->days) {
+		audit__file_name(k->removed, day);
+		return problem_at(w, k->file, k->line,
+		    "retention event for %s, which was not past the "
+		    "retention (%lld days) when the event was written: a "
+		    "deleted file passed off as retention",
+		    day, (long long)k->days);
+	}
+	return 0;
+}
+
+/* After the walk: how the log starts, where checkpoint.last points, and
+ * that a signed checkpoint covers the log up to its last checkpoint. */
 static int
 check_ends(struct walk *w, const char *last_file, uint64_t last_lines)
 {
 	static const uint8_t zero[32];
+	uint64_t from;
 	size_t i;
+	int rc = 1;
 
+	if (w->pend)
+		return problem_at(w, w->pend_file, w->pend_line,
+		    "this line and the one before it both have seq %llu and "
+		    "follow the same line: one of them was inserted",
+		    (unsigned long long)w->pend_seq);
 	w->file = w->first_file;
 	w->lineno = 1;
 	if (w->res->lines > 0 &&
 	    !(w->res->first_seq == 1 && memcmp(w->first_prev, zero, 32) == 0)) {
-		for (i = 0; i < w->nkept; i++)
+		for (i = 0; i < w->nkept && rc != 0; i++)
 			if (w->kept[i].seq == w->res->first_seq &&
 			    memcmp(w->kept[i].prev, w->first_prev, 32) == 0)
-				break;
-		if (i == w->nkept)
+				rc = kept_ok(w, &w->kept[i]);
+		if (rc < 0)
+			return rc;
+		memset(w->res->file, 0, sizeof(w->res->file));
+		w->res->problem[0] = '\0';
+		if (rc > 0)
 			return problem(w,
 			    "the log starts at seq %llu but no retention "
 			    "event accounts for the lines before it (a file "
@@ -333,6 +479,23 @@ check_ends(struct walk *w, const char *last_file, uint64_t last_lines)
 		    "signed checkpoint at seq %llu that %s records",
 		    (unsigned long long)w->res->last_seq,
 		    (unsigned long long)w->lastseq, AUDIT__CKPT_LAST);
+	/* A clean close ends with a signed checkpoint: a log whose last
+	 * checkpoint is unsigned, or with no signed one at all, is not under
+	 * any signature at its end, whatever its chain says. */
+	from = w->last_ckpt_seq ? w->last_ckpt_seq + 1 : w->res->first_seq;
+	if (w->unsigned_seq != 0)
+		return problem_at(w, w->unsigned_file, w->unsigned_line,
+		    "no signed checkpoint covers lines %llu..%llu: this "
+		    "checkpoint was written unsigned and no signed one "
+		    "follows",
+		    (unsigned long long)from,
+		    (unsigned long long)w->unsigned_seq);
+	if (w->res->lines > 0 && w->res->checkpoints == 0)
+		return problem(w,
+		    "no signed checkpoint covers lines %llu..%llu: the log "
+		    "holds no signed checkpoint",
+		    (unsigned long long)from,
+		    (unsigned long long)w->res->last_seq);
 	if (w->last == NULL && w->res->checkpoints > 0)
 		return problem(w,
 		    "%s is missing; the log's end cannot be "
@@ -445,6 +608,23 @@ match(const char *want, const char *have)
 	return strcmp(want, have) == 0;
 }
 
+/* Whether @p res is the key @p id itself or an operation on it: the id,
+ * /api/keys/ID, or a path under /api/keys/ID/. */
+static int
+resource_is_key(const char *res, const char *id)
+{
+	static const char pfx[] = "/api/keys/";
+	size_t n = strlen(id);
+
+	if (strcmp(res, id) == 0)
+		return 1;
+	if (n == 0 || strncmp(res, pfx, sizeof(pfx) - 1) != 0)
+		return 0;
+	res += sizeof(pfx) - 1;
+	return strncmp(res, id, n) == 0 &&
+	    (res[n] == '\0' || res[n] == '/' || res[n] == '?');
+}
+
 static int
 line_matches(const struct audit_query *q, const char *since, const char *until,
     const char *line, size_t len)
@@ -461,7 +641,7 @@ line_matches(const struct audit_query *q, const char *since, const char *until,
 		ok = 0;
 	if (ok && q->key != NULL)
 		ok = (key != NULL && strcmp(key, q->key) == 0) ||
-		    (res != NULL && strcmp(res, q->key) == 0);
+		    (res != NULL && resource_is_key(res, q->key));
 	ok = ok && match(q->actor, str_of(root, "actor")) &&
 	    match(q->action, action);
 	if (ok && since[0] != '\0')

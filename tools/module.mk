@@ -12,9 +12,10 @@ $(BUILD)/bin/sr-p11: $(BUILD)/obj/tools/sr-p11.o $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
 
-$(BUILD)/bin/sr-keys: $(BUILD)/obj/tools/sr-keys.o $(KS_A) $(P11_A) $(LIB_A)
+$(BUILD)/bin/sr-keys: $(BUILD)/obj/tools/sr-keys.o \
+	    $(BUILD)/obj/tools/ks_open.o $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(KS_A) $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(KS_A) $(P11_A) $(LIB_A) $(MBEDCRYPTO) $(LDLIBS)
 
 $(BUILD)/bin/p11-bench: $(BUILD)/obj/tools/bench/p11_bench.o \
 	    $(BUILD)/obj/tools/bench/p11_raw.o $(P11_A) $(LIB_A)
@@ -31,10 +32,13 @@ $(BUILD)/bin/tls-ceiling: $(BUILD)/obj/tools/bench/tls_ceiling.o
 	$(CC) $(CFLAGS) $< -o $@ $(MBEDCRYPTO) -lcrypto $(LDLIBS)
 
 # The audit log's verifier/query and its benchmark: the appliance library's
-# audit part (yyjson through the deps rpath, as the daemon links it).
-$(BUILD)/bin/sr-audit: $(BUILD)/obj/tools/sr-audit.o $(APP_A) $(LIB_A)
+# audit part (yyjson through the deps rpath, as the daemon links it); the
+# verifier's `pubkey` reads the checkpoint key's public point from the
+# keystore, as sr-keys does.
+$(BUILD)/bin/sr-audit: $(BUILD)/obj/tools/sr-audit.o \
+	    $(BUILD)/obj/tools/ks_open.o $(APP_A) $(KS_A) $(P11_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< -o $@ $(APP_A) $(LIB_A) $(APP_EXT) $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter %.o,$^) -o $@ $(APP_A) $(KS_A) $(P11_A) $(LIB_A) $(APP_EXT) $(LDLIBS)
 
 $(BUILD)/bin/audit-bench: $(BUILD)/obj/tools/bench/audit_bench.o $(APP_A) \
 	    $(LIB_A)

@@ -3,7 +3,10 @@
  *   sr-audit verify [--dir D] [--pubkey F]   is the log intact?
  *   sr-audit query  [--dir D] [--key K] [--actor A] [--action X]
  *                   [--since T] [--until T] [--checkpoints]
- * Both read the files only (appliance/audit.h) and never change them.
+ *   sr-audit pubkey [--state-dir S] [--uri U] [--key-id ID]
+ * verify and query read the files only (appliance/audit.h) and never
+ * change them; pubkey prints the checkpoint key's public key (PEM) from
+ * the keystore, the way sr-keys reaches it, and never anything secret.
  * Exit status: 0 intact / query ran, 1 tampering found or error, 2 usage.
  * The log holds no secret, so printing its lines is safe.
  */
@@ -12,34 +15,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "appliance/audit.h"
+#include "appliance/audit_impl.h"
+#include "tools/ks_open.h"
 
 #define DEFAULT_DIR "build/state/audit"
+#define DEFAULT_STATE "build/state"
+#define CKPT_KEY_NAME "audit-checkpoint" /* the daemon's signing key */
 
 static const char usage_text[] =
     "usage: sr-audit verify [--dir D] [--pubkey F]\n"
     "       sr-audit query [--dir D] [--key K] [--actor A] [--action X]\n"
     "                      [--since T] [--until T] [--checkpoints]\n"
+    "       sr-audit pubkey [--state-dir S] [--uri U] [--key-id ID]\n"
     "\n"
     "verify   check every line's hash, the hash chain across the day\n"
     "         files, every checkpoint's signature, and that the log is\n"
-    "         not cut before its last signed checkpoint. Names the file\n"
-    "         and line of the first problem; exit 0 only when intact.\n"
+    "         not cut before its last signed checkpoint, which must cover\n"
+    "         it up to its last checkpoint. Names the file and line of\n"
+    "         the first problem; exit 0 only when intact.\n"
     "query    print the lines that match every filter given, oldest\n"
     "         first.\n"
+    "pubkey   print the checkpoint key's public key (PEM) from the\n"
+    "         keystore, for verify --pubkey; with the daemon stopped.\n"
     "\n"
     "--dir D        the audit folder (default $SR_AUDIT_DIR, else " DEFAULT_DIR
     ")\n"
     "--pubkey F     trusted checkpoint public key (PEM); default: the\n"
     "               checkpoint-key-<id>.pub files beside the log\n"
-    "--key K        lines whose key or resource is K (a key id/prefix)\n"
+    "--key K        lines whose key is K, or on K: resource K,\n"
+    "               /api/keys/K or under it\n"
     "--actor A      actor is A (A* for a prefix)\n"
     "--action X     action is X (X* for a prefix, e.g. 'key.*')\n"
     "--since T      at or after T (UTC: 2025-06-01, 2025-06-01T12:00:00Z,\n"
     "               or Unix seconds)\n"
     "--until T      before T\n"
-    "--checkpoints  include checkpoint lines\n";
+    "--checkpoints  include checkpoint lines\n"
+    "--state-dir S  the daemon's state folder (default " DEFAULT_STATE ")\n"
+    "--uri U        the HSM (PKCS#11 URI); default: the SoftHSM2 token\n"
+    "               under S, as sr-keys\n"
+    "--key-id ID    that signing key; default: the active key named\n"
+    "               " CKPT_KEY_NAME "\n";
 
 enum {
 	O_DIR = 1,
@@ -50,6 +67,9 @@ enum {
 	O_SINCE,
 	O_UNTIL,
 	O_CKPT,
+	O_STATE,
+	O_URI,
+	O_KEYID,
 	O_HELP
 };
 
@@ -62,6 +82,9 @@ static const struct option options[] = {
 	{ "since", required_argument, NULL, O_SINCE },
 	{ "until", required_argument, NULL, O_UNTIL },
 	{ "checkpoints", no_argument, NULL, O_CKPT },
+	{ "state-dir", required_argument, NULL, O_STATE },
+	{ "uri", required_argument, NULL, O_URI },
+	{ "key-id", required_argument, NULL, O_KEYID },
 	{ "help", no_argument, NULL, O_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -111,14 +134,94 @@ cmd_verify(const char *dir, const char *pubkey)
 	return 0;
 }
 
+/* The id of the active signing key named CKPT_KEY_NAME, into @p id. */
+static int
+find_key(struct ks *ks, struct ks_request *q, struct ks_reply *r, char *id)
+{
+	uint32_t i;
+	int rc;
+
+	ks_request_init(q, KS_OP_LIST);
+	q->u.list.kind = KS_KIND_SIGNING;
+	q->u.list.limit = KS_LIST_MAX;
+	for (;;) {
+		ks_reply_init(r);
+		if ((rc = ks_call(ks, q, r)) != 0)
+			return rc;
+		for (i = 0; i < r->count; i++)
+			if (strcmp(r->list[i].name, CKPT_KEY_NAME) == 0 &&
+			    r->list[i].state == KS_STATE_ACTIVE) {
+				memcpy(id, r->list[i].id, KS_ID_LEN + 1);
+				return 0;
+			}
+		if (r->next[0] == '\0')
+			return KS_ENOTFOUND;
+		memcpy(q->u.list.after, r->next, sizeof(q->u.list.after));
+	}
+}
+
+static int
+cmd_pubkey(const char *state, const char *uri, const char *key_id)
+{
+	struct ks_request *q = calloc(1, sizeof(*q));
+	struct ks_reply *r = calloc(1, sizeof(*r));
+	struct p11_ctx *ctx = NULL;
+	struct ks *ks = NULL;
+	char id[KS_ID_LEN + 1] = "", pem[256];
+	int rc = 1, e = 0, lockfd = -1;
+
+	if (key_id != NULL && strlen(key_id) > KS_ID_LEN)
+		return usage("--key-id: not a key id");
+	if (q == NULL || r == NULL) {
+		fprintf(stderr, "sr-audit: %s\n", sr_strerror(-ENOMEM));
+		goto out;
+	}
+	sr_log_init(SR_LOG_WARN, "sr-audit");
+	if (tool_ks_open("sr-audit", state, uri, 0, &ctx, &ks, &lockfd) != 0)
+		goto out;
+	if (key_id != NULL)
+		snprintf(id, sizeof(id), "%s", key_id);
+	else
+		e = find_key(ks, q, r, id);
+	if (e == 0) {
+		ks_request_init(q, KS_OP_PUBLIC);
+		memcpy(q->u.key.id, id, sizeof(q->u.key.id));
+		ks_reply_init(r);
+		e = ks_call(ks, q, r);
+	}
+	if (e != 0) {
+		fprintf(stderr, "sr-audit: %s %s: %s\n",
+		    key_id != NULL ? "key" : "no active signing key named",
+		    key_id != NULL ? id : CKPT_KEY_NAME, sr_strerror(e));
+		goto out;
+	}
+	fwrite(pem, 1, audit__pem_encode(r->material, pem), stdout);
+	if (fflush(stdout) != 0) {
+		perror("sr-audit: stdout");
+		goto out;
+	}
+	fprintf(stderr,
+	    "checkpoint key %s (the key_id of the log's checkpoints)\n", id);
+	rc = 0;
+out:
+	ks_close(ks);
+	p11_close(ctx);
+	if (lockfd >= 0)
+		close(lockfd);
+	free(q);
+	free(r);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct audit_query q;
 	const char *dir = getenv("SR_AUDIT_DIR"), *pubkey = NULL, *cmd;
+	const char *state = DEFAULT_STATE, *uri = NULL, *key_id = NULL;
 	char err[256];
 	uint64_t matched = 0;
-	int c, verify, rc;
+	int c, verify, keycmd, rc;
 
 	if (argc < 2)
 		return usage(NULL);
@@ -129,8 +232,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 	verify = strcmp(cmd, "verify") == 0;
-	if (!verify && strcmp(cmd, "query") != 0)
-		return usage("unknown command (verify or query)");
+	keycmd = strcmp(cmd, "pubkey") == 0;
+	if (!verify && !keycmd && strcmp(cmd, "query") != 0)
+		return usage("unknown command (verify, query or pubkey)");
 	if (dir == NULL || dir[0] == '\0')
 		dir = DEFAULT_DIR;
 	memset(&q, 0, sizeof(q));
@@ -144,8 +248,13 @@ main(int argc, char **argv)
 			return usage(NULL);
 		if (verify && c != O_DIR && c != O_PUBKEY)
 			return usage("verify takes only --dir and --pubkey");
-		if (!verify && c == O_PUBKEY)
+		if (!verify && !keycmd && c == O_PUBKEY)
 			return usage("query does not take --pubkey");
+		if (keycmd != (c == O_STATE || c == O_URI || c == O_KEYID))
+			return usage(keycmd ? "pubkey takes only --state-dir, "
+			                      "--uri and --key-id"
+			                    : "--state-dir, --uri and --key-id "
+			                      "are for pubkey");
 		switch (c) {
 		case O_DIR:
 			dir = optarg;
@@ -171,12 +280,23 @@ main(int argc, char **argv)
 		case O_CKPT:
 			q.with_checkpoints = 1;
 			break;
+		case O_STATE:
+			state = optarg;
+			break;
+		case O_URI:
+			uri = optarg;
+			break;
+		case O_KEYID:
+			key_id = optarg;
+			break;
 		}
 	}
 	if (optind < argc)
 		return usage("unexpected argument");
 	if (verify)
 		return cmd_verify(dir, pubkey);
+	if (keycmd)
+		return cmd_pubkey(state, uri, key_id);
 	rc = audit_query_run(dir, &q, stdout, &matched, err);
 	if (rc != 0) {
 		fprintf(stderr, "sr-audit: %s\n", err);

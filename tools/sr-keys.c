@@ -13,20 +13,18 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "keystore/keystore.h"
 #include "pkcs11/p11.h"
+#include "tools/ks_open.h"
 
 #define B62 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #define HOURS_MAX (10 * 365 * 24) /* the keystore's EXPIRING limit */
@@ -682,46 +680,6 @@ parse_cmd(const struct cmd *c, int argc, char **argv, struct args *a)
 	return 0;
 }
 
-/* HSM, lock, keystore: 0, or 1 after a message. */
-static int
-open_all(const char *state, const char *uri, struct p11_ctx **ctx,
-    char kspath[4096], int *lockfd)
-{
-	char seturi[P11_URI_PATH_MAX + 512], err[256];
-	struct ks_options opts;
-
-	if (uri == NULL) {
-		if (p11_softhsm_setup(state, NULL, "strongroom", seturi, err)) {
-			fprintf(stderr, "sr-keys: %s\n", err);
-			return 1;
-		}
-		uri = seturi;
-	}
-	if (snprintf(kspath, 4096, "%s/keystore", state) >= 4096) {
-		fprintf(stderr, "sr-keys: %s: path too long\n", state);
-		return 1;
-	}
-	/* sr-keys runs queue here; ks_open refuses (KS_EBUSY) a keystore
-	 * another process owns. */
-	if ((mkdir(kspath, 0700) != 0 && errno != EEXIST) ||
-	    (*lockfd = open(kspath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    flock(*lockfd, LOCK_EX) != 0) {
-		fprintf(stderr, "sr-keys: %s: %s\n", kspath, strerror(errno));
-		return 1;
-	}
-	if (p11_open(uri, NULL, ctx, err) != 0) {
-		fprintf(stderr, "sr-keys: %s\n", err);
-		return 1;
-	}
-	memset(&opts, 0, sizeof(opts));
-	opts.path = kspath;
-	if (ks_open(*ctx, &opts, &ks, err) != 0) {
-		fprintf(stderr, "sr-keys: keystore %s: %s\n", kspath, err);
-		return 1;
-	}
-	return 0;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -734,7 +692,6 @@ main(int argc, char **argv)
 	const char *state = "build/state", *uri = NULL;
 	const struct cmd *c = NULL;
 	struct p11_ctx *ctx = NULL;
-	char kspath[4096];
 	struct args a;
 	int ch, rc, lockfd = -1;
 	unsigned long rv;
@@ -772,7 +729,7 @@ main(int argc, char **argv)
 	if (rc == 0) {
 		signal(SIGPIPE, SIG_IGN); /* a failed write returns EPIPE */
 		sr_log_init(SR_LOG_WARN, "sr-keys");
-		rc = open_all(state, uri, &ctx, kspath, &lockfd);
+		rc = tool_ks_open("sr-keys", state, uri, 1, &ctx, &ks, &lockfd);
 	}
 	if (rc == 0 && (rc = c->run(&a)) < 0) {
 		fflush(stdout);

@@ -5,7 +5,10 @@
  * inserted with a valid hash, a line edited with the whole chain after it
  * recomputed, the log cut before its last checkpoint, the oldest file
  * deleted, checkpoint.last removed) is found at the right file and line;
- * a wrong trusted key fails the checkpoints; the query's filters.
+ * a wrong trusted key fails the checkpoints; checkpoints downgraded to
+ * unsigned, a log cut before its first checkpoint and a forged retention
+ * event are refused; a forgery inserted after a genuine line is the one
+ * blamed; the query's filters, and --key finding operations on a key.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -291,6 +294,273 @@ test_truncate(void **state)
 	at_rmrf(dir);
 }
 
+/* Lines v[from..n) re-chained from @p prev (own hash, prev, a checkpoint's
+ * head); with @p downgrade, their checkpoints rewritten as unsigned
+ * ("status":"failed", no sig) the way a forger who cannot sign would. The
+ * lines are malloc'ed into v. */
+static void
+rechain(char **v, size_t n, size_t from, uint8_t h[32], int downgrade)
+{
+	char hex[65], *line, *p, *q;
+	size_t i, len;
+
+	for (i = from; i < n; i++) {
+		len = strlen(v[i]) - AUDIT__HASH_TAIL - 74;
+		line = malloc(len + 256);
+		assert_non_null(line);
+		memcpy(line, v[i], len);
+		line[len] = '\0';
+		sr_hex_encode(hex, h, 32);
+		if ((p = strstr(line, "\"head\":\"")) != NULL)
+			memcpy(p + 8, hex, 64);
+		if (downgrade && (p = strstr(line, ",\"sig\":\"")) != NULL) {
+			memmove(p, p + 137, strlen(p + 137) + 1);
+			q = strstr(line, "\"status\":\"ok\"");
+			assert_non_null(q);
+			memmove(q + 16, q + 12, strlen(q + 12) + 1);
+			memcpy(q + 10, "failed", 6);
+			len = strlen(line);
+			len +=
+			    (size_t)sprintf(line + len, ",\"error\":\"EIO\"");
+		}
+		len = strlen(line);
+		len += (size_t)sprintf(line + len, ",\"prev\":\"%s\"", hex);
+		len = audit__line_seal(line, len, h);
+		line[len] = '\0';
+		v[i] = line;
+	}
+}
+
+/* A checkpoint at @p seq after line @p before, signed with the test
+ * signer; malloc'ed. */
+static char *
+signed_ckpt(const char *before, uint64_t seq)
+{
+	char *line = malloc(1024), hex[65], sighex[129];
+	uint8_t h[32], digest[32], sig[64];
+	size_t len;
+
+	assert_non_null(line);
+	mbedtls_sha256((const uint8_t *)before, strlen(before), h, 0);
+	sr_hex_encode(hex, h, 32);
+	audit__ckpt_digest(seq - 1, h, digest);
+	assert_int_equal(at_sign(&signer, digest, sig), 0);
+	sr_hex_encode(sighex, sig, 64);
+	len = (size_t)snprintf(line, 1024,
+	    "{\"ts\":\"2025-06-02T13:00:01.000Z\",\"event_id\":\"ap1-%llu\","
+	    "\"seq\":%llu,\"actor\":\"audit\",\"action\":"
+	    "\"audit.checkpoint\",\"resource\":\"\",\"status\":\"ok\","
+	    "\"duration_ms\":0,\"src\":\"\",\"head_seq\":%llu,\"head\":"
+	    "\"%s\",\"key_id\":\"%s\",\"sig\":\"%s\",\"prev\":\"%s\"",
+	    (unsigned long long)seq, (unsigned long long)seq,
+	    (unsigned long long)seq - 1, hex, "test-key.v1", sighex, hex);
+	line[audit__line_seal(line, len, h)] = '\0';
+	return line;
+}
+
+static void
+unlink_in(const char *dir, const char *name)
+{
+	char path[600];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(unlink(path), 0);
+}
+
+/* A line of the newest file edited (200 -> 401), the rest of it
+ * re-chained and its checkpoints downgraded to unsigned, checkpoint.last
+ * removed: no signed checkpoint covers the end, with or without the
+ * trusted key. Then every checkpoint downgraded: none is signed at all. */
+static void
+test_downgrade(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v, pem[256], path[600];
+	uint8_t h[32];
+	size_t n, i, last_ckpt = 0;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day1, &v);
+	assert_non_null(strstr(v[14], "\"status\":\"200\""));
+	memcpy(strstr(v[14], "\"status\":\"200\"") + 10, "401", 3);
+	mbedtls_sha256((const uint8_t *)v[13], strlen(v[13]), h, 0);
+	rechain(v, n, 14, h, 1);
+	for (i = 0; i < n; i++)
+		if (at_str_is(v[i], "action", "audit.checkpoint"))
+			last_ckpt = i + 1;
+	assert_true(at_str_is(v[last_ckpt - 1], "status", "failed"));
+	at_put_lines(dir, day1, v, n);
+	for (i = 14; i < n; i++)
+		free(v[i]);
+	free(v);
+	unlink_in(dir, AUDIT__CKPT_LAST);
+	at_verify(dir, NULL, -EBADMSG, day1, last_ckpt, &r);
+	if (strstr(r.problem, "no signed checkpoint covers") == NULL)
+		fail_msg("problem: %s", r.problem);
+	assert_true(r.unsigned_checkpoints > 0);
+	n = audit__pem_encode(signer.pub, pem);
+	snprintf(path, sizeof(path), "%s-trusted.pem", dir);
+	at_write("", path, pem, n);
+	at_verify(dir, path, -EBADMSG, day1, last_ckpt, &r);
+	assert_non_null(strstr(r.problem, "no signed checkpoint covers"));
+	/* Every checkpoint of both files unsigned, the chain recomputed. */
+	n = at_lines(dir, day0, &v);
+	memset(h, 0, 32);
+	rechain(v, n, 0, h, 1);
+	at_put_lines(dir, day0, v, n);
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	n = at_lines(dir, day1, &v);
+	rechain(v, n, 0, h, 1);
+	at_put_lines(dir, day1, v, n);
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	at_verify(dir, path, -EBADMSG, day1, last_ckpt, &r);
+	if (strstr(r.problem, "covers lines 1..") == NULL)
+		fail_msg("problem: %s", r.problem);
+	assert_int_equal(r.checkpoints, 0);
+	remove(path);
+	at_rmrf(dir);
+}
+
+/* Cut before the first checkpoint, checkpoint.last removed: no line is
+ * under a signature, so the log is not intact. */
+static void
+test_cut_before_first_checkpoint(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v;
+	size_t n, i;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day0, &v);
+	for (i = 0; i < n && !at_str_is(v[i], "action", "audit.checkpoint");
+	     i++)
+		;
+	assert_true(i > 1 && i < n);
+	at_put_lines(dir, day0, v, i);
+	free(v);
+	unlink_in(dir, day1);
+	unlink_in(dir, AUDIT__CKPT_LAST);
+	at_verify(dir, NULL, -EBADMSG, day0, i, &r);
+	if (strstr(r.problem, "no signed checkpoint covers lines 1..") == NULL)
+		fail_msg("problem: %s", r.problem);
+	at_rmrf(dir);
+}
+
+/* A forged line inserted after line 6, copying its seq and prev (alice
+ * made mallory, its own hash recomputed): line 8 links to line 6, so the
+ * forgery, line 7, is the one named. */
+static void
+test_insert_after_genuine(void **state)
+{
+	struct audit_verify_result r;
+	char dir[512], **v, **w, forged[2048], *p;
+	uint8_t h[32];
+	size_t n, len;
+
+	(void)state;
+	copy_log(dir);
+	n = at_lines(dir, day0, &v);
+	p = strstr(v[5], "user:alice");
+	if (p == NULL)
+		p = strstr(v[5], "user:bob");
+	assert_non_null(p);
+	len = strlen(v[5]) - AUDIT__HASH_TAIL;
+	memcpy(forged, v[5], len);
+	forged[len] = '\0';
+	p = forged + (p - v[5]) + 5;
+	memmove(p + 7, p + (p[0] == 'a' ? 5 : 3),
+	    strlen(p + (p[0] == 'a' ? 5 : 3)) + 1);
+	memcpy(p, "mallory", 7);
+	len = strlen(forged);
+	forged[audit__line_seal(forged, len, h)] = '\0';
+	w = calloc(n + 1, sizeof(*w));
+	assert_non_null(w);
+	memcpy(w, v, 6 * sizeof(*v));
+	w[6] = forged;
+	memcpy(w + 7, v + 6, (n - 6) * sizeof(*v));
+	at_put_lines(dir, day0, w, n + 1);
+	free(w);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day0, 7, &r);
+	if (strstr(r.problem, "inserted") == NULL)
+		fail_msg("problem: %s", r.problem);
+	at_rmrf(dir);
+}
+
+/* A real retention removal (retention 1 day, a third day opened) is
+ * accepted; the oldest file deleted and passed off with a hand-made
+ * retention event at the end of the newest file is not. */
+static void
+test_retention_forged(void **state)
+{
+	struct audit_verify_result r;
+	struct audit_options o;
+	struct audit *a;
+	char dir[512], **v, **w, line[2048], hex[65], *p;
+	uint8_t h[32], prev[32];
+	size_t n, len;
+
+	(void)state;
+	copy_log(dir);
+	at_options(&o, dir, &signer, 1);
+	o.retention_days = 1;
+	atomic_store(&at_now_ms, AT_T0 + 2 * AT_DAY);
+	a = at_open(&o);
+	audit_close(a);
+	at_verify(dir, NULL, 0, NULL, 0, &r);
+	assert_int_equal(r.files, 2);
+	assert_true(r.first_seq > 1);
+	at_rmrf(dir);
+
+	copy_log(dir);
+	unlink_in(dir, day0);
+	n = at_lines(dir, day1, &v);
+	p = strstr(v[0], "\"prev\":\"");
+	assert_non_null(p);
+	assert_int_equal(sr_hex_decode(prev, 32, p + 8, 64), 32);
+	mbedtls_sha256((const uint8_t *)v[n - 1], strlen(v[n - 1]), h, 0);
+	sr_hex_encode(hex, h, 32);
+	len = (size_t)snprintf(line, sizeof(line),
+	    "{\"ts\":\"2025-06-02T13:00:00.000Z\",\"event_id\":\"ap1-%llu\","
+	    "\"seq\":%llu,\"actor\":\"audit\",\"action\":"
+	    "\"audit.retention.remove\",\"resource\":\"%s\",\"status\":"
+	    "\"ok\",\"duration_ms\":0,\"src\":\"\",\"retention_days\":180,"
+	    "\"kept_from_seq\":%llu,\"kept_from_prev\":\"",
+	    (unsigned long long)at_u64(v[n - 1], "seq") + 1,
+	    (unsigned long long)at_u64(v[n - 1], "seq") + 1, day0,
+	    (unsigned long long)at_u64(v[0], "seq"));
+	sr_hex_encode(line + len, prev, 32);
+	len += 64;
+	len += (size_t)sprintf(line + len, "\",\"prev\":\"%s\"", hex);
+	line[audit__line_seal(line, len, h)] = '\0';
+	w = calloc(n + 2, sizeof(*w));
+	assert_non_null(w);
+	memcpy(w, v, n * sizeof(*v));
+	w[n] = line;
+	at_put_lines(dir, day1, w, n + 1);
+	at_verify(dir, NULL, -EBADMSG, day1, n + 1, &r);
+	if (strstr(r.problem, "no signed checkpoint covers") == NULL)
+		fail_msg("problem: %s", r.problem);
+	/* Even under a signed checkpoint (made here with the signer's own
+	 * key), a file one day old is not past a retention of 180 days. */
+	w[n + 1] = signed_ckpt(w[n], at_u64(w[n], "seq") + 1);
+	at_put_lines(dir, day1, w, n + 2);
+	at_write(dir, AUDIT__CKPT_LAST, w[n + 1], strlen(w[n + 1]));
+	at_verify(dir, NULL, -EBADMSG, day1, n + 1, &r);
+	if (strstr(r.problem, "not past the retention (180 days)") == NULL)
+		fail_msg("problem: %s", r.problem);
+	free(w[n + 1]);
+	free(w);
+	free(v);
+	at_rmrf(dir);
+}
+
 /* The oldest file deleted (no retention event accounts for it). */
 static void
 test_delete_file(void **state)
@@ -304,6 +574,45 @@ test_delete_file(void **state)
 	assert_int_equal(unlink(path), 0);
 	at_verify(dir, NULL, -EBADMSG, day1, 1, &r);
 	assert_non_null(strstr(r.problem, "starts at seq"));
+	at_rmrf(dir);
+}
+
+/* --key finds the lines on a key (/api/keys/ID and below) as well as
+ * those it authenticated; not another key whose id starts alike. */
+static void
+test_query_key_ops(void **state)
+{
+	static const char *const res[] = { "/api/keys/K2/revoke",
+		"/api/keys/K2", "/api/keys/K22", "/api/keys/K22/rotate",
+		"/api/apps/K2/keys", "/api/keys", "/api/keys/K2?x=1" };
+	struct audit_query q = { "K2", NULL, NULL, NULL, NULL, 0 };
+	struct audit_options o;
+	struct audit_event ev;
+	struct audit *a;
+	char dir[512], err[256];
+	uint64_t matched = 0;
+	size_t i;
+	FILE *null = fopen("/dev/null", "w");
+
+	(void)state;
+	assert_non_null(null);
+	at_mkdtemp("audit-keyops", dir);
+	at_options(&o, dir, &signer, 1);
+	atomic_store(&at_now_ms, AT_T0);
+	a = at_open(&o);
+	for (i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
+		ev = at_event("user:admin", "keys.revoke", res[i]);
+		ev.key = "K9";
+		assert_int_equal(audit_append(a, &ev, NULL), 0);
+	}
+	ev = at_event("app:K2", "inference", "/v1/chat/completions");
+	ev.key = "K2";
+	assert_int_equal(audit_append(a, &ev, NULL), 0);
+	audit_close(a);
+	assert_int_equal(audit_query_run(dir, &q, null, &matched, err), 0);
+	fclose(null);
+	/* /api/keys/K2/revoke, /api/keys/K2, /api/keys/K2?x=1, the key. */
+	assert_int_equal(matched, 4);
 	at_rmrf(dir);
 }
 
@@ -368,7 +677,12 @@ main(void)
 		cmocka_unit_test(test_edit_rechained),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_delete_file),
+		cmocka_unit_test(test_downgrade),
+		cmocka_unit_test(test_cut_before_first_checkpoint),
+		cmocka_unit_test(test_insert_after_genuine),
+		cmocka_unit_test(test_retention_forged),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_query_key_ops),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -192,6 +192,7 @@ rate_take(struct api_req *r, yyjson_val *obj, struct api_app_body *b)
 {
 	yyjson_val *k, *v;
 	size_t i, n;
+	unsigned seen = 0, bit;
 	double x;
 
 	if (!yyjson_is_obj(obj) || yyjson_obj_size(obj) == 0)
@@ -199,13 +200,23 @@ rate_take(struct api_req *r, yyjson_val *obj, struct api_app_body *b)
 	yyjson_obj_foreach(obj, i, n, k, v)
 	{
 		x = yyjson_get_num(v);
-		if ((!yyjson_equals_str(k, "rate") &&
-		        !yyjson_equals_str(k, "burst")) ||
-		    !yyjson_is_num(v) || !isfinite(x) || x <= 0 ||
+		bit = yyjson_equals_str(k, "rate")  ? 1u
+		    : yyjson_equals_str(k, "burst") ? 2u
+		                                    : 0u;
+		if (bit == 0 || !yyjson_is_num(v) || !isfinite(x) || x <= 0 ||
 		    x > APP_RATE_MAX)
 			return refuse(r,
 			    "\"rate_limit\": \"rate\" and \"burst\", "
 			    "numbers above 0 and at most 1000000");
+		/* Each once, as at the top level: a second value is refused,
+		 * never silently dropped. */
+		if (seen & bit)
+			return refuse(r,
+			    bit == 1u ? "\"rate_limit\": member \"rate\" "
+			                "given more than once"
+			              : "\"rate_limit\": member \"burst\" "
+			                "given more than once");
+		seen |= bit;
 	}
 	b->rate_limit = obj;
 	return 0;

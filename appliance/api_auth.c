@@ -38,37 +38,52 @@ refusal_code(int rc)
 	}
 }
 
-/* Roles and scopes from a caller's record: apps are services; a user's
- * roles are in its scope JSON ({"roles":[...],"scopes":[...]}). */
+/* The roles of a record: apps are services; a user's roles are in its
+ * scope JSON ({"roles":[...],"scopes":[...]}); anything else has none. */
+unsigned
+api_meta_roles(const struct ks_meta *m)
+{
+	yyjson_doc *doc;
+	yyjson_val *arr, *v;
+	size_t i, n;
+	unsigned roles = 0;
+	int bit;
+
+	if (m->kind == KS_KIND_APP)
+		return POLICY_ROLE_SERVICE;
+	if (m->kind != KS_KIND_USER ||
+	    (doc = yyjson_read(m->scope, strlen(m->scope), 0)) == NULL)
+		return 0;
+	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "roles");
+	yyjson_arr_foreach(arr, i, n, v)
+	{
+		bit = yyjson_is_str(v)
+		    ? policy_role_from_name(yyjson_get_str(v))
+		    : -EINVAL;
+		if (bit > 0)
+			roles |= (unsigned)bit;
+	}
+	yyjson_doc_free(doc);
+	return roles;
+}
+
+/* Roles and scopes from a caller's record (roles: api_meta_roles). */
 void
 api_caller_from_meta(struct api_req *r, const struct ks_meta *m)
 {
 	yyjson_doc *doc;
 	yyjson_val *arr, *v;
 	size_t i, n;
-	int bit;
 
 	r->caller = *m;
-	r->roles = 0;
+	r->roles = api_meta_roles(m);
 	r->scopes[0] = '\0';
 	n = sr_strlcpy(r->actor,
 	    m->kind == KS_KIND_USER ? "user:" : "app:", sizeof(r->actor));
 	sr_strlcpy(r->actor + n, m->id, sizeof(r->actor) - n);
-	if (m->kind == KS_KIND_APP)
-		r->roles = POLICY_ROLE_SERVICE;
 	doc = yyjson_read(m->scope, strlen(m->scope), 0);
 	if (doc == NULL)
 		return;
-	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "roles");
-	if (m->kind == KS_KIND_USER)
-		yyjson_arr_foreach(arr, i, n, v)
-		{
-			bit = yyjson_is_str(v)
-			    ? policy_role_from_name(yyjson_get_str(v))
-			    : -EINVAL;
-			if (bit > 0)
-				r->roles |= (unsigned)bit;
-		}
 	/* {"rate_limit":{"rate":R,"burst":B}}: the caller's own limit. */
 	v = yyjson_obj_get(yyjson_doc_get_root(doc), "rate_limit");
 	if (yyjson_is_num(yyjson_obj_get(v, "rate")))

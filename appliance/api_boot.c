@@ -15,12 +15,34 @@
 
 #include "appliance/api_impl.h"
 
-/* Find a signing key by name, or make it. */
+/* The operator's way out when signing key @p name exists but is not
+ * active (its name stays taken: a new key of that name cannot be made). */
+static int
+signing_key_unusable(const char *name, const struct ks_meta *m, char err[256])
+{
+	if (m->state == KS_STATE_SUSPENDED)
+		snprintf(err, 256,
+		    "signing key \"%s\" (%s) is suspended; resume it with "
+		    "`sr-keys resume %s` and start again",
+		    name, m->id, m->id);
+	else
+		snprintf(err, 256,
+		    "signing key \"%s\" (%s) is %s and cannot be used or "
+		    "replaced under its name; restore the keystore from a "
+		    "backup taken before that",
+		    name, m->id, ks_state_name(m->state));
+	return KS_ESTATE;
+}
+
+/* Find a signing key by name, or make it when none has the name. One that
+ * exists but is not active stops the start with @p err saying which and
+ * what to do. */
 static int
 signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
-    uint8_t point[65], struct ks_reply *rep)
+    uint8_t point[65], struct ks_reply *rep, char err[256])
 {
 	struct ks_request q;
+	struct ks_meta found;
 	uint32_t i;
 	int rc;
 
@@ -28,35 +50,43 @@ signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
 	q.u.list.kind = KS_KIND_SIGNING;
 	q.u.list.limit = KS_LIST_MAX;
 	id[0] = '\0';
+	found.id[0] = '\0';
 	for (;;) {
 		ks_reply_init(rep);
 		if ((rc = ks_call(ks, &q, rep)) != 0)
-			return rc;
-		for (i = 0; i < rep->count && id[0] == '\0'; i++)
-			if (strcmp(rep->list[i].name, name) == 0 &&
-			    rep->list[i].state == KS_STATE_ACTIVE)
-				snprintf(
-				    id, KS_ID_LEN + 1, "%s", rep->list[i].id);
+			goto fail;
+		for (i = 0; i < rep->count && id[0] == '\0'; i++) {
+			if (strcmp(rep->list[i].name, name) != 0)
+				continue;
+			found = rep->list[i];
+			if (found.state == KS_STATE_ACTIVE)
+				snprintf(id, KS_ID_LEN + 1, "%s", found.id);
+		}
 		if (id[0] != '\0' || rep->next[0] == '\0')
 			break;
 		memcpy(q.u.list.after, rep->next, sizeof(q.u.list.after));
 	}
+	if (id[0] == '\0' && found.id[0] != '\0')
+		return signing_key_unusable(name, &found, err);
 	if (id[0] == '\0') {
 		ks_request_init(&q, KS_OP_CREATE);
 		q.u.create.kind = KS_KIND_SIGNING;
 		snprintf(q.u.create.name, sizeof(q.u.create.name), "%s", name);
 		ks_reply_init(rep);
 		if ((rc = ks_call(ks, &q, rep)) != 0)
-			return rc;
+			goto fail;
 		snprintf(id, KS_ID_LEN + 1, "%s", rep->meta.id);
 	}
 	ks_request_init(&q, KS_OP_PUBLIC);
 	snprintf(q.u.key.id, sizeof(q.u.key.id), "%s", id);
 	ks_reply_init(rep);
 	if ((rc = ks_call(ks, &q, rep)) != 0)
-		return rc;
+		goto fail;
 	memcpy(point, rep->material, 65);
 	return 0;
+fail:
+	snprintf(err, 256, "signing key \"%s\": %s", name, sr_strerror(rc));
+	return rc;
 }
 
 static int
@@ -186,13 +216,11 @@ api_open(
 		snprintf(err, 256, "policy: %s", perr);
 		goto fail;
 	}
-	if ((rc = signing_key(ks, "oauth-jwt", a->jwt_key, jwt_pub, rep)) !=
-	        0 ||
-	    (rc = signing_key(
-	         ks, "audit-checkpoint", a->audit_key, audit_pub, rep)) != 0) {
-		snprintf(err, 256, "signing keys: %s", sr_strerror(rc));
+	if ((rc = signing_key(
+	         ks, "oauth-jwt", a->jwt_key, jwt_pub, rep, err)) != 0 ||
+	    (rc = signing_key(ks, "audit-checkpoint", a->audit_key, audit_pub,
+	         rep, err)) != 0)
 		goto fail;
-	}
 	if ((rc = jwt_keyset_new(&a->jwks)) != 0 ||
 	    (rc = jwt_keyset_add(a->jwks, a->jwt_key, jwt_pub)) != 0 ||
 	    (rc = jwt_jwks_json(a->jwks, &a->jwks_json, &a->jwks_len)) != 0) {

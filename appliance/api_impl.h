@@ -153,6 +153,17 @@ int api_auth_on_loop(struct api_req *r);
 /* The caller's record @p m as r->caller, with r->actor ("app:ID",
  * "user:ID"), r->roles, r->scopes ("a b") and its own rate limit. */
 void api_caller_from_meta(struct api_req *r, const struct ks_meta *m);
+/* The role bits of record @p m: POLICY_ROLE_SERVICE for an app, a user's
+ * from its scope JSON, 0 for any other kind. Any thread. */
+unsigned api_meta_roles(const struct ks_meta *m);
+/* Refuse (403 forbidden, answered; -EPERM) a change to the credentials or
+ * state of user @p user when it holds security-officer and the caller
+ * does not; 0 otherwise, also for a record that is not a user
+ * (api_users.c). */
+int api_officer_guard(struct api_req *r, const struct ks_meta *user);
+/* The same for the owner of API key @p key (a user or an app): reads the
+ * owner into r->kr (api_users.c). */
+int api_officer_guard_key(struct api_req *r, const struct ks_meta *key);
 /* 1 when the caller may come from r->addr (its bound networks, if any). */
 int api_from_bound_network(const struct api_req *r);
 /** A JSON answer (status and body) into r->answer. */

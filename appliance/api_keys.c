@@ -52,20 +52,33 @@ struct api_expiry {
 /* Rotation and leaks                                                   */
 /* ------------------------------------------------------------------ */
 
-/* The key of the path must be an API key that is still usable; its
- * metadata stays in *@p old. */
+/* 1 when a rotation already retired key @p m: an API key's record changes
+ * after creation (record_version 1) only by a state change or by that
+ * retirement, which sets an end at most API_GRACE_MAX after the change (a
+ * key otherwise keeps its owner's expiry from its creation). */
+static int
+retired(const struct ks_meta *m)
+{
+	return m->record_version > 1 && m->expires_at != 0 &&
+	    m->expires_at - m->updated_at <= API_GRACE_MAX;
+}
+
+/* The key of the path must be an API key that is still usable (the
+ * keystore's own rule: active, valid now, not expired) and not already
+ * retired by a rotation, whose owner the caller may manage; its metadata
+ * stays in *@p old. */
 static int
 usable_key(struct api_req *r, struct ks_meta *old)
 {
 	if (api_expect_kind(r, KS_KIND_APIKEY) != 0)
 		return -ENOENT;
-	if (r->kr.meta.state != KS_STATE_ACTIVE) {
+	*old = r->kr.meta;
+	if (ks_meta_refusal(old, (int64_t)time(NULL)) != 0 || retired(old)) {
 		api_answer_error(r, 409, "conflict",
 		    "only an active key can be rotated or reported");
 		return -EINVAL;
 	}
-	*old = r->kr.meta;
-	return 0;
+	return api_officer_guard_key(r, old);
 }
 
 /* A new key for the owner of @p old into r->kr (secret in r->kr.apikey). */

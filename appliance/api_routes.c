@@ -338,25 +338,48 @@ apps_read(struct api_req *r)
 		api_answer_meta(r, 200);
 }
 
+/* Apps routes act on apps only: an id of any other record (a user, an
+ * API key, the appliance's own signing keys) is 404. */
 static void
 apps_disable(struct api_req *r)
 {
-	key_op(r, KS_OP_SUSPEND, 200);
+	if (api_expect_kind(r, KS_KIND_APP) == 0)
+		key_op(r, KS_OP_SUSPEND, 200);
 }
 
 static void
 apps_delete(struct api_req *r)
 {
-	key_op(r, KS_OP_REVOKE, 200);
+	if (api_expect_kind(r, KS_KIND_APP) == 0)
+		key_op(r, KS_OP_REVOKE, 200);
 }
 
+/* API keys only; a security officer's own keys only by a security officer. */
 static void
 keys_revoke(struct api_req *r)
 {
-	key_op(r, KS_OP_REVOKE, 200);
+	if (api_expect_kind(r, KS_KIND_APIKEY) == 0 &&
+	    api_officer_guard_key(r, &r->kr.meta) == 0)
+		key_op(r, KS_OP_REVOKE, 200);
 }
 
-/* POST /api/apps/{id}/keys: the key is shown here and never again. */
+/* The owner named by /api/apps/{id}/keys or /api/users/{id}/keys must be
+ * an app or a user, as the path says (404 otherwise); a security
+ * officer's keys are a security officer's business. */
+static int
+keys_owner(struct api_req *r)
+{
+	unsigned kind = strncmp(r->rt->pattern, "/api/users/", 11) == 0
+	    ? KS_KIND_USER
+	    : KS_KIND_APP;
+
+	if (api_expect_kind(r, kind) != 0)
+		return -ENOENT;
+	return api_officer_guard(r, &r->kr.meta);
+}
+
+/* POST /api/{apps,users}/{id}/keys: the key is shown here and never
+ * again. */
 void
 api_keys_create(struct api_req *r)
 {
@@ -364,6 +387,8 @@ api_keys_create(struct api_req *r)
 	yyjson_mut_val *o;
 	int rc;
 
+	if (keys_owner(r) != 0)
+		return;
 	ks_request_init(&r->kq, KS_OP_APIKEY_CREATE);
 	snprintf(r->kq.u.apikey_create.owner,
 	    sizeof(r->kq.u.apikey_create.owner), "%s", r->id);
@@ -383,7 +408,12 @@ api_keys_create(struct api_req *r)
 void
 api_keys_list(struct api_req *r)
 {
-	api_list_op(r, KS_KIND_APIKEY, r->id);
+	unsigned kind = strncmp(r->rt->pattern, "/api/users/", 11) == 0
+	    ? KS_KIND_USER
+	    : KS_KIND_APP;
+
+	if (api_expect_kind(r, kind) == 0)
+		api_list_op(r, KS_KIND_APIKEY, r->id);
 }
 
 static void
@@ -499,7 +529,12 @@ api_route_table(size_t *n)
 	return routes;
 }
 
-/* @p path against @p pattern; "{id}" takes one 12-character key id. */
+#define ID_CHARS \
+	"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+/* @p path against @p pattern; "{id}" takes one 12-character key id of
+ * base62 characters only: anything else can name no record, so such a
+ * path is no route (404 not_found), never a keystore request error. */
 static int
 path_match(const char *pattern, const char *path, char id[KS_ID_LEN + 1])
 {
@@ -511,7 +546,7 @@ path_match(const char *pattern, const char *path, char id[KS_ID_LEN + 1])
 	pre = (size_t)(brace - pattern);
 	if (strncmp(pattern, path, pre) != 0)
 		return 0;
-	n = strcspn(path + pre, "/");
+	n = strspn(path + pre, ID_CHARS);
 	if (n != KS_ID_LEN || strcmp(brace + 4, path + pre + n) != 0)
 		return 0;
 	memcpy(id, path + pre, KS_ID_LEN);

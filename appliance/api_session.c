@@ -67,13 +67,25 @@ login_refused(struct api_req *r, const char *name, const char *src, int rc)
 		    "name, password or one-time code not accepted");
 }
 
+/* Member @p key of @p root as a C string: NULL unless it is a string
+ * without a NUL inside (one would cut it short: "dev2\u0000zz" is not
+ * "dev2"). */
+static const char *
+member_str(yyjson_val *root, const char *key)
+{
+	yyjson_val *v = yyjson_obj_get(root, key);
+	const char *s = yyjson_get_str(v);
+
+	return s != NULL && strlen(s) == yyjson_get_len(v) ? s : NULL;
+}
+
 /* {"name","password","totp"} -> a session cookie and a CSRF token. */
 static void
 login_run(struct api_req *r, yyjson_val *root)
 {
-	const char *name = yyjson_get_str(yyjson_obj_get(root, "name"));
-	const char *pw = yyjson_get_str(yyjson_obj_get(root, "password"));
-	const char *code = yyjson_get_str(yyjson_obj_get(root, "totp"));
+	const char *name = member_str(root, "name");
+	const char *pw = member_str(root, "password");
+	const char *code = member_str(root, "totp");
 	char sid[API_SESSION_TOKEN_MAX], csrf[API_SESSION_TOKEN_MAX];
 	char cookie[160], body[256], src[API_BACKOFF_SOURCE_MAX];
 	struct http_header h = { "Set-Cookie", cookie, 10, 0 };
@@ -85,7 +97,7 @@ login_run(struct api_req *r, yyjson_val *root)
 	    strlen(name) >= KS_NAME_MAX) {
 		api_answer_error(r, 400, "invalid_request",
 		    "a JSON object with \"name\", \"password\" and \"totp\" "
-		    "is required");
+		    "strings (no NUL character inside) is required");
 		return;
 	}
 	snprintf(r->actor, sizeof(r->actor), "login:%.50s", name);

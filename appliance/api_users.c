@@ -8,7 +8,8 @@
  * It must never echo, log or keep a password (the request body is wiped
  * as soon as it is parsed), never show a TOTP secret except in the one
  * enrolment answer, and never let a caller hand out the security-officer
- * role without holding it.
+ * role without holding it, nor change a security officer's password, TOTP,
+ * API keys or state (api_officer_guard).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -110,7 +111,8 @@ api_users_create(struct api_req *r)
 	if (api_body_object(r, members, 0, &doc, &root) != 0)
 		goto out;
 	name = yyjson_get_str(yyjson_obj_get(root, "name"));
-	if (name == NULL || !name_ok(name)) {
+	if (name == NULL || !name_ok(name) ||
+	    strlen(name) != yyjson_get_len(yyjson_obj_get(root, "name"))) {
 		api_answer_error(r, 400, "invalid_request",
 		    "\"name\": 1 to 63 of A-Z a-z 0-9 . _ @ -");
 		goto out;
@@ -127,6 +129,35 @@ api_users_create(struct api_req *r)
 		api_answer_meta(r, 201);
 out:
 	yyjson_doc_free(doc);
+}
+
+int
+api_officer_guard(struct api_req *r, const struct ks_meta *user)
+{
+	if (user->kind != KS_KIND_USER ||
+	    !(api_meta_roles(user) & POLICY_ROLE_SECURITY_OFFICER) ||
+	    (r->roles & POLICY_ROLE_SECURITY_OFFICER))
+		return 0;
+	api_answer_error(r, 403, "forbidden",
+	    "only a security officer may manage a security officer's "
+	    "credentials");
+	return -EPERM;
+}
+
+int
+api_officer_guard_key(struct api_req *r, const struct ks_meta *key)
+{
+	int rc;
+
+	if (key->parent[0] == '\0')
+		return 0;
+	ks_request_init(&r->kq, KS_OP_GET);
+	snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", key->parent);
+	if ((rc = api_ks(r)) != 0) {
+		api_answer_ks_error(r, rc);
+		return rc;
+	}
+	return api_officer_guard(r, &r->kr.meta);
 }
 
 void
@@ -149,7 +180,8 @@ user_state(struct api_req *r, enum ks_op op)
 {
 	int rc;
 
-	if (api_expect_kind(r, KS_KIND_USER) != 0)
+	if (api_expect_kind(r, KS_KIND_USER) != 0 ||
+	    api_officer_guard(r, &r->kr.meta) != 0)
 		return;
 	ks_request_init(&r->kq, op);
 	if (op == KS_OP_REVOKE) {
@@ -203,7 +235,15 @@ api_users_password(struct api_req *r)
 		    "\"password\": 12 to 1024 bytes");
 		goto out;
 	}
-	if (api_expect_kind(r, KS_KIND_USER) != 0)
+	/* Login reads the password as a C string: one with a NUL inside
+	 * could be set but never typed. */
+	if (memchr(yyjson_get_str(v), '\0', yyjson_get_len(v)) != NULL) {
+		api_answer_error(r, 400, "invalid_password",
+		    "\"password\": no NUL character");
+		goto out;
+	}
+	if (api_expect_kind(r, KS_KIND_USER) != 0 ||
+	    api_officer_guard(r, &r->kr.meta) != 0)
 		goto out;
 	rc = pw_hash(phc, yyjson_get_str(v), yyjson_get_len(v));
 	if (rc != 0) {
@@ -232,7 +272,8 @@ api_users_totp(struct api_req *r)
 	char uri[TOTP_URI_MAX], name[KS_NAME_MAX], *body = NULL;
 	int rc, n = 0;
 
-	if (api_expect_kind(r, KS_KIND_USER) != 0)
+	if (api_expect_kind(r, KS_KIND_USER) != 0 ||
+	    api_officer_guard(r, &r->kr.meta) != 0)
 		return;
 	snprintf(name, sizeof(name), "%s", r->kr.meta.name);
 	ks_request_init(&r->kq, KS_OP_CRED_SET);

@@ -162,6 +162,68 @@ check "revoke with a reason holding a control character: 400; a plain reason: re
     '$C -H "$H" -d "{\"reason\":\"a\\nb\"}" "$U/api/keys/$AK3ID/revoke" | grep -q "no control characters" && $C -H "$H" -d "{\"reason\":\"rotated out\",\"compromised\":false}" "$U/api/keys/$AK3ID/revoke" | grep -q "\"state\":\"revoked\".*\"reason\":\"rotated out\""'
 check "login with a member it does not take: 400 invalid_request" \
     '$C -d "{\"name\":\"admin\",\"password\":\"x\",\"totp\":\"1\",\"remember\":true}" "$U/api/login" | grep -q "unknown member ..remember.."'
+# --- each route acts on its own kind of record, and only a security
+# officer manages a security officer ------------------------------------
+mkdir -p "$TMP/seen"
+. "$(dirname "$0")/apicalls.sh"
+KID=$(json '["keys"][0]["kid"]' <"$TMP/jwks")
+as "$K" GET /api/users >/dev/null
+SO=$(python3 -c 'import json,sys; print([u["id"] for u in json.load(open(sys.argv[1]))["data"] if u["name"] == "admin"][0])' "$(last)")
+SOKEY=$(echo "$K" | cut -c5-16)
+as "$K" POST /api/apps '{"name":"kinds"}' >/dev/null
+KA=$(j "$(last)" '["id"]')
+as "$K" POST "/api/apps/$KA/keys" >/dev/null
+KAK=$(j "$(last)" '["key"]')
+tok() { $C -d "grant_type=client_credentials&client_id=$KA&client_secret=$KAK" "$U/oauth/token" | grep -q '"access_token"'; }
+check "apps routes on the OAuth signing key: 404 not_found, and /oauth/token still issues tokens" \
+    '[ "$(as "$K" DELETE "/api/apps/$KID")" = 404 ] && [ "$(code)" = not_found ] && [ "$(as "$K" POST "/api/apps/$KID/disable")" = 404 ] && [ "$(as "$K" POST "/api/keys/$KID/revoke")" = 404 ] && [ "$(as "$K" POST "/api/keys/$KID/rotate")" = 404 ] && tok'
+check "apps routes on a user and keys routes on an app: 404, the user and the app unchanged" \
+    '[ "$(as "$K" DELETE "/api/apps/$SO")" = 404 ] && [ "$(as "$K" POST "/api/apps/$SO/disable")" = 404 ] && [ "$(as "$K" POST "/api/keys/$KA/revoke")" = 404 ] && [ "$(as "$K" GET "/api/users/$SO")" = 200 ] && grep -q "\"state\":\"active\"" "$(last)" && [ "$(as "$K" GET "/api/apps/$KA")" = 200 ] && grep -q "\"state\":\"active\"" "$(last)"'
+check "a key listing or new key under an id of the wrong kind, or of none: 404" \
+    '[ "$(as "$K" GET /api/apps/zzzzzzzzzzzz/keys)" = 404 ] && [ "$(as "$K" GET "/api/apps/$SO/keys")" = 404 ] && [ "$(as "$K" GET "/api/users/$KA/keys")" = 404 ] && [ "$(as "$K" POST "/api/apps/$SO/keys")" = 404 ] && [ "$(as "$K" POST "/api/users/$KA/keys")" = 404 ] && [ "$(as "$K" POST "/api/apps/$KID/keys")" = 404 ] && [ "$(as "$K" GET "/api/users/$SO/keys")" = 200 ]'
+check "an id that cannot be an id: 404 not_found" \
+    '[ "$(as "$K" DELETE /api/apps/............)" = 404 ] && [ "$(code)" = not_found ] && [ "$(as "$K" POST "/api/keys/AAAAAAAAAAA-/revoke")" = 404 ]'
+as "$K" POST /api/users '{"name":"adm2","roles":["admin"]}' >/dev/null
+A2=$(j "$(last)" '["id"]')
+as "$K" POST "/api/users/$A2/keys" >/dev/null
+A2K=$(j "$(last)" '["key"]')
+check "an admin who is not a security officer may not mint a key for one (403), nor change its password or TOTP" \
+    '[ "$(as "$A2K" POST "/api/users/$SO/keys")" = 403 ] && [ "$(msg)" = "only a security officer may manage a security officer'"'"'s credentials" ] && [ "$(as "$A2K" POST "/api/users/$SO/password" "{\"password\":\"correct horse battery staple\"}")" = 403 ] && [ "$(as "$A2K" POST "/api/users/$SO/totp")" = 403 ]'
+check "... nor disable or delete one, nor rotate, leak-report or revoke its key; the officer's key still works" \
+    '[ "$(as "$A2K" POST "/api/users/$SO/disable")" = 403 ] && [ "$(as "$A2K" DELETE "/api/users/$SO")" = 403 ] && [ "$(as "$A2K" POST "/api/keys/$SOKEY/rotate")" = 403 ] && [ "$(as "$A2K" POST "/api/keys/$SOKEY/leak")" = 403 ] && [ "$(as "$A2K" POST "/api/keys/$SOKEY/revoke")" = 403 ] && [ "$(as "$K" GET "/api/users/$SO/keys")" = 200 ] && [ "$(j "$(last)" "[\"data\"].__len__()")" = 1 ] && grep -q "\"state\":\"active\"" "$(last)"'
+as "$K" POST /api/users '{"name":"dev1","roles":["developer"]}' >/dev/null
+DV=$(j "$(last)" '["id"]')
+check "that admin still manages other users: a developer's key (201)" \
+    '[ "$(as "$A2K" POST "/api/users/$DV/keys")" = 201 ]'
+DK=$(j "$(last)" '["key"]')
+DKID=$(j "$(last)" '["id"]')
+as "$DK" POST /api/apps '{"name":"dev1-app"}' >/dev/null
+DA=$(j "$(last)" '["id"]')
+as "$DK" POST "/api/apps/$DA/keys" >/dev/null
+DAKID=$(j "$(last)" '["id"]')
+check "a developer rotates a key of their own app (201), then revokes the replacement (200)" \
+    '[ "$(as "$DK" POST "/api/keys/$DAKID/rotate" "{\"grace_seconds\":60}")" = 201 ] && R=$(j "$(last)" "[\"replacement\"][\"id\"]") && [ "$(as "$DK" POST "/api/keys/$R/revoke")" = 200 ] && grep -q "\"state\":\"revoked\"" "$(last)"'
+check "a developer may not rotate or revoke another user's key (403)" \
+    '[ "$(as "$DK" POST "/api/keys/$SOKEY/rotate")" = 403 ] && [ "$(as "$DK" POST "/api/keys/$(echo "$A2K" | cut -c5-16)/revoke")" = 403 ]'
+check "a key rotated once, still in its grace period: rotate and leak again are 409 conflict" \
+    '[ "$(as "$DK" POST "/api/keys/$DAKID/rotate")" = 409 ] && [ "$(msg)" = "only an active key can be rotated or reported" ] && [ "$(as "$DK" POST "/api/keys/$DAKID/leak")" = 409 ]'
+as "$K" POST "/api/apps/$KA/keys" >/dev/null
+XID=$(j "$(last)" '["id"]')
+as "$K" POST "/api/keys/$XID/rotate" '{"grace_seconds":0}' >/dev/null
+sleep 1.1
+check "an expired key: rotate and leak are 409, and no new key was made" \
+    '[ "$(as "$K" POST "/api/keys/$XID/rotate")" = 409 ] && [ "$(as "$K" POST "/api/keys/$XID/leak")" = 409 ] && [ "$(as "$K" GET "/api/apps/$KA/keys")" = 200 ] && [ "$(j "$(last)" "[\"data\"].__len__()")" = 3 ]'
+check "a developer leak-reports their own key: 201 with a replacement" \
+    '[ "$(as "$DK" POST "/api/keys/$DKID/leak")" = 201 ] && [ "$(j "$(last)" "[\"revoked\"][\"state\"]")" = revoked ]'
+check "a password with a NUL inside: 400 invalid_password, nothing set" \
+    '[ "$(as "$K" POST "/api/users/$DV/password" "{\"password\":\"correct horse\\u0000battery staple\"}")" = 400 ] && [ "$(code)" = invalid_password ]'
+login() { $C -o "$(next)" -w '%{http_code}' -d "$1" "$U/api/login"; }
+check "a login name or password with a NUL inside: 400 invalid_request (never cut short)" \
+    '[ "$(login "{\"name\":\"dev1\\u0000zz\",\"password\":\"correct horse battery staple\",\"totp\":\"123456\"}")" = 400 ] && [ "$(code)" = invalid_request ] && [ "$(login "{\"name\":\"dev1\",\"password\":\"correct horse\\u0000battery staple\",\"totp\":\"123456\"}")" = 400 ]'
+check "a user name with a NUL inside: 400, no user made" \
+    '[ "$(as "$K" POST /api/users "{\"name\":\"dev3\\u0000zz\",\"roles\":[\"developer\"]}")" = 400 ] && as "$K" GET /api/users >/dev/null && ! grep -q "\"name\":\"dev3" "$(last)"'
+check "a rate_limit member given twice: 400, the app not made" \
+    '[ "$(as "$K" POST /api/apps "{\"name\":\"twice-rate\",\"rate_limit\":{\"rate\":5,\"rate\":7}}")" = 400 ] && grep -q "given more than once" "$(last)" && as "$K" GET /api/apps >/dev/null && ! grep -q twice-rate "$(last)"'
 check "GET /api/hsm: module, token, mechanisms, root key versions, no secret" \
     '$C -H "Authorization: Bearer $K" "$U/api/hsm" >"$TMP/hsm" && grep -q "\"root_kek_version\":1" "$TMP/hsm" && grep -q "\"module\":{\"path\":\"[^\"]*softhsm2.so\"" "$TMP/hsm" && grep -q "\"token\":{\"label\":\"strongroom\"" "$TMP/hsm" && grep -q "\"mechanisms\":\[\"CKM_AES_KEY_GEN\".*\"CKM_ECDSA\"" "$TMP/hsm" && ! grep -qi "pin" "$TMP/hsm"'
 stop
@@ -172,4 +234,16 @@ check "refusals are recorded with their status and the key id" \
     'grep -q "\"key\":\"$(echo "$AK" | cut -c5-16)\",\"status\":\"401\"" "$AUD"/audit-*.jsonl'
 check "no API key, token or secret in the audit log or the daemon's output" \
     '! grep -q -e "$K" -e "$AK" -e "$T" "$AUD"/* "$TMP/out" "$TMP/err"'
+# A signing key that exists but is not active: the start stops saying
+# which key and what to do (never "a key with this name exists").
+"$BUILD/bin/sr-keys" --state-dir "$TMP/state" suspend "$KID" >"$TMP/sk" 2>&1
+start
+check "the OAuth signing key suspended: the daemon does not start and names the key and the way out" \
+    '[ -z "$port" ] && grep -q "signing key \"oauth-jwt\" ($KID) is suspended; resume it with .sr-keys resume $KID." "$TMP/err" && ! grep -q "name or serial exists" "$TMP/err"'
+stop
+"$BUILD/bin/sr-keys" --state-dir "$TMP/state" resume "$KID" >"$TMP/sk" 2>&1
+start
+check "resumed, it starts again with the same key" \
+    '[ -n "$port" ] && $C "https://localhost:$port/.well-known/jwks.json" | grep -q "\"kid\":\"$KID\""'
+stop
 exit $status

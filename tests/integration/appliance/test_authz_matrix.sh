@@ -74,6 +74,8 @@ check "factory, service and device roles reach no management route" \
 P=appliance/policy.default
 check "sr-policy decide: a developer reads an app only as its owner" \
     '"$BUILD/bin/sr-policy" decide $P developer apps.read /api/apps/x owner | grep -q "^allow (.*policy.default:[0-9]*)$" && "$BUILD/bin/sr-policy" decide $P developer apps.read /api/apps/x | grep -q "^deny (default deny)$"'
+check "sr-policy decide: a developer rotates, revokes and leak-reports a key only as its owner" \
+    '( for a in "keys.rotate /api/keys/x/rotate" "keys.revoke /api/keys/x/revoke" "keys.revoke /api/keys/x/leak"; do "$BUILD/bin/sr-policy" decide $P developer $a owner | grep -q "^allow (" && "$BUILD/bin/sr-policy" decide $P developer $a | grep -q "^deny (default deny)$" || exit 1; done )'
 printf 'version 1\nallow admin apps.creat /api/apps\n' >"$TMP/typo.policy"
 check "sr-policy check: a misspelt action stops the load at its line" \
     '! "$BUILD/bin/sr-policy" check "$TMP/typo.policy" 2>"$TMP/typo.err" && grep -q "typo.policy:2:" "$TMP/typo.err" && "$BUILD/bin/sr-policy" check $P | grep -q "rules, loads"'

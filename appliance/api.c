@@ -247,6 +247,7 @@ static int
 audit_line(struct api_req *r, const char *status_text)
 {
 	char status[8], action[AUDIT_ACTION_MAX];
+	char resource[sizeof(r->path) + KS_ID_LEN + 2];
 	struct audit_event ev = { 0 };
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
 
@@ -262,6 +263,12 @@ audit_line(struct api_req *r, const char *status_text)
 		ev.action = action;
 	}
 	ev.resource = r->path;
+	if (r->made_key[0] != '\0' && r->phase == PH_AUDIT) {
+		/* the key it made, so that ?key=ID finds its making */
+		snprintf(
+		    resource, sizeof(resource), "%s#%s", r->path, r->made_key);
+		ev.resource = resource;
+	}
 	ev.key = r->key_id[0] != '\0' ? r->key_id : NULL;
 	ev.status = status;
 	ev.src = r->src;

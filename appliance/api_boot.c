@@ -184,8 +184,9 @@ api_open(
 	struct api *a = calloc(1, sizeof(*a));
 	struct ks_reply *rep = malloc(sizeof(*rep));
 	struct audit_options ao = { 0 };
+	struct ks_request q;
 	uint8_t jwt_pub[65], audit_pub[65];
-	char dir[PATH_MAX], perr[512];
+	char dir[PATH_MAX], perr[512], appid[KS_APPLIANCE_ID_LEN + 1];
 	int rc;
 
 	*out = NULL;
@@ -230,12 +231,22 @@ api_open(
 	snprintf(dir, sizeof(dir), "%s/audit", o->state_dir);
 	snprintf(a->audit_dir, sizeof(a->audit_dir), "%s", dir);
 	ao.dir = dir;
-	ao.appliance_id = "sr";
+	/* event_id is <appliance id>-<seq>: unique across appliances whose
+	 * logs meet in one place */
+	ks_request_init(&q, KS_OP_STATS);
+	ks_reply_init(rep);
+	if ((rc = ks_call(ks, &q, rep)) != 0) {
+		snprintf(err, 256, "keystore: %s", sr_strerror(rc));
+		goto fail;
+	}
+	snprintf(appid, sizeof(appid), "%s", rep->stats.appliance_id);
+	ao.appliance_id = appid;
 	ao.sign = audit_sign;
 	ao.sign_arg = a;
 	ao.sign_key_id = a->audit_key;
 	ao.sign_pubkey = audit_pub;
 	ao.on_commit = metrics_audit_commit;
+	ao.checkpoint_at_open = 1;
 	if ((rc = audit_open(&ao, &a->audit, err)) != 0)
 		goto fail;
 	if ((rc = bootstrap_admin(a, o->state_dir, rep, err)) != 0)

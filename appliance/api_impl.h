@@ -107,7 +107,8 @@ struct api_req {
 	int keep_alive;
 	int audit_rc;
 	int intent_done; /* the decision line is on disk: the change ran */
-	int not_found;   /* no route: 404, or 405 with allow[] */
+	char made_key[KS_ID_LEN + 1]; /* a key this request made: #ID */
+	int not_found;                /* no route: 404, or 405 with allow[] */
 	char allow[64];
 	uint64_t t0_ns;
 	/* on the event loop: api_ks asks with KS_REQ_NO_WAIT, and a KS_EMISS

@@ -93,6 +93,8 @@ replacement(struct api_req *r, const struct ks_meta *old)
 	rc = api_ks(r);
 	if (rc != 0)
 		api_answer_ks_error(r, rc);
+	else
+		sr_strlcpy(r->made_key, r->kr.meta.id, sizeof(r->made_key));
 	return rc;
 }
 

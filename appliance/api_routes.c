@@ -396,6 +396,7 @@ api_keys_create(struct api_req *r)
 		api_answer_ks_error(r, rc);
 		return;
 	}
+	sr_strlcpy(r->made_key, r->kr.meta.id, sizeof(r->made_key));
 	d = yyjson_mut_doc_new(api_alc());
 	o = yyjson_mut_obj(d);
 	yyjson_mut_doc_set_root(d, o);

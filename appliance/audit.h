@@ -126,6 +126,10 @@ struct audit_options {
 	void *clock_arg;
 	audit_commit_cb *on_commit; /* NULL: none */
 	void *on_commit_arg;
+	/* 1: the open ends with a signed checkpoint after audit.start, so
+	 * the log verifies from its first minute (sr-audit verify wants a
+	 * signed checkpoint over everything up to the last one) */
+	int checkpoint_at_open;
 };
 
 struct audit_stats {

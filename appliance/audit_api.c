@@ -294,7 +294,9 @@ audit_open(const struct audit_options *o, struct audit **out, char err[256])
 		a->started = rc == 0;
 	}
 	/* The start events reach the disk before the daemon may serve. */
-	if (rc == 0 && (rc = wait_for(a, NULL, NODE_SYNC, NULL)) != 0)
+	if (rc == 0 &&
+	    (rc = wait_for(a, NULL,
+	         o->checkpoint_at_open ? NODE_CKPT : NODE_SYNC, NULL)) != 0)
 		snprintf(
 		    err, 256, "%s: first write: %s", a->dir, sr_strerror(rc));
 	if (rc != 0) {

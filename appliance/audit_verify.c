@@ -608,21 +608,32 @@ match(const char *want, const char *have)
 	return strcmp(want, have) == 0;
 }
 
-/* Whether @p res is the key @p id itself or an operation on it: the id,
- * /api/keys/ID, or a path under /api/keys/ID/. */
+/* Whether @p res is the key @p id itself or an operation on it: the id, a
+ * path with a /keys/ID segment (/api/keys/ID/rotate, /api/apps/A/keys/ID),
+ * or any resource ending #ID (the key an operation made: keys.create,
+ * rotate, leak). */
 static int
 resource_is_key(const char *res, const char *id)
 {
-	static const char pfx[] = "/api/keys/";
-	size_t n = strlen(id);
+	static const char seg[] = "/keys/";
+	size_t n = strlen(id), len = strlen(res);
+	const char *p;
 
 	if (strcmp(res, id) == 0)
 		return 1;
-	if (n == 0 || strncmp(res, pfx, sizeof(pfx) - 1) != 0)
+	if (n == 0)
 		return 0;
-	res += sizeof(pfx) - 1;
-	return strncmp(res, id, n) == 0 &&
-	    (res[n] == '\0' || res[n] == '/' || res[n] == '?');
+	if (len > n && res[len - n - 1] == '#' &&
+	    strcmp(res + len - n, id) == 0)
+		return 1;
+	for (p = strstr(res, seg); p != NULL; p = strstr(p + 1, seg)) {
+		p += sizeof(seg) - 1;
+		if (strncmp(p, id, n) == 0 &&
+		    (p[n] == '\0' || p[n] == '/' || p[n] == '?' || p[n] == '#'))
+			return 1;
+		p -= sizeof(seg) - 1;
+	}
+	return 0;
 }
 
 static int

@@ -226,8 +226,31 @@ check "a rate_limit member given twice: 400, the app not made" \
     '[ "$(as "$K" POST /api/apps "{\"name\":\"twice-rate\",\"rate_limit\":{\"rate\":5,\"rate\":7}}")" = 400 ] && grep -q "given more than once" "$(last)" && as "$K" GET /api/apps >/dev/null && ! grep -q twice-rate "$(last)"'
 check "GET /api/hsm: module, token, mechanisms, root key versions, no secret" \
     '$C -H "Authorization: Bearer $K" "$U/api/hsm" >"$TMP/hsm" && grep -q "\"root_kek_version\":1" "$TMP/hsm" && grep -q "\"module\":{\"path\":\"[^\"]*softhsm2.so\"" "$TMP/hsm" && grep -q "\"token\":{\"label\":\"strongroom\"" "$TMP/hsm" && grep -q "\"mechanisms\":\[\"CKM_AES_KEY_GEN\".*\"CKM_ECDSA\"" "$TMP/hsm" && ! grep -qi "pin" "$TMP/hsm"'
+$C -o /dev/null -H "Authorization: Bearer $K" "$U/api/no-such-route"
+$C -o /dev/null -H "Authorization: Bearer $K" -X PUT "$U/api/apps"
 stop
 AUD="$TMP/state/audit"
+KKID=$(echo "$K" | cut -c5-16)
+AKID=$(echo "$AK" | cut -c5-16)
+check "404 and 405 answers are recorded with the caller's key" \
+    'grep -q "\"resource\":\"/api/no-such-route\",\"key\":\"$KKID\",\"status\":\"404\"" "$AUD"/audit-*.jsonl && grep -q "\"action\":\"http.request\",\"resource\":\"/api/apps\",\"key\":\"$KKID\",\"status\":\"405\"" "$AUD"/audit-*.jsonl'
+# A change's decision goes on disk before the change: every apps.create
+# that answered 201 follows its own "allowed" line.
+check "a state change is recorded as allowed before its outcome" \
+    'cat "$AUD"/audit-*.jsonl | python3 -c "
+import json, sys
+seen, ok, n = set(), True, 0
+for l in sys.stdin:
+    e = json.loads(l)
+    if e[\"action\"] != \"apps.create\": continue
+    who = (e[\"actor\"], e.get(\"key\"))
+    if e[\"status\"] == \"allowed\": seen.add(who)
+    elif e[\"status\"] == \"201\": n += 1; ok = ok and who in seen
+sys.exit(0 if ok and n >= 3 else 1)"'
+check "a key's making is found by its id (sr-audit query --key, resource #ID)" \
+    '"$BUILD/bin/sr-audit" query --dir "$AUD" --key "$AKID" 2>/dev/null | grep -q "\"action\":\"keys.create\",\"resource\":\"/api/apps/$A/keys#$AKID\""'
+check "event_id carries this appliance's id (/api/hsm appliance)" \
+    'app=$(json "[\"appliance\"]" <"$TMP/hsm") && [ -n "$app" ] && head -n 1 "$(ls "$AUD"/audit-*.jsonl | head -n 1)" | grep -q "\"event_id\":\"$app-1\""'
 check "every decision is in the audit log, which verifies" \
     '[ "$(cat "$AUD"/audit-*.jsonl | grep -c "\"action\":\"apps\.")" -ge 8 ] && "$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'
 check "refusals are recorded with their status and the key id" \

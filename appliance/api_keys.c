@@ -52,17 +52,6 @@ struct api_expiry {
 /* Rotation and leaks                                                   */
 /* ------------------------------------------------------------------ */
 
-/* 1 when a rotation already retired key @p m: an API key's record changes
- * after creation (record_version 1) only by a state change or by that
- * retirement, which sets an end at most API_GRACE_MAX after the change (a
- * key otherwise keeps its owner's expiry from its creation). */
-static int
-retired(const struct ks_meta *m)
-{
-	return m->record_version > 1 && m->expires_at != 0 &&
-	    m->expires_at - m->updated_at <= API_GRACE_MAX;
-}
-
 /* The key of the path must be an API key that is still usable (the
  * keystore's own rule: active, valid now, not expired) and not already
  * retired by a rotation, whose owner the caller may manage; its metadata
@@ -73,7 +62,8 @@ usable_key(struct api_req *r, struct ks_meta *old)
 	if (api_expect_kind(r, KS_KIND_APIKEY) != 0)
 		return -ENOENT;
 	*old = r->kr.meta;
-	if (ks_meta_refusal(old, (int64_t)time(NULL)) != 0 || retired(old)) {
+	if (ks_meta_refusal(old, (int64_t)time(NULL)) != 0 ||
+	    (old->flags & KS_FLAG_RETIRED)) {
 		api_answer_error(r, 409, "conflict",
 		    "only an active key can be rotated or reported");
 		return -EINVAL;

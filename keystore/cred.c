@@ -303,6 +303,7 @@ retire_job(struct ks *ks, MDB_txn *txn, void *arg)
 	/* Never extends a key's life. */
 	if (j->r.m.expires_at == 0 || j->q->expires_at < j->r.m.expires_at)
 		j->r.m.expires_at = j->q->expires_at;
+	j->r.m.flags |= KS_FLAG_RETIRED;
 	j->r.m.updated_at = ks__now();
 	j->r.m.record_version++;
 	j->r.mac_version = ks->kdk_version;

@@ -115,6 +115,7 @@ enum ks_state {
 
 #define KS_FLAG_COMPROMISED 0x1u  /* revoked because it leaked */
 #define KS_FLAG_DECRYPT_ONLY 0x2u /* an older version after rotation */
+#define KS_FLAG_RETIRED 0x4u      /* an API key a rotation replaced */
 
 struct ks_cidr {
 	uint8_t family; /* 4 or 6; 0 marks an unused slot */

@@ -155,6 +155,8 @@ test_retire(void **state)
 	q->u.retire.expires_at = now + 2;
 	assert_int_equal(kt_run(ks), 0);
 	assert_int_equal(KT_R->meta.expires_at, now + 2);
+	/* Marked, so that it is never rotated (or reported) twice. */
+	assert_true(KT_R->meta.flags & KS_FLAG_RETIRED);
 	/* Never longer than before. */
 	q = kt_req(KS_OP_APIKEY_RETIRE);
 	kt_setid(q->u.retire.id, id);

@@ -20,32 +20,7 @@
 #include <yyjson.h>
 
 #include "appliance/internal.h"
-
-static const struct http_limits default_limits = {
-	.max_header_bytes = 16384,
-	.max_url_bytes = 8192,
-	.max_body_bytes = 1048576,
-	.max_headers = 100,
-};
-
-static struct http_parser *
-new_parser(const struct http_limits *lim)
-{
-	struct http_parser *p = NULL;
-
-	assert_int_equal(
-	    http_parser_new(lim != NULL ? lim : &default_limits, &p), 0);
-	assert_non_null(p);
-	return p;
-}
-
-static int
-feed_str(struct http_parser *p, const char *s, size_t *consumed,
-    struct http_request **req, int *status)
-{
-	return http_parser_feed(
-	    p, (const uint8_t *)s, strlen(s), consumed, req, status);
-}
+#include "tests/unit/appliance/httptest.h"
 
 /* Feed one byte at a time until the parser answers something else than
  * HTTP_MORE; *total: the bytes it consumed. */

@@ -118,7 +118,8 @@ api_answer_error(
 	r->answer.len = 0;
 	r->status = status;
 	if (r->ext != NULL && r->ext->error != NULL)
-		r->ext->error(&r->answer, status, code, message, r->keep_alive);
+		r->ext->error(
+		    &r->answer, status, code, message, r->keep_alive, 0);
 	else
 		http_error(&r->answer, status, code, message, r->keep_alive);
 }
@@ -224,34 +225,23 @@ answer_audit_unavailable(struct api_req *r, struct buf *out)
 	    ? "the audit log cannot be written; the request was carried out "
 	      "and its start is recorded, but not its outcome"
 	    : "the audit log cannot be written; nothing was done";
-	size_t head;
 
 	r->keep_alive = 0;
-	if (r->ext == NULL || r->ext->error == NULL) {
+	if (r->ext != NULL && r->ext->error != NULL)
+		r->ext->error(out, 503, "audit_unavailable", msg, 0, 1);
+	else
 		http_error_hdr(out, 503, "audit_unavailable", msg, 0, &ra, 1);
-		return;
-	}
-	/* An external route's own error shape; the header goes after its
-	 * status line. */
-	api_answer_error(r, 503, "audit_unavailable", msg);
-	head = (size_t)(strstr((char *)r->answer.data, "\r\n") -
-	           (char *)r->answer.data) +
-	    2;
-	buf_append(out, r->answer.data, head);
-	buf_append(out, "Retry-After: 1\r\n", 15);
-	buf_append(out, r->answer.data + head, r->answer.len - head);
 }
 
 /* The line of a request at its end, or ("allowed") before a state change. */
 static int
-audit_line(struct api_req *r, const char *status_text)
+audit_line(struct api_req *r, const char *status)
 {
-	char status[8], action[AUDIT_ACTION_MAX];
+	char action[AUDIT_ACTION_MAX];
 	char resource[sizeof(r->path) + KS_ID_LEN + 2];
 	struct audit_event ev = { 0 };
 	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
 
-	snprintf(status, sizeof(status), "%s", status_text);
 	ev.actor = r->actor[0] != '\0' ? r->actor : "anonymous";
 	ev.action = r->ext != NULL ? r->ext->action
 	    : r->rt != NULL        ? r->rt->action
@@ -746,7 +736,7 @@ external_refuse(const struct api_external *ext, struct buf *out, int status,
     const char *code, const char *message, int keep_alive)
 {
 	if (ext->error != NULL)
-		return ext->error(out, status, code, message, keep_alive);
+		return ext->error(out, status, code, message, keep_alive, 0);
 	return http_error(out, status, code, message, keep_alive);
 }
 

@@ -113,10 +113,11 @@ struct api_caller {
  * the audit log and only then hands the request over. */
 struct api_external {
 	const char *action; /* a policy action ("inference.chat") */
-	/* Write a refusal (401, 403, 503) in the route's own error format;
-	 * NULL: http_error()'s. */
+	/* Write a refusal (401, 403, 503) in the route's own error format,
+	 * with Retry-After when @p retry_after_s is not 0; NULL:
+	 * http_error()'s. */
 	int (*error)(struct buf *out, int status, const char *code,
-	    const char *message, int keep_alive);
+	    const char *message, int keep_alive, unsigned retry_after_s);
 	/* Loop thread, once allowed: answer (return the status), or keep
 	 * the request (ROUTE_PENDING / ROUTE_STREAM). *arg comes in as
 	 * api_route_external()'s arg and may be changed for the later

@@ -39,6 +39,14 @@ refuse(struct api_req *r, const char *message)
 	return -EINVAL;
 }
 
+const char *
+api_json_str(yyjson_val *v)
+{
+	const char *s = yyjson_get_str(v);
+
+	return s != NULL && strlen(s) == yyjson_get_len(v) ? s : NULL;
+}
+
 int
 api_body_object(struct api_req *r, const char *const *members, int optional,
     yyjson_doc **doc, yyjson_val **root)

@@ -38,23 +38,22 @@ refusal_code(int rc)
 	}
 }
 
-/* The roles of a record: apps are services; a user's roles are in its
- * scope JSON ({"roles":[...],"scopes":[...]}); anything else has none. */
-unsigned
-api_meta_roles(const struct ks_meta *m)
+/* The roles of a record of @p kind whose scope JSON is @p root (NULL when
+ * it does not parse): apps are services; a user's roles are in its scope
+ * ({"roles":[...],"scopes":[...]}); anything else has none. */
+static unsigned
+roles_of(unsigned kind, yyjson_val *root)
 {
-	yyjson_doc *doc;
 	yyjson_val *arr, *v;
 	size_t i, n;
 	unsigned roles = 0;
 	int bit;
 
-	if (m->kind == KS_KIND_APP)
+	if (kind == KS_KIND_APP)
 		return POLICY_ROLE_SERVICE;
-	if (m->kind != KS_KIND_USER ||
-	    (doc = yyjson_read(m->scope, strlen(m->scope), 0)) == NULL)
+	if (kind != KS_KIND_USER)
 		return 0;
-	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "roles");
+	arr = yyjson_obj_get(root, "roles");
 	yyjson_arr_foreach(arr, i, n, v)
 	{
 		bit = yyjson_is_str(v)
@@ -63,34 +62,49 @@ api_meta_roles(const struct ks_meta *m)
 		if (bit > 0)
 			roles |= (unsigned)bit;
 	}
+	return roles;
+}
+
+unsigned
+api_meta_roles(const struct ks_meta *m)
+{
+	yyjson_doc *doc;
+	unsigned roles;
+
+	if (m->kind != KS_KIND_USER)
+		return roles_of(m->kind, NULL);
+	doc = yyjson_read(m->scope, strlen(m->scope), 0);
+	roles = roles_of(m->kind, yyjson_doc_get_root(doc));
 	yyjson_doc_free(doc);
 	return roles;
 }
 
-/* Roles and scopes from a caller's record (roles: api_meta_roles). */
+/* Roles, scopes and its own rate limit from a caller's record, its scope
+ * JSON read once. */
 void
 api_caller_from_meta(struct api_req *r, const struct ks_meta *m)
 {
 	yyjson_doc *doc;
-	yyjson_val *arr, *v;
+	yyjson_val *arr, *v, *root;
 	size_t i, n;
 
 	r->caller = *m;
-	r->roles = api_meta_roles(m);
 	r->scopes[0] = '\0';
 	n = sr_strlcpy(r->actor,
 	    m->kind == KS_KIND_USER ? "user:" : "app:", sizeof(r->actor));
 	sr_strlcpy(r->actor + n, m->id, sizeof(r->actor) - n);
 	doc = yyjson_read(m->scope, strlen(m->scope), 0);
+	root = yyjson_doc_get_root(doc);
+	r->roles = roles_of(m->kind, root);
 	if (doc == NULL)
 		return;
 	/* {"rate_limit":{"rate":R,"burst":B}}: the caller's own limit. */
-	v = yyjson_obj_get(yyjson_doc_get_root(doc), "rate_limit");
+	v = yyjson_obj_get(root, "rate_limit");
 	if (yyjson_is_num(yyjson_obj_get(v, "rate")))
 		r->rate = yyjson_get_num(yyjson_obj_get(v, "rate"));
 	if (yyjson_is_num(yyjson_obj_get(v, "burst")))
 		r->burst = yyjson_get_num(yyjson_obj_get(v, "burst"));
-	arr = yyjson_obj_get(yyjson_doc_get_root(doc), "scopes");
+	arr = yyjson_obj_get(root, "scopes");
 	yyjson_arr_foreach(arr, i, n, v)
 	{
 		size_t used = strlen(r->scopes);

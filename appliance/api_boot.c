@@ -43,32 +43,17 @@ signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
 {
 	struct ks_request q;
 	struct ks_meta found;
-	uint32_t i;
 	int rc;
 
-	ks_request_init(&q, KS_OP_LIST);
-	q.u.list.kind = KS_KIND_SIGNING;
-	q.u.list.limit = KS_LIST_MAX;
 	id[0] = '\0';
-	found.id[0] = '\0';
-	for (;;) {
-		ks_reply_init(rep);
-		if ((rc = ks_call(ks, &q, rep)) != 0)
-			goto fail;
-		for (i = 0; i < rep->count && id[0] == '\0'; i++) {
-			if (strcmp(rep->list[i].name, name) != 0)
-				continue;
-			found = rep->list[i];
-			if (found.state == KS_STATE_ACTIVE)
-				snprintf(id, KS_ID_LEN + 1, "%s", found.id);
-		}
-		if (id[0] != '\0' || rep->next[0] == '\0')
-			break;
-		memcpy(q.u.list.after, rep->next, sizeof(q.u.list.after));
-	}
-	if (id[0] == '\0' && found.id[0] != '\0')
+	rc = ks_find_named(ks, KS_KIND_SIGNING, name, rep, &found);
+	if (rc != 0 && rc != KS_ENOTFOUND)
+		goto fail;
+	if (rc == 0 && found.state != KS_STATE_ACTIVE)
 		return signing_key_unusable(name, &found, err);
-	if (id[0] == '\0') {
+	if (rc == 0) {
+		snprintf(id, KS_ID_LEN + 1, "%s", found.id);
+	} else {
 		ks_request_init(&q, KS_OP_CREATE);
 		q.u.create.kind = KS_KIND_SIGNING;
 		snprintf(q.u.create.name, sizeof(q.u.create.name), "%s", name);

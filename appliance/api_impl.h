@@ -257,6 +257,10 @@ int api_app_body_parse(struct api_req *r, int create, struct api_app_body *b);
  */
 int api_body_object(struct api_req *r, const char *const *members, int optional,
     struct yyjson_doc **doc, struct yyjson_val **root);
+/** @p v as a C string: NULL unless it is a JSON string with no NUL inside
+ * (one would cut it short: "dev2\u0000zz" is not "dev2"). Owned by v's
+ * document. */
+const char *api_json_str(struct yyjson_val *v);
 /** A "scopes" list as apps and users take it: at most 32 strings of 1 to
  * 64 printable ASCII bytes without blanks, quotes or backslashes. 0, or
  * -EINVAL after answering 400. */

@@ -366,14 +366,17 @@ keys_revoke(struct api_req *r)
 /* The owner named by /api/apps/{id}/keys or /api/users/{id}/keys must be
  * an app or a user, as the path says (404 otherwise); a security
  * officer's keys are a security officer's business. */
+static unsigned
+keys_owner_kind(const struct api_req *r)
+{
+	return strncmp(r->rt->pattern, "/api/users/", 11) == 0 ? KS_KIND_USER
+	                                                       : KS_KIND_APP;
+}
+
 static int
 keys_owner(struct api_req *r)
 {
-	unsigned kind = strncmp(r->rt->pattern, "/api/users/", 11) == 0
-	    ? KS_KIND_USER
-	    : KS_KIND_APP;
-
-	if (api_expect_kind(r, kind) != 0)
+	if (api_expect_kind(r, keys_owner_kind(r)) != 0)
 		return -ENOENT;
 	return api_officer_guard(r, &r->kr.meta);
 }
@@ -409,11 +412,7 @@ api_keys_create(struct api_req *r)
 void
 api_keys_list(struct api_req *r)
 {
-	unsigned kind = strncmp(r->rt->pattern, "/api/users/", 11) == 0
-	    ? KS_KIND_USER
-	    : KS_KIND_APP;
-
-	if (api_expect_kind(r, kind) == 0)
+	if (api_expect_kind(r, keys_owner_kind(r)) == 0)
 		api_list_op(r, KS_KIND_APIKEY, r->id);
 }
 

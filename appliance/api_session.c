@@ -67,25 +67,13 @@ login_refused(struct api_req *r, const char *name, const char *src, int rc)
 		    "name, password or one-time code not accepted");
 }
 
-/* Member @p key of @p root as a C string: NULL unless it is a string
- * without a NUL inside (one would cut it short: "dev2\u0000zz" is not
- * "dev2"). */
-static const char *
-member_str(yyjson_val *root, const char *key)
-{
-	yyjson_val *v = yyjson_obj_get(root, key);
-	const char *s = yyjson_get_str(v);
-
-	return s != NULL && strlen(s) == yyjson_get_len(v) ? s : NULL;
-}
-
 /* {"name","password","totp"} -> a session cookie and a CSRF token. */
 static void
 login_run(struct api_req *r, yyjson_val *root)
 {
-	const char *name = member_str(root, "name");
-	const char *pw = member_str(root, "password");
-	const char *code = member_str(root, "totp");
+	const char *name = api_json_str(yyjson_obj_get(root, "name"));
+	const char *pw = api_json_str(yyjson_obj_get(root, "password"));
+	const char *code = api_json_str(yyjson_obj_get(root, "totp"));
 	char sid[API_SESSION_TOKEN_MAX], csrf[API_SESSION_TOKEN_MAX];
 	char cookie[160], body[256], src[API_BACKOFF_SOURCE_MAX];
 	struct http_header h = { "Set-Cookie", cookie, 10, 0 };

@@ -110,9 +110,8 @@ api_users_create(struct api_req *r)
 	c->kind = KS_KIND_USER;
 	if (api_body_object(r, members, 0, &doc, &root) != 0)
 		goto out;
-	name = yyjson_get_str(yyjson_obj_get(root, "name"));
-	if (name == NULL || !name_ok(name) ||
-	    strlen(name) != yyjson_get_len(yyjson_obj_get(root, "name"))) {
+	name = api_json_str(yyjson_obj_get(root, "name"));
+	if (name == NULL || !name_ok(name)) {
 		api_answer_error(r, 400, "invalid_request",
 		    "\"name\": 1 to 63 of A-Z a-z 0-9 . _ @ -");
 		goto out;
@@ -237,7 +236,7 @@ api_users_password(struct api_req *r)
 	}
 	/* Login reads the password as a C string: one with a NUL inside
 	 * could be set but never typed. */
-	if (memchr(yyjson_get_str(v), '\0', yyjson_get_len(v)) != NULL) {
+	if (api_json_str(v) == NULL) {
 		api_answer_error(r, 400, "invalid_password",
 		    "\"password\": no NUL character");
 		goto out;

@@ -259,17 +259,18 @@ note_kept(struct walk *w, yyjson_val *root, uint64_t seq)
 }
 
 /* The pair of lines with one seq (w->pend) and the line after them, which
- * follows one of the two: the other is the forgery. */
+ * follows one of the two: the other is the forgery. @p prev NULL: the log
+ * ends after the pair, and either may be it. */
 static int
-blame_inserted(struct walk *w, const uint8_t prev[32])
+blame_inserted(struct walk *w, const uint8_t *prev)
 {
-	if (memcmp(prev, w->pend_hash, 32) == 0)
+	if (prev != NULL && memcmp(prev, w->pend_hash, 32) == 0)
 		return problem_at(w, w->prev_file, w->prev_line,
 		    "inserted: this line (seq %llu) is not in the chain; the "
 		    "next line has the same seq and the one after it follows "
 		    "that one",
 		    (unsigned long long)w->pend_seq);
-	if (memcmp(prev, w->prev_hash, 32) == 0)
+	if (prev != NULL && memcmp(prev, w->prev_hash, 32) == 0)
 		return problem_at(w, w->pend_file, w->pend_line,
 		    "inserted: this line (seq %llu) is not in the chain; the "
 		    "next line follows the one before it",
@@ -448,10 +449,7 @@ check_ends(struct walk *w, const char *last_file, uint64_t last_lines)
 	int rc = 1;
 
 	if (w->pend)
-		return problem_at(w, w->pend_file, w->pend_line,
-		    "this line and the one before it both have seq %llu and "
-		    "follow the same line: one of them was inserted",
-		    (unsigned long long)w->pend_seq);
+		return blame_inserted(w, NULL);
 	w->file = w->first_file;
 	w->lineno = 1;
 	if (w->res->lines > 0 &&

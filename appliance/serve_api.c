@@ -29,7 +29,7 @@
 enum route_kind { RK_CHAT, RK_COMPLETE, RK_MODELS, RK_ADMIN };
 
 static int v1_error(struct buf *out, int status, const char *code,
-    const char *message, int keep_alive);
+    const char *message, int keep_alive, unsigned retry_after_s);
 static int route_start(struct app_pending *p, const struct api_caller *who,
     void **arg, struct buf *out, int *keep_alive);
 static int route_step(
@@ -55,9 +55,10 @@ static const struct api_external ext_remove = { "models.remove", NULL,
 
 static int
 v1_error(struct buf *out, int status, const char *code, const char *message,
-    int keep_alive)
+    int keep_alive, unsigned retry_after_s)
 {
-	return serve_error(out, status, code, NULL, message, keep_alive, 0);
+	return serve_error(
+	    out, status, code, NULL, message, keep_alive, retry_after_s);
 }
 
 int

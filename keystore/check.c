@@ -1,5 +1,6 @@
 /*
- * keystore/check.c: keystore statistics, and the full consistency walk: every
+ * keystore/check.c: keystore statistics, a key found by its name
+ * (ks_find_named, over KS_OP_LIST), and the full consistency walk: every
  * DEK record's MAC holds, every record's MAC holds and its material opens under
  * its DEK (which unwraps every DEK that seals anything), every version chain
  * and every index (names, serials) points at a record that agrees.
@@ -221,4 +222,33 @@ ks__op_stats(struct ks *ks, struct ks_reply *rep)
 	s->committed_writes = atomic_load(&ks->committed);
 	memcpy(s->appliance_id, ks->appliance_id, sizeof(s->appliance_id));
 	return 0;
+}
+
+int
+ks_find_named(struct ks *ks, unsigned kind, const char *name,
+    struct ks_reply *rep, struct ks_meta *out)
+{
+	struct ks_request q;
+	uint32_t i;
+	int rc, found = 0;
+
+	ks_request_init(&q, KS_OP_LIST);
+	q.u.list.kind = kind;
+	q.u.list.limit = KS_LIST_MAX;
+	for (;;) {
+		ks_reply_init(rep);
+		if ((rc = ks_call(ks, &q, rep)) != 0)
+			return rc;
+		for (i = 0; i < rep->count; i++) {
+			if (strcmp(rep->list[i].name, name) != 0)
+				continue;
+			*out = rep->list[i];
+			found = 1;
+			if (out->state == KS_STATE_ACTIVE)
+				return 0;
+		}
+		if (rep->next[0] == '\0')
+			return found ? 0 : KS_ENOTFOUND;
+		memcpy(q.u.list.after, rep->next, sizeof(q.u.list.after));
+	}
 }

@@ -433,6 +433,18 @@ void ks_reply_wipe(struct ks_reply *rep);
 int ks_call(struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
 
 /**
+ * @brief The key of @p kind named @p name (names stay taken whatever the
+ * key's state): the active one when there is one, else the last listed.
+ * @param[out] rep  the listing's scratch (ks_call's), caller's.
+ * @param[out] out  its metadata.
+ * @return 0, KS_ENOTFOUND when no key of @p kind has the name, or
+ * ks_call's error. The caller checks out->state.
+ * @note Any thread.
+ */
+int ks_find_named(struct ks *ks, unsigned kind, const char *name,
+    struct ks_reply *rep, struct ks_meta *out);
+
+/**
  * @brief Why a key of metadata @p m is refused at @p now: KS_EREVOKED
  * (revoked or destroyed), KS_ESUSPENDED, KS_ENOTYET, KS_EEXPIRED; 0 when it
  * is usable. The keystore's own rule for API keys and their owners, for

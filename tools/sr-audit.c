@@ -136,28 +136,16 @@ cmd_verify(const char *dir, const char *pubkey)
 
 /* The id of the active signing key named CKPT_KEY_NAME, into @p id. */
 static int
-find_key(struct ks *ks, struct ks_request *q, struct ks_reply *r, char *id)
+find_key(struct ks *ks, struct ks_reply *r, char *id)
 {
-	uint32_t i;
-	int rc;
+	struct ks_meta m;
+	int rc = ks_find_named(ks, KS_KIND_SIGNING, CKPT_KEY_NAME, r, &m);
 
-	ks_request_init(q, KS_OP_LIST);
-	q->u.list.kind = KS_KIND_SIGNING;
-	q->u.list.limit = KS_LIST_MAX;
-	for (;;) {
-		ks_reply_init(r);
-		if ((rc = ks_call(ks, q, r)) != 0)
-			return rc;
-		for (i = 0; i < r->count; i++)
-			if (strcmp(r->list[i].name, CKPT_KEY_NAME) == 0 &&
-			    r->list[i].state == KS_STATE_ACTIVE) {
-				memcpy(id, r->list[i].id, KS_ID_LEN + 1);
-				return 0;
-			}
-		if (r->next[0] == '\0')
-			return KS_ENOTFOUND;
-		memcpy(q->u.list.after, r->next, sizeof(q->u.list.after));
-	}
+	if (rc == 0 && m.state != KS_STATE_ACTIVE)
+		rc = KS_ENOTFOUND;
+	if (rc == 0)
+		memcpy(id, m.id, KS_ID_LEN + 1);
+	return rc;
 }
 
 static int
@@ -182,7 +170,7 @@ cmd_pubkey(const char *state, const char *uri, const char *key_id)
 	if (key_id != NULL)
 		snprintf(id, sizeof(id), "%s", key_id);
 	else
-		e = find_key(ks, q, r, id);
+		e = find_key(ks, r, id);
 	if (e == 0) {
 		ks_request_init(q, KS_OP_PUBLIC);
 		memcpy(q->u.key.id, id, sizeof(q->u.key.id));

@@ -42,7 +42,8 @@ check "oathtool made 144 codes" \
     '[ "$(grep -c " [0-9][0-9][0-9][0-9][0-9][0-9]$" "$TMP/vectors")" = 144 ]'
 check "every oathtool code is accepted and then refused as a replay" \
     '"$TOTP" --vectors "$TMP/vectors" >"$TMP/verify.log" 2>&1 &&
-     grep -q "144 oathtool codes accepted" "$TMP/verify.log"'
+     grep -q "144 oathtool codes accepted" "$TMP/verify.log" ||
+     { sed "s/^/# /" "$TMP/verify.log"; false; }'
 
 bad=0
 while read -r secret t; do

@@ -51,6 +51,7 @@ static const struct key keys[] = {
 	{ "key_file", K_PATH, FIELD(key_file), 0, 0, 1 },
 	{ "tls12", K_BOOL, FIELD(tls12), 0, 1, 0 },
 	{ "loops", K_UINT, FIELD(loops), 0, 256, 0 },
+	{ "loop_spin_us", K_UINT, FIELD(loop_spin_us), 0, 1000, 0 },
 	{ "max_conns", K_UINT, FIELD(max_conns), 1, 1000000, 0 },
 	{ "max_conns_per_addr", K_UINT, FIELD(max_conns_per_addr), 1, 1000000,
 	    0 },
@@ -108,6 +109,7 @@ app_config_defaults(struct app_config *c)
 	snprintf(c->state_dir, sizeof(c->state_dir), "build/state");
 	c->tls12 = 0;
 	c->loops = 0;
+	c->loop_spin_us = 20;
 	c->max_conns = 10000;
 	c->max_conns_per_addr = 256;
 	c->max_header_bytes = 16384;
@@ -648,6 +650,8 @@ app_config_restart_key(const struct app_config *a, const struct app_config *b)
 		return "hsm_uri";
 	if (a->loops != b->loops)
 		return "loops";
+	if (a->loop_spin_us != b->loop_spin_us)
+		return "loop_spin_us";
 	if (a->core_dumps != b->core_dumps)
 		return "core_dumps";
 	return NULL;

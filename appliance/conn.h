@@ -1,8 +1,9 @@
 /*
  * appliance/conn.h: what server.c (the loops and their connections),
- * listen.c (their listening sockets) and pending.c (requests answered
- * after work off the loop) share inside the appliance module. Nothing
- * outside those files includes it.
+ * listen.c (their listening sockets), pending.c (requests answered
+ * after work off the loop) and loop_spin.c (polling on after a read)
+ * share inside the appliance module. Nothing outside those files
+ * includes it.
  *
  * A connection belongs to its loop's thread: only that thread reads or
  * changes it, and a deferred request comes back to that thread to answer.
@@ -31,6 +32,15 @@ enum conn_wait {
 	W_IDLE
 };
 
+/* loop_spin.c: the polling window after a read; see there for why. */
+struct loop_spin {
+	uv_idle_t idle; /* started while spinning: libuv polls, never sleeps */
+	uv_check_t check; /* after each poll: was anything read? */
+	unsigned long reads, reads_seen; /* counted by on_read; seen by check */
+	uint64_t busy_ns; /* uv_hrtime() at the last poll that read */
+	int spinning, open;
+};
+
 struct app_loop {
 	uv_loop_t loop;
 	uv_tcp_t listener;
@@ -51,6 +61,7 @@ struct app_loop {
 	struct app_pending *posted_head, *posted_tail;
 	unsigned npending;  /* requests pending on this loop's connections */
 	struct rl_local rl; /* rate-limit tokens this loop took ahead */
+	struct loop_spin spin;
 };
 
 struct conn {
@@ -105,5 +116,12 @@ void loop_finish(struct app_loop *l);
 /** Set up / tear down a loop's queue of posted completions. */
 int pending_loop_init(struct app_loop *l);
 void pending_loop_close(struct app_loop *l);
+
+/* loop_spin.c, on the loop's thread (init before its uv_run, also from
+ * the thread that binds it): with loop_spin_us > 0, after a read the loop
+ * polls on for that long before it sleeps. loop_spin_close() closes its
+ * handles (drain); both do nothing when spinning is off. */
+void loop_spin_init(struct app_loop *l);
+void loop_spin_close(struct app_loop *l);
 
 #endif /* SR_APPLIANCE_CONN_H */

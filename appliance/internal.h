@@ -57,6 +57,7 @@ struct app_config {
 	char key_file[PATH_MAX];     /* "" = <state_dir>/tls/key.pem */
 	int tls12;                   /* also accept TLS 1.2 (AEAD suites) */
 	unsigned loops;              /* event loops; 0 = one per core */
+	unsigned loop_spin_us;       /* poll on after a read; default 20 */
 	unsigned max_conns;          /* in total; default 10000 */
 	unsigned max_conns_per_addr; /* default 256 */
 	size_t max_header_bytes;     /* request line + headers; default 16384 */
@@ -498,7 +499,10 @@ struct app {
 	atomic_uint conns; /* open connections, all loops */
 	struct app_loop *loops;
 	unsigned nloops;
-	int port;                            /* bound port (for --listen :0) */
+	atomic_int loop_spinners; /* loops polling on now (loop_spin.c) */
+	int spin_max;             /* at most this many: half, at least one */
+	uint64_t spin_ns;         /* cfg.loop_spin_us, in ns */
+	int port;                 /* bound port (for --listen :0) */
 	struct sockaddr_storage listen_addr; /* cfg.listen, parsed once */
 	socklen_t listen_len;
 };

@@ -101,6 +101,7 @@ loop_finish(struct app_loop *l)
 	/* A connection may end the loop before its wake-up ran: the
 	 * listener goes here too, or it would keep the loop alive. */
 	listen_stop(l);
+	loop_spin_close(l);
 	pthread_mutex_lock(&l->wake_mu);
 	if (!l->wake_closed) {
 		l->wake_closed = 1;
@@ -496,6 +497,7 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	struct conn *c = s->data;
 	int rc;
 
+	c->l->spin.reads++;
 	if (n == 0)
 		return;
 	if (n < 0 || c->state == C_CLOSING) {
@@ -646,6 +648,7 @@ bind_loop(struct app *app, struct app_loop *l, char err[256])
 		return rc;
 	uv_async_init(&l->loop, &l->wake, on_wake);
 	l->wake.data = l;
+	loop_spin_init(l);
 	pthread_mutex_init(&l->wake_mu, NULL);
 	return pending_loop_init(l);
 }

@@ -5,7 +5,8 @@
 # new TLS 1.3 handshakes per second (goal >= 0.9x), with p50/p99 latency,
 # on 1 and 2 loops (nginx: 1 and 2 workers). The client is h2load --h1.
 # It reports figures; it fails only when a measurement could not be made.
-# SR_HTTP_PART=tls or =auth runs only that half (both by default).
+# SR_HTTP_PART=tls or =auth runs only that half (both by default);
+# SR_HTTP_CONF adds lines to strongroomd's configuration.
 set -u
 PART=${SR_HTTP_PART:-all}
 
@@ -36,6 +37,9 @@ trap 'cleanup; rm -rf "$DIR"' EXIT
 start_strongroom() {
 	printf 'loops = %s\nrate_global = 10000000\nrate_global_burst = 10000000\nrate_per_addr = 10000000\nrate_per_addr_burst = 10000000\nrate_per_key = 10000000\nrate_per_key_burst = 10000000\nmax_conns_per_addr = 10000\n' \
 	    "$1" >"$DIR/strongroom.conf"
+	# SR_HTTP_CONF: more configuration lines, e.g. "loop_spin_us = 0"
+	# to compare a setting (docs/operations.md) against its default.
+	printf '%s\n' "${SR_HTTP_CONF:-}" >>"$DIR/strongroom.conf"
 	"$D" --config "$DIR/strongroom.conf" --state-dir "$DIR/state" \
 	    --listen 127.0.0.1:0 >"$DIR/out" 2>"$DIR/err" &
 	spid=$!

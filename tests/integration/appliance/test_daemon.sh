@@ -52,6 +52,19 @@ else
 	echo "# promtool not installed: metrics lint skipped"
 fi
 
+# loop_spin_us (docs/operations.md): after a read a loop polls on for a
+# few microseconds instead of sleeping, and never longer: after a burst,
+# an idle daemon uses (almost) no CPU. utime + stime in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+burst=$(i=0; while [ $i -lt 200 ]; do printf '%s/health ' "$URL"; i=$((i + 1)); done)
+$C $burst >/dev/null
+sleep 0.5
+t0=$(cpu_ticks)
+sleep 2
+t1=$(cpu_ticks)
+check "idle for 2 s after 200 keep-alive requests: under 10 % of a core ($((t1 - t0)) ticks)" \
+    '[ $((t1 - t0)) -le 20 ]'
+
 S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA"
 check "openssl s_client: TLS 1.3 with ALPN http/1.1" \
     'echo | $S -tls1_3 -alpn http/1.1 2>&1 | grep -q "ALPN protocol: http/1.1" && echo | $S -tls1_3 2>&1 | grep -q "TLSv1.3"'

@@ -45,6 +45,7 @@ test_defaults(void **state)
 	assert_string_equal(c.key_file, "");
 	assert_int_equal(c.tls12, 0);
 	assert_int_equal(c.loops, 0);
+	assert_int_equal(c.loop_spin_us, 20);
 	assert_int_equal(c.max_conns, 10000);
 	assert_int_equal(c.max_conns_per_addr, 256);
 	assert_int_equal(c.max_header_bytes, 16384);
@@ -150,6 +151,10 @@ test_set_every_key(void **state)
 	assert_string_equal(c.cert_file, "");
 	set_ok(&c, "loops", "0");
 	assert_int_equal(c.loops, 0);
+	set_ok(&c, "loop_spin_us", "0"); /* off */
+	assert_int_equal(c.loop_spin_us, 0);
+	set_ok(&c, "loop_spin_us", "1000");
+	assert_int_equal(c.loop_spin_us, 1000);
 	set_ok(&c, "max_body_bytes", "0");
 	assert_int_equal(c.max_body_bytes, 0);
 	set_ok(&c, "max_conns", "007");
@@ -177,6 +182,8 @@ static const struct bad bad_values[] = {
 	{ "max_conns", "", "bad value for 'max_conns': empty value" },
 	{ "max_conns", "99999999999999999999999999", NULL },
 	{ "loops", "257", "bad value for 'loops': out of range (0..256)" },
+	{ "loop_spin_us", "1001",
+	    "bad value for 'loop_spin_us': out of range (0..1000)" },
 	{ "max_conns_per_addr", "0", NULL },
 	{ "max_header_bytes", "1023",
 	    "bad value for 'max_header_bytes': out of range (1024..1048576)" },
@@ -500,6 +507,9 @@ test_compose(void **state)
 	c = o;
 	c.loops = 7;
 	assert_string_equal(app_config_restart_key(&o, &c), "loops");
+	c = o;
+	c.loop_spin_us = 0;
+	assert_string_equal(app_config_restart_key(&o, &c), "loop_spin_us");
 	c = o;
 	snprintf(c.state_dir, sizeof(c.state_dir), "/elsewhere");
 	assert_string_equal(app_config_restart_key(&o, &c), "state_dir");

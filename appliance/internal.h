@@ -234,8 +234,8 @@ void tls_conn_output_done(struct tls_conn *c, size_t n);
 /** Queue a close_notify alert (then flush the output and close). */
 void tls_conn_close_notify(struct tls_conn *c);
 
-/** Negotiated protocol ("TLSv1.3"), ALPN ("http/1.1" or NULL), and
- * whether the session was resumed from a ticket. */
+/** Negotiated protocol ("TLSv1.3"), ALPN ("http/1.1", "http/1.0" or
+ * NULL), and whether the session was resumed from a ticket. */
 const char *tls_conn_version(const struct tls_conn *c);
 const char *tls_conn_alpn(const struct tls_conn *c);
 int tls_conn_resumed(const struct tls_conn *c);

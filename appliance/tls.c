@@ -100,7 +100,9 @@ static const int tls_suites[] = {
 	0,
 };
 
-static const char *tls_alpn[] = { "http/1.1", NULL };
+/* In order of preference: mbedTLS picks the first of ours the client
+ * offers. HTTP/1.0 clients (curl --http1.0) offer "http/1.0" only. */
+static const char *tls_alpn[] = { "http/1.1", "http/1.0", NULL };
 
 /* The connection whose handshake this thread is driving (see top). */
 static _Thread_local struct tls_conn *tls_current;

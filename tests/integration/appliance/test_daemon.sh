@@ -68,6 +68,12 @@ check "idle for 2 s after 200 keep-alive requests: under 10 % of a core ($((t1 -
 S="openssl s_client -connect 127.0.0.1:$port -servername localhost -CAfile $CA"
 check "openssl s_client: TLS 1.3 with ALPN http/1.1" \
     'echo | $S -tls1_3 -alpn http/1.1 2>&1 | grep -q "ALPN protocol: http/1.1" && echo | $S -tls1_3 2>&1 | grep -q "TLSv1.3"'
+check "curl --http1.0 (ALPN http/1.0 only): 200 from /health" \
+    '[ "$($C --http1.0 -o /dev/null -w "%{http_code}" "$URL/health")" = 200 ]'
+check "openssl s_client: ALPN http/1.0 alone is chosen; with http/1.1, http/1.1" \
+    'echo | $S -tls1_3 -alpn http/1.0 2>&1 | grep -q "ALPN protocol: http/1.0" && echo | $S -tls1_3 -alpn http/1.0,http/1.1 2>&1 | grep -q "ALPN protocol: http/1.1"'
+check "ALPN h2 alone: refused with no_application_protocol" \
+    'echo | $S -tls1_3 -alpn h2 2>&1 | grep -q "alert no application protocol"'
 # A refused handshake leaves "New, (NONE)"; an accepted one names the
 # protocol (s_client prints a "Protocol : TLSv1.2" line either way).
 check "TLS 1.2 refused by default" \

@@ -1,9 +1,9 @@
 /*
  * tests/unit/appliance/test_tls_conn.c: connections of appliance/tls.c
  * against a real mbedTLS client in the same process: TLS 1.3 request and
- * response, close_notify, TLS 1.2 refused then allowed with AEAD suites
- * only, garbage and input limits, ticket resumption, large writes to a slow
- * peer.
+ * response, close_notify, ALPN choices, TLS 1.2 refused then allowed with
+ * AEAD suites only, garbage and input limits, ticket resumption, large writes
+ * to a slow peer.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -105,6 +105,49 @@ test_tls12_refused_by_default(void **state)
 	tls_conn_close_notify(c);
 	tls_conn_free(c);
 	client_free(cl);
+}
+
+/* ALPN: "http/1.1" first, "http/1.0" for a client that offers only that,
+ * and a handshake that offers only other protocols fails. */
+static void
+test_alpn_choices(void **state)
+{
+	static const char *offers[][3] = {
+		{ "http/1.0", NULL, NULL },
+		{ "http/1.0", "http/1.1", NULL },
+		{ "h2", "http/1.0", NULL },
+		{ "h2", NULL, NULL },
+	};
+	static const char *const chosen[] = { "http/1.0", "http/1.1",
+		"http/1.0", NULL };
+	struct fx *f = *state;
+	struct client *cl;
+	struct tls_conn *c;
+	struct hs r;
+	size_t i;
+
+	fx_server(f);
+	for (i = 0; i < sizeof(offers) / sizeof(offers[0]); i++) {
+		cl = client13(f);
+		/* The config is read when the ClientHello is written. */
+		assert_int_equal(
+		    mbedtls_ssl_conf_alpn_protocols(&cl->conf, offers[i]), 0);
+		assert_int_equal(tls_conn_new(f->srv, &c), 0);
+		r = handshake(cl, c);
+		if (chosen[i] == NULL) {
+			assert_int_equal(r.srv, TLS_FAIL);
+			assert_true(
+			    r.cli < 0 && r.cli != MBEDTLS_ERR_SSL_WANT_READ);
+		} else {
+			assert_int_equal(r.srv, 0);
+			assert_int_equal(r.cli, 0);
+			assert_string_equal(tls_conn_alpn(c), chosen[i]);
+			assert_string_equal(
+			    mbedtls_ssl_get_alpn_protocol(&cl->ssl), chosen[i]);
+		}
+		tls_conn_free(c);
+		client_free(cl);
+	}
 }
 
 static void
@@ -331,6 +374,7 @@ main(void)
 		F(test_tls13_request_response_close),
 		F(test_client_close_notify_is_eof),
 		F(test_tls12_refused_by_default),
+		F(test_alpn_choices),
 		F(test_tls12_when_enabled_aead_only),
 		F(test_garbage_before_handshake),
 		F(test_feed_limit_after_handshake),

@@ -7,7 +7,8 @@
  * struct http_limits and the rules llhttp leaves to its user (HTTP/1.0 and
  * 1.1 only, one Host, one Content-Length, Transfer-Encoding exactly
  * "chunked", one each of Authorization, Cookie, Content-Type and
- * X-CSRF-Token, no control bytes), and pauses llhttp at the end of each request
+ * X-CSRF-Token, no control bytes), reads the Connection field's tokens
+ * itself to decide keep-alive, and pauses llhttp at the end of each request
  * so pipelined bytes stay with the caller. It routes an absolute-form
  * target ("https://host/p?q") on its path and query, remembers whether the
  * request is a HEAD (its answer goes without a body) and whether it owes
@@ -392,13 +393,53 @@ on_body(llhttp_t *ll, const char *at, size_t len)
 	return buf_append(&p->body, at, len) == 0 ? 0 : refuse(p, 503);
 }
 
+/* Whether a Connection field holds @p token: each value is a list of
+ * tokens, compared without case, with OWS around each element (RFC 9110
+ * 5.6.1 and 7.6.1). llhttp's own flags miss "close" followed by a tab. */
+static int
+connection_has(const struct http_parser *p, const char *token)
+{
+	const char *v;
+	size_t i, j, b, e;
+
+	for (i = 0; i < p->m.nslots; i++) {
+		if (!http_ci_equal(
+		        (const char *)p->arena.data + p->slots[i].name,
+		        p->slots[i].name_len, "connection"))
+			continue;
+		v = (const char *)p->arena.data + p->slots[i].value;
+		for (j = 0; j < p->slots[i].value_len; j++) {
+			b = j;
+			while (j < p->slots[i].value_len && v[j] != ',')
+				j++;
+			e = j;
+			while (b < e && (v[b] == ' ' || v[b] == '\t'))
+				b++;
+			while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+				e--;
+			if (e > b && http_ci_equal(v + b, e - b, token))
+				return 1;
+		}
+	}
+	return 0;
+}
+
 static int
 on_message_complete(llhttp_t *ll)
 {
 	struct http_parser *p = ll->data;
+	int ka;
 
 	p->m.complete = 1;
-	p->m.keep_alive = llhttp_should_keep_alive(ll);
+	/* HTTP/1.1 persists unless "close"; HTTP/1.0 only with
+	 * "keep-alive" and no "close" (RFC 9112 9.3). */
+	ka = !connection_has(p, "close") &&
+	    (ll->http_minor == 1 || connection_has(p, "keep-alive"));
+	/* llhttp decides from these flags whether it reads on after this
+	 * message: make them say what was decided here. */
+	ll->flags &= ~(F_CONNECTION_CLOSE | F_CONNECTION_KEEP_ALIVE);
+	ll->flags |= ka ? F_CONNECTION_KEEP_ALIVE : F_CONNECTION_CLOSE;
+	p->m.keep_alive = ka;
 	return HPE_PAUSED; /* hand this request over before the next one */
 }
 

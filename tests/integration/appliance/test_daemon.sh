@@ -1,9 +1,10 @@
 #!/bin/sh
 # tests/integration/appliance/test_daemon.sh: strongroomd against real
-# clients: curl and openssl s_client over real TLS 1.3 handshakes (ALPN,
-# TLS 1.2 refused then allowed, ticket resumption), the security headers,
-# /health /ready /metrics (promtool when installed), JSON errors, hostile
-# requests answered with the right status while the daemon keeps serving,
+# clients: curl and openssl s_client over real TLS 1.3 handshakes (ALPN
+# http/1.1 and http/1.0, TLS 1.2 refused then allowed, ticket resumption),
+# the security headers, /health /ready /metrics (promtool when installed),
+# JSON errors, hostile requests answered with the right status while the
+# daemon keeps serving, Connection: close read as a list of tokens,
 # clients that leave while it writes (EPIPE, not SIGPIPE), the audit log
 # failing closed when its file cannot grow (503 audit_unavailable, seen in
 # /metrics) and recovering, SIGHUP, and a clean drain on SIGTERM.
@@ -96,6 +97,23 @@ check "a 10 kB URL: 414" \
     '[ "$(raw "GET /$long HTTP/1.1\r\nHost: x\r\n\r\n")" = "HTTP/1.1 414 URI Too Long" ]'
 check "20 kB of headers: 431" \
     '[ "$(raw "GET /health HTTP/1.1\r\nHost: x\r\nX-A: $long\r\nX-B: $long\r\n\r\n")" = "HTTP/1.1 431 Request Header Fields Too Large" ]'
+# ends REQUEST: the daemon answers 200 and closes the connection (s_client
+# -quiet leaves only when the server closes); stays REQUEST: it answers 200
+# and keeps the connection open (still open after 2 s).
+ends() {
+	printf "$1" | timeout 5 $S -quiet >"$TMP/raw" 2>/dev/null
+	[ $? -ne 124 ] && head -n 1 "$TMP/raw" | grep -q "^HTTP/1.1 200 "
+}
+stays() {
+	printf "$1" | timeout 2 $S -quiet >"$TMP/raw" 2>/dev/null
+	[ $? -eq 124 ] && head -n 1 "$TMP/raw" | grep -q "^HTTP/1.1 200 "
+}
+check "Connection: close with trailing OWS (tab, spaces): closed" \
+    'ends "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\t\r\n\r\n" && ends "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close  \r\n\r\n"'
+check "Connection: keep-alive, close: closed" \
+    'ends "GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n"'
+check "HTTP/1.0: closed; with Connection: keep-alive, kept open" \
+    'ends "GET /health HTTP/1.0\r\n\r\n" && stays "GET /health HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n"'
 check "a request line of garbage: 400" \
     '[ "$(raw "\001\002\003 nonsense\r\n\r\n")" = "HTTP/1.1 400 Bad Request" ]'
 # The daemon's next write to these connections fails with EPIPE; with

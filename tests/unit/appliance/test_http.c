@@ -269,6 +269,37 @@ test_keep_alive_rules(void **state)
 		{ "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1, 0 },
 		{ "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 1, 0 },
 		{ "GET / HTTP/1.0\r\nConnection: close\r\n\r\n", 0, 0 },
+		/* RFC 9110 5.5 and 7.6.1: the value is a list of tokens,
+		 * without the OWS around it, compared without case. */
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n", 0,
+		    1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: close  \r\n\r\n", 0,
+		    1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection:\tclose \t\r\n\r\n",
+		    0, 1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\n"
+		  "Connection: keep-alive, close\r\n\r\n",
+		    0, 1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\n"
+		  "Connection: Upgrade ,\tCLOSE\t,x\r\n\r\n",
+		    0, 1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: ,,close,\r\n\r\n",
+		    0, 1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: x\r\n"
+		  "Connection: close \r\n\r\n",
+		    0, 1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: closed\r\n\r\n", 1,
+		    1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: x-close\r\n\r\n", 1,
+		    1 },
+		{ "GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\r\n", 1,
+		    1 },
+		{ "GET / HTTP/1.0\r\nConnection: keep-alive\t \r\n\r\n", 1, 0 },
+		{ "GET / HTTP/1.0\r\nConnection: TE, Keep-Alive\r\n\r\n", 1,
+		    0 },
+		{ "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", 0,
+		    0 },
+		{ "GET / HTTP/1.0\r\nConnection: keep-alives\r\n\r\n", 0, 0 },
 	};
 	struct http_request *r;
 	size_t i, consumed;
@@ -282,8 +313,18 @@ test_keep_alive_rules(void **state)
 		assert_int_equal(
 		    feed_str(p, cases[i].text, &consumed, &r, &status),
 		    HTTP_READY);
-		assert_int_equal(r->keep_alive, cases[i].keep_alive);
+		if (r->keep_alive != cases[i].keep_alive)
+			fail_msg("case %zu: keep_alive %d", i, r->keep_alive);
 		assert_int_equal(r->version_minor, cases[i].minor);
+		/* A connection kept open reads the next request. */
+		if (cases[i].keep_alive) {
+			http_parser_next(p);
+			assert_int_equal(
+			    feed_str(p, "GET /n HTTP/1.1\r\nHost: h\r\n\r\n",
+			        &consumed, &r, &status),
+			    HTTP_READY);
+			assert_string_equal(r->path, "/n");
+		}
 		http_parser_free(p);
 	}
 }

@@ -207,6 +207,8 @@ struct audit_verify_result {
 	char problem[384];  /* what is wrong, for a person */
 };
 
+#define AUDIT_VERIFY_KEYS_MAX 16 /* trusted keys audit_verify_keys takes */
+
 /**
  * @brief Verify the whole log in @p dir: every line's own hash, the chain
  * (seq and prev) across files, every checkpoint's signature, the start of
@@ -222,6 +224,20 @@ struct audit_verify_result {
  */
 int audit_verify(
     const char *dir, const char *pubkey_pem, struct audit_verify_result *res);
+
+/**
+ * @brief audit_verify() with @p n trusted public keys (PEM files), for a
+ * log whose checkpoint key was replaced: each checkpoint key_id is matched
+ * to one of them (the one that key_id's first checkpoint verifies under,
+ * else the one checkpoint-key-<id>.pub beside the log holds), and a
+ * checkpoint whose key is none of them is a problem naming its line and
+ * key_id. @p n 0: the checkpoint-key-<id>.pub files beside the log.
+ * @return as audit_verify(); -E2BIG: more than AUDIT_VERIFY_KEYS_MAX keys;
+ *         -EINVAL or -errno: a file is not a P-256 public key in PEM, or
+ *         cannot be read (res->problem names it).
+ */
+int audit_verify_keys(const char *dir, const char *const *pubkey_pem, size_t n,
+    struct audit_verify_result *res);
 
 struct audit_query {
 	const char *key;      /* "key" is it, or "resource" is it or

@@ -1,9 +1,9 @@
 /*
  * appliance/audit_impl.h: what the audit log's own files share (line
  * rendering and hashing, file names, the checkpoint digest and key file,
- * the tail scan of the resume, the log object): audit.c, audit_api.c,
- * audit_line.c, audit_file.c, audit_verify.c and the audit tests only. The
- * public API is audit.h.
+ * the tail scan of the resume, the keys verify trusts, the log object):
+ * audit.c, audit_api.c, audit_line.c, audit_file.c, audit_keys.c,
+ * audit_verify.c and the audit tests only. The public API is audit.h.
  *
  * Nothing here may hold or print a secret; every function is reentrant.
  */
@@ -84,6 +84,35 @@ int audit__pem_read(const char *path, uint8_t pub[65]);
 
 /* [A-Za-z0-9._-] of 1..@p max bytes (dot only when @p dot). */
 int audit__name_ok(const char *s, size_t max, int dot);
+
+/* ---- audit_keys.c ------------------------------------------------- */
+
+#define AUDIT__KEYRING_IDS 16 /* key_ids one walk remembers */
+
+/* The keys a verify walk checks checkpoints with (audit_keys.c). */
+struct audit__keyring {
+	const char *dir;   /* the log folder: checkpoint-key-<id>.pub */
+	unsigned ntrusted; /* 0: the files beside the log are the keys */
+	uint8_t trusted[AUDIT_VERIFY_KEYS_MAX][65];
+	unsigned n;
+	struct {
+		char kid[AUDIT_KEY_ID_MAX + 1];
+		uint8_t pub[65];
+		const uint8_t *key; /* pub, or NULL: no key for kid */
+	} k[AUDIT__KEYRING_IDS];
+};
+
+/* Add the PEM P-256 public key at @p pem_path to the trusted keys.
+ * @return 0, -E2BIG (AUDIT_VERIFY_KEYS_MAX already), -EINVAL (not a
+ * P-256 public key in PEM), -errno (cannot read it). */
+int audit__keyring_trust(struct audit__keyring *r, const char *pem_path);
+
+/* The key to check the checkpoint of key_id @p kid with: with trusted keys,
+ * the one matched to @p kid (the first time @p kid is seen: the one @p sig
+ * over @p digest verifies under, else the one its file beside the log
+ * holds); without, its file beside the log. NULL: none. */
+const uint8_t *audit__keyring_key(struct audit__keyring *r, const char *kid,
+    const uint8_t digest[32], const uint8_t sig[64]);
 
 /* ---- audit_file.c ------------------------------------------------- */
 

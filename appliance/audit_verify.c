@@ -1,7 +1,8 @@
 /*
  * appliance/audit_verify.c: reading the audit log back: `verify` walks
  * every file in day order and checks each line's own hash, the chain (seq
- * and prev) across files, every checkpoint's ES256 signature, how the log
+ * and prev) across files, every checkpoint's ES256 signature (under the
+ * key audit_keys.c gives for its key_id), how the log
  * starts (genesis, or a retention removal a signed checkpoint covers), that
  * it reaches the checkpoint checkpoint.last records and that a signed
  * checkpoint covers it up to its last checkpoint; `query` prints the lines
@@ -23,20 +24,6 @@
 
 #include "appliance/audit_impl.h"
 
-#define KEYS_MAX 16
-
-struct keyring {
-	const char *dir;
-	int trusted; /* one key given by the auditor: every checkpoint */
-	uint8_t trusted_pub[65];
-	unsigned n;
-	struct {
-		char kid[AUDIT_KEY_ID_MAX + 1];
-		uint8_t pub[65];
-		int ok;
-	} k[KEYS_MAX];
-};
-
 /* A retention event (audit.retention.remove) seen in the walk. */
 struct kept {
 	uint64_t seq;     /* kept_from_seq: where the log now starts */
@@ -52,7 +39,7 @@ struct kept {
 
 struct walk {
 	struct audit_verify_result *res;
-	struct keyring keys;
+	struct audit__keyring keys;
 	const char *file;
 	uint64_t lineno;
 	int have_prev;
@@ -145,26 +132,6 @@ hex32(yyjson_val *obj, const char *key, uint8_t out[32])
 	    : -EBADMSG;
 }
 
-/* The public key for @p kid: the auditor's, or the one beside the log. */
-static const uint8_t *
-key_for(struct keyring *r, const char *kid)
-{
-	char path[PATH_MAX];
-	unsigned i;
-
-	if (r->trusted)
-		return r->trusted_pub;
-	for (i = 0; i < r->n; i++)
-		if (strcmp(r->k[i].kid, kid) == 0)
-			return r->k[i].ok ? r->k[i].pub : NULL;
-	if (r->n == KEYS_MAX || !audit__name_ok(kid, AUDIT_KEY_ID_MAX, 1))
-		return NULL;
-	snprintf(r->k[r->n].kid, sizeof(r->k[r->n].kid), "%s", kid);
-	snprintf(path, sizeof(path), "%s/checkpoint-key-%s.pub", r->dir, kid);
-	r->k[r->n].ok = audit__pem_read(path, r->k[r->n].pub) == 0;
-	return r->k[r->n++].ok ? r->k[r->n - 1].pub : NULL;
-}
-
 static int
 check_ckpt(
     struct walk *w, yyjson_val *root, uint64_t seq, const uint8_t prev[32])
@@ -194,13 +161,19 @@ check_ckpt(
 	if (kid == NULL || !yyjson_is_str(sv) || yyjson_get_len(sv) != 128 ||
 	    sr_hex_decode(sig, 64, yyjson_get_str(sv), 128) != 64)
 		return problem(w, "checkpoint without a well-formed signature");
-	pub = key_for(&w->keys, kid);
+	audit__ckpt_digest(seq - 1, head, digest);
+	pub = audit__keyring_key(&w->keys, kid, digest, sig);
+	if (pub == NULL && w->keys.ntrusted > 0)
+		return problem(w,
+		    "checkpoint signed by key \"%.64s\", which is not among "
+		    "the trusted keys (--pubkey): none of them verifies its "
+		    "signature",
+		    kid);
 	if (pub == NULL)
 		return problem(w,
 		    "no public key for checkpoint key \"%s\" "
 		    "(checkpoint-key-%s.pub, or give --pubkey)",
 		    kid, kid);
-	audit__ckpt_digest(seq - 1, head, digest);
 	if (audit__sig_verify(pub, digest, sig) != 0) {
 		if (w->ckpt_file[0] != '\0')
 			return problem(w,
@@ -541,6 +514,14 @@ int
 audit_verify(
     const char *dir, const char *pubkey_pem, struct audit_verify_result *res)
 {
+	return audit_verify_keys(dir, pubkey_pem != NULL ? &pubkey_pem : NULL,
+	    pubkey_pem != NULL, res);
+}
+
+int
+audit_verify_keys(const char *dir, const char *const *pubkey_pem, size_t nkeys,
+    struct audit_verify_result *res)
+{
 	char name[AUDIT__NAME_LEN + 1], last_name[AUDIT__NAME_LEN + 1] = "";
 	struct walk w;
 	int64_t *days = NULL;
@@ -551,15 +532,19 @@ audit_verify(
 	memset(&w, 0, sizeof(w));
 	w.res = res;
 	w.keys.dir = dir;
-	if (pubkey_pem != NULL) {
-		rc = audit__pem_read(pubkey_pem, w.keys.trusted_pub);
+	for (i = 0; i < nkeys; i++) {
+		rc = audit__keyring_trust(&w.keys, pubkey_pem[i]);
+		if (rc == -E2BIG) {
+			snprintf(res->problem, sizeof(res->problem),
+			    "more than %d trusted keys", AUDIT_VERIFY_KEYS_MAX);
+			return rc;
+		}
 		if (rc != 0) {
 			snprintf(res->problem, sizeof(res->problem),
 			    "%s: not a P-256 public key in PEM (%s)",
-			    pubkey_pem, sr_strerror(rc));
-			return rc == -EINVAL ? -EINVAL : rc;
+			    pubkey_pem[i], sr_strerror(rc));
+			return rc;
 		}
-		w.keys.trusted = 1;
 	}
 	rc = audit__list_days(dir, &days, &n);
 	if (rc == 0 && n == 0)

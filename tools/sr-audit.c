@@ -1,6 +1,6 @@
 /*
  * tools/sr-audit.c: the auditor's command for the audit log:
- *   sr-audit verify [--dir D] [--pubkey F]   is the log intact?
+ *   sr-audit verify [--dir D] [--pubkey F]...  is the log intact?
  *   sr-audit query  [--dir D] [--key K] [--actor A] [--action X]
  *                   [--since T] [--until T] [--checkpoints]
  *   sr-audit pubkey [--state-dir S] [--uri U] [--key-id ID]
@@ -25,7 +25,7 @@
 #define CKPT_KEY_NAME "audit-checkpoint" /* the daemon's signing key */
 
 static const char usage_text[] =
-    "usage: sr-audit verify [--dir D] [--pubkey F]\n"
+    "usage: sr-audit verify [--dir D] [--pubkey F]...\n"
     "       sr-audit query [--dir D] [--key K] [--actor A] [--action X]\n"
     "                      [--since T] [--until T] [--checkpoints]\n"
     "       sr-audit pubkey [--state-dir S] [--uri U] [--key-id ID]\n"
@@ -42,8 +42,13 @@ static const char usage_text[] =
     "\n"
     "--dir D        the audit folder (default $SR_AUDIT_DIR, else " DEFAULT_DIR
     ")\n"
-    "--pubkey F     trusted checkpoint public key (PEM); default: the\n"
-    "               checkpoint-key-<id>.pub files beside the log\n"
+    "--pubkey F     trusted checkpoint public key (PEM); give it once per\n"
+    "               key the log was signed with (after the checkpoint\n"
+    "               key was replaced: the old and the new; at most 16).\n"
+    "               Each checkpoint's key_id is matched to one of them;\n"
+    "               a checkpoint none of them verifies fails, naming its\n"
+    "               line and key_id. Default: the checkpoint-key-<id>.pub\n"
+    "               files beside the log\n"
     "--key K        lines whose key is K, or on K: resource K,\n"
     "               /api/keys/K or under it\n"
     "--actor A      actor is A (A* for a prefix)\n"
@@ -99,10 +104,10 @@ usage(const char *why)
 }
 
 static int
-cmd_verify(const char *dir, const char *pubkey)
+cmd_verify(const char *dir, const char *const *pubkeys, size_t npubkeys)
 {
 	struct audit_verify_result r;
-	int rc = audit_verify(dir, pubkey, &r);
+	int rc = audit_verify_keys(dir, pubkeys, npubkeys, &r);
 
 	if (rc == -EBADMSG) {
 		printf("TAMPERED %s/%s:%llu: %s\n", dir, r.file,
@@ -205,7 +210,9 @@ int
 main(int argc, char **argv)
 {
 	struct audit_query q;
-	const char *dir = getenv("SR_AUDIT_DIR"), *pubkey = NULL, *cmd;
+	const char *dir = getenv("SR_AUDIT_DIR"), *cmd;
+	const char *pubkeys[AUDIT_VERIFY_KEYS_MAX];
+	size_t npubkeys = 0;
 	const char *state = DEFAULT_STATE, *uri = NULL, *key_id = NULL;
 	char err[256];
 	uint64_t matched = 0;
@@ -248,7 +255,9 @@ main(int argc, char **argv)
 			dir = optarg;
 			break;
 		case O_PUBKEY:
-			pubkey = optarg;
+			if (npubkeys == AUDIT_VERIFY_KEYS_MAX)
+				return usage("--pubkey: at most 16 keys");
+			pubkeys[npubkeys++] = optarg;
 			break;
 		case O_KEY:
 			q.key = optarg;
@@ -282,7 +291,7 @@ main(int argc, char **argv)
 	if (optind < argc)
 		return usage("unexpected argument");
 	if (verify)
-		return cmd_verify(dir, pubkey);
+		return cmd_verify(dir, pubkeys, npubkeys);
 	if (keycmd)
 		return cmd_pubkey(state, uri, key_id);
 	rc = audit_query_run(dir, &q, stdout, &matched, err);

@@ -216,7 +216,8 @@ test_hsm_checkpoints(void **state)
 		write_file(path, pem, n);
 	}
 	assert_int_equal(sr_audit(args, out, sizeof(out)), 1);
-	assert_non_null(strstr(out, "signature does not verify"));
+	if (strstr(out, "which is not among the trusted keys") == NULL)
+		fail_msg("sr-audit said: %s", out);
 }
 
 /* 2. The real tool on tampered copies: exit 1 and the right file:line. */

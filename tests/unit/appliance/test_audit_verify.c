@@ -5,7 +5,9 @@
  * inserted with a valid hash, a line edited with the whole chain after it
  * recomputed, the log cut before its last checkpoint, the oldest file
  * deleted, checkpoint.last removed) is found at the right file and line;
- * a wrong trusted key fails the checkpoints; checkpoints downgraded to
+ * a wrong trusted key fails the checkpoints; a log whose checkpoint key
+ * was replaced verifies with both keys trusted, and with one names the
+ * first checkpoint of the other key; checkpoints downgraded to
  * unsigned, a log cut before its first checkpoint and a forged retention
  * event are refused; a forgery inserted after a genuine line is the one
  * blamed; the query's filters, and --key finding operations on a key.
@@ -426,6 +428,98 @@ test_downgrade(void **state)
 	at_rmrf(dir);
 }
 
+/* The line (1-based) of the first checkpoint in @p name of @p dir. */
+static size_t
+first_ckpt(const char *dir, const char *name)
+{
+	char **v;
+	size_t n = at_lines(dir, name, &v), i, at = 0;
+
+	for (i = 0; i < n && at == 0; i++)
+		if (at_str_is(v[i], "action", "audit.checkpoint"))
+			at = i + 1;
+	free(v);
+	assert_true(at > 0);
+	return at;
+}
+
+/* The checkpoint key replaced between the two days (key_id test-key.v1,
+ * then test-key.v2): with both keys trusted the log verifies, in either
+ * order and whatever the key files beside it say; with one, the first
+ * checkpoint signed by the other fails, naming its line and key_id. */
+static void
+test_key_rotation(void **state)
+{
+	struct audit_verify_result r;
+	struct at_signer second;
+	struct audit_options o;
+	struct audit_event ev;
+	struct audit *a;
+	char dir[512], pem[256], p1[600], p2[600], f1[600], f2[600];
+	const char *keys[AUDIT_VERIFY_KEYS_MAX + 1];
+	size_t n, i;
+	int day;
+
+	(void)state;
+	at_signer_init(&second);
+	at_mkdtemp("audit-rotate", dir);
+	for (day = 0; day < 2; day++) {
+		at_options(&o, dir, day ? &second : &signer, 1);
+		o.sign_key_id = day ? "test-key.v2" : "test-key.v1";
+		o.checkpoint_events = 10;
+		o.checkpoint_seconds = 86400;
+		atomic_store(&at_now_ms, AT_T0 + day * AT_DAY);
+		a = at_open(&o);
+		for (i = 0; i < 20; i++) {
+			atomic_store(&at_now_ms,
+			    AT_T0 + day * AT_DAY + (int64_t)i * 60 * 1000);
+			ev = at_event("user:alice", "key.create", "/api");
+			assert_int_equal(audit_append(a, &ev, NULL), 0);
+		}
+		audit_close(a);
+	}
+	n = audit__pem_encode(signer.pub, pem);
+	snprintf(p1, sizeof(p1), "%s-v1.pem", dir);
+	at_write("", p1, pem, n);
+	n = audit__pem_encode(second.pub, pem);
+	snprintf(p2, sizeof(p2), "%s-v2.pem", dir);
+	at_write("", p2, pem, n);
+	at_verify(dir, NULL, 0, NULL, 0, NULL);
+	keys[0] = p1;
+	keys[1] = p2;
+	assert_int_equal(audit_verify_keys(dir, keys, 2, &r), 0);
+	assert_true(r.checkpoints >= 4);
+	/* Only the first key: the second key's first checkpoint is named. */
+	at_verify(dir, p1, -EBADMSG, day1, first_ckpt(dir, day1), &r);
+	if (strstr(r.problem, "\"test-key.v2\"") == NULL ||
+	    strstr(r.problem, "not among the trusted keys") == NULL)
+		fail_msg("problem: %s", r.problem);
+	assert_true(r.checkpoints >= 2);
+	/* Only the second: the log's first checkpoint. */
+	assert_int_equal(audit_verify_keys(dir, keys + 1, 1, &r), -EBADMSG);
+	assert_string_equal(r.file, day0);
+	assert_int_equal(r.line, first_ckpt(dir, day0));
+	assert_non_null(strstr(r.problem, "\"test-key.v1\""));
+	/* The key files beside the log swapped: the signatures decide. */
+	snprintf(f1, sizeof(f1), "%s/checkpoint-key-test-key.v1.pub", dir);
+	snprintf(f2, sizeof(f2), "%s/checkpoint-key-test-key.v2.pub", dir);
+	at_write("", f1, pem, n);
+	n = audit__pem_encode(signer.pub, pem);
+	at_write("", f2, pem, n);
+	keys[0] = p2;
+	keys[1] = p1;
+	assert_int_equal(audit_verify_keys(dir, keys, 2, &r), 0);
+	for (i = 0; i <= AUDIT_VERIFY_KEYS_MAX; i++)
+		keys[i] = p1;
+	assert_int_equal(
+	    audit_verify_keys(dir, keys, AUDIT_VERIFY_KEYS_MAX + 1, &r),
+	    -E2BIG);
+	remove(p1);
+	remove(p2);
+	at_rmrf(dir);
+	at_signer_free(&second);
+}
+
 /* Cut before the first checkpoint, checkpoint.last removed: no line is
  * under a signature, so the log is not intact. */
 static void
@@ -670,6 +764,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean),
 		cmocka_unit_test(test_wrong_key),
+		cmocka_unit_test(test_key_rotation),
 		cmocka_unit_test(test_edit_byte),
 		cmocka_unit_test(test_delete_line),
 		cmocka_unit_test(test_reorder),

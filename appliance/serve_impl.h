@@ -144,12 +144,15 @@ int sched_seq_take(
 /** @brief The generated ids (owned by @p q, complete once finished). */
 int sched_seq_ids(struct sched_seq *q, const int32_t **ids);
 
-/** @brief Ask for the sequence to end; it leaves at the next step. Any
- * thread, any number of times. */
+/** @brief Ask for the sequence to end; a running one leaves at the next
+ * step, a waiting one the queue at once (it ends SCHED_ABORT, and its
+ * notify and on_done run on the caller's thread). Any thread, any number
+ * of times, also after sched_stop(). */
 void sched_seq_cancel(struct sched_seq *q);
 
-/** @brief The consumer is done: cancel if still running; notify is never
- * called again; freed once the scheduler lets go too. Safe on NULL. */
+/** @brief The consumer is done: cancel if still running or waiting (as
+ * sched_seq_cancel(), without notify); notify is never called again;
+ * freed once the scheduler lets go too. Safe on NULL. */
 void sched_seq_release(struct sched_seq *q);
 
 /** @brief Running and waiting sequences (a snapshot; any thread). */

@@ -4,13 +4,15 @@
  * running sequence's next token plus the prompts of the requests admitted
  * for this step, samples each sequence's token, checks its stop conditions
  * and hands the decoded text to its consumer; finished and cancelled
- * sequences leave at once. New requests wait at most batch_wait_ms to be
- * gathered, and only while nothing else runs.
+ * sequences leave at once, a cancelled waiter the queue at its cancel. New
+ * requests wait at most batch_wait_ms to be gathered, and only while
+ * nothing else runs.
  *
  * It must never block a loop (consumers only take a short per-sequence
  * lock), never stall running decodes to wait for arrivals, never admit a
- * sequence whose KV cache does not fit the budget, and never let an engine
- * error take down more than the batch it failed.
+ * sequence whose KV cache does not fit the budget, never count a
+ * cancelled request as waiting, and never let an engine error take down
+ * more than the batch it failed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@
 
 struct sched_seq {
 	struct sched *s;
-	struct sched_seq *next; /* the waiting queue */
+	struct sched_seq *next, *prev; /* the waiting queue, under s->mu */
+	int queued;                    /* in it, under s->mu */
 	/* the request, immutable after submit */
 	int32_t *prompt;
 	int n_prompt, max_tokens, capacity;
@@ -64,6 +67,7 @@ struct sched {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
+	atomic_int refs; /* sched_stop()'s and each sequence's */
 	struct sched_seq *wait_head, *wait_tail;
 	int nwait, nrun, stopping;
 	unsigned arrivals;
@@ -113,9 +117,22 @@ text_append(struct inf_tok_text *t, const char *p, size_t n)
 	return 0;
 }
 
+/* The last reference frees the scheduler's lock and itself: a consumer
+ * may cancel or release its sequence after sched_stop(). */
+static void
+sched_unref(struct sched *s)
+{
+	if (atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
 static void
 seq_free(struct sched_seq *q)
 {
+	struct sched *s = q->s;
 	int i;
 
 	inf_sampler_free(q->sampler);
@@ -128,6 +145,7 @@ seq_free(struct sched_seq *q)
 	free(q->ids);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
+	sched_unref(s);
 }
 
 static void
@@ -149,6 +167,46 @@ let_go(struct sched_seq *q)
 	if (q->on_done != NULL)
 		q->on_done(q->notify_arg);
 	seq_unref(q);
+}
+
+/* Take @p q out of the waiting queue (s->mu held). */
+static void
+unqueue(struct sched *s, struct sched_seq *q)
+{
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		s->wait_head = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	else
+		s->wait_tail = q->prev;
+	q->next = q->prev = NULL;
+	q->queued = 0;
+	s->nwait--;
+}
+
+static void finish(struct sched_seq *q, enum sched_finish why, int error);
+
+/* A cancelled sequence still waiting leaves the queue now, not when
+ * admit() reaches it: a head that does not fit would keep it counted
+ * against queue_max. Once out, the scheduler's reference is ours. */
+static void
+leave_queue(struct sched_seq *q)
+{
+	struct sched *s = q->s;
+	int was;
+
+	pthread_mutex_lock(&s->mu);
+	if ((was = q->queued) != 0) {
+		unqueue(s, q);
+		atomic_store(&s->mx->waiting, s->nwait);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (!was)
+		return;
+	finish(q, SCHED_ABORT, 0);
+	let_go(q);
 }
 
 /* ------------------------------------------------------------------ */
@@ -192,6 +250,7 @@ sched_submit(struct sched *s, const struct sched_req *r, struct sched_seq **out)
 		return -ENOMEM;
 	pthread_mutex_init(&q->mu, NULL);
 	q->s = s;
+	atomic_fetch_add(&s->refs, 1);
 	q->n_prompt = r->n_prompt;
 	q->max_tokens = r->max_tokens;
 	q->capacity = r->n_prompt + r->max_tokens;
@@ -223,11 +282,13 @@ sched_submit(struct sched *s, const struct sched_req *r, struct sched_seq **out)
 		goto fail;
 	}
 	q->t_queued_ns = now_ns();
+	q->prev = s->wait_tail;
 	if (s->wait_tail != NULL)
 		s->wait_tail->next = q;
 	else
 		s->wait_head = q;
 	s->wait_tail = q;
+	q->queued = 1;
 	s->nwait++;
 	s->arrivals++;
 	atomic_store(&s->mx->waiting, s->nwait);
@@ -276,6 +337,7 @@ void
 sched_seq_cancel(struct sched_seq *q)
 {
 	atomic_store(&q->cancel, 1);
+	leave_queue(q);
 }
 
 void
@@ -287,6 +349,7 @@ sched_seq_release(struct sched_seq *q)
 	pthread_mutex_lock(&q->mu);
 	q->released = 1;
 	pthread_mutex_unlock(&q->mu);
+	leave_queue(q);
 	seq_unref(q);
 }
 
@@ -447,11 +510,7 @@ admit(struct sched *s, struct sched_seq **fresh)
 		    (s->kv_used + q->kv_bytes > s->o.kv_budget_bytes ||
 		        (n > 0 && tokens + q->n_prompt > s->o.prefill_tokens)))
 			break; /* waits, in order, for room */
-		s->wait_head = q->next;
-		if (s->wait_head == NULL)
-			s->wait_tail = NULL;
-		s->nwait--;
-		q->next = NULL;
+		unqueue(s, q);
 		if (!atomic_load(&q->cancel)) {
 			s->kv_used += q->kv_bytes;
 			tokens += q->n_prompt;
@@ -637,12 +696,10 @@ sched_main(void *arg)
 	}
 	/* Stopping (s->mu held): everything still here is aborted. */
 	while ((q = s->wait_head) != NULL) {
-		s->wait_head = q->next;
-		s->nwait--;
+		unqueue(s, q);
 		finish(q, SCHED_ABORT, 0);
 		let_go(q);
 	}
-	s->wait_tail = NULL;
 	pthread_mutex_unlock(&s->mu);
 	for (i = 0; i < s->nrun; i++)
 		sched_seq_cancel(s->run[i]);
@@ -680,6 +737,7 @@ sched_start(struct inf_model *m, const struct inf_tok *tok,
 	if (s->run == NULL || s->items == NULL || s->logits == NULL)
 		goto fail;
 	pthread_mutex_init(&s->mu, NULL);
+	atomic_init(&s->refs, 1);
 	{
 		pthread_condattr_t ca;
 
@@ -713,10 +771,8 @@ sched_stop(struct sched *s)
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
 	pthread_join(s->thread, NULL);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
 	free(s->run);
 	free(s->items);
 	free(s->logits);
-	free(s);
+	sched_unref(s);
 }

@@ -6,7 +6,8 @@
  * and staggered, each get exactly their solo tokens; a cancelled request
  * leaves within a step and frees its KV memory; stop strings cut the
  * text; the queue bound, the KV budget and the context are enforced, and
- * sched_room() gives a request without max_tokens what both leave.
+ * sched_room() gives a request without max_tokens what both leave; a
+ * waiting request that is cancelled or released leaves the queue at once.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,6 +349,104 @@ test_limits(void **state)
 	}
 }
 
+/* A notify that holds the scheduler thread in its step until opened, so
+ * that the waiting queue stays as the test makes it. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int entered, open;
+};
+
+static void
+gate_notify(void *arg)
+{
+	struct gate *g = arg;
+
+	pthread_mutex_lock(&g->mu);
+	g->entered = 1;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+}
+
+static void
+test_cancel_waiting(void **state)
+{
+	struct fx *f = *state;
+	struct sched_opts o = opts();
+	struct gate g = { .mu = PTHREAD_MUTEX_INITIALIZER,
+		.cv = PTHREAD_COND_INITIALIZER };
+	struct sched_req r = { 0 };
+	struct sched_progress pr;
+	struct inf_tok_text t;
+	struct sched *small;
+	struct sched_seq *run, *q[4], *extra;
+	uint64_t per = sched_kv_bytes_per_token(f->m);
+	int running, waiting, i;
+
+	/* Room for one request of 300 tokens, and a queue of two. */
+	o.kv_budget_bytes = per * 320;
+	o.queue_max = 2;
+	assert_int_equal(sched_start(f->m, f->tok, &o, &f->mx, &small), 0);
+	inf_tok_text_init(&t);
+	inf_sampling_defaults(&r.sampling);
+	r.prompt = f->prompt.ids;
+	r.n_prompt = (int)f->prompt.len;
+	r.max_tokens = 300 - r.n_prompt;
+	r.notify = gate_notify;
+	r.notify_arg = &g;
+	assert_int_equal(sched_submit(small, &r, &run), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	/* It runs and holds the budget; two wait behind it, a third is
+	 * refused. */
+	r.notify = NULL;
+	assert_int_equal(sched_submit(small, &r, &q[0]), 0);
+	assert_int_equal(sched_submit(small, &r, &q[1]), 0);
+	assert_int_equal(sched_submit(small, &r, &extra), -EAGAIN);
+	sched_load(small, &running, &waiting);
+	assert_int_equal(running, 1);
+	assert_int_equal(waiting, 2);
+	/* The second waiter's client goes: it ends and leaves the queue at
+	 * once, though the head cannot be admitted; a new request is taken. */
+	sched_seq_cancel(q[1]);
+	assert_int_equal(sched_seq_take(q[1], &t, &pr), 0);
+	assert_int_equal(pr.finish, SCHED_ABORT);
+	assert_int_equal(pr.n_tokens, 0);
+	sched_load(small, &running, &waiting);
+	assert_int_equal(waiting, 1);
+	assert_int_equal(atomic_load(&f->mx.waiting), 1);
+	assert_int_equal(sched_submit(small, &r, &q[2]), 0);
+	assert_int_equal(sched_submit(small, &r, &extra), -EAGAIN);
+	/* The head's client goes without waiting (released): the same. */
+	sched_seq_release(q[0]);
+	sched_load(small, &running, &waiting);
+	assert_int_equal(waiting, 1);
+	assert_int_equal(sched_submit(small, &r, &q[3]), 0);
+	sched_load(small, &running, &waiting);
+	assert_int_equal(waiting, 2);
+	/* The rest run once the first has ended. */
+	sched_seq_cancel(run);
+	pthread_mutex_lock(&g.mu);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	wait_end(run, &t);
+	sched_seq_release(run);
+	sched_seq_release(q[1]);
+	for (i = 2; i < 4; i++) {
+		assert_int_not_equal(wait_end(q[i], &t).finish, SCHED_ABORT);
+		sched_seq_release(q[i]);
+	}
+	sched_load(small, &running, &waiting);
+	assert_int_equal(waiting, 0);
+	sched_stop(small);
+	inf_tok_text_free(&t);
+}
+
 int
 main(void)
 {
@@ -360,6 +460,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_stop_string, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_cancel_waiting, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,18 +1,22 @@
 /*
- * appliance/api.c: the life of an authenticated request. On the loop: the
- * route is found and the request copied; the credential's format is
- * checked (a typo costs no lookup) and the caller found (api_auth.c): on
- * the loop when the keystore answers from memory (an API key in its cache,
- * a session), else on a worker (a full API-key or JWT check and the owner
- * of the resource). On the loop again: the source network of an app's key,
- * the roles, the policy's decision. Then the handler: on the loop for a
- * route that only reads (reads_only) while the keystore need not wait,
- * else on a worker; then the audit line (the writer's thread), and only
- * when the line is on disk is the answer released; when it cannot be
- * written the caller gets 503 instead. A state-changing route (any method
- * but GET and HEAD) first puts its decision on disk ("allowed"), so a
- * change is never made that the log does not hold: when that line cannot
- * be written, nothing is done.
+ * appliance/api.c: the management API's dispatch (/api/..., /oauth/token,
+ * /.well-known/jwks.json: api_route finds the route in the table) and the
+ * life of an authenticated request, which the routes other parts of the
+ * daemon serve share (api_external.c takes them from the decision on).
+ * On the loop: the route is found and the request copied; the
+ * credential's format is checked (a typo costs no lookup) and the caller
+ * found (api_auth.c): on the loop when the keystore answers from memory
+ * (an API key in its cache, a session), else on a worker (a full API-key
+ * or JWT check and the owner of the resource). On the loop again: the
+ * source network of an app's key, the rate limit, the roles, the
+ * policy's decision. Then the handler: on the loop for a route that only
+ * reads (reads_only) while the keystore need not wait, else on a worker;
+ * then the audit line (the writer's thread), and only when the line is
+ * on disk is the answer released; when it cannot be written the caller
+ * gets 503 instead. A state-changing route (any method but GET and HEAD)
+ * first puts its decision on disk ("allowed"), so a change is never made
+ * that the log does not hold: when that line cannot be written, nothing
+ * is done. Also the answers' helpers and the API's wiping JSON allocator.
  *
  * It must never answer before the audit line is durable, never change
  * state before its decision is durable, never log or
@@ -60,8 +64,8 @@ api_alc(void)
 	return &wiping_alc;
 }
 
-static void
-req_free(struct api_req *r)
+void
+api_req_free(struct api_req *r)
 {
 	if (r == NULL)
 		return;
@@ -76,8 +80,8 @@ req_free(struct api_req *r)
 
 /* A request with everything but the keystore reply's list zeroed: the
  * list is written by the keystore before anything reads it. */
-static struct api_req *
-req_new(void)
+struct api_req *
+api_req_new(void)
 {
 	struct api_req *r = malloc(sizeof(*r));
 
@@ -206,8 +210,8 @@ handler_on_loop(struct api_req *r)
 /* Audit, then the answer                                               */
 /* ------------------------------------------------------------------ */
 
-static void
-on_audited(void *arg, int status, uint64_t seq)
+void
+api_on_audited(void *arg, int status, uint64_t seq)
 {
 	struct api_req *r = arg;
 
@@ -217,8 +221,8 @@ on_audited(void *arg, int status, uint64_t seq)
 }
 
 /* The fail-closed answer: 503 with Retry-After, in the route's format. */
-static void
-answer_audit_unavailable(struct api_req *r, struct buf *out)
+void
+api_answer_audit_unavailable(struct api_req *r, struct buf *out)
 {
 	static const struct http_header ra = { "Retry-After", "1", 11, 1 };
 	const char *msg = r->intent_done
@@ -263,7 +267,7 @@ audit_line(struct api_req *r, const char *status)
 	ev.status = status;
 	ev.src = r->src;
 	ev.duration_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-	if (audit_append_async(r->api->audit, &ev, on_audited, r) != 0) {
+	if (audit_append_async(r->api->audit, &ev, api_on_audited, r) != 0) {
 		r->audit_rc = -EIO;
 		app_pending_post(r->p);
 	}
@@ -314,8 +318,6 @@ handler_work(void *arg)
 
 	r->rt->work(r);
 }
-
-static int external_admit(struct api_req *r);
 
 /* Loop: the caller is known (or not); decide, then run the handler. */
 static int
@@ -379,7 +381,7 @@ after_auth(struct api_req *r)
 		return audit_then_answer(r);
 	}
 	if (r->ext != NULL)
-		return external_admit(r);
+		return api_external_admit(r);
 	if (changes_state(r)) {
 		r->phase = PH_INTENT;
 		return audit_line(r, "allowed");
@@ -394,9 +396,7 @@ after_auth(struct api_req *r)
 	return ROUTE_PENDING;
 }
 
-static int external_step(struct api_req *r, struct buf *out, int *keep_alive);
-
-static int
+int
 api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 {
 	struct api_req *r = arg;
@@ -404,11 +404,11 @@ api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 
 	(void)p;
 	if (r->phase == PH_EXTERNAL || r->phase == PH_EXT_AUDIT)
-		return external_step(r, out, keep_alive);
+		return api_external_step(r, out, keep_alive);
 	/* The connection went away: every step's work has finished
 	 * (steps run only then), so nothing else holds r. */
 	if (out == NULL) {
-		req_free(r);
+		api_req_free(r);
 		return 0;
 	}
 	switch (r->phase) {
@@ -430,15 +430,15 @@ api_step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 	}
 	if (r->audit_rc != 0) {
 		/* Fail closed: nothing is answered unrecorded. */
-		answer_audit_unavailable(r, out);
+		api_answer_audit_unavailable(r, out);
 		*keep_alive = 0;
-		req_free(r);
+		api_req_free(r);
 		return 503;
 	}
 	buf_append(out, r->answer.data, r->answer.len);
 	*keep_alive = r->keep_alive;
 	status = r->status;
-	req_free(r);
+	api_req_free(r);
 	return status;
 }
 
@@ -469,8 +469,8 @@ ipv4_text(const uint8_t a[4], char out[16])
 	out[n] = '\0';
 }
 
-static int
-copy_request(struct api_req *r, const struct route_ctx *ctx)
+int
+api_req_copy(struct api_req *r, const struct route_ctx *ctx)
 {
 	const struct http_request *q = ctx->req;
 	const char *auth = http_header_get(q, "authorization"), *cookie;
@@ -553,8 +553,8 @@ session_auth(struct api_req *r)
 /* Loop: a Bearer credential's form first (a typo or a guess costs no
  * lookup and no HSM), then its record: from the cache on the loop, else on a
  * worker. */
-static int
-bearer_authenticate(struct api_req *r)
+int
+api_bearer_authenticate(struct api_req *r)
 {
 	if (r->bearer[0] == '\0') {
 		r->auth_rc = -EACCES;
@@ -607,11 +607,11 @@ api_route(struct api *a, struct route_ctx *ctx)
 		    1);
 	}
 	rt = api_route_find(q->method, q->path, id, &method_ok);
-	if ((r = req_new()) == NULL)
+	if ((r = api_req_new()) == NULL)
 		return http_error(ctx->out, 503, "unavailable", "out of memory",
 		    ctx->keep_alive);
-	if ((rc = copy_request(r, ctx)) != 0) {
-		req_free(r);
+	if ((rc = api_req_copy(r, ctx)) != 0) {
+		api_req_free(r);
 		return http_error(ctx->out, rc == -ENOMEM ? 503 : 414,
 		    rc == -ENOMEM ? "unavailable" : "uri_too_long",
 		    "the request could not be taken", ctx->keep_alive);
@@ -629,7 +629,7 @@ api_route(struct api *a, struct route_ctx *ctx)
 	}
 	r->phase = PH_AUTH;
 	if ((r->p = app_pending_new(ctx, api_step, r)) == NULL) {
-		req_free(r);
+		api_req_free(r);
 		return http_error(ctx->out, 503, "unavailable", "out of memory",
 		    ctx->keep_alive);
 	}
@@ -643,140 +643,7 @@ api_route(struct api *a, struct route_ctx *ctx)
 	}
 	if (r->bearer[0] == '\0' && r->session[0] != '\0')
 		return session_auth(r);
-	return bearer_authenticate(r);
-}
-
-/* ------------------------------------------------------------------ */
-/* External routes (inference): the same authentication, policy and     */
-/* audit, then the route's own steps                                    */
-/* ------------------------------------------------------------------ */
-
-/* Loop: allowed; the decision goes on disk before the route starts,
- * unless the route records its own line before answering anything. */
-static int
-external_admit(struct api_req *r)
-{
-	struct audit_event ev = { 0 };
-	uint64_t ms = (uv_hrtime() - r->t0_ns) / 1000000;
-
-	if (r->ext->answers_after_own_line) {
-		r->phase = PH_EXT_AUDIT; /* as if its line were on disk */
-		r->audit_rc = 0;
-		app_pending_post(r->p);
-		return ROUTE_PENDING;
-	}
-
-	ev.actor = r->actor;
-	ev.action = r->ext->action;
-	ev.resource = r->path;
-	ev.key = r->key_id[0] != '\0' ? r->key_id : NULL;
-	ev.status = "allowed";
-	ev.src = r->src;
-	ev.duration_ms = ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
-	r->phase = PH_EXT_AUDIT;
-	if (audit_append_async(r->api->audit, &ev, on_audited, r) != 0) {
-		r->audit_rc = -EIO;
-		app_pending_post(r->p);
-	}
-	return ROUTE_PENDING;
-}
-
-static int
-external_step(struct api_req *r, struct buf *out, int *keep_alive)
-{
-	struct api_caller who = { 0 };
-	int status;
-
-	if (r->phase == PH_EXT_AUDIT && out != NULL && r->audit_rc != 0) {
-		answer_audit_unavailable(r, out);
-		*keep_alive = 0;
-		req_free(r);
-		return 503;
-	}
-	if (r->phase == PH_EXT_AUDIT && out != NULL) {
-		r->phase = PH_EXTERNAL;
-		who = (struct api_caller){ r->actor, r->caller.id, r->key_id,
-			r->src, r->roles, r->method, r->path, r->query, r->body,
-			r->body_len, r->t0_ns };
-		*keep_alive = r->keep_alive;
-		status =
-		    r->ext->start(r->p, &who, &r->ext_arg, out, keep_alive);
-	} else if (r->phase == PH_EXT_AUDIT) {
-		status = 0; /* gone before the start: req_free frees arg */
-	} else {
-		status = r->ext->step(r->p, r->ext_arg, out, keep_alive);
-	}
-	if (r->phase == PH_EXTERNAL &&
-	    (out == NULL ||
-	        (status != ROUTE_PENDING && status != ROUTE_STREAM)))
-		r->ext_arg = NULL; /* the route freed it */
-	if (out == NULL || (status != ROUTE_PENDING && status != ROUTE_STREAM))
-		req_free(r);
-	return status;
-}
-
-static void
-external_closed(void *arg)
-{
-	struct api_req *r = arg;
-
-	if (r->phase == PH_EXTERNAL && r->ext->on_close != NULL)
-		r->ext->on_close(r->ext_arg);
-}
-
-/* Loop: as api_route() does for its own routes. */
-static int
-external_authenticate(struct api_req *r)
-{
-	return bearer_authenticate(r);
-}
-
-static int
-external_refuse(const struct api_external *ext, struct buf *out, int status,
-    const char *code, const char *message, int keep_alive)
-{
-	if (ext->error != NULL)
-		return ext->error(out, status, code, message, keep_alive, 0);
-	return http_error(out, status, code, message, keep_alive);
-}
-
-int
-api_route_external(struct api *a, struct route_ctx *ctx,
-    const struct api_external *ext, void *arg)
-{
-	struct api_req *r;
-	int rc;
-
-	ctx->route = MR_OTHER;
-	if ((r = req_new()) == NULL) {
-		ext->step(NULL, arg, NULL, NULL);
-		return external_refuse(ext, ctx->out, 503, "unavailable",
-		    "out of memory", ctx->keep_alive);
-	}
-	r->ext = ext;
-	r->ext_arg = arg;
-	if ((rc = copy_request(r, ctx)) != 0) {
-		req_free(r);
-		return external_refuse(ext, ctx->out, rc == -ENOMEM ? 503 : 414,
-		    rc == -ENOMEM ? "unavailable" : "uri_too_long",
-		    "the request could not be taken", ctx->keep_alive);
-	}
-	r->api = a;
-	r->phase = PH_AUTH;
-	if ((r->p = app_pending_new(ctx, api_step, r)) == NULL) {
-		req_free(r);
-		return external_refuse(ext, ctx->out, 503, "unavailable",
-		    "out of memory", ctx->keep_alive);
-	}
-	app_pending_on_close(r->p, external_closed);
-	return external_authenticate(r);
-}
-
-int
-api_audit(
-    struct api *a, const struct audit_event *ev, audit_done_cb *cb, void *arg)
-{
-	return audit_append_async(a->audit, ev, cb, arg);
+	return api_bearer_authenticate(r);
 }
 
 void

@@ -1,7 +1,8 @@
 /*
  * appliance/api_impl.h: what api.c (authentication, policy, audit, the
- * request's steps), api_routes.c (the handlers) and api_boot.c (start-up)
- * share. Nothing else includes it.
+ * request's steps), api_external.c (the same for the routes other parts
+ * of the daemon serve), api_routes.c (the handlers) and api_boot.c
+ * (start-up) share. Nothing else includes it.
  */
 #ifndef SR_APPLIANCE_API_IMPL_H
 #define SR_APPLIANCE_API_IMPL_H
@@ -142,6 +143,41 @@ const struct api_route *api_route_table(size_t *n);
 
 /** Run one keystore call into r->kr (worker thread). */
 int api_ks(struct api_req *r);
+
+/* The request pipeline, shared by api.c (the management API) and
+ * api_external.c (api_route_external: routes other modules serve). Loop
+ * thread unless said otherwise. */
+/** A request with everything but r->kr's list zeroed; NULL: no memory. */
+struct api_req *api_req_new(void);
+/** Wipe and free @p r (safe on NULL). An external route's arg that its
+ * start never received goes to its step with out NULL, to be freed. */
+void api_req_free(struct api_req *r);
+/** Copy what the pipeline needs of ctx's request into @p r: method, path,
+ * query, body, the credentials (Bearer, Basic, session cookie, CSRF
+ * token), the source address, keep-alive and t0.
+ * @return 0; -ENAMETOOLONG (path or query too long), -ENOMEM. */
+int api_req_copy(struct api_req *r, const struct route_ctx *ctx);
+/** Authenticate r->bearer (its form first, then its record: from the
+ * cache here, else on a worker), then decide and go on; as
+ * route_request(). */
+int api_bearer_authenticate(struct api_req *r);
+/** Every step of a request after its routing (app_pending_new's). */
+int api_step(
+    struct app_pending *p, void *arg, struct buf *out, int *keep_alive);
+/** audit_done_cb of a request's line: the result in r->audit_rc, then
+ * the request's next step is posted (the audit writer's thread). */
+void api_on_audited(void *arg, int status, uint64_t seq);
+/** The fail-closed answer into @p out: 503 audit_unavailable with
+ * Retry-After, in the route's format, and the connection closed. */
+void api_answer_audit_unavailable(struct api_req *r, struct buf *out);
+/** An external route's caller is allowed: its decision is recorded (or
+ * not, answers_after_own_line) and the route started from the next step
+ * (api_external.c). @return ROUTE_PENDING. */
+int api_external_admit(struct api_req *r);
+/** An external request's steps from its admission on (PH_EXT_AUDIT,
+ * PH_EXTERNAL), as app_step_fn; r is freed after the last
+ * (api_external.c). */
+int api_external_step(struct api_req *r, struct buf *out, int *keep_alive);
 
 /* api_auth.c. Worker: the whole check of r->bearer (or the session's
  * user), the caller's roles and scopes, and the resource's owner; sets

@@ -234,7 +234,8 @@ while [ $n -lt 60 ] && ! $C "$U/metrics" 2>/dev/null |
 	n=$((n + 1))
 done
 check "after a restart the watch runs again (the gauge counts the key)" \
-    '$C "$U/metrics" | grep -q "^strongroom_keys_expiring [1-9]"'
+    '$C "$U/metrics" | grep -q "^strongroom_keys_expiring [1-9]" ||
+     { echo "# port \"$port\"; the daemon said:"; sed "s/^/# /" "$TMP/err" | tail -n 20; false; }'
 stop
 check "and writes no second key.expiring event for it on the same UTC day" \
     '[ -z "$(grep -h "\"action\":\"key.expiring\"" "$AUD"/audit-*.jsonl | grep "\"key\":\"$EX\"" | cut -c8-17 | sort | uniq -d)" ] && [ "$(cat "$AUD"/audit-*.jsonl | grep -c "\"action\":\"audit.start\"")" = 2 ]'

@@ -2,7 +2,9 @@
  * appliance/api_impl.h: what api.c (authentication, policy, audit, the
  * request's steps), api_external.c (the same for the routes other parts
  * of the daemon serve), api_routes.c (the handlers) and api_boot.c
- * (start-up) share. Nothing else includes it.
+ * (start-up) share, with the other api_*.c files. Nothing else in the
+ * daemon includes it; the form parser's unit test and fuzz target do, to
+ * reach api_form_parse() without a daemon.
  */
 #ifndef SR_APPLIANCE_API_IMPL_H
 #define SR_APPLIANCE_API_IMPL_H

@@ -548,7 +548,7 @@ gather(struct sched *s)
 	}
 }
 
-/* Drop the finished and cancelled; returns how many remain. */
+/* Drop the finished and cancelled from the running set. */
 static void
 sweep(struct sched *s)
 {

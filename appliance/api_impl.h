@@ -4,7 +4,7 @@
  * of the daemon serve), api_routes.c (the handlers) and api_boot.c
  * (start-up) share, with the other api_*.c files. Nothing else in the
  * daemon includes it; the form parser's unit test and fuzz target do, to
- * reach api_form_parse() without a daemon.
+ * reach the form decoder without a daemon.
  */
 #ifndef SR_APPLIANCE_API_IMPL_H
 #define SR_APPLIANCE_API_IMPL_H

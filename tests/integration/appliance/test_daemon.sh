@@ -204,7 +204,7 @@ check "the closed log verifies, the recovery under its last signed checkpoint" \
 # it is the key the daemon wrote beside the log, and every checkpoint of
 # the log verifies with it.
 check "sr-audit pubkey: the checkpoint key from the keystore verifies the log" \
-    '"$BUILD/bin/sr-audit" pubkey --state-dir "$TMP/state" >"$TMP/ckpt.pem" 2>"$TMP/ckpt.err" && kid=$(sed -n "s/^checkpoint key \([A-Za-z0-9]*\) .*/\1/p" "$TMP/ckpt.err") && [ -n "$kid" ] && cmp -s "$TMP/ckpt.pem" "$TMP/state/audit/checkpoint-key-$kid.pub" && grep -q "\"action\":\"audit.checkpoint\".*\"key_id\":\"$kid\"" "$TMP/state/audit/"audit-*.jsonl && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/ckpt.pem" | grep -q "^intact:"'
+    '"$BUILD/bin/sr-audit" pubkey --state-dir "$TMP/state" >"$TMP/ckpt.pem" 2>"$TMP/ckpt.err" && kid=$(sed -n "s/^checkpoint key \([A-Za-z0-9]*\.v[0-9]*\) .*/\1/p" "$TMP/ckpt.err") && [ -n "$kid" ] && cmp -s "$TMP/ckpt.pem" "$TMP/state/audit/checkpoint-key-$kid.pub" && grep -q "\"action\":\"audit.checkpoint\".*\"key_id\":\"$kid\"" "$TMP/state/audit/"audit-*.jsonl && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/ckpt.pem" | grep -q "^intact:"'
 
 printf 'tls12 = yes\n' >"$TMP/conf"
 start --config "$TMP/conf"

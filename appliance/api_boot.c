@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "appliance/api_impl.h"
 
@@ -34,9 +35,19 @@ signing_key_unusable(const char *name, const struct ks_meta *m, char err[256])
 	return KS_ESTATE;
 }
 
+/* The name a token's kid and a checkpoint's key_id give version @p v of
+ * keystore key @p id: "<id>.v<v>". A rotation makes a new version under
+ * the same id, so the bare id would name two keys. */
+static void
+kid_name(char kid[API_KID_MAX], const char *id, uint32_t v)
+{
+	snprintf(kid, API_KID_MAX, "%s.v%u", id, (unsigned)v);
+}
+
 /* Find a signing key by name, or make it when none has the name. One that
  * exists but is not active stops the start with @p err saying which and
- * what to do. */
+ * what to do. On success rep->meta is the current version's (version,
+ * created_at) and @p point its public key. */
 static int
 signing_key(struct ks *ks, const char *name, char id[KS_ID_LEN + 1],
     uint8_t point[65], struct ks_reply *rep, char err[256])
@@ -74,9 +85,14 @@ fail:
 	return rc;
 }
 
+/* Sign with the current version of @p key, which must be version @p want,
+ * the one the kid or key_id beside the signature names. A start finds the
+ * current version and the daemon holds the keystore's lock, so another
+ * version signing means the store changed under it: the signature is not
+ * given out under a name that does not verify it. */
 static int
-ks_sign(struct api *a, const char *key, const uint8_t digest[32], int prehashed,
-    uint8_t rs[64])
+ks_sign(struct api *a, const char *key, uint32_t want, const uint8_t digest[32],
+    int prehashed, uint8_t rs[64])
 {
 	struct ks_request *q = malloc(sizeof(*q));
 	struct ks_reply *rep = malloc(sizeof(*rep));
@@ -90,6 +106,13 @@ ks_sign(struct api *a, const char *key, const uint8_t digest[32], int prehashed,
 		memcpy(q->u.sign.msg, digest, 32);
 		ks_reply_init(rep);
 		rc = ks_call(a->ks, q, rep);
+		if (rc == 0 && rep->meta.version != want) {
+			log_warnx("signing key %s signs as version %u, not v%u "
+			          "(rotated under the running daemon?): "
+			          "signature withheld; restart the daemon",
+			    key, (unsigned)rep->meta.version, (unsigned)want);
+			rc = KS_ESTATE;
+		}
 		if (rc == 0)
 			memcpy(rs, rep->material, 64);
 	}
@@ -103,7 +126,7 @@ api_jwt_sign(void *arg, const uint8_t digest[32], uint8_t rs[64])
 {
 	struct api *a = arg;
 
-	return ks_sign(a, a->jwt_key, digest, 1, rs);
+	return ks_sign(a, a->jwt_key, a->jwt_version, digest, 1, rs);
 }
 
 /* Audit checkpoints: ES256 over the 32-byte chain head (hashed again by
@@ -113,7 +136,44 @@ audit_sign(void *arg, const uint8_t digest[32], uint8_t sig[64])
 {
 	struct api *a = arg;
 
-	return ks_sign(a, a->audit_key, digest, 0, sig);
+	return ks_sign(a, a->audit_key, a->audit_version, digest, 0, sig);
+}
+
+/* The verification keyset and JWKS of the OAuth key: its current version
+ * (@p cur, @p point) and each older one whose last token can still be
+ * valid. Version v signed until version v+1 was made, so its last token
+ * expires by created_at(v+1) + API_TOKEN_TTL, and is accepted JWT_SKEW
+ * longer. */
+static int
+jwks_open(struct api *a, const struct ks_meta *cur, const uint8_t point[65],
+    struct ks_reply *rep)
+{
+	struct ks_request q;
+	char kid[API_KID_MAX];
+	int64_t now = (int64_t)time(NULL), until;
+	uint32_t v;
+	int rc;
+
+	if ((rc = jwt_keyset_new(&a->jwks)) != 0 ||
+	    (rc = jwt_keyset_add(a->jwks, a->jwt_kid, point)) != 0)
+		return rc;
+	until = cur->created_at + API_TOKEN_TTL + JWT_SKEW;
+	for (v = cur->version - 1;
+	     v >= 1 && now < until && cur->version - v < JWT_KEYS_MAX; v--) {
+		ks_request_init(&q, KS_OP_PUBLIC);
+		snprintf(q.u.key.id, sizeof(q.u.key.id), "%s", cur->id);
+		q.u.key.version = v;
+		ks_reply_init(rep);
+		rc = ks_call(a->ks, &q, rep);
+		if (rc == KS_ENOTFOUND || rc == KS_ESTATE)
+			break; /* destroyed: nothing it signed verifies */
+		kid_name(kid, cur->id, v);
+		if (rc != 0 ||
+		    (rc = jwt_keyset_add(a->jwks, kid, rep->material)) != 0)
+			return rc;
+		until = rep->meta.created_at + API_TOKEN_TTL + JWT_SKEW;
+	}
+	return jwt_jwks_json(a->jwks, &a->jwks_json, &a->jwks_len);
 }
 
 /* First start: an "admin" user with the admin and security-officer roles
@@ -170,6 +230,7 @@ api_open(
 	struct ks_reply *rep = malloc(sizeof(*rep));
 	struct audit_options ao = { 0 };
 	struct ks_request q;
+	struct ks_meta cur;
 	uint8_t jwt_pub[65], audit_pub[65];
 	char dir[PATH_MAX], perr[512], appid[KS_APPLIANCE_ID_LEN + 1];
 	int rc;
@@ -202,14 +263,18 @@ api_open(
 		snprintf(err, 256, "policy: %s", perr);
 		goto fail;
 	}
-	if ((rc = signing_key(
-	         ks, "oauth-jwt", a->jwt_key, jwt_pub, rep, err)) != 0 ||
-	    (rc = signing_key(ks, "audit-checkpoint", a->audit_key, audit_pub,
+	if ((rc = signing_key(ks, "audit-checkpoint", a->audit_key, audit_pub,
 	         rep, err)) != 0)
 		goto fail;
-	if ((rc = jwt_keyset_new(&a->jwks)) != 0 ||
-	    (rc = jwt_keyset_add(a->jwks, a->jwt_key, jwt_pub)) != 0 ||
-	    (rc = jwt_jwks_json(a->jwks, &a->jwks_json, &a->jwks_len)) != 0) {
+	a->audit_version = rep->meta.version;
+	kid_name(a->audit_kid, a->audit_key, a->audit_version);
+	if ((rc = signing_key(
+	         ks, "oauth-jwt", a->jwt_key, jwt_pub, rep, err)) != 0)
+		goto fail;
+	cur = rep->meta;
+	a->jwt_version = cur.version;
+	kid_name(a->jwt_kid, a->jwt_key, a->jwt_version);
+	if ((rc = jwks_open(a, &cur, jwt_pub, rep)) != 0) {
 		snprintf(err, 256, "JWKS: %s", sr_strerror(rc));
 		goto fail;
 	}
@@ -228,7 +293,7 @@ api_open(
 	ao.appliance_id = appid;
 	ao.sign = audit_sign;
 	ao.sign_arg = a;
-	ao.sign_key_id = a->audit_key;
+	ao.sign_key_id = a->audit_kid;
 	ao.sign_pubkey = audit_pub;
 	ao.on_commit = metrics_audit_commit;
 	ao.checkpoint_at_open = 1;

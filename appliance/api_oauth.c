@@ -236,7 +236,7 @@ api_oauth_token(struct api_req *r)
 			goto out;
 		}
 	}
-	snprintf(cl->kid, sizeof(cl->kid), "%s", r->api->jwt_key);
+	snprintf(cl->kid, sizeof(cl->kid), "%s", r->api->jwt_kid);
 	snprintf(cl->iss, sizeof(cl->iss), "%s", r->api->issuer);
 	snprintf(cl->aud, sizeof(cl->aud), "%s", r->api->issuer);
 	snprintf(cl->sub, sizeof(cl->sub), "%s", client);

@@ -7,8 +7,9 @@
  * them, once: the trusted key under which that key_id's first checkpoint
  * verifies, else the trusted key checkpoint-key-<key_id>.pub beside the
  * log holds (so that a failing signature reads as an altered log). The
- * key_id is the keystore's id of the signing key, random and not derived
- * from the key, so a PEM file cannot name it: the signature does.
+ * key_id is the keystore's id of the signing key and its version
+ * (<id>.v<N>), random and not derived from the key, so a PEM file cannot
+ * name it: the signature does.
  *
  * With trusted keys given it must never hand back any other key (a file
  * beside the log only says which trusted key a key_id is, never adds

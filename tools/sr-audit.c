@@ -38,7 +38,8 @@ static const char usage_text[] =
     "query    print the lines that match every filter given, oldest\n"
     "         first.\n"
     "pubkey   print the checkpoint key's public key (PEM) from the\n"
-    "         keystore, for verify --pubkey; with the daemon stopped.\n"
+    "         keystore, for verify --pubkey, and its key_id (ID.vN) on\n"
+    "         stderr; with the daemon stopped.\n"
     "\n"
     "--dir D        the audit folder (default $SR_AUDIT_DIR, else " DEFAULT_DIR
     ")\n"
@@ -60,8 +61,9 @@ static const char usage_text[] =
     "--state-dir S  the daemon's state folder (default " DEFAULT_STATE ")\n"
     "--uri U        the HSM (PKCS#11 URI); default: the SoftHSM2 token\n"
     "               under S, as sr-keys\n"
-    "--key-id ID    that signing key; default: the active key named\n"
-    "               " CKPT_KEY_NAME "\n";
+    "--key-id ID    that signing key's current version, or ID.vN for\n"
+    "               version N (a checkpoint's key_id); default: the\n"
+    "               active key named " CKPT_KEY_NAME "\n";
 
 enum {
 	O_DIR = 1,
@@ -153,6 +155,31 @@ find_key(struct ks *ks, struct ks_reply *r, char *id)
 	return rc;
 }
 
+/* --key-id: a keystore id, or "<id>.v<N>" (a checkpoint's key_id) for
+ * version N; *@p version 0: the current one. */
+static int
+parse_key_id(const char *arg, char id[KS_ID_LEN + 1], uint32_t *version)
+{
+	const char *dot = strstr(arg, ".v");
+	size_t n = dot != NULL ? (size_t)(dot - arg) : strlen(arg);
+	char *end;
+	unsigned long v = 0;
+
+	if (n == 0 || n > KS_ID_LEN)
+		return -EINVAL;
+	if (dot != NULL) {
+		errno = 0;
+		v = strtoul(dot + 2, &end, 10);
+		if (dot[2] < '1' || dot[2] > '9' || *end != '\0' ||
+		    errno != 0 || v > UINT32_MAX)
+			return -EINVAL;
+	}
+	memcpy(id, arg, n);
+	id[n] = '\0';
+	*version = (uint32_t)v;
+	return 0;
+}
+
 static int
 cmd_pubkey(const char *state, const char *uri, const char *key_id)
 {
@@ -161,10 +188,14 @@ cmd_pubkey(const char *state, const char *uri, const char *key_id)
 	struct p11_ctx *ctx = NULL;
 	struct ks *ks = NULL;
 	char id[KS_ID_LEN + 1] = "", pem[256];
+	uint32_t version = 0;
 	int rc = 1, e = 0, lockfd = -1;
 
-	if (key_id != NULL && strlen(key_id) > KS_ID_LEN)
-		return usage("--key-id: not a key id");
+	if (key_id != NULL && parse_key_id(key_id, id, &version) != 0) {
+		free(q);
+		free(r);
+		return usage("--key-id: not a key id (ID or ID.vN)");
+	}
 	if (q == NULL || r == NULL) {
 		fprintf(stderr, "sr-audit: %s\n", sr_strerror(-ENOMEM));
 		goto out;
@@ -172,20 +203,19 @@ cmd_pubkey(const char *state, const char *uri, const char *key_id)
 	sr_log_init(SR_LOG_WARN, "sr-audit");
 	if (tool_ks_open("sr-audit", state, uri, 0, &ctx, &ks, &lockfd) != 0)
 		goto out;
-	if (key_id != NULL)
-		snprintf(id, sizeof(id), "%s", key_id);
-	else
+	if (key_id == NULL)
 		e = find_key(ks, r, id);
 	if (e == 0) {
 		ks_request_init(q, KS_OP_PUBLIC);
 		memcpy(q->u.key.id, id, sizeof(q->u.key.id));
+		q->u.key.version = version;
 		ks_reply_init(r);
 		e = ks_call(ks, q, r);
 	}
 	if (e != 0) {
 		fprintf(stderr, "sr-audit: %s %s: %s\n",
 		    key_id != NULL ? "key" : "no active signing key named",
-		    key_id != NULL ? id : CKPT_KEY_NAME, sr_strerror(e));
+		    key_id != NULL ? key_id : CKPT_KEY_NAME, sr_strerror(e));
 		goto out;
 	}
 	fwrite(pem, 1, audit__pem_encode(r->material, pem), stdout);
@@ -194,7 +224,9 @@ cmd_pubkey(const char *state, const char *uri, const char *key_id)
 		goto out;
 	}
 	fprintf(stderr,
-	    "checkpoint key %s (the key_id of the log's checkpoints)\n", id);
+	    "checkpoint key %s.v%u (the key_id of the checkpoints it "
+	    "signed)\n",
+	    id, (unsigned)r->meta.version);
 	rc = 0;
 out:
 	ks_close(ks);

@@ -166,7 +166,9 @@ check "login with a member it does not take: 400 invalid_request" \
 # officer manages a security officer ------------------------------------
 mkdir -p "$TMP/seen"
 . "$(dirname "$0")/apicalls.sh"
-KID=$(json '["keys"][0]["kid"]' <"$TMP/jwks")
+# The JWKS kid is "<keystore id>.v<version>"; KID is the signing key's id.
+KIDV=$(json '["keys"][0]["kid"]' <"$TMP/jwks")
+KID=${KIDV%.v*}
 as "$K" GET /api/users >/dev/null
 SO=$(python3 -c 'import json,sys; print([u["id"] for u in json.load(open(sys.argv[1]))["data"] if u["name"] == "admin"][0])' "$(last)")
 SOKEY=$(echo "$K" | cut -c5-16)
@@ -267,6 +269,6 @@ stop
 "$BUILD/bin/sr-keys" --state-dir "$TMP/state" resume "$KID" >"$TMP/sk" 2>&1
 start
 check "resumed, it starts again with the same key" \
-    '[ -n "$port" ] && $C "https://localhost:$port/.well-known/jwks.json" | grep -q "\"kid\":\"$KID\""'
+    '[ -n "$port" ] && $C "https://localhost:$port/.well-known/jwks.json" | grep -q "\"kid\":\"$KIDV\""'
 stop
 exit $status

@@ -228,13 +228,13 @@ check "the closed log verifies, the recovery under its last signed checkpoint" \
 # it is the key the daemon wrote beside the log, and every checkpoint of
 # the log verifies with it.
 check "sr-audit pubkey: the checkpoint key from the keystore verifies the log" \
-    '"$BUILD/bin/sr-audit" pubkey --state-dir "$TMP/state" >"$TMP/ckpt.pem" 2>"$TMP/ckpt.err" && kid=$(sed -n "s/^checkpoint key \([A-Za-z0-9]*\) .*/\1/p" "$TMP/ckpt.err") && [ -n "$kid" ] && cmp -s "$TMP/ckpt.pem" "$TMP/state/audit/checkpoint-key-$kid.pub" && grep -q "\"action\":\"audit.checkpoint\".*\"key_id\":\"$kid\"" "$TMP/state/audit/"audit-*.jsonl && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/ckpt.pem" | grep -q "^intact:"'
+    '"$BUILD/bin/sr-audit" pubkey --state-dir "$TMP/state" >"$TMP/ckpt.pem" 2>"$TMP/ckpt.err" && kid=$(sed -n "s/^checkpoint key \([A-Za-z0-9]*\.v[0-9]*\) .*/\1/p" "$TMP/ckpt.err") && [ -n "$kid" ] && cmp -s "$TMP/ckpt.pem" "$TMP/state/audit/checkpoint-key-$kid.pub" && grep -q "\"action\":\"audit.checkpoint\".*\"key_id\":\"$kid\"" "$TMP/state/audit/"audit-*.jsonl && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/ckpt.pem" | grep -q "^intact:"'
 # --pubkey more than once (a log across a replaced checkpoint key): a key
 # that signed none of the checkpoints alone fails at the first one, naming
 # its key_id; beside the right one, in any order, the log verifies.
 openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null | openssl ec -pubout -out "$TMP/other.pem" 2>/dev/null
 check "sr-audit verify --pubkey twice: an untrusted checkpoint key is named; both keys verify" \
-    'kid=$(sed -n "s/^checkpoint key \([A-Za-z0-9]*\) .*/\1/p" "$TMP/ckpt.err") && [ -n "$kid" ] && { "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/other.pem" >"$TMP/v1.out"; [ $? -eq 1 ]; } && grep -q "^TAMPERED .*:[0-9]*: checkpoint signed by key \"$kid\", which is not among the trusted keys" "$TMP/v1.out" && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/other.pem" --pubkey "$TMP/ckpt.pem" | grep -q "^intact:" && { "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" $(for i in $(seq 17); do printf -- "--pubkey %s " "$TMP/other.pem"; done) 2>/dev/null; [ $? -eq 2 ]; }'
+    'kid=$(sed -n "s/^checkpoint key \([A-Za-z0-9]*\.v[0-9]*\) .*/\1/p" "$TMP/ckpt.err") && [ -n "$kid" ] && { "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/other.pem" >"$TMP/v1.out"; [ $? -eq 1 ]; } && grep -q "^TAMPERED .*:[0-9]*: checkpoint signed by key \"$kid\", which is not among the trusted keys" "$TMP/v1.out" && "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" --pubkey "$TMP/other.pem" --pubkey "$TMP/ckpt.pem" | grep -q "^intact:" && { "$BUILD/bin/sr-audit" verify --dir "$TMP/state/audit" $(for i in $(seq 17); do printf -- "--pubkey %s " "$TMP/other.pem"; done) 2>/dev/null; [ $? -eq 2 ]; }'
 
 printf 'tls12 = yes\n' >"$TMP/conf"
 start --config "$TMP/conf"

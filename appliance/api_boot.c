@@ -169,7 +169,8 @@ jwks_open(struct api *a, const struct ks_meta *cur, const uint8_t point[65],
 			break; /* destroyed: nothing it signed verifies */
 		kid_name(kid, cur->id, v);
 		if (rc != 0 ||
-		    (rc = jwt_keyset_add(a->jwks, kid, rep->material)) != 0)
+		    (rc = jwt_keyset_add(a->jwks, kid, rep->material)) != 0 ||
+		    (rc = jwt_keyset_retire(a->jwks, kid, until)) != 0)
 			return rc;
 		until = rep->meta.created_at + API_TOKEN_TTL + JWT_SKEW;
 	}

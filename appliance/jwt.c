@@ -439,7 +439,7 @@ jwt_verify(const struct jwt_keyset *ks, const char *token,
 		goto fail;
 	}
 	key = jwt__keyset_find(ks, out->kid);
-	if (key < 0) {
+	if (key < 0 || jwt__keyset_retired(ks, key, opts->now)) {
 		rc = APP_EJWTKID;
 		goto fail;
 	}

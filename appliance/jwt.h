@@ -109,6 +109,18 @@ int jwt_keyset_new(struct jwt_keyset **out);
 int jwt_keyset_add(struct jwt_keyset *ks, const char *kid,
     const uint8_t point[static JWT_POINT_BYTES]);
 
+/**
+ * @brief Accept tokens under @p kid only until @p not_after (Unix seconds,
+ * compared with jwt_verify_opts.now): the last moment a token that key
+ * signed can be valid, for a key that no longer signs. Its JWKS entry
+ * stays; jwt_verify() answers APP_EJWTKID for it after that moment,
+ * whatever the token's own times say, and before the signature cache is
+ * consulted. Call before the keyset is shared.
+ * @return 0; -ENOENT for a kid not in the set.
+ */
+int jwt_keyset_retire(
+    struct jwt_keyset *ks, const char *kid, int64_t not_after);
+
 /** @brief Free a keyset and its keys; safe on NULL. */
 void jwt_keyset_free(struct jwt_keyset *ks);
 

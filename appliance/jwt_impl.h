@@ -11,6 +11,10 @@
 /* jwt_keys.c: the index of the key @p kid in the set, -1 when none. */
 int jwt__keyset_find(const struct jwt_keyset *ks, const char *kid);
 
+/* jwt_keys.c: 1 when key @p which was retired (jwt_keyset_retire) and
+ * @p now is past its last moment; else 0. */
+int jwt__keyset_retired(const struct jwt_keyset *ks, int which, int64_t now);
+
 /* jwt_cache.c: signatures a keyset has verified (see there). */
 struct jwt__cache;
 int jwt__cache_new(struct jwt__cache **out); /* 0 or -ENOMEM */

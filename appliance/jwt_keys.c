@@ -27,6 +27,7 @@ struct jwt_key {
 	/* The same public key in libcrypto, which checks a P-256 signature
 	 * in about 60 us where mbedTLS takes about 1.3 ms; NULL: PSA checks. */
 	EVP_PKEY *evp;
+	int64_t not_after; /* 0: none; else tokens refused past it */
 };
 
 struct jwt_keyset {
@@ -220,6 +221,25 @@ jwt_keyset_add(struct jwt_keyset *ks, const char *kid,
 	k->evp = evp_from_point(point);
 	ks->count++;
 	return 0;
+}
+
+int
+jwt_keyset_retire(struct jwt_keyset *ks, const char *kid, int64_t not_after)
+{
+	int i = jwt__keyset_find(ks, kid);
+
+	if (i < 0)
+		return -ENOENT;
+	ks->keys[i].not_after = not_after;
+	return 0;
+}
+
+int
+jwt__keyset_retired(const struct jwt_keyset *ks, int which, int64_t now)
+{
+	int64_t t = ks->keys[which].not_after;
+
+	return t != 0 && now > t;
 }
 
 /* 1: the signature verifies; 0: it does not; -1: libcrypto could not

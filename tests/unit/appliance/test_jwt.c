@@ -292,6 +292,18 @@ test_kid(void **state)
 	assert_int_equal(
 	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
 	assert_int_equal(verify_at(f, token, NOW, &out), APP_EJWTSIG);
+	/* A retired key: its tokens verify until its last moment, then
+	 * not, whatever their own times say (the signature cache included). */
+	strcpy(c.kid, "k1");
+	assert_int_equal(
+	    jwt_build(&c, sign_with, f, token, sizeof(token), NULL), 0);
+	assert_int_equal(jwt_keyset_retire(f->ks, "k1", NOW + 10), 0);
+	assert_int_equal(verify_at(f, token, NOW, &out), 0);
+	assert_int_equal(verify_at(f, token, NOW + 10, &out), 0);
+	assert_int_equal(verify_at(f, token, NOW + 11, &out), APP_EJWTKID);
+	assert_int_equal(jwt_keyset_retire(f->ks, "nope", NOW), -ENOENT);
+	assert_int_equal(jwt_keyset_retire(f->ks, "k1", 0), 0); /* undone */
+	assert_int_equal(verify_at(f, token, NOW + 11, &out), 0);
 	/* An empty keyset knows no kid. */
 	{
 		struct jwt_keyset *empty;

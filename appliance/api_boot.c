@@ -35,15 +35,6 @@ signing_key_unusable(const char *name, const struct ks_meta *m, char err[256])
 	return KS_ESTATE;
 }
 
-/* The name a token's kid and a checkpoint's key_id give version @p v of
- * keystore key @p id: "<id>.v<v>". A rotation makes a new version under
- * the same id, so the bare id would name two keys. */
-static void
-kid_name(char kid[API_KID_MAX], const char *id, uint32_t v)
-{
-	snprintf(kid, API_KID_MAX, "%s.v%u", id, (unsigned)v);
-}
-
 /* Find a signing key by name, or make it when none has the name. One that
  * exists but is not active stops the start with @p err saying which and
  * what to do. On success rep->meta is the current version's (version,
@@ -149,7 +140,7 @@ jwks_open(struct api *a, const struct ks_meta *cur, const uint8_t point[65],
     struct ks_reply *rep)
 {
 	struct ks_request q;
-	char kid[API_KID_MAX];
+	char kid[KS_VERSION_NAME_MAX];
 	int64_t now = (int64_t)time(NULL), until;
 	uint32_t v;
 	int rc;
@@ -167,7 +158,7 @@ jwks_open(struct api *a, const struct ks_meta *cur, const uint8_t point[65],
 		rc = ks_call(a->ks, &q, rep);
 		if (rc == KS_ENOTFOUND || rc == KS_ESTATE)
 			break; /* destroyed: nothing it signed verifies */
-		kid_name(kid, cur->id, v);
+		ks_version_name(kid, cur->id, v);
 		if (rc != 0 ||
 		    (rc = jwt_keyset_add(a->jwks, kid, rep->material)) != 0 ||
 		    (rc = jwt_keyset_retire(a->jwks, kid, until)) != 0)
@@ -268,13 +259,13 @@ api_open(
 	         rep, err)) != 0)
 		goto fail;
 	a->audit_version = rep->meta.version;
-	kid_name(a->audit_kid, a->audit_key, a->audit_version);
+	ks_version_name(a->audit_kid, a->audit_key, a->audit_version);
 	if ((rc = signing_key(
 	         ks, "oauth-jwt", a->jwt_key, jwt_pub, rep, err)) != 0)
 		goto fail;
 	cur = rep->meta;
 	a->jwt_version = cur.version;
-	kid_name(a->jwt_kid, a->jwt_key, a->jwt_version);
+	ks_version_name(a->jwt_kid, a->jwt_key, a->jwt_version);
 	if ((rc = jwks_open(a, &cur, jwt_pub, rep)) != 0) {
 		snprintf(err, 256, "JWKS: %s", sr_strerror(rc));
 		goto fail;

@@ -20,7 +20,6 @@
 #define API_EXPIRING_WITHIN (72 * 3600) /* the expiry warning window */
 #define API_GRACE_DEFAULT 86400         /* rotation: old key's grace, s */
 #define API_GRACE_MAX (7 * 86400)       /* the longest grace a caller gets */
-#define API_KID_MAX (KS_ID_LEN + 16)    /* "<id>.v<version>" + NUL */
 
 struct api_sessions; /* session.c */
 struct api_backoff;  /* session.c */
@@ -40,7 +39,7 @@ struct api {
 	/* The versions KS_OP_SIGN signs with, and the names tokens (kid) and
 	 * checkpoints (key_id) give them: "<keystore id>.v<version>". */
 	uint32_t jwt_version, audit_version;
-	char jwt_kid[API_KID_MAX], audit_kid[API_KID_MAX];
+	char jwt_kid[KS_VERSION_NAME_MAX], audit_kid[KS_VERSION_NAME_MAX];
 	char issuer[64];
 	char audit_dir[PATH_MAX]; /* what GET /api/audit reads */
 	struct api_sessions *sessions;

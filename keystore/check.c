@@ -1,6 +1,7 @@
 /*
  * keystore/check.c: keystore statistics, a key found by its name
- * (ks_find_named, over KS_OP_LIST), and the full consistency walk: every
+ * (ks_find_named, over KS_OP_LIST), the "<id>.v<N>" name of a key version
+ * (ks_version_name, ks_version_parse), and the full consistency walk: every
  * DEK record's MAC holds, every record's MAC holds and its material opens under
  * its DEK (which unwraps every DEK that seals anything), every version chain
  * and every index (names, serials) points at a record that agrees.
@@ -10,6 +11,8 @@
  * that no acknowledged record was lost or torn.
  */
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,6 +224,35 @@ ks__op_stats(struct ks *ks, struct ks_reply *rep)
 	s->commits = atomic_load(&ks->commits);
 	s->committed_writes = atomic_load(&ks->committed);
 	memcpy(s->appliance_id, ks->appliance_id, sizeof(s->appliance_id));
+	return 0;
+}
+
+void
+ks_version_name(char out[KS_VERSION_NAME_MAX], const char *id, uint32_t version)
+{
+	snprintf(out, KS_VERSION_NAME_MAX, "%s.v%u", id, (unsigned)version);
+}
+
+int
+ks_version_parse(const char *text, char id[KS_ID_LEN + 1], uint32_t *version)
+{
+	const char *dot = strstr(text, ".v");
+	size_t n = dot != NULL ? (size_t)(dot - text) : strlen(text);
+	unsigned long v = 0;
+	char *end;
+
+	if (n == 0 || n > KS_ID_LEN)
+		return KS_EREQUEST;
+	if (dot != NULL) {
+		errno = 0;
+		v = strtoul(dot + 2, &end, 10);
+		if (dot[2] < '1' || dot[2] > '9' || *end != '\0' ||
+		    errno != 0 || v > UINT32_MAX)
+			return KS_EREQUEST;
+	}
+	memcpy(id, text, n);
+	id[n] = '\0';
+	*version = (uint32_t)v;
 	return 0;
 }
 

@@ -432,6 +432,22 @@ void ks_reply_wipe(struct ks_reply *rep);
  */
 int ks_call(struct ks *ks, const struct ks_request *req, struct ks_reply *rep);
 
+/* "<key id>.v<version>": how a token's kid and an audit checkpoint's
+ * key_id name one version of a signing key. */
+#define KS_VERSION_NAME_MAX (KS_ID_LEN + 13) /* ".v" + 10 digits + NUL */
+
+/** @brief Write "<@p id>.v<@p version>" into @p out. Any thread. */
+void ks_version_name(
+    char out[KS_VERSION_NAME_MAX], const char *id, uint32_t version);
+
+/**
+ * @brief Read a key id, or "<id>.v<N>" (N >= 1), as ks_version_name()
+ * writes it. @p *version is 0 for a bare id (the current version).
+ * @return 0, or KS_EREQUEST for anything else. Any thread.
+ */
+int ks_version_parse(
+    const char *text, char id[KS_ID_LEN + 1], uint32_t *version);
+
 /**
  * @brief The key of @p kind named @p name (names stay taken whatever the
  * key's state): the active one when there is one, else the last listed.

@@ -155,31 +155,6 @@ find_key(struct ks *ks, struct ks_reply *r, char *id)
 	return rc;
 }
 
-/* --key-id: a keystore id, or "<id>.v<N>" (a checkpoint's key_id) for
- * version N; *@p version 0: the current one. */
-static int
-parse_key_id(const char *arg, char id[KS_ID_LEN + 1], uint32_t *version)
-{
-	const char *dot = strstr(arg, ".v");
-	size_t n = dot != NULL ? (size_t)(dot - arg) : strlen(arg);
-	char *end;
-	unsigned long v = 0;
-
-	if (n == 0 || n > KS_ID_LEN)
-		return -EINVAL;
-	if (dot != NULL) {
-		errno = 0;
-		v = strtoul(dot + 2, &end, 10);
-		if (dot[2] < '1' || dot[2] > '9' || *end != '\0' ||
-		    errno != 0 || v > UINT32_MAX)
-			return -EINVAL;
-	}
-	memcpy(id, arg, n);
-	id[n] = '\0';
-	*version = (uint32_t)v;
-	return 0;
-}
-
 static int
 cmd_pubkey(const char *state, const char *uri, const char *key_id)
 {
@@ -187,11 +162,11 @@ cmd_pubkey(const char *state, const char *uri, const char *key_id)
 	struct ks_reply *r = calloc(1, sizeof(*r));
 	struct p11_ctx *ctx = NULL;
 	struct ks *ks = NULL;
-	char id[KS_ID_LEN + 1] = "", pem[256];
+	char id[KS_ID_LEN + 1] = "", pem[256], name[KS_VERSION_NAME_MAX];
 	uint32_t version = 0;
 	int rc = 1, e = 0, lockfd = -1;
 
-	if (key_id != NULL && parse_key_id(key_id, id, &version) != 0) {
+	if (key_id != NULL && ks_version_parse(key_id, id, &version) != 0) {
 		free(q);
 		free(r);
 		return usage("--key-id: not a key id (ID or ID.vN)");
@@ -223,10 +198,10 @@ cmd_pubkey(const char *state, const char *uri, const char *key_id)
 		perror("sr-audit: stdout");
 		goto out;
 	}
+	ks_version_name(name, id, r->meta.version);
 	fprintf(stderr,
-	    "checkpoint key %s.v%u (the key_id of the checkpoints it "
-	    "signed)\n",
-	    id, (unsigned)r->meta.version);
+	    "checkpoint key %s (the key_id of the checkpoints it signed)\n",
+	    name);
 	rc = 0;
 out:
 	ks_close(ks);

@@ -186,13 +186,33 @@ test_reorder(void **state)
 	at_rmrf(dir);
 }
 
+/* Day 0's @p n lines @p v with @p forged put in after the first @p at of
+ * them, written back; verify must name the forgery, line @p at + 1, as
+ * inserted. Frees @p v. */
+static void
+expect_inserted(const char *dir, char **v, size_t n, size_t at, char *forged)
+{
+	struct audit_verify_result r;
+	char **w = calloc(n + 1, sizeof(*w));
+
+	assert_non_null(w);
+	memcpy(w, v, at * sizeof(*v));
+	w[at] = forged;
+	memcpy(w + at + 1, v + at, (n - at) * sizeof(*v));
+	at_put_lines(dir, day0, w, n + 1);
+	free(w);
+	free(v);
+	at_verify(dir, NULL, -EBADMSG, day0, at + 1, &r);
+	if (strstr(r.problem, "inserted") == NULL)
+		fail_msg("problem: %s", r.problem);
+}
+
 /* A forged line between lines 12 and 13: the next seq, a prev that links
  * to line 12, and its own hash recomputed. Found as line 13. */
 static void
 test_insert_forged(void **state)
 {
-	struct audit_verify_result r;
-	char dir[512], **v, **w, forged[2048], hex[65];
+	char dir[512], **v, forged[2048], hex[65];
 	uint8_t h[32];
 	uint64_t seq;
 	size_t n, len;
@@ -210,17 +230,7 @@ test_insert_forged(void **state)
 	    "\"src\":\"192.0.2.66\",\"prev\":\"%s\"",
 	    (unsigned long long)seq, (unsigned long long)seq, hex);
 	forged[audit__line_seal(forged, len, h)] = '\0';
-	w = calloc(n + 1, sizeof(*w));
-	assert_non_null(w);
-	memcpy(w, v, 12 * sizeof(*v));
-	w[12] = forged;
-	memcpy(w + 13, v + 12, (n - 12) * sizeof(*v));
-	at_put_lines(dir, day0, w, n + 1);
-	free(w);
-	free(v);
-	at_verify(dir, NULL, -EBADMSG, day0, 13, &r);
-	if (strstr(r.problem, "inserted") == NULL)
-		fail_msg("problem: %s", r.problem);
+	expect_inserted(dir, v, n, 12, forged);
 	at_rmrf(dir);
 }
 
@@ -552,8 +562,7 @@ test_cut_before_first_checkpoint(void **state)
 static void
 test_insert_after_genuine(void **state)
 {
-	struct audit_verify_result r;
-	char dir[512], **v, **w, forged[2048], *p;
+	char dir[512], **v, forged[2048], *p;
 	uint8_t h[32];
 	size_t n, len;
 
@@ -573,17 +582,7 @@ test_insert_after_genuine(void **state)
 	memcpy(p, "mallory", 7);
 	len = strlen(forged);
 	forged[audit__line_seal(forged, len, h)] = '\0';
-	w = calloc(n + 1, sizeof(*w));
-	assert_non_null(w);
-	memcpy(w, v, 6 * sizeof(*v));
-	w[6] = forged;
-	memcpy(w + 7, v + 6, (n - 6) * sizeof(*v));
-	at_put_lines(dir, day0, w, n + 1);
-	free(w);
-	free(v);
-	at_verify(dir, NULL, -EBADMSG, day0, 7, &r);
-	if (strstr(r.problem, "inserted") == NULL)
-		fail_msg("problem: %s", r.problem);
+	expect_inserted(dir, v, n, 6, forged);
 	at_rmrf(dir);
 }
 

@@ -119,13 +119,7 @@ void
 api_answer_error(
     struct api_req *r, int status, const char *code, const char *message)
 {
-	r->answer.len = 0;
-	r->status = status;
-	if (r->ext != NULL && r->ext->error != NULL)
-		r->ext->error(
-		    &r->answer, status, code, message, r->keep_alive, 0);
-	else
-		http_error(&r->answer, status, code, message, r->keep_alive);
+	api_answer_retry(r, status, code, message, 0);
 }
 
 void
@@ -148,25 +142,18 @@ void
 api_answer_retry(struct api_req *r, int status, const char *code,
     const char *message, unsigned retry_after)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(api_alc());
-	yyjson_mut_val *o = yyjson_mut_obj(d), *e = yyjson_mut_obj(d);
-	struct http_header h = { "Retry-After", NULL, 11, 0 };
-	char secs[16], *text;
-	size_t len;
+	char secs[16];
+	struct http_header h = { "Retry-After", secs, 11, 0 };
 
-	yyjson_mut_doc_set_root(d, o);
-	yyjson_mut_obj_add_str(d, e, "code", code);
-	yyjson_mut_obj_add_str(d, e, "message", message);
-	yyjson_mut_obj_add_val(d, o, "error", e);
-	text = yyjson_mut_write(d, 0, &len);
+	r->answer.len = 0;
+	r->status = status;
 	h.value_len = (size_t)snprintf(secs, sizeof(secs), "%u", retry_after);
-	h.value = secs;
-	if (text != NULL)
-		api_answer_json_hdr(r, status, text, len, &h, 1);
+	if (r->error_fmt != NULL)
+		r->error_fmt(&r->answer, status, code, message, r->keep_alive,
+		    retry_after);
 	else
-		api_answer_error(r, 500, "internal", "out of memory");
-	free(text);
-	yyjson_mut_doc_free(d);
+		http_error_hdr(&r->answer, status, code, message, r->keep_alive,
+		    &h, retry_after != 0);
 }
 
 void
@@ -231,8 +218,8 @@ api_answer_audit_unavailable(struct api_req *r, struct buf *out)
 	    : "the audit log cannot be written; nothing was done";
 
 	r->keep_alive = 0;
-	if (r->ext != NULL && r->ext->error != NULL)
-		r->ext->error(out, 503, "audit_unavailable", msg, 0, 1);
+	if (r->error_fmt != NULL)
+		r->error_fmt(out, 503, "audit_unavailable", msg, 0, 1);
 	else
 		http_error_hdr(out, 503, "audit_unavailable", msg, 0, &ra, 1);
 }
@@ -626,6 +613,7 @@ api_route(struct api *a, struct route_ctx *ctx)
 			api_route_allow(q->path, r->allow, sizeof(r->allow));
 	} else {
 		snprintf(r->id, sizeof(r->id), "%s", id);
+		r->error_fmt = rt->error;
 	}
 	r->phase = PH_AUTH;
 	if ((r->p = app_pending_new(ctx, api_step, r)) == NULL) {

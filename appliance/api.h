@@ -108,16 +108,20 @@ struct api_caller {
 	uint64_t t0_ns; /* when the request was complete (uv_hrtime) */
 };
 
+/* A route's own error format: write a refusal into @p out (a whole HTTP
+ * response), with Retry-After when @p retry_after_s is not 0. Returns
+ * @p status, or a negative errno (out of memory; @p out unchanged). */
+typedef int api_error_fn(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, unsigned retry_after_s);
+
 /* An external route: the access layer authenticates the caller,
  * authorizes @p action on the request's path, records the decision in
  * the audit log and only then hands the request over. */
 struct api_external {
 	const char *action; /* a policy action ("inference.chat") */
-	/* Write a refusal (401, 403, 503) in the route's own error format,
-	 * with Retry-After when @p retry_after_s is not 0; NULL:
+	/* Refusals (401, 403, 503) in the route's own format; NULL:
 	 * http_error()'s. */
-	int (*error)(struct buf *out, int status, const char *code,
-	    const char *message, int keep_alive, unsigned retry_after_s);
+	api_error_fn *error;
 	/* Loop thread, once allowed: answer (return the status), or keep
 	 * the request (ROUTE_PENDING / ROUTE_STREAM). *arg comes in as
 	 * api_route_external()'s arg and may be changed for the later

@@ -127,6 +127,7 @@ api_route_external(struct api *a, struct route_ctx *ctx,
 	}
 	r->ext = ext;
 	r->ext_arg = arg;
+	r->error_fmt = ext->error;
 	if ((rc = api_req_copy(r, ctx)) != 0) {
 		api_req_free(r);
 		return external_refuse(ext, ctx->out, rc == -ENOMEM ? 503 : 414,

@@ -59,11 +59,13 @@ struct api_route {
 	const char *pattern;
 	const char *action;
 	api_work_fn *work;
-	int public; /* no caller needed (token endpoint) */
+	int public; /* no caller needed (token endpoint, login, logout) */
 	/* 1: the handler only reads the keystore (GET, LIST, EXPIRING), so
 	 * the loop runs it with KS_REQ_NO_WAIT first and hands it to a
 	 * worker only when the keystore answers KS_EMISS. */
 	int reads_only;
+	/* the route's own error format; NULL: {"error":{"code","message"}} */
+	api_error_fn *error;
 };
 
 enum api_phase {
@@ -124,6 +126,9 @@ struct api_req {
 	/* an external route (api_route_external): its steps and their arg */
 	const struct api_external *ext;
 	void *ext_arg;
+	/* the route's error format (ext->error, api_oauth_error); NULL:
+	 * {"error":{"code","message"}} */
+	api_error_fn *error_fmt;
 	struct ks_request kq;
 	/* Last: its list (35 KB) is neither zeroed nor wiped per request (it
 	 * holds metadata only, valid up to kr.count); see API_REQ_CLEAR. */
@@ -212,7 +217,8 @@ int api_from_bound_network(const struct api_req *r);
 /** A JSON answer (status and body) into r->answer. */
 void api_answer_json(
     struct api_req *r, int status, const char *json, size_t len);
-/** {"error":{"code","message"}} into r->answer. */
+/** {"error":{"code","message"}} into r->answer, or the route's own
+ * format (r->error_fmt). */
 void api_answer_error(
     struct api_req *r, int status, const char *code, const char *message);
 /** The keystore's error as an HTTP answer (404, 409, 400, 503...). */
@@ -244,6 +250,11 @@ void api_answer_doc(struct api_req *r, int status, struct yyjson_mut_doc *d);
 void api_answer_meta(struct api_req *r, int status);
 /** POST /oauth/token (api_oauth.c). Worker thread. */
 void api_oauth_token(struct api_req *r);
+/* The token endpoint's errors (RFC 6749 5.2): {"error":"CODE",
+ * "error_description":"MESSAGE"}, the description cut down to the
+ * characters 5.2 allows (api_error_fn). */
+int api_oauth_error(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, unsigned retry_after_s);
 /* Forms and query strings (api_form.c; pure, any thread). */
 /** Percent-decode @p len bytes of a form value ('+' is a blank) into
  * @p out, NUL-terminated. @return 0; -E2BIG when it does not fit in

@@ -7,14 +7,15 @@
  * token is an ES256 JWT signed in the HSM (jwt.h) carrying the app's
  * scopes, or the subset the request's scope parameter names (4.4.2).
  *
- * Errors are section 5.2's: invalid_request (not a form, a parameter
- * given twice or too long or decoding to a NUL byte, no grant_type, two
- * ways of authenticating),
- * unsupported_grant_type, invalid_client (401, with WWW-Authenticate when
- * Basic was tried) and invalid_scope; and, as for the app's key anywhere,
- * 401 address_not_allowed from outside the app's bound networks. Runs on a
- * worker thread; api.c records the outcome in the audit log before the answer
- * is released.
+ * Errors are section 5.2's, in its format ({"error":"invalid_client",
+ * "error_description":"..."}, api_oauth_error), whatever refuses the
+ * request (the audit log's 503 included): invalid_request (not a form, a
+ * parameter given twice or too long or decoding to a NUL byte, no grant_type,
+ * two ways of authenticating), unsupported_grant_type, invalid_client (401,
+ * with WWW-Authenticate when Basic was tried) and invalid_scope; and, as for
+ * the app's key anywhere, 401 address_not_allowed from outside the app's bound
+ * networks. Runs on a worker thread; api.c records the outcome in the audit log
+ * before the answer is released.
  *
  * It must never echo or log a secret (the form, the Basic credentials and
  * the token are wiped here, the body by api.c), never issue a scope the
@@ -30,9 +31,65 @@
 #include <mbedtls/base64.h>
 #include "appliance/api_impl.h"
 
+/* An error's code and description are each cut at OAUTH_ERROR_PART
+ * bytes; OAUTH_ERROR_MAX holds the whole JSON text. */
+#define OAUTH_ERROR_PART 240
+#define OAUTH_ERROR_MAX (2 * OAUTH_ERROR_PART + 48)
+
 /* The parameters this grant reads; RFC 6749 3.2: none may repeat. */
 static const char *const oauth_params[] = { "grant_type", "client_id",
 	"client_secret", "scope" };
+
+/* {"error":"CODE","error_description":"MESSAGE"} into @p text (RFC 6749
+ * 5.2). Both strings are cut down to the characters 5.2 allows
+ * (%x20-21 / %x23-5B / %x5D-7E): a double quote becomes a single one and
+ * anything else outside, a client's bytes included, a '?', so the JSON
+ * needs no escapes. Returns the length. */
+static size_t
+oauth_error_text(
+    char text[OAUTH_ERROR_MAX], const char *code, const char *message)
+{
+	static const char head[] = "{\"error\":\"",
+	                  mid[] = "\",\"error_description\":\"";
+	const char *parts[2] = { code, message };
+	size_t n = 0, k;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		const char *sep = i == 0 ? head : mid;
+
+		memcpy(text + n, sep, strlen(sep));
+		n += strlen(sep);
+		for (k = 0; parts[i][k] != '\0' && k < OAUTH_ERROR_PART; k++) {
+			unsigned char c = (unsigned char)parts[i][k];
+
+			text[n++] = c == '"'                    ? '\''
+			    : c < 0x20 || c > 0x7e || c == '\\' ? '?'
+			                                        : (char)c;
+		}
+	}
+	memcpy(text + n, "\"}", 3);
+	return n + 2;
+}
+
+int
+api_oauth_error(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, unsigned retry_after_s)
+{
+	char text[OAUTH_ERROR_MAX], secs[16];
+	struct http_header ra = { "Retry-After", secs, 11, 0 };
+	size_t len = oauth_error_text(text, code, message), mark = out->len;
+
+	ra.value_len =
+	    (size_t)snprintf(secs, sizeof(secs), "%u", retry_after_s);
+	if (http_response_head(out, status, "application/json", len, keep_alive,
+	        &ra, retry_after_s != 0) < 0 ||
+	    buf_append(out, text, len) < 0) {
+		out->len = mark;
+		return -ENOMEM;
+	}
+	return status;
+}
 
 /* A section 5.2 error; a 401 after a Basic attempt names the scheme
  * (RFC 6749 5.2, RFC 7617). */
@@ -43,16 +100,15 @@ oauth_error(struct api_req *r, int status, const char *code,
 	static const char challenge[] = "Basic realm=\"strongroom\"";
 	struct http_header h = { "WWW-Authenticate", challenge, 16,
 		sizeof(challenge) - 1 };
-	char text[320];
-	int n;
+	char text[OAUTH_ERROR_MAX];
+	size_t n;
 
 	if (status != 401 || !basic) {
 		api_answer_error(r, status, code, message);
 		return;
 	}
-	n = snprintf(text, sizeof(text),
-	    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
-	api_answer_json_hdr(r, status, text, (size_t)n, &h, 1);
+	n = oauth_error_text(text, code, message);
+	api_answer_json_hdr(r, status, text, n, &h, 1);
 }
 
 /* Basic credentials (RFC 6749 2.3.1): base64 of id ":" secret, each

@@ -57,39 +57,53 @@ T=$(json '["access_token"]' <"$TMP/tok")
 check "OAuth client credentials: a Bearer token for 900 s" \
     'grep -q "\"token_type\":\"Bearer\",\"expires_in\":900" "$TMP/tok"'
 check "a wrong client secret: 401 invalid_client" \
-    '$C -d "grant_type=client_credentials&client_id=$A&client_secret=x" "$U/oauth/token" | grep -q "\"code\":\"invalid_client\""'
+    '$C -d "grant_type=client_credentials&client_id=$A&client_secret=x" "$U/oauth/token" | grep -q "\"error\":\"invalid_client\""'
 # RFC 6749: HTTP Basic client authentication (2.3.1), the scope parameter
 # (3.3, 4.4.2) and the error codes of 5.2.
 O="$C --interface 127.0.0.2 $U/oauth/token"
 check "OAuth with HTTP Basic client credentials: a token" \
     '$O -u "$A:$AK" -d grant_type=client_credentials | grep -q "\"token_type\":\"Bearer\""'
 check "a wrong secret with Basic: 401 invalid_client and WWW-Authenticate: Basic" \
-    '$O -u "$A:x" -D "$TMP/oh" -d grant_type=client_credentials | grep -q "\"code\":\"invalid_client\"" && grep -qi "^www-authenticate: Basic realm=" "$TMP/oh"'
+    '$O -u "$A:x" -D "$TMP/oh" -d grant_type=client_credentials | grep -q "\"error\":\"invalid_client\"" && grep -qi "^www-authenticate: Basic realm=" "$TMP/oh"'
 check "Basic and a client_secret in the body together: 400 invalid_request" \
-    '$O -u "$A:$AK" -d "grant_type=client_credentials&client_secret=$AK" | grep -q "\"code\":\"invalid_request\""'
+    '$O -u "$A:$AK" -d "grant_type=client_credentials&client_secret=$AK" | grep -q "\"error\":\"invalid_request\""'
 check "a parameter given twice: 400 invalid_request" \
-    '$O -d "grant_type=client_credentials&grant_type=client_credentials&client_id=$A&client_secret=$AK" | grep -q "\"code\":\"invalid_request\""'
+    '$O -d "grant_type=client_credentials&grant_type=client_credentials&client_id=$A&client_secret=$AK" | grep -q "\"error\":\"invalid_request\""'
 check "no grant_type: 400 invalid_request; another grant: 400 unsupported_grant_type" \
-    '$O -d "client_id=$A&client_secret=$AK" | grep -q "\"code\":\"invalid_request\"" && $O -d "grant_type=password&client_id=$A&client_secret=$AK" | grep -q "\"code\":\"unsupported_grant_type\""'
+    '$O -d "client_id=$A&client_secret=$AK" | grep -q "\"error\":\"invalid_request\"" && $O -d "grant_type=password&client_id=$A&client_secret=$AK" | grep -q "\"error\":\"unsupported_grant_type\""'
 check "a JSON body: 400 invalid_request (the grant is form-encoded)" \
-    '$O -H "Content-Type: application/json" -d "{\"grant_type\":\"client_credentials\"}" | grep -q "\"code\":\"invalid_request\""'
+    '$O -H "Content-Type: application/json" -d "{\"grant_type\":\"client_credentials\"}" | grep -q "\"error\":\"invalid_request\""'
 check "scope=inference, which the app holds: a token for it" \
     '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference" | grep -q "\"scope\":\"inference\"}"'
 check "a scope the app does not hold: 400 invalid_scope, no token" \
-    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference%20keys" >"$TMP/os"; grep -q "\"code\":\"invalid_scope\"" "$TMP/os" && ! grep -q access_token "$TMP/os"'
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=inference%20keys" >"$TMP/os"; grep -q "\"error\":\"invalid_scope\"" "$TMP/os" && ! grep -q access_token "$TMP/os"'
+# RFC 6749 5.2's shape, exactly: "error" and "error_description" are
+# strings, the description only of the characters 5.2 allows, even when
+# it names a scope the client sent with quotes, a backslash, a control
+# character and UTF-8 in it.
+check "an OAuth error is RFC 6749 5.2's JSON, its description cut down to 5.2's characters" \
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK&scope=a%22b%5Cc%01d%C3%A9" >"$TMP/oq" && python3 - "$TMP/oq" <<PY
+import json, re, sys
+e = json.load(open(sys.argv[1]))
+assert sorted(e) == ["error", "error_description"], e
+assert e["error"] == "invalid_scope", e
+d = e["error_description"]
+assert re.fullmatch(r"[\x20-\x21\x23-\x5b\x5d-\x7e]+", d), d
+assert "a\x27b?c?d??" in d, d
+PY'
 # A value is decoded whole or refused: the right secret with an encoded
 # NUL and more behind it once read as the secret alone.
 check "the right client_secret followed by %00 and more: 400 invalid_request naming it, no token" \
-    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK%00junk" >"$TMP/on"; grep -q "\"code\":\"invalid_request\"" "$TMP/on" && grep -q "client_secret: holds an encoded NUL byte" "$TMP/on" && ! grep -q access_token "$TMP/on"'
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$AK%00junk" >"$TMP/on"; grep -q "\"error\":\"invalid_request\"" "$TMP/on" && grep -q "client_secret: holds an encoded NUL byte" "$TMP/on" && ! grep -q access_token "$TMP/on"'
 check "... and the same through a client_id: 400" \
     '$O -d "grant_type=client_credentials&client_id=$A%00x&client_secret=$AK" | grep -q "client_id: holds an encoded NUL byte"'
 long=$(head -c 300 /dev/zero | tr '\0' s)
 check "a client_secret of 300 bytes: 400 invalid_request (too long), one of 200: 401 invalid_client" \
-    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$long" | grep -q "client_secret: too long (at most 255 bytes)" && $O -d "grant_type=client_credentials&client_id=$A&client_secret=$(echo $long | cut -c1-200)" | grep -q "\"code\":\"invalid_client\""'
+    '$O -d "grant_type=client_credentials&client_id=$A&client_secret=$long" | grep -q "client_secret: too long (at most 255 bytes)" && $O -d "grant_type=client_credentials&client_id=$A&client_secret=$(echo $long | cut -c1-200)" | grep -q "\"error\":\"invalid_client\""'
 check "a query value too long for its filter or holding a NUL: 400, never cut" \
     '$C -H "Authorization: Bearer $K" "$U/api/audit?key=$long" | grep -q "key: too long (at most 63 bytes)" && $C -H "Authorization: Bearer $K" "$U/api/apps?after=%00" | grep -q "after: holds an encoded NUL byte"'
 check "the app key outside its bound networks gets no token (401 address_not_allowed)" \
-    '$C -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" | grep -q "\"code\":\"address_not_allowed\""'
+    '$C -d "grant_type=client_credentials&client_id=$A&client_secret=$AK" "$U/oauth/token" | grep -q "\"error\":\"address_not_allowed\""'
 $C "$U/.well-known/jwks.json" >"$TMP/jwks"
 check "the token is ES256 and verifies against the published JWKS" \
     'python3 - "$T" "$TMP/jwks" <<PY

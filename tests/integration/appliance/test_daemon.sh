@@ -145,6 +145,8 @@ check "the audit file cannot grow: 503 audit_unavailable with Retry-After, nothi
 printf '{"name":"unrecorded"}' >"$TMP/unrec.json"
 check "... a state change refused 503: nothing was done" \
     '[ "$(eval "$A -o $TMP/b -w %{http_code} -d @$TMP/unrec.json $URL/api/apps")" = 503 ] && grep -q "nothing was done" "$TMP/b"'
+check "... the token endpoint refused 503 in RFC 6749 5.2's format, with Retry-After" \
+    '[ "$($C -D $TMP/h -o $TMP/b -w %{http_code} -d "grant_type=client_credentials&client_id=x&client_secret=y" $URL/oauth/token)" = 503 ] && grep -q "^{\"error\":\"audit_unavailable\",\"error_description\":" "$TMP/b" && grep -qi "^Retry-After: 1" "$TMP/h"'
 $C "$URL/metrics" >"$TMP/metrics.failed"
 check "... /metrics: not writable, the refusal counted" \
     'grep -q "^strongroom_audit_writable 0" "$TMP/metrics.failed" && grep -q "^strongroom_audit_refused_total [1-9]" "$TMP/metrics.failed"'

@@ -7,7 +7,8 @@
  * checked once for both: the body's members one by one (a wrong type, a
  * bad network, a name or expiry out of range: 400 naming the member), and
  * the scope JSON to store built from the body and what the app had; the
- * scope list's rule is shared with users (api_scopes_check).
+ * scope list's rule is shared with users (api_scopes_check). A rate
+ * limit above the daemon's per-key one is taken from an admin only (403).
  *
  * It must never accept a network the strict parser of cidr.c refuses (a
  * lenient parse widens access), never truncate a value to make it fit,
@@ -201,7 +202,8 @@ rate_take(struct api_req *r, yyjson_val *obj, struct api_app_body *b)
 	yyjson_val *k, *v;
 	size_t i, n;
 	unsigned seen = 0, bit;
-	double x;
+	double x, rate = 0, burst = 0;
+	char msg[160];
 
 	if (!yyjson_is_obj(obj) || yyjson_obj_size(obj) == 0)
 		return refuse(r, "\"rate_limit\": {\"rate\":R,\"burst\":B}");
@@ -225,6 +227,22 @@ rate_take(struct api_req *r, yyjson_val *obj, struct api_app_body *b)
 			              : "\"rate_limit\": member \"burst\" "
 			                "given more than once");
 		seen |= bit;
+		if (bit == 1u)
+			rate = x;
+		else
+			burst = x;
+	}
+	/* The daemon's per-key limit is the operators' guard between
+	 * tenants: only an admin may set an app above it. */
+	if (!(r->roles & POLICY_ROLE_ADMIN) &&
+	    (rate > r->api->rate_per_key ||
+	        burst > r->api->rate_per_key_burst)) {
+		snprintf(msg, sizeof(msg),
+		    "\"rate_limit\": above this appliance's per-key limit "
+		    "(rate %.0f, burst %.0f) only an admin may set",
+		    r->api->rate_per_key, r->api->rate_per_key_burst);
+		api_answer_error(r, 403, "forbidden", msg);
+		return -EPERM;
 	}
 	b->rate_limit = obj;
 	return 0;

@@ -217,6 +217,15 @@ as "$DK" POST /api/apps '{"name":"dev1-app"}' >/dev/null
 DA=$(j "$(last)" '["id"]')
 as "$DK" POST "/api/apps/$DA/keys" >/dev/null
 DAKID=$(j "$(last)" '["id"]')
+# The daemon's per-key limit (50/s, burst 100 here) guards one tenant
+# from another: a developer's app may have less, never more; an admin's
+# may.
+check "a developer's app above the per-key limit: 403 naming it, no app made; at or under it: 201" \
+    '[ "$(as "$DK" POST /api/apps "{\"name\":\"dev1-fast\",\"rate_limit\":{\"rate\":51}}")" = 403 ] && [ "$(code)" = forbidden ] && msg | grep -q "per-key limit (rate 50, burst 100) only an admin may set" &&
+     [ "$(as "$DK" POST /api/apps "{\"name\":\"dev1-burst\",\"rate_limit\":{\"rate\":5,\"burst\":101}}")" = 403 ] &&
+     [ "$(as "$DK" POST /api/apps "{\"name\":\"dev1-slow\",\"rate_limit\":{\"rate\":50,\"burst\":100}}")" = 201 ] &&
+     [ "$(as "$K" POST /api/apps "{\"name\":\"admin-fast\",\"rate_limit\":{\"rate\":5000}}")" = 201 ] &&
+     as "$K" GET /api/apps >/dev/null && ! grep -q "dev1-fast\|dev1-burst" "$(last)" && grep -q dev1-slow "$(last)"'
 check "a developer rotates a key of their own app (201), then revokes the replacement (200)" \
     '[ "$(as "$DK" POST "/api/keys/$DAKID/rotate" "{\"grace_seconds\":60}")" = 201 ] && R=$(j "$(last)" "[\"replacement\"][\"id\"]") && [ "$(as "$DK" POST "/api/keys/$R/revoke")" = 200 ] && grep -q "\"state\":\"revoked\"" "$(last)"'
 check "a developer may not rotate or revoke another user's key (403)" \

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <uv.h>
@@ -583,8 +584,11 @@ api_route(struct api *a, struct route_ctx *ctx)
 		/* Public, and not recorded: the keys anyone may fetch. */
 		if (strcmp(q->method, "GET") == 0 ||
 		    strcmp(q->method, "HEAD") == 0) {
+			const struct jwt_jwks_doc *d = jwt_jwks_doc_at(
+			    a->jwks_doc, a->njwks_doc, (int64_t)time(NULL));
+
 			http_response(ctx->out, 200, "application/json",
-			    a->jwks_json, a->jwks_len, ctx->keep_alive);
+			    d->json, d->len, ctx->keep_alive);
 			return 200;
 		}
 		allow.value = "GET, HEAD";

@@ -132,9 +132,9 @@ audit_sign(void *arg, const uint8_t digest[32], uint8_t sig[64])
 
 /* The verification keyset and JWKS of the OAuth key: its current version
  * (@p cur, @p point) and each older one whose last token can still be
- * valid. Version v signed until version v+1 was made, so its last token
- * expires by created_at(v+1) + API_TOKEN_TTL, and is accepted JWT_SKEW
- * longer. */
+ * valid, each listed in the JWKS until then. Version v signed until version v+1
+ * was made, so its last token expires by created_at(v+1) + API_TOKEN_TTL, and
+ * is accepted JWT_SKEW longer. */
 static int
 jwks_open(struct api *a, const struct ks_meta *cur, const uint8_t point[65],
     struct ks_reply *rep)
@@ -165,7 +165,7 @@ jwks_open(struct api *a, const struct ks_meta *cur, const uint8_t point[65],
 			return rc;
 		until = rep->meta.created_at + API_TOKEN_TTL + JWT_SKEW;
 	}
-	return jwt_jwks_json(a->jwks, &a->jwks_json, &a->jwks_len);
+	return jwt_jwks_docs(a->jwks, now, a->jwks_doc, &a->njwks_doc);
 }
 
 /* First start: an "admin" user with the admin and security-officer roles
@@ -309,7 +309,7 @@ api_close(struct api *a)
 		return;
 	audit_close(a->audit);
 	jwt_keyset_free(a->jwks);
-	free(a->jwks_json);
+	jwt_jwks_docs_free(a->jwks_doc, a->njwks_doc);
 	policy_free(a->policy);
 	api_sessions_free(a->sessions);
 	api_backoff_free(a->backoff);

@@ -32,8 +32,11 @@ struct api {
 	struct policy *policy;
 	struct audit *audit;
 	struct jwt_keyset *jwks; /* the OAuth key's versions, for verify */
-	char *jwks_json;         /* /.well-known/jwks.json, prebuilt */
-	size_t jwks_len;
+	/* /.well-known/jwks.json, prebuilt for each span of time in which
+	 * its keys stay the same (jwt_jwks_docs); never changed after start,
+	 * so the loops read them without a lock. */
+	struct jwt_jwks_doc jwks_doc[JWT_KEYS_MAX];
+	unsigned njwks_doc;
 	char jwt_key[KS_ID_LEN + 1];   /* keystore id of the OAuth key */
 	char audit_key[KS_ID_LEN + 1]; /* keystore id of the audit key */
 	/* The versions KS_OP_SIGN signs with, and the names tokens (kid) and

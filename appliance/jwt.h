@@ -113,9 +113,9 @@ int jwt_keyset_add(struct jwt_keyset *ks, const char *kid,
  * @brief Accept tokens under @p kid only until @p not_after (Unix seconds,
  * compared with jwt_verify_opts.now): the last moment a token that key
  * signed can be valid, for a key that no longer signs. Its JWKS entry
- * stays; jwt_verify() answers APP_EJWTKID for it after that moment,
- * whatever the token's own times say, and before the signature cache is
- * consulted. Call before the keyset is shared.
+ * goes then too (jwt_jwks_json); jwt_verify() answers APP_EJWTKID for it after
+ * that moment, whatever the token's own times say, and before the signature
+ * cache is consulted. Call before the keyset is shared.
  * @return 0; -ENOENT for a kid not in the set.
  */
 int jwt_keyset_retire(
@@ -125,12 +125,41 @@ int jwt_keyset_retire(
 void jwt_keyset_free(struct jwt_keyset *ks);
 
 /**
- * @brief The JWKS document of a keyset: {"keys":[{"kty":"EC","crv":"P-256",
- * "x":..,"y":..,"kid":..,"use":"sig","alg":"ES256"},..]}.
+ * @brief The JWKS document of a keyset as it stands at @p now: {"keys":[{
+ * "kty":"EC","crv":"P-256","x":..,"y":..,"kid":..,"use":"sig",
+ * "alg":"ES256"},..]}, without the keys retired by then
+ * (jwt_keyset_retire).
  * @param[out] out  malloc'd, NUL-terminated; the caller frees it.
  * @return 0 or -ENOMEM.
  */
-int jwt_jwks_json(const struct jwt_keyset *ks, char **out, size_t *len);
+int jwt_jwks_json(
+    const struct jwt_keyset *ks, int64_t now, char **out, size_t *len);
+
+/* One JWKS document and the last second it is the one to serve. */
+struct jwt_jwks_doc {
+	int64_t until; /* INT64_MAX: from then on */
+	char *json;    /* malloc'd, NUL-terminated */
+	size_t len;
+};
+
+/**
+ * @brief Every JWKS document a keyset will need from @p now on: one per
+ * span of time in which no listed key retires, the next starting the
+ * second after a retirement. Built once, they can be served from any
+ * thread without a lock (jwt_jwks_doc_at).
+ * @param[out] docs  filled with *@p n documents (at most JWT_KEYS_MAX);
+ *                   free them with jwt_jwks_docs_free().
+ * @return 0 or -ENOMEM (nothing to free then).
+ */
+int jwt_jwks_docs(const struct jwt_keyset *ks, int64_t now,
+    struct jwt_jwks_doc docs[JWT_KEYS_MAX], unsigned *n);
+
+/** @brief The document of @p docs (@p n >= 1) to serve at @p now. */
+const struct jwt_jwks_doc *jwt_jwks_doc_at(
+    const struct jwt_jwks_doc *docs, unsigned n, int64_t now);
+
+/** @brief Free what jwt_jwks_docs() made; safe with @p n 0. */
+void jwt_jwks_docs_free(struct jwt_jwks_doc *docs, unsigned n);
 
 /* What a token must satisfy. */
 struct jwt_verify_opts {

@@ -303,7 +303,7 @@ jwt__keyset_find(const struct jwt_keyset *ks, const char *kid)
 }
 
 int
-jwt_jwks_json(const struct jwt_keyset *ks, char **out, size_t *len)
+jwt_jwks_json(const struct jwt_keyset *ks, int64_t now, char **out, size_t *len)
 {
 	yyjson_mut_doc *doc;
 	yyjson_mut_val *root, *keys, *key;
@@ -322,6 +322,8 @@ jwt_jwks_json(const struct jwt_keyset *ks, char **out, size_t *len)
 		goto out;
 	yyjson_mut_doc_set_root(doc, root);
 	for (i = 0; i < ks->count; i++) {
+		if (jwt__keyset_retired(ks, (int)i, now))
+			continue;
 		b64url_encode(x, sizeof(x), ks->keys[i].point + 1, 32);
 		b64url_encode(y, sizeof(y), ks->keys[i].point + 33, 32);
 		key = yyjson_mut_arr_add_obj(doc, keys);
@@ -344,4 +346,52 @@ jwt_jwks_json(const struct jwt_keyset *ks, char **out, size_t *len)
 out:
 	yyjson_mut_doc_free(doc);
 	return rc;
+}
+
+int
+jwt_jwks_docs(const struct jwt_keyset *ks, int64_t now,
+    struct jwt_jwks_doc docs[JWT_KEYS_MAX], unsigned *n)
+{
+	int64_t at = now, next;
+	size_t i;
+	int rc;
+
+	for (*n = 0; *n < JWT_KEYS_MAX; at = next + 1) {
+		rc = jwt_jwks_json(ks, at, &docs[*n].json, &docs[*n].len);
+		if (rc != 0) {
+			jwt_jwks_docs_free(docs, *n);
+			*n = 0;
+			return rc;
+		}
+		next = INT64_MAX; /* the first retirement from @p at on */
+		for (i = 0; i < ks->count; i++)
+			if (ks->keys[i].not_after >= at &&
+			    ks->keys[i].not_after < next)
+				next = ks->keys[i].not_after;
+		docs[(*n)++].until = next;
+		if (next == INT64_MAX)
+			break;
+	}
+	return 0;
+}
+
+const struct jwt_jwks_doc *
+jwt_jwks_doc_at(const struct jwt_jwks_doc *docs, unsigned n, int64_t now)
+{
+	unsigned i;
+
+	for (i = 0; i + 1 < n && now > docs[i].until; i++)
+		;
+	return &docs[i];
+}
+
+void
+jwt_jwks_docs_free(struct jwt_jwks_doc *docs, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		free(docs[i].json);
+		docs[i].json = NULL;
+	}
 }

@@ -503,7 +503,7 @@ test_keyset_and_jwks(void **state)
 	assert_int_equal(jwt_keyset_add(f->ks, "k1", f->other_point), -EEXIST);
 	assert_int_equal(jwt_keyset_add(f->ks, "", f->point), -EINVAL);
 	assert_int_equal(jwt_keyset_add(f->ks, "a b", f->point), -EINVAL);
-	assert_int_equal(jwt_jwks_json(f->ks, &json, &len), 0);
+	assert_int_equal(jwt_jwks_json(f->ks, NOW, &json, &len), 0);
 	assert_int_equal(strlen(json), len);
 	doc = yyjson_read(json, len, 0);
 	assert_non_null(doc);
@@ -536,6 +536,54 @@ test_keyset_and_jwks(void **state)
 	free(json);
 }
 
+/* The JWKS documents over time: a key retired at T is listed up to and
+ * including T, and gone from T + 1; the last document serves forever. */
+static void
+test_jwks_docs(void **state)
+{
+	struct fixture *f = *state;
+	struct jwt_keyset *ks = NULL;
+	struct jwt_jwks_doc docs[JWT_KEYS_MAX];
+	unsigned n = 0;
+	static const struct {
+		int64_t at;
+		unsigned doc;
+	} when[] = { { NOW, 0 }, { NOW + 10, 0 }, { NOW + 11, 1 },
+		{ NOW + 20, 1 }, { NOW + 21, 2 }, { INT64_MAX, 2 } };
+	size_t i;
+
+	assert_int_equal(jwt_keyset_new(&ks), 0);
+	assert_int_equal(jwt_keyset_add(ks, "cur", f->point), 0);
+	assert_int_equal(jwt_keyset_add(ks, "old", f->other_point), 0);
+	assert_int_equal(jwt_keyset_add(ks, "older", f->point), 0);
+	assert_int_equal(jwt_keyset_retire(ks, "old", NOW + 20), 0);
+	assert_int_equal(jwt_keyset_retire(ks, "older", NOW + 10), 0);
+	assert_int_equal(jwt_jwks_docs(ks, NOW, docs, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(docs[0].until == NOW + 10 && docs[1].until == NOW + 20 &&
+	    docs[2].until == INT64_MAX);
+	assert_non_null(strstr(docs[0].json, "\"kid\":\"older\""));
+	assert_non_null(strstr(docs[0].json, "\"kid\":\"old\""));
+	assert_null(strstr(docs[1].json, "\"kid\":\"older\""));
+	assert_non_null(strstr(docs[1].json, "\"kid\":\"old\""));
+	assert_null(strstr(docs[2].json, "\"kid\":\"old"));
+	for (i = 0; i < 3; i++) {
+		assert_non_null(strstr(docs[i].json, "\"kid\":\"cur\""));
+		assert_int_equal(strlen(docs[i].json), docs[i].len);
+	}
+	for (i = 0; i < sizeof(when) / sizeof(when[0]); i++)
+		assert_ptr_equal(
+		    jwt_jwks_doc_at(docs, n, when[i].at), &docs[when[i].doc]);
+	jwt_jwks_docs_free(docs, n);
+	/* Started after both retired: one document, the current key's. */
+	assert_int_equal(jwt_jwks_docs(ks, NOW + 30, docs, &n), 0);
+	assert_int_equal(n, 1);
+	assert_null(strstr(docs[0].json, "\"kid\":\"old"));
+	assert_ptr_equal(jwt_jwks_doc_at(docs, n, NOW), &docs[0]);
+	jwt_jwks_docs_free(docs, n);
+	jwt_keyset_free(ks);
+}
+
 static void
 test_jti(void **state)
 {
@@ -563,6 +611,7 @@ main(void)
 		cmocka_unit_test(test_malformed_tokens),
 		cmocka_unit_test(test_base64url),
 		cmocka_unit_test(test_keyset_and_jwks),
+		cmocka_unit_test(test_jwks_docs),
 		cmocka_unit_test(test_jti),
 	};
 

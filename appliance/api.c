@@ -149,10 +149,10 @@ api_answer_retry(struct api_req *r, int status, const char *code,
 	r->answer.len = 0;
 	r->status = status;
 	h.value_len = (size_t)snprintf(secs, sizeof(secs), "%u", retry_after);
-	if (r->error_fmt != NULL)
-		r->error_fmt(&r->answer, status, code, message, r->keep_alive,
-		    retry_after);
-	else
+	/* The route's format, or (without one, or out of memory) ours. */
+	if (r->error_fmt == NULL ||
+	    r->error_fmt(&r->answer, status, code, message, r->keep_alive,
+	        retry_after) < 0)
 		http_error_hdr(&r->answer, status, code, message, r->keep_alive,
 		    &h, retry_after != 0);
 }

@@ -53,7 +53,7 @@ api_form_decode(const char *v, size_t len, char *out, size_t cap)
 	return 0;
 }
 
-/* The first "name=" parameter of @p query, or NULL. */
+/* The value of the first "name=" parameter of @p query, or NULL. */
 static const char *
 find(const char *query, const char *name)
 {
@@ -83,15 +83,12 @@ api_query_get(const char *query, const char *name, char *out, size_t cap)
 unsigned
 api_query_count(const char *query, const char *name)
 {
-	size_t n = strlen(name);
-	const char *p = query;
+	const char *v = find(query, name), *amp;
 	unsigned count = 0;
 
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, name, n) == 0 && p[n] == '=')
-			count++;
-		p = strchr(p, '&');
-		p = p != NULL ? p + 1 : NULL;
+	for (; v != NULL; count++) {
+		amp = strchr(v, '&');
+		v = amp != NULL ? find(amp + 1, name) : NULL;
 	}
 	return count;
 }

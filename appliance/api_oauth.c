@@ -72,23 +72,36 @@ oauth_error_text(
 	return n + 2;
 }
 
-int
-api_oauth_error(struct buf *out, int status, const char *code,
-    const char *message, int keep_alive, unsigned retry_after_s)
+/* A whole 5.2 answer with @p extra headers into @p out: @p status, or
+ * -ENOMEM with @p out as it was. */
+static int
+oauth_error_write(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, const struct http_header *extra,
+    size_t nextra)
 {
-	char text[OAUTH_ERROR_MAX], secs[16];
-	struct http_header ra = { "Retry-After", secs, 11, 0 };
+	char text[OAUTH_ERROR_MAX];
 	size_t len = oauth_error_text(text, code, message), mark = out->len;
 
-	ra.value_len =
-	    (size_t)snprintf(secs, sizeof(secs), "%u", retry_after_s);
 	if (http_response_head(out, status, "application/json", len, keep_alive,
-	        &ra, retry_after_s != 0) < 0 ||
+	        extra, nextra) < 0 ||
 	    buf_append(out, text, len) < 0) {
 		out->len = mark;
 		return -ENOMEM;
 	}
 	return status;
+}
+
+int
+api_oauth_error(struct buf *out, int status, const char *code,
+    const char *message, int keep_alive, unsigned retry_after_s)
+{
+	char secs[16];
+	struct http_header ra = { "Retry-After", secs, 11, 0 };
+
+	ra.value_len =
+	    (size_t)snprintf(secs, sizeof(secs), "%u", retry_after_s);
+	return oauth_error_write(
+	    out, status, code, message, keep_alive, &ra, retry_after_s != 0);
 }
 
 /* A section 5.2 error; a 401 after a Basic attempt names the scheme
@@ -100,15 +113,16 @@ oauth_error(struct api_req *r, int status, const char *code,
 	static const char challenge[] = "Basic realm=\"strongroom\"";
 	struct http_header h = { "WWW-Authenticate", challenge, 16,
 		sizeof(challenge) - 1 };
-	char text[OAUTH_ERROR_MAX];
-	size_t n;
 
 	if (status != 401 || !basic) {
 		api_answer_error(r, status, code, message);
 		return;
 	}
-	n = oauth_error_text(text, code, message);
-	api_answer_json_hdr(r, status, text, n, &h, 1);
+	r->answer.len = 0;
+	r->status = status;
+	if (oauth_error_write(
+	        &r->answer, status, code, message, r->keep_alive, &h, 1) < 0)
+		api_answer_error(r, status, code, message);
 }
 
 /* Basic credentials (RFC 6749 2.3.1): base64 of id ":" secret, each

@@ -35,29 +35,8 @@
 
 #include "appliance/api_impl.h"
 
-static void *
-alc_malloc(void *ctx, size_t n)
-{
-	(void)ctx;
-	return malloc(n);
-}
-
-static void
-alc_free(void *ctx, void *p)
-{
-	(void)ctx;
-	sr_free_wiped(p);
-}
-
-static void *
-alc_realloc(void *ctx, void *p, size_t old, size_t n)
-{
-	(void)ctx;
-	return sr_realloc_wiped(p, old, n);
-}
-
-static const yyjson_alc wiping_alc = { alc_malloc, alc_realloc, alc_free,
-	NULL };
+static const yyjson_alc wiping_alc = { sr_alc_malloc, sr_alc_realloc,
+	sr_alc_free, NULL };
 
 const struct yyjson_alc *
 api_alc(void)

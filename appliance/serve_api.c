@@ -491,6 +491,8 @@ serve_route(struct serve *s, struct api *api, struct route_ctx *ctx)
 		    "out of memory", ctx->keep_alive, 1);
 	r->s = s;
 	r->api = api;
+	r->cache_key.wipe = 1; /* the prompt's ids */
+	r->answer.wipe = 1;
 	r->action = ext->action;
 	r->chat = ext == &ext_chat;
 	r->ans.chat = r->chat;

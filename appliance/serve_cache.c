@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "appliance/serve_impl.h"
+#include "lib/sr.h"
 
 struct entry {
 	struct entry *prev, *next; /* oldest first */
@@ -78,8 +79,9 @@ unlink_entry(struct serve_cache *c, struct entry *e)
 		c->newest = e->prev;
 	c->n--;
 	c->bytes -= e->key_len + e->v.len;
-	free(e->key);
-	free(e->v.text);
+	/* a prompt's ids and its answer: nothing stays behind */
+	sr_free_wiped(e->key);
+	sr_free_wiped(e->v.text);
 	free(e);
 }
 

@@ -83,6 +83,9 @@ serve_model_load(struct serve *s, const char *name, const char *dir,
 	}
 	if ((rc = inf_tok_load(dir, &m->tok, err)) != 0)
 		goto fail;
+	/* Prompts are the callers' data: the tokenizer keeps none of them
+	 * between requests (docs/operations.md, "What stays in memory"). */
+	inf_tok_set_forget(m->tok, 1);
 	rc = inf_chat_family_resolve(m->tok, NULL, &m->family, err);
 	if (rc != 0)
 		m->family = INF_CHAT_UNKNOWN; /* completions still work */

@@ -139,10 +139,12 @@ seq_free(struct sched_seq *q)
 	inf_seq_free(q->seq);
 	inf_tok_text_free(&q->held);
 	inf_tok_text_free(&q->out);
+	/* The prompt, its tokens and the stop strings are the caller's
+	 * data: nothing of them stays in the heap. */
 	for (i = 0; i < q->n_stop; i++)
-		free(q->stop[i]);
-	free(q->prompt);
-	free(q->ids);
+		sr_free_wiped(q->stop[i]);
+	sr_free_wiped(q->prompt);
+	sr_free_wiped(q->ids);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
 	sched_unref(s);

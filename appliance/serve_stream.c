@@ -18,6 +18,12 @@
 #include <yyjson.h>
 
 #include "appliance/serve_impl.h"
+#include "lib/sr.h"
+
+/* Answers carry generated text: their documents and serializations are
+ * wiped when freed, as the prompt's are. */
+static const yyjson_alc wiping_alc = { sr_alc_malloc, sr_alc_realloc,
+	sr_alc_free, NULL };
 
 #define THINK_END "</think>"
 #define THINK_END_LEN (sizeof(THINK_END) - 1)
@@ -137,7 +143,7 @@ error_type(int status)
 static char *
 doc_text(yyjson_mut_doc *d, size_t *len)
 {
-	char *text = yyjson_mut_write(d, 0, len);
+	char *text = yyjson_mut_write_opts(d, 0, &wiping_alc, len, NULL);
 
 	yyjson_mut_doc_free(d);
 	return text;
@@ -162,7 +168,7 @@ serve_error_hdr(struct buf *out, int status, const char *code,
     const char *param, const char *message, int keep_alive,
     const struct http_header *extra)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
 	yyjson_mut_val *root, *e;
 	char *text;
 	size_t len = 0;
@@ -186,7 +192,7 @@ serve_error_hdr(struct buf *out, int status, const char *code,
 	http_response_head(out, status, "application/json", len, keep_alive,
 	    extra, extra != NULL);
 	buf_append(out, text, len);
-	free(text);
+	sr_free_wiped(text);
 	return status;
 }
 
@@ -230,7 +236,7 @@ serve_answer_json(struct buf *out, const struct serve_answer *a,
     const struct inf_tok_text *reason, const struct inf_tok_text *content,
     const char *finish, int n_prompt, int n_out, int keep_alive)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
 	yyjson_mut_val *root, *choices, *c, *msg;
 	char *text;
 	size_t len = 0;
@@ -256,7 +262,7 @@ serve_answer_json(struct buf *out, const struct serve_answer *a,
 	if ((text = doc_text(d, &len)) == NULL)
 		return -ENOMEM;
 	http_response(out, 200, "application/json", text, len, keep_alive);
-	free(text);
+	sr_free_wiped(text);
 	return 0;
 }
 
@@ -274,7 +280,7 @@ serve_sse_head(struct buf *out, int keep_alive)
 static int
 sse_event(struct buf *out, const char *json, size_t len)
 {
-	struct buf ev = { 0 };
+	struct buf ev = { .wipe = 1 };
 	int rc;
 
 	rc = buf_printf(&ev, "data: ");
@@ -298,7 +304,7 @@ sse_doc(struct buf *out, yyjson_mut_doc *d)
 	if (text == NULL)
 		return -ENOMEM;
 	rc = sse_event(out, text, len);
-	free(text);
+	sr_free_wiped(text);
 	return rc;
 }
 
@@ -307,7 +313,7 @@ serve_sse_delta(struct buf *out, const struct serve_answer *a, const char *role,
     const struct inf_tok_text *reason, const struct inf_tok_text *content,
     const char *finish)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
 	yyjson_mut_val *root, *choices, *c, *delta;
 
 	if (d == NULL)
@@ -339,7 +345,7 @@ int
 serve_sse_usage(
     struct buf *out, const struct serve_answer *a, int n_prompt, int n_out)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
 	yyjson_mut_val *root;
 
 	if (d == NULL)
@@ -353,7 +359,7 @@ serve_sse_usage(
 int
 serve_sse_error(struct buf *out, const char *code, const char *message)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(NULL);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
 	yyjson_mut_val *root, *e;
 
 	if (d == NULL)

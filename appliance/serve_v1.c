@@ -233,6 +233,8 @@ chat_prompt(
 	if (r->model->family == INF_CHAT_UNKNOWN)
 		return "this model has no chat template: use /v1/completions";
 	memset(joined, 0, sizeof(joined));
+	for (i = 0; i < n; i++)
+		joined[i].wipe = 1; /* a prompt is the caller's data */
 	for (i = 0; i < n && why == NULL; i++) {
 		m = yyjson_arr_get(arr, i);
 		role = yyjson_get_str(yyjson_obj_get(m, "role"));
@@ -430,7 +432,11 @@ int
 serve_v1_start(
     struct serve_req *r, const uint8_t *body, size_t len, struct buf *out)
 {
-	yyjson_doc *doc = yyjson_read((const char *)body, len, 0);
+	/* The prompt's copies in the document are wiped when it is freed. */
+	static const yyjson_alc wiping = { sr_alc_malloc, sr_alc_realloc,
+		sr_alc_free, NULL };
+	yyjson_doc *doc =
+	    yyjson_read_opts((char *)(uintptr_t)body, len, 0, &wiping, NULL);
 	yyjson_val *o = yyjson_doc_get_root(doc);
 	struct params pa = { 0 };
 	struct inf_tok_ids ids;

@@ -6,10 +6,13 @@
  * every buffer lives in the workspace and only grows.
  */
 #include <errno.h>
+#include <malloc.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "inference/tok_internal.h"
+#include "lib/sr.h"
 
 #define CACHE_SLOTS (1u << 15)     /* open-addressing table, power of 2 */
 #define CACHE_ENTRIES (1u << 14)   /* reset when this many are held */
@@ -43,6 +46,8 @@ struct tok_ws {
 	unsigned char *keys;
 	int32_t *ids;
 	uint32_t nentries, key_used, ids_used;
+	uint32_t *touched; /* the slots filled since the last reset */
+	uint32_t ntouched;
 	/* BPE scratch */
 	int32_t *seq;
 	uint32_t *ranks;
@@ -54,11 +59,45 @@ struct tok_ws {
 	struct tok_ws_re re;
 };
 
+/* Empty the cache: only the slots filled are cleared. With @p wipe,
+ * also the keys' and ids' bytes (a caller's text). */
 static void
-ws_cache_reset(struct tok_ws *ws)
+ws_cache_reset(struct tok_ws *ws, int wipe)
 {
-	memset(ws->slots, 0, CACHE_SLOTS * sizeof(*ws->slots));
-	ws->nentries = ws->key_used = ws->ids_used = 0;
+	uint32_t i;
+
+	for (i = 0; i < ws->ntouched; i++)
+		memset(&ws->slots[ws->touched[i]], 0, sizeof(*ws->slots));
+	if (wipe) {
+		sr_wipe(ws->keys, ws->key_used);
+		sr_wipe(ws->ids, ws->ids_used * sizeof(*ws->ids));
+	}
+	ws->nentries = ws->key_used = ws->ids_used = ws->ntouched = 0;
+}
+
+/* The whole of a malloc'd block, wiped in place (NULL is fine). */
+static void
+wipe_block(void *p)
+{
+	if (p != NULL)
+		sr_wipe(p, malloc_usable_size(p));
+}
+
+/* Forget everything this workspace saw: its cache and its scratch. */
+static void
+ws_forget(struct tok_ws *ws)
+{
+	int i;
+
+	ws_cache_reset(ws, 1);
+	wipe_block(ws->seq);
+	wipe_block(ws->ranks);
+	wipe_block(ws->merged);
+	wipe_block(ws->syms);
+	wipe_block(ws->heap);
+	wipe_block(ws->re.norm);
+	for (i = 0; i < TOK_STAGES_MAX; i++)
+		wipe_block(ws->re.prefix[i]);
 }
 
 static struct tok_ws *
@@ -71,8 +110,9 @@ ws_new(const struct inf_tok *tok)
 	ws->slots = calloc(CACHE_SLOTS, sizeof(*ws->slots));
 	ws->keys = malloc(CACHE_KEY_BYTES);
 	ws->ids = malloc(CACHE_IDS * sizeof(*ws->ids));
+	ws->touched = malloc(CACHE_ENTRIES * sizeof(*ws->touched));
 	if (ws->slots == NULL || ws->keys == NULL || ws->ids == NULL ||
-	    inf_tok__ws_re_setup(tok, &ws->re) != 0) {
+	    ws->touched == NULL || inf_tok__ws_re_setup(tok, &ws->re) != 0) {
 		inf_tok__ws_free(ws);
 		return NULL;
 	}
@@ -85,9 +125,12 @@ inf_tok__ws_free(struct tok_ws *ws)
 	if (ws == NULL)
 		return;
 	inf_tok__ws_re_free(&ws->re);
+	if (ws->keys != NULL && ws->ids != NULL && ws->touched != NULL)
+		ws_forget(ws);
 	free(ws->slots);
 	free(ws->keys);
 	free(ws->ids);
+	free(ws->touched);
 	free(ws->seq);
 	free(ws->ranks);
 	free(ws->merged);
@@ -123,10 +166,13 @@ inf_tok__ws_get(struct inf_tok *tok, struct tok_ws **ws, int *slot)
 void
 inf_tok__ws_put(struct inf_tok *tok, struct tok_ws *ws, int slot)
 {
-	if (slot < 0)
+	if (slot < 0) {
 		inf_tok__ws_free(ws);
-	else
-		pthread_mutex_unlock(&tok->ws_lock[slot]);
+		return;
+	}
+	if (atomic_load_explicit(&tok->forget, memory_order_relaxed))
+		ws_forget(ws);
+	pthread_mutex_unlock(&tok->ws_lock[slot]);
 }
 
 struct tok_ws_re *
@@ -372,8 +418,10 @@ cache_put(struct tok_ws *ws, const unsigned char *p, size_t n, uint64_t h,
 	if (ws->nentries + 1 > CACHE_ENTRIES ||
 	    ws->key_used + n > CACHE_KEY_BYTES ||
 	    ws->ids_used + nids > CACHE_IDS)
-		ws_cache_reset(ws);
+		ws_cache_reset(ws, 0);
 	s = cache_find(ws, p, n, h, head);
+	if (s->key_len == 0)
+		ws->touched[ws->ntouched++] = (uint32_t)(s - ws->slots);
 	s->hash = h;
 	s->head = head;
 	s->key_off = ws->key_used;

@@ -13,6 +13,7 @@
 #include <yyjson.h>
 
 #include "inference/tok_internal.h"
+#include "lib/sr.h"
 
 /* GPT-2's ByteLevel regex, used when a ByteLevel step has use_regex. */
 static const char gpt2_regex[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+"
@@ -451,7 +452,7 @@ inf_tok_ids_free(struct inf_tok_ids *ids)
 {
 	if (ids == NULL)
 		return;
-	free(ids->ids);
+	sr_free_wiped(ids->ids); /* a prompt's or an answer's tokens */
 	memset(ids, 0, sizeof(*ids));
 }
 
@@ -466,8 +467,14 @@ inf_tok_text_free(struct inf_tok_text *t)
 {
 	if (t == NULL)
 		return;
-	free(t->text);
+	sr_free_wiped(t->text);
 	memset(t, 0, sizeof(*t));
+}
+
+void
+inf_tok_set_forget(struct inf_tok *tok, int on)
+{
+	atomic_store(&tok->forget, on != 0);
 }
 
 int
@@ -481,7 +488,8 @@ inf_tok__ids_reserve(struct inf_tok_ids *ids, size_t more)
 	cap = ids->cap ? ids->cap * 2 : 64;
 	while (cap - ids->len < more)
 		cap *= 2;
-	p = realloc(ids->ids, cap * sizeof(*p));
+	/* grown without leaving a copy of the tokens behind */
+	p = sr_realloc_wiped(ids->ids, ids->len * sizeof(*p), cap * sizeof(*p));
 	if (p == NULL)
 		return -ENOMEM;
 	ids->ids = p;
@@ -500,7 +508,7 @@ inf_tok__text_reserve(struct inf_tok_text *t, size_t more)
 	cap = t->cap ? t->cap * 2 : 64;
 	while (cap - t->len < more + 1)
 		cap *= 2;
-	q = realloc(t->text, cap);
+	q = sr_realloc_wiped(t->text, t->len + (t->text != NULL), cap);
 	if (q == NULL)
 		return -ENOMEM;
 	t->text = q;

@@ -8,6 +8,7 @@
 #define SR_INFERENCE_TOK_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,7 @@ struct inf_tok {
 
 	pthread_mutex_t ws_lock[TOK_WS_SLOTS];
 	struct tok_ws *ws[TOK_WS_SLOTS];
+	_Atomic int forget; /* inf_tok_set_forget */
 };
 
 /* Loading (tokenizer.c, tok_config.c): each fills err with

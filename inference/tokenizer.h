@@ -162,6 +162,16 @@ int32_t inf_tok_eos(const struct inf_tok *tok);
 /** @brief tokenizer_config.json's add_bos_token (0 when absent). */
 int inf_tok_add_bos(const struct inf_tok *tok);
 
+/**
+ * @brief With @p on 1, every encode forgets what it saw before it returns:
+ * the piece cache that speeds up repeated words (their text and ids) and
+ * the scratch buffers are wiped, so no caller's text stays in memory
+ * between calls (a server's prompts). Off (0, the default) the cache
+ * keeps words across calls. Any thread, at any time; it applies to the
+ * encodes that end after it.
+ */
+void inf_tok_set_forget(struct inf_tok *tok, int on);
+
 /** @brief The id of a token by its exact text (added tokens first, then the
  * vocabulary), or -1. */
 int32_t inf_tok_find(const struct inf_tok *tok, const char *text, size_t len);

@@ -47,6 +47,27 @@ sr_realloc_wiped(void *p, size_t keep, size_t size)
 	return q;
 }
 
+void *
+sr_alc_malloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	return malloc(size);
+}
+
+void *
+sr_alc_realloc(void *ctx, void *p, size_t old_size, size_t size)
+{
+	(void)ctx;
+	return sr_realloc_wiped(p, old_size, size);
+}
+
+void
+sr_alc_free(void *ctx, void *p)
+{
+	(void)ctx;
+	sr_free_wiped(p);
+}
+
 int
 sr_ct_equal(const void *a, const void *b, size_t len)
 {

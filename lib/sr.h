@@ -256,6 +256,16 @@ void sr_free_wiped(void *p);
 void *sr_realloc_wiped(void *p, size_t keep, size_t size);
 
 /**
+ * @brief A JSON library's allocator that leaves no copy behind: the
+ * three functions of yyjson's yyjson_alc (malloc, realloc, free; @p ctx
+ * unused), so a parsed document's strings (prompts, credentials) are
+ * wiped when it is freed or grown. Any thread.
+ */
+void *sr_alc_malloc(void *ctx, size_t size);
+void *sr_alc_realloc(void *ctx, void *p, size_t old_size, size_t size);
+void sr_alc_free(void *ctx, void *p);
+
+/**
  * @brief Constant-time equality of two buffers of the same length.
  * @return 1 if equal, 0 if not; time depends only on @p len.
  */

@@ -223,6 +223,25 @@ check "a model replaced under its name answers itself, not from the cache" \
      [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp2")" = "$old" ] &&
      grep -q "\"name\":\"tiny-llama\"" "$TMP/reload" &&
      [ "$(json "[\"choices\"][0][\"text\"]" <"$TMP/rp3")" = "$new" ]'
+# What stays in memory: after these requests end, no prompt's text is
+# left anywhere in the daemon's writable memory (the request's JSON, the
+# joined messages, the tokenizer's cache and scratch, the sequence, the
+# answer's documents are wiped when freed; docs/operations.md).
+MEMQ='{"messages":[{"role":"user","content":"patient zebracanary quokkanote history"}],"max_tokens":8,"temperature":0.7}'
+$C -H "Authorization: Bearer $AK" -d "$MEMQ" -o /dev/null "$U/v1/chat/completions"
+$C -N -H "Authorization: Bearer $AK" -d '{"stream":true,"messages":[{"role":"user","content":"second walruscanary prompt"}],"max_tokens":8,"temperature":0.7}' -o /dev/null "$U/v1/chat/completions"
+$C -H "Authorization: Bearer $AK" -d '{"prompt":"third ibexcanary text","max_tokens":4,"temperature":0.7}' -o /dev/null "$U/v1/completions"
+sleep 0.5
+python3 "$(dirname "$0")/memscan.py" "$pid" zebracanary quokkanote \
+    walruscanary ibexcanary >"$TMP/memscan" 2>&1
+scan_rc=$?
+if [ $scan_rc -eq 2 ]; then
+	skip "no prompt text stays in the daemon's memory" \
+	    "/proc/$pid/mem cannot be read here (needs root or ptrace)"
+else
+	check "no prompt text stays in the daemon's memory after the requests" \
+	    '[ $scan_rc -eq 0 ] && [ "$(awk "{ s += \$2 } END { print s + 0 }" "$TMP/memscan")" = 0 ] && [ "$(wc -l <"$TMP/memscan")" = 4 ]'
+fi
 stop
 check "the audit log with every inference line verifies" \
     '"$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'

@@ -520,6 +520,45 @@ test_concurrent_encoders(void **state)
 	free(text);
 }
 
+/* Forgetting after every encode (the daemon's setting) gives the same
+ * ids as keeping the piece cache, on the first call, on the next ones, and
+ * on a text with more distinct pieces than the cache holds (its resets). */
+static void
+test_forget_same_ids(void **state)
+{
+	static const size_t sizes[] = { 2000, 400000 };
+	struct inf_tok_ids kept, forgot;
+	struct inf_tok *tok;
+	char err[256], *text;
+	size_t s;
+	int round;
+
+	(void)state;
+	assert_int_equal(inf_tok_load(fixtures[0], &tok, err), 0);
+	for (s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+		text = toktest_mixed_text(sizes[s]);
+		inf_tok_set_forget(tok, 0);
+		inf_tok_ids_init(&kept);
+		assert_int_equal(
+		    inf_tok_encode(tok, text, strlen(text), 0, &kept), 0);
+		assert_true(kept.len > 0);
+		inf_tok_set_forget(tok, 1);
+		for (round = 0; round < 2; round++) {
+			inf_tok_ids_init(&forgot);
+			assert_int_equal(
+			    inf_tok_encode(tok, text, strlen(text), 0, &forgot),
+			    0);
+			assert_int_equal(forgot.len, kept.len);
+			assert_memory_equal(
+			    forgot.ids, kept.ids, kept.len * sizeof(*kept.ids));
+			inf_tok_ids_free(&forgot);
+		}
+		inf_tok_ids_free(&kept);
+		free(text);
+	}
+	inf_tok_free(tok);
+}
+
 int
 main(void)
 {
@@ -532,6 +571,7 @@ main(void)
 		cmocka_unit_test(test_fast_split_matches_pcre2),
 		cmocka_unit_test(test_stream_decode),
 		cmocka_unit_test(test_concurrent_encoders),
+		cmocka_unit_test(test_forget_same_ids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -124,9 +124,9 @@ inf_tok__ws_free(struct tok_ws *ws)
 {
 	if (ws == NULL)
 		return;
-	inf_tok__ws_re_free(&ws->re);
 	if (ws->keys != NULL && ws->ids != NULL && ws->touched != NULL)
 		ws_forget(ws);
+	inf_tok__ws_re_free(&ws->re);
 	free(ws->slots);
 	free(ws->keys);
 	free(ws->ids);
@@ -191,20 +191,25 @@ scratch_reserve(struct tok_ws *ws, size_t n)
 		return 0;
 	while (cap < n)
 		cap *= 2;
-	a = realloc(ws->seq, cap * sizeof(*ws->seq));
+	a = sr_realloc_wiped(ws->seq, ws->scratch_cap * sizeof(*ws->seq),
+	    cap * sizeof(*ws->seq));
 	if (a != NULL)
 		ws->seq = a;
-	b = realloc(ws->ranks, cap * sizeof(*ws->ranks));
+	b = sr_realloc_wiped(ws->ranks, ws->scratch_cap * sizeof(*ws->ranks),
+	    cap * sizeof(*ws->ranks));
 	if (b != NULL)
 		ws->ranks = b;
-	c = realloc(ws->merged, cap * sizeof(*ws->merged));
+	c = sr_realloc_wiped(ws->merged, ws->scratch_cap * sizeof(*ws->merged),
+	    cap * sizeof(*ws->merged));
 	if (c != NULL)
 		ws->merged = c;
-	d = realloc(ws->syms, cap * sizeof(*ws->syms));
+	d = sr_realloc_wiped(ws->syms, ws->scratch_cap * sizeof(*ws->syms),
+	    cap * sizeof(*ws->syms));
 	if (d != NULL)
 		ws->syms = d;
 	/* each merge pushes at most two pairs: 3n bounds the heap */
-	e = realloc(ws->heap, 3 * cap * sizeof(*ws->heap));
+	e = sr_realloc_wiped(ws->heap, 3 * ws->scratch_cap * sizeof(*ws->heap),
+	    3 * cap * sizeof(*ws->heap));
 	if (e != NULL)
 		ws->heap = e;
 	if (!a || !b || !c || !d || !e)

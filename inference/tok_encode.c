@@ -13,6 +13,7 @@
 #include <unistr.h>
 
 #include "inference/tok_internal.h"
+#include "lib/sr.h"
 
 #define JIT_STACK_MIN (32u << 10)
 #define JIT_STACK_MAX (1u << 20)
@@ -65,7 +66,7 @@ grow(unsigned char **buf, size_t *cap, size_t need)
 		return 0;
 	while (n < need)
 		n *= 2;
-	p = realloc(*buf, n);
+	p = sr_realloc_wiped(*buf, *cap, n); /* a caller's text: no copy left */
 	if (p == NULL)
 		return -ENOMEM;
 	*buf = p;

@@ -72,10 +72,11 @@ $(FUZZ_ST): $(FUZZ_ST_SRCS) inference/model_internal.h \
 # The libFuzzer target for the tokenizer: its own sources only (the model
 # code beside it in inference/ is not needed), both fixtures loaded once.
 FUZZ_TOK := $(BUILD)/fuzz/fuzz_tokenizer
-FUZZ_TOK_SRCS := tests/fuzz/fuzz_tokenizer.c \
+FUZZ_TOK_SRCS := tests/fuzz/fuzz_tokenizer.c lib/secret.c \
 	$(filter inference/tok% inference/chat%,$(INF_SRCS))
 
 $(FUZZ_TOK): $(FUZZ_TOK_SRCS) inference/tokenizer.h inference/tok_internal.h \
+	    lib/sr.h \
 	    tests/unit/inference/utf8check.h \
 	    | $(DEPSTAMP)
 	@mkdir -p $(dir $@)

@@ -328,6 +328,10 @@ int serve_error_hdr(struct buf *out, int status, const char *code,
     const char *param, const char *message, int keep_alive,
     const struct http_header *extra);
 
+/** @brief The JSON allocator for prompts and answers (serve_stream.c):
+ * what it frees or grows is wiped first (sr_alc_*). */
+extern const struct yyjson_alc serve_wiping_alc;
+
 /** @brief The whole non-streamed answer (head and JSON body). */
 int serve_answer_json(struct buf *out, const struct serve_answer *a,
     const struct inf_tok_text *reason, const struct inf_tok_text *content,

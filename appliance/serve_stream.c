@@ -20,9 +20,9 @@
 #include "appliance/serve_impl.h"
 #include "lib/sr.h"
 
-/* Answers carry generated text: their documents and serializations are
- * wiped when freed, as the prompt's are. */
-static const yyjson_alc wiping_alc = { sr_alc_malloc, sr_alc_realloc,
+/* Answers carry generated text and requests their prompt: their documents
+ * and serializations are wiped when freed. */
+const yyjson_alc serve_wiping_alc = { sr_alc_malloc, sr_alc_realloc,
 	sr_alc_free, NULL };
 
 #define THINK_END "</think>"
@@ -143,7 +143,7 @@ error_type(int status)
 static char *
 doc_text(yyjson_mut_doc *d, size_t *len)
 {
-	char *text = yyjson_mut_write_opts(d, 0, &wiping_alc, len, NULL);
+	char *text = yyjson_mut_write_opts(d, 0, &serve_wiping_alc, len, NULL);
 
 	yyjson_mut_doc_free(d);
 	return text;
@@ -168,7 +168,7 @@ serve_error_hdr(struct buf *out, int status, const char *code,
     const char *param, const char *message, int keep_alive,
     const struct http_header *extra)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root, *e;
 	char *text;
 	size_t len = 0;
@@ -236,7 +236,7 @@ serve_answer_json(struct buf *out, const struct serve_answer *a,
     const struct inf_tok_text *reason, const struct inf_tok_text *content,
     const char *finish, int n_prompt, int n_out, int keep_alive)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root, *choices, *c, *msg;
 	char *text;
 	size_t len = 0;
@@ -313,7 +313,7 @@ serve_sse_delta(struct buf *out, const struct serve_answer *a, const char *role,
     const struct inf_tok_text *reason, const struct inf_tok_text *content,
     const char *finish)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root, *choices, *c, *delta;
 
 	if (d == NULL)
@@ -345,7 +345,7 @@ int
 serve_sse_usage(
     struct buf *out, const struct serve_answer *a, int n_prompt, int n_out)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root;
 
 	if (d == NULL)
@@ -359,7 +359,7 @@ serve_sse_usage(
 int
 serve_sse_error(struct buf *out, const char *code, const char *message)
 {
-	yyjson_mut_doc *d = yyjson_mut_doc_new(&wiping_alc);
+	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root, *e;
 
 	if (d == NULL)

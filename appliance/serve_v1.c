@@ -433,10 +433,8 @@ serve_v1_start(
     struct serve_req *r, const uint8_t *body, size_t len, struct buf *out)
 {
 	/* The prompt's copies in the document are wiped when it is freed. */
-	static const yyjson_alc wiping = { sr_alc_malloc, sr_alc_realloc,
-		sr_alc_free, NULL };
-	yyjson_doc *doc =
-	    yyjson_read_opts((char *)(uintptr_t)body, len, 0, &wiping, NULL);
+	yyjson_doc *doc = yyjson_read_opts(
+	    (char *)(uintptr_t)body, len, 0, &serve_wiping_alc, NULL);
 	yyjson_val *o = yyjson_doc_get_root(doc);
 	struct params pa = { 0 };
 	struct inf_tok_ids ids;

@@ -124,8 +124,7 @@ inf_tok__ws_free(struct tok_ws *ws)
 {
 	if (ws == NULL)
 		return;
-	if (ws->keys != NULL && ws->ids != NULL && ws->touched != NULL)
-		ws_forget(ws);
+	ws_forget(ws); /* safe on a half-made one: empty buffers are NULL */
 	inf_tok__ws_re_free(&ws->re);
 	free(ws->slots);
 	free(ws->keys);

@@ -28,7 +28,10 @@ WARN := -Wall -Wextra -Wpointer-arith -Wshadow -Wstrict-prototypes \
 CPPFLAGS := -D_GNU_SOURCE -I. -I$(DEPROOT)/usr/include -I/usr/include/p11-kit-1 \
 	-DMBEDTLS_USER_CONFIG_FILE='"$(MBEDTLS_EXTRA)"'
 CFLAGS := -std=c11 $(OPT) -g $(WARN) -fPIC
-LDLIBS := -llmdb -ldl -lpthread
+# Full RELRO, every symbol bound at start: no lazy binding at run time,
+# whose trampoline spills vector registers (which may hold a key a
+# memcpy just moved) onto the stack of whichever thread calls first.
+LDLIBS := -llmdb -ldl -lpthread -Wl,-z,relro,-z,now
 MBEDCRYPTO := $(DEPLIB)/libmbedcrypto.a
 
 NVCC := $(shell command -v /usr/local/cuda/bin/nvcc 2>/dev/null || command -v nvcc 2>/dev/null)

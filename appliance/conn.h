@@ -44,7 +44,8 @@ struct loop_spin {
 struct app_loop {
 	uv_loop_t loop;
 	uv_tcp_t listener;
-	uv_timer_t relisten;      /* listen.c: reopens a paused listener */
+	uv_timer_t relisten; /* listen.c: reopens a paused listener */
+	uv_timer_t wipe;     /* wipes the loop's stack once answers are out */
 	uv_connection_cb on_conn; /* the listener's accept callback */
 	int paused;               /* out of descriptors: not accepting */
 	uv_async_t wake;          /* drain requests from the control thread */

@@ -52,6 +52,10 @@ expiry_run(uv_work_t *w)
 	if (api_expiry_check(ctl->app->api) < 0)
 		log_warnx("expiry watch: the keystore did not answer; next "
 		          "tick retries");
+	/* A pool thread: what this job's calls spilled (the dynamic linker
+	 * saves vector registers that may still hold another job's key) is
+	 * not left for the next scan of memory. */
+	sr_stack_wipe(SRV_STACK_WIPE);
 }
 
 static void

@@ -22,6 +22,12 @@
 
 #include "lib/sr.h"
 
+/* Stack a thread that served requests wipes when it goes back to waiting
+ * (sr_stack_wipe): twice the deepest chain measured there, about 12 KiB
+ * on a worker (SoftHSM2 and OpenSSL, Argon2) and 27 KiB on a loop (TLS,
+ * the router). */
+#define SRV_STACK_WIPE (64 * 1024)
+
 /* ------------------------------------------------------------------ */
 /* Byte buffers (buf.c)                                                 */
 /* ------------------------------------------------------------------ */

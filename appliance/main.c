@@ -161,6 +161,8 @@ main(int argc, char **argv)
 	            app.hsm },
 	        &app.api, err) != 0)
 		fatalx("access: %s", err);
+	/* A first start made the admin key on this thread. */
+	sr_stack_wipe(SRV_STACK_WIPE);
 	/* A model that does not load leaves inference unavailable (503,
 	 * /ready says so) but keys are still served. */
 	if (app.cfg.models[0] != '\0' &&

@@ -189,6 +189,9 @@ on_work(uv_work_t *w)
 		tagged = 1;
 	}
 	p->work(p->arg);
+	/* The step may have held a credential (a key's HMAC in SoftHSM2, a
+	 * password in Argon2): nothing of it stays on this thread's stack. */
+	sr_stack_wipe(SRV_STACK_WIPE);
 }
 
 static void

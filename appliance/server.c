@@ -101,6 +101,8 @@ loop_finish(struct app_loop *l)
 	/* A connection may end the loop before its wake-up ran: the
 	 * listener goes here too, or it would keep the loop alive. */
 	listen_stop(l);
+	if (!uv_is_closing((uv_handle_t *)&l->wipe))
+		uv_close((uv_handle_t *)&l->wipe, NULL);
 	loop_spin_close(l);
 	pthread_mutex_lock(&l->wake_mu);
 	if (!l->wake_closed) {
@@ -109,6 +111,29 @@ loop_finish(struct app_loop *l)
 		pending_loop_close(l);
 	}
 	pthread_mutex_unlock(&l->wake_mu);
+}
+
+/* What a loop's finished calls left on its stack below the frames in
+ * use (a vector register the dynamic linker or a signal spilled while it
+ * held a credential, a library's local copy of one) is wiped a moment
+ * after answers go out: one timer for many answers, never a wipe per
+ * request. */
+#define LOOP_WIPE_MS 50
+
+static void
+on_loop_wipe(uv_timer_t *t)
+{
+	(void)t;
+	sr_stack_wipe(SRV_STACK_WIPE);
+}
+
+static void
+loop_wipe_soon(struct app_loop *l)
+{
+	uv_handle_t *h = (uv_handle_t *)&l->wipe;
+
+	if (!uv_is_active(h) && !uv_is_closing(h))
+		uv_timer_start(&l->wipe, on_loop_wipe, LOOP_WIPE_MS, 0);
 }
 
 static void
@@ -127,6 +152,7 @@ conn_close(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+	loop_wipe_soon(c->l);
 	if (atomic_load(&c->l->app->draining))
 		loop_finish(c->l);
 	if (!uv_is_closing((uv_handle_t *)&c->timer))
@@ -357,6 +383,7 @@ conn_answered(struct conn *c, enum metric_route route, int status,
     uint64_t t0_ns, int keep_alive)
 {
 	metrics_request(route, status, (uv_hrtime() - t0_ns) / 1000);
+	loop_wipe_soon(c->l);
 	if (!keep_alive)
 		c->close_after = 1;
 }
@@ -643,6 +670,8 @@ bind_loop(struct app *app, struct app_loop *l, char err[256])
 	uv_loop_init(&l->loop);
 	uv_timer_init(&l->loop, &l->relisten);
 	l->relisten.data = l;
+	uv_timer_init(&l->loop, &l->wipe);
+	l->wipe.data = l;
 	l->on_conn = on_connection;
 	if ((rc = listen_open(app, l, err)) != 0)
 		return rc;

@@ -68,6 +68,21 @@ sr_alc_free(void *ctx, void *p)
 	sr_free_wiped(p);
 }
 
+/* Not inlined, so the zone lies below the caller's frame, where the
+ * finished calls were; explicit_bzero's stores are never dropped. */
+__attribute__((noinline)) void
+sr_stack_wipe(size_t bytes)
+{
+	if (bytes > SR_STACK_WIPE_MAX)
+		bytes = SR_STACK_WIPE_MAX;
+	if (bytes == 0)
+		return;
+	unsigned char zone[bytes];
+
+	explicit_bzero(zone, bytes);
+	__asm__ __volatile__("" : : "r"(zone) : "memory");
+}
+
 int
 sr_ct_equal(const void *a, const void *b, size_t len)
 {

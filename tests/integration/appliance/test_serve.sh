@@ -232,15 +232,15 @@ $C -H "Authorization: Bearer $AK" -d "$MEMQ" -o /dev/null "$U/v1/chat/completion
 $C -N -H "Authorization: Bearer $AK" -d '{"stream":true,"messages":[{"role":"user","content":"second walruscanary prompt"}],"max_tokens":8,"temperature":0.7}' -o /dev/null "$U/v1/chat/completions"
 $C -H "Authorization: Bearer $AK" -d '{"prompt":"third ibexcanary text","max_tokens":4,"temperature":0.7}' -o /dev/null "$U/v1/completions"
 sleep 0.5
-python3 "$(dirname "$0")/memscan.py" "$pid" zebracanary quokkanote \
-    walruscanary ibexcanary >"$TMP/memscan" 2>&1
+printf '%s\n' zebracanary quokkanote walruscanary ibexcanary |
+    python3 "$(dirname "$0")/../memscan.py" "$pid" >"$TMP/memscan" 2>&1
 scan_rc=$?
 if [ $scan_rc -eq 2 ]; then
 	skip "no prompt text stays in the daemon's memory" \
-	    "/proc/$pid/mem cannot be read here (needs root or ptrace)"
+	    "its memory cannot be read here ($(grep -v "^memscan: skipped" "$TMP/memscan" | head -n 1))"
 else
 	check "no prompt text stays in the daemon's memory after the requests" \
-	    '[ $scan_rc -eq 0 ] && [ "$(awk "{ s += \$2 } END { print s + 0 }" "$TMP/memscan")" = 0 ] && [ "$(wc -l <"$TMP/memscan")" = 4 ]'
+	    '[ $scan_rc -eq 0 ] || { cat "$TMP/memscan"; false; }'
 fi
 stop
 check "the audit log with every inference line verifies" \

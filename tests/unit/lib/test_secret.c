@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "lib/sr.h"
@@ -154,6 +155,73 @@ test_wipe_stack_buffer(void **state)
 	assert_true(all_bytes(buf, sizeof(buf), 0));
 }
 
+/* A call that leaves a credential-like marker in its frame and returns
+ * where it was (reading a dead frame is what an attacker with the
+ * process's memory does; here it is the test's only way to look). */
+#define STACK_MARK "srk_stack_marker_left_by_a_finished_call"
+#define STACK_MARK_COPIES 64
+
+static __attribute__((noinline)) uintptr_t
+leave_marker(void)
+{
+	volatile char zone[STACK_MARK_COPIES * 64];
+	size_t i, j;
+
+	for (i = 0; i < STACK_MARK_COPIES; i++)
+		for (j = 0; j < sizeof(STACK_MARK); j++)
+			zone[i * 64 + j] = STACK_MARK[j];
+	return (uintptr_t)zone;
+}
+
+static int
+marker_count(uintptr_t at)
+{
+	const volatile char *p = (const volatile char *)at;
+	int n = 0;
+	size_t i, j;
+
+	for (i = 0; i < STACK_MARK_COPIES; i++) {
+		for (j = 0;
+		     j < sizeof(STACK_MARK) && p[i * 64 + j] == STACK_MARK[j];
+		     j++)
+			;
+		n += j == sizeof(STACK_MARK);
+	}
+	return n;
+}
+
+static void *
+stack_wipe_thread(void *arg)
+{
+	int *counts = arg;
+	uintptr_t at = leave_marker();
+
+	counts[0] = marker_count(at); /* the residue is there... */
+	sr_stack_wipe(16 * 1024);
+	counts[1] = marker_count(at); /* ...and gone */
+	sr_stack_wipe(0);
+	sr_stack_wipe((size_t)-1); /* capped at SR_STACK_WIPE_MAX */
+	return NULL;
+}
+
+static void
+test_stack_wipe(void **state)
+{
+	int counts[2] = { -1, -1 };
+	pthread_t t;
+
+	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan keeps frames in its own places and poisons dead ones. */
+	skip();
+#endif
+	assert_int_equal(
+	    pthread_create(&t, NULL, stack_wipe_thread, counts), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(counts[0] > 0);
+	assert_int_equal(counts[1], 0);
+}
+
 static void
 test_ct_equal_equal(void **state)
 {
@@ -248,6 +316,7 @@ main(void)
 		cmocka_unit_test(test_free_twice),
 		cmocka_unit_test(test_free_zeroed),
 		cmocka_unit_test(test_wipe_stack_buffer),
+		cmocka_unit_test(test_stack_wipe),
 		cmocka_unit_test(test_ct_equal_equal),
 		cmocka_unit_test(test_ct_equal_first_last),
 		cmocka_unit_test(test_ct_equal_every_difference),

@@ -5,7 +5,8 @@
 # banner in the file OUT and prints the port it serves on ("" if it never
 # came). start [flags] runs the daemon $D with state in $TMP/state on a free
 # loopback port (output in $TMP/out and $TMP/err; sets $pid and $port), and
-# stop ends it with SIGTERM and waits.
+# stop ends it with SIGTERM and waits. no_secret_in_memory WHAT < SECRETS
+# checks that none of SECRETS is in the running daemon's memory.
 n=0
 status=0
 
@@ -51,4 +52,19 @@ start() {
 	    >"$TMP/out" 2>"$TMP/err" &
 	pid=$!
 	port=$(daemon_port "$TMP/out")
+}
+
+# no_secret_in_memory WHAT < SECRETS: the check WHAT, that none of the
+# secrets (one a line) is anywhere in the writable memory of the daemon
+# $pid (tests/integration/memscan.py reads /proc/PID/mem: root, as make
+# test runs; skipped, visibly, where it cannot). Its findings, secrets
+# masked, are printed when it fails.
+no_secret_in_memory() {
+	python3 "$(dirname "$0")/../memscan.py" "$pid" >"$TMP/memscan" 2>&1
+	memscan_rc=$?
+	if [ $memscan_rc -eq 2 ]; then
+		skip "$1" "its memory cannot be read here ($(grep -v "^memscan: skipped" "$TMP/memscan" | head -n 1))"
+	else
+		check "$1" '[ $memscan_rc -eq 0 ] || { cat "$TMP/memscan"; false; }'
+	fi
 }

@@ -36,20 +36,6 @@ made() {
 	    -X "$3" ${5:+-d "$5"} "$U$4"
 }
 
-# no_secret_in_memory NAME < SECRETS: the check NAME, that none of the
-# secrets (one a line) is anywhere in the daemon's writable memory
-# (tests/integration/memscan.py reads /proc/PID/mem: root, as make test
-# runs; skipped, visibly, where it cannot).
-no_secret_in_memory() {
-	python3 "$(dirname "$0")/../memscan.py" "$pid" >"$TMP/memscan" 2>&1
-	memscan_rc=$?
-	if [ $memscan_rc -eq 2 ]; then
-		skip "$1" "its memory cannot be read here ($(grep -v "^memscan: skipped" "$TMP/memscan" | head -n 1))"
-	else
-		check "$1" '[ $memscan_rc -eq 0 ] || { cat "$TMP/memscan"; false; }'
-	fi
-}
-
 # --- users -------------------------------------------------------------
 s=$(as "$K" POST /api/users '{"name":"alice","roles":["developer"]}')
 AL=$(j "$(last)" '["id"]')

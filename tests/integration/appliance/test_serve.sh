@@ -233,15 +233,7 @@ $C -N -H "Authorization: Bearer $AK" -d '{"stream":true,"messages":[{"role":"use
 $C -H "Authorization: Bearer $AK" -d '{"prompt":"third ibexcanary text","max_tokens":4,"temperature":0.7}' -o /dev/null "$U/v1/completions"
 sleep 0.5
 printf '%s\n' zebracanary quokkanote walruscanary ibexcanary |
-    python3 "$(dirname "$0")/../memscan.py" "$pid" >"$TMP/memscan" 2>&1
-scan_rc=$?
-if [ $scan_rc -eq 2 ]; then
-	skip "no prompt text stays in the daemon's memory" \
-	    "its memory cannot be read here ($(grep -v "^memscan: skipped" "$TMP/memscan" | head -n 1))"
-else
-	check "no prompt text stays in the daemon's memory after the requests" \
-	    '[ $scan_rc -eq 0 ] || { cat "$TMP/memscan"; false; }'
-fi
+    no_secret_in_memory "no prompt text stays in the daemon's memory after the requests"
 stop
 check "the audit log with every inference line verifies" \
     '"$BUILD/bin/sr-audit" verify --dir "$AUD" >/dev/null'

@@ -2,7 +2,7 @@
  * appliance/api_form.c: application/x-www-form-urlencoded text, the
  * /oauth/token body and every route's query string: finding a parameter
  * by name, percent-decoding its value ('+' is a blank), counting how often
- * it is given.
+ * it is given, and finding the first parameter a route does not take.
  *
  * A value is decoded whole or refused: one that does not fit the caller's
  * buffer is -E2BIG, not cut (a cut filter or scope would silently be a
@@ -91,4 +91,47 @@ api_query_count(const char *query, const char *name)
 		v = amp != NULL ? find(amp + 1, name) : NULL;
 	}
 	return count;
+}
+
+/* 1 when the parameter at @p p (its name @p n bytes long) is @p name. */
+static int
+name_is(const char *p, size_t n, const char *name)
+{
+	return strlen(name) == n && strncmp(p, name, n) == 0;
+}
+
+int
+api_query_stray(
+    const char *query, const char *const names[], char *bad, size_t cap)
+{
+	const char *p, *q, *amp;
+	size_t n, len;
+	unsigned i;
+	int why = 0;
+
+	for (p = query; why == 0 && p != NULL && *p != '\0'; p = amp) {
+		amp = strchr(p, '&');
+		len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+		amp = amp != NULL ? amp + 1 : NULL;
+		if (len == 0) /* "a=1&&b=2", a trailing '&' */
+			continue;
+		n = strcspn(p, "=&");
+		for (i = 0; names[i] != NULL && !name_is(p, n, names[i]); i++)
+			;
+		if (names[i] == NULL)
+			why = API_QUERY_UNKNOWN;
+		else if (n == len)
+			why = API_QUERY_NO_VALUE;
+		else
+			for (q = query; q < p && why == 0;
+			     q += strcspn(q, "&") + 1)
+				if (strncmp(q, names[i], n) == 0 && q[n] == '=')
+					why = API_QUERY_REPEATED;
+		if (why != 0 && cap > 0) {
+			n = n < cap - 1 ? n : cap - 1;
+			memcpy(bad, p, n);
+			bad[n] = '\0';
+		}
+	}
+	return why;
 }

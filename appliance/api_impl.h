@@ -269,10 +269,27 @@ unsigned api_query_count(const char *query, const char *name);
 /** The first value of @p name in a query or form string, decoded as
  * api_form_decode() does; "" and 0 when absent. @return as there. */
 int api_query_get(const char *query, const char *name, char *out, size_t cap);
+/** What api_query_stray() found. */
+#define API_QUERY_UNKNOWN 1  /* a name not in the list */
+#define API_QUERY_NO_VALUE 2 /* a known name without '=' */
+#define API_QUERY_REPEATED 3 /* a known name given again */
+/** The first parameter of @p query that is not one of @p names (a
+ * NULL-ended list), has no '=', or repeats an earlier one: its API_QUERY_*
+ * reason, and its name as sent, cut to @p cap - 1 bytes, in @p bad; 0 when
+ * there is none. Empty parameters ("a=1&&b=2", a trailing '&') are
+ * skipped. A filter whose name is mistyped or given twice would otherwise
+ * be dropped or half-used without a word. */
+int api_query_stray(
+    const char *query, const char *const names[], char *bad, size_t cap);
 /** api_query_get() for a handler: 0, or an error after answering 400
  * invalid_request naming @p name (too long, or an encoded NUL). */
 int api_query_param(struct api_req *r, const char *query, const char *name,
     char *out, size_t cap);
+/** api_query_stray() for a handler: 0 when every parameter of the request's
+ * query is one of @p names, given once with a value; else -EINVAL after
+ * answering 400 invalid_request that names the parameter (when it is a
+ * plain name) and lists @p names. */
+int api_query_only(struct api_req *r, const char *const names[]);
 /** A page of keys of @p kind under @p parent ("" any), from ?after=. */
 void api_list_op(struct api_req *r, unsigned kind, const char *parent);
 /** GET into r->kr; answer 404 and return non-zero unless the key of the

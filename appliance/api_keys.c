@@ -244,7 +244,11 @@ api_audit_read(struct api_req *r)
 	yyjson_mut_doc *d;
 	yyjson_mut_val *o;
 
-	if (api_query_param(r, r->query, "key", key, sizeof(key)) != 0 ||
+	static const char *const params[] = { "key", "actor", "action", "from",
+		"to", NULL };
+
+	if (api_query_only(r, params) != 0 ||
+	    api_query_param(r, r->query, "key", key, sizeof(key)) != 0 ||
 	    api_query_param(r, r->query, "actor", actor, sizeof(actor)) != 0 ||
 	    api_query_param(r, r->query, "action", action, sizeof(action)) !=
 	        0 ||
@@ -262,7 +266,8 @@ api_audit_read(struct api_req *r)
 	if (audit_lines(r, &q, d, o) != 0) {
 		yyjson_mut_doc_free(d);
 		api_answer_error(r, 400, "invalid_request",
-		    "from/to: RFC 3339 time or YYYY-MM-DD");
+		    "from/to: RFC 3339 time, YYYY-MM-DD or Unix seconds "
+		    "(up to 9999-12-31)");
 		return;
 	}
 	api_answer_doc(r, 200, d);

@@ -122,6 +122,43 @@ api_query_param(struct api_req *r, const char *query, const char *name,
 }
 
 int
+api_query_only(struct api_req *r, const char *const names[])
+{
+	char bad[33], list[128], msg[256];
+	size_t len = 0;
+	unsigned i;
+	int why = api_query_stray(r->query, names, bad, sizeof(bad));
+
+	if (why == 0)
+		return 0;
+	list[0] = '\0';
+	for (i = 0; names[i] != NULL && len < sizeof(list); i++)
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+		    i ? ", " : "", names[i]);
+	/* A name is echoed only when it is a plain word: never a pasted
+	 * secret or bytes a reader's terminal would act on. */
+	if (bad[0] == '\0' ||
+	    bad[strspn(bad,
+	        "abcdefghijklmnopqrstuvwxyz"
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")] != '\0' ||
+	    strlen(bad) > 24)
+		snprintf(msg, sizeof(msg),
+		    "a parameter this route does not take; "
+		    "it takes %s",
+		    list[0] ? list : "none");
+	else if (why == API_QUERY_NO_VALUE)
+		snprintf(msg, sizeof(msg), "%s: no value (%s=...)", bad, bad);
+	else if (why == API_QUERY_REPEATED)
+		snprintf(msg, sizeof(msg), "%s given more than once", bad);
+	else
+		snprintf(msg, sizeof(msg),
+		    "unknown parameter \"%s\"; this route takes %s", bad,
+		    list[0] ? list : "none");
+	api_answer_error(r, 400, "invalid_request", msg);
+	return -EINVAL;
+}
+
+int
 api_expect_kind(struct api_req *r, unsigned kind)
 {
 	int rc;
@@ -247,6 +284,10 @@ api_list_op(struct api_req *r, unsigned kind, const char *parent)
 {
 	int rc;
 
+	static const char *const params[] = { "after", NULL };
+
+	if (api_query_only(r, params) != 0)
+		return;
 	ks_request_init(&r->kq, KS_OP_LIST);
 	r->kq.u.list.kind = (uint8_t)kind;
 	r->kq.u.list.limit = KS_LIST_MAX;
@@ -421,6 +462,10 @@ keys_expiring(struct api_req *r)
 {
 	int rc;
 
+	static const char *const params[] = { "after", NULL };
+
+	if (api_query_only(r, params) != 0)
+		return;
 	ks_request_init(&r->kq, KS_OP_EXPIRING);
 	r->kq.u.expiring.within = 72 * 3600;
 	r->kq.u.expiring.limit = KS_LIST_MAX;

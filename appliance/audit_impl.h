@@ -46,8 +46,10 @@ size_t audit__json_str(
 /* "2025-06-01T12:00:00.123Z" (24 chars + NUL) for Unix ms. */
 void audit__ts_format(int64_t ms, char out[25]);
 
-/* Parse RFC 3339 ("2025-06-01", "2025-06-01T12:00[:00[.123]][Z]") into
- * the fixed form above. @return 0 or -EINVAL. */
+/* Parse RFC 3339 ("2025-06-01", "2025-06-01T12:00[:00[.123]][Z]") or
+ * Unix seconds (at most AUDIT__TS_MAX_S) into the fixed form above.
+ * @return 0 or -EINVAL. */
+#define AUDIT__TS_MAX_S 253402300799LL /* 9999-12-31T23:59:59Z */
 int audit__ts_parse(const char *in, char out[25]);
 
 /*

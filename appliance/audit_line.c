@@ -186,7 +186,11 @@ audit__ts_parse(const char *in, char out[25])
 
 	memset(&tm, 0, sizeof(tm));
 	p = in + strspn(in, "0123456789");
-	if (*in != '\0' && *p == '\0' && p - in <= 12) {
+	if (*in != '\0' && *p == '\0') {
+		/* Unix seconds, up to 9999-12-31T23:59:59Z: a later year
+		 * has no four-digit form to compare with a line's ts. */
+		if (p - in > 12 || strtoll(in, NULL, 10) > AUDIT__TS_MAX_S)
+			return -EINVAL;
 		audit__ts_format(strtoll(in, NULL, 10) * 1000, out);
 		return 0;
 	}

@@ -161,6 +161,10 @@ check "a time window that ends before today: nothing" \
     '[ "$(as "$AUK" GET "/api/audit?key=$AK2ID&to=2000-01-01")" = 200 ] && grep -q "\"count\":0" "$(last)"'
 check "a malformed time: 400" \
     '[ "$(as "$AUK" GET "/api/audit?from=yesterday")" = 400 ]'
+check "a time as Unix seconds is the same window; one past 9999-12-31: 400" \
+    '[ "$(as "$AUK" GET "/api/audit?key=$AK2ID&to=946684800")" = 200 ] && grep -q "\"count\":0" "$(last)" && [ "$(as "$AUK" GET "/api/audit?from=253402300800")" = 400 ]'
+check "a mistyped or repeated filter is refused, not dropped: 400 naming it" \
+    '[ "$(as "$AUK" GET "/api/audit?kye=$AK2ID")" = 400 ] && grep -q "unknown parameter ..kye..; this route takes key, actor, action, from, to" "$(last)" && [ "$(as "$AUK" GET "/api/audit?key=$AK2ID&key=x")" = 400 ] && grep -q "key given more than once" "$(last)" && [ "$(as "$K" GET "/api/apps?limit=5")" = 400 ] && [ "$(code)" = invalid_request ]'
 check "a developer may not read the audit log: 403" \
     '[ "$(as "$AK3" GET "/api/audit?key=$AK2ID")" = 403 ]'
 

@@ -113,6 +113,46 @@ test_query(void **state)
 	assert_int_equal(api_query_get("a=12345", "a", out, 5), -E2BIG);
 }
 
+static void
+test_stray(void **state)
+{
+	static const char *const names[] = { "key", "from", "to", NULL };
+	char bad[8];
+
+	(void)state;
+	/* Every parameter known, once each, empty ones skipped. */
+	assert_int_equal(api_query_stray("", names, bad, sizeof(bad)), 0);
+	assert_int_equal(
+	    api_query_stray("key=K&&from=&to=2&", names, bad, sizeof(bad)), 0);
+	/* A mistyped filter, a prefix of a name, a longer name. */
+	assert_int_equal(
+	    api_query_stray("key=K&since=2025-06-01", names, bad, sizeof(bad)),
+	    API_QUERY_UNKNOWN);
+	assert_string_equal(bad, "since");
+	assert_int_equal(api_query_stray("ke=K", names, bad, sizeof(bad)),
+	    API_QUERY_UNKNOWN);
+	assert_string_equal(bad, "ke");
+	assert_int_equal(api_query_stray("keys=K", names, bad, sizeof(bad)),
+	    API_QUERY_UNKNOWN);
+	/* A known name with no '=' would be dropped by api_query_get. */
+	assert_int_equal(api_query_stray("from=1&key", names, bad, sizeof(bad)),
+	    API_QUERY_NO_VALUE);
+	assert_string_equal(bad, "key");
+	/* Given twice: only the first would be used. */
+	assert_int_equal(
+	    api_query_stray("to=1&key=A&key=B", names, bad, sizeof(bad)),
+	    API_QUERY_REPEATED);
+	assert_string_equal(bad, "key");
+	/* Names as sent, not decoded; a long one cut to the buffer. */
+	assert_int_equal(api_query_stray("k%65y=K", names, bad, sizeof(bad)),
+	    API_QUERY_UNKNOWN);
+	assert_string_equal(bad, "k%65y");
+	assert_int_equal(
+	    api_query_stray("averyverylongname=1", names, bad, sizeof(bad)),
+	    API_QUERY_UNKNOWN);
+	assert_string_equal(bad, "averyve");
+}
+
 int
 main(void)
 {
@@ -121,6 +161,7 @@ main(void)
 		cmocka_unit_test(test_boundary),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_stray),
 	};
 
 	return cmocka_run_group_tests_name(

@@ -755,6 +755,19 @@ test_query(void **state)
 	assert_int_equal(
 	    query(NULL, NULL, NULL, "2025-02-30T00:00:00Z", NULL, &rc), 0);
 	assert_int_equal(rc, -EINVAL);
+	/* Unix seconds: the same window as its RFC 3339 form, and nothing
+	 * past 9999-12-31T23:59:59Z (its year would wrap to four digits). */
+	assert_int_equal(
+	    query(NULL, "user:*", NULL, "1748779800", "2025-06-01T12:20", &rc),
+	    10);
+	assert_int_equal(rc, 0);
+	assert_int_equal(query(NULL, NULL, NULL, "253402300799", NULL, &rc), 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(query(NULL, NULL, NULL, "253402300800", NULL, &rc), 0);
+	assert_int_equal(rc, -EINVAL);
+	assert_int_equal(
+	    query(NULL, NULL, NULL, "1000000000000", NULL, &rc), 0);
+	assert_int_equal(rc, -EINVAL);
 }
 
 int

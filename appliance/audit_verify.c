@@ -662,14 +662,16 @@ audit_query_run(const char *dir, const struct audit_query *q, FILE *out,
 	if (q->since != NULL && audit__ts_parse(q->since, since) != 0) {
 		snprintf(err, 256,
 		    "--since \"%s\": not a UTC time (use "
-		    "2025-06-01 or 2025-06-01T12:00:00Z)",
+		    "2025-06-01, 2025-06-01T12:00:00Z or Unix seconds, "
+		    "up to 9999-12-31)",
 		    q->since);
 		return -EINVAL;
 	}
 	if (q->until != NULL && audit__ts_parse(q->until, until) != 0) {
 		snprintf(err, 256,
 		    "--until \"%s\": not a UTC time (use "
-		    "2025-06-01 or 2025-06-01T12:00:00Z)",
+		    "2025-06-01, 2025-06-01T12:00:00Z or Unix seconds, "
+		    "up to 9999-12-31)",
 		    q->until);
 		return -EINVAL;
 	}

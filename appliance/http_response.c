@@ -1,8 +1,9 @@
 /*
  * appliance/http_response.c: HTTP/1.1 responses: status line, the security
- * headers of internal.h on every response, chunked bodies, and JSON
- * errors built with yyjson; and the cut of an answer to its request
- * (http_answer_fit: a HEAD's head only, an HTTP/1.0 stream unchunked).
+ * headers of internal.h on every response, streamed bodies framed for the
+ * request's version (chunked, or ended by the close for HTTP/1.0), and
+ * JSON errors built with yyjson; and the cut of a HEAD's answer to its
+ * head (http_answer_fit).
  *
  * It must never copy a request's bytes into a response header, or let an
  * extra header a handler passes replace the framing headers
@@ -136,9 +137,12 @@ write_head(struct buf *out, int status, const char *content_type,
     size_t nextra)
 {
 	int rc, nobody = status < 200 || status == 204 || status == 304;
-	int chunked = content_length == HTTP_CHUNKED;
+	int chunked = content_length == HTTP_CHUNKED,
+	    until_close = content_length == HTTP_UNTIL_CLOSE;
 	char cl[24], line[64];
-	const char *framing = nobody ? NULL : chunked ? "chunked" : cl;
+	const char *framing = nobody || until_close ? NULL
+	    : chunked                               ? "chunked"
+	                                            : cl;
 	const char *text = http_status_text(status);
 	/* In order; framing and Connection are never the caller's. */
 	const struct {
@@ -193,6 +197,7 @@ http_response_head(struct buf *out, int status, const char *content_type,
 	if (status < 100 || status > 599 || (nextra != 0 && extra == NULL) ||
 	    ((status < 200 || status == 204 || status == 304) &&
 	        content_length != 0) ||
+	    (content_length == HTTP_UNTIL_CLOSE && keep_alive) ||
 	    (content_type != NULL &&
 	        !http_value_ok(content_type, strlen(content_type))))
 		return -EINVAL;
@@ -206,14 +211,22 @@ http_response_head(struct buf *out, int status, const char *content_type,
 	return rc;
 }
 
+size_t
+http_stream_framing(int version_minor)
+{
+	return version_minor == 0 ? HTTP_UNTIL_CLOSE : HTTP_CHUNKED;
+}
+
 int
-http_response_chunk(struct buf *out, const void *data, size_t len)
+http_body_part(struct buf *out, size_t framing, const void *data, size_t len)
 {
 	size_t mark = out->len;
 	int rc;
 
 	if (len == 0)
 		return 0;
+	if (framing == HTTP_UNTIL_CLOSE)
+		return buf_append(out, data, len);
 	if ((rc = buf_printf(out, "%zx\r\n", len)) != 0 ||
 	    (rc = buf_append(out, data, len)) != 0 ||
 	    (rc = buf_append(out, "\r\n", 2)) != 0)
@@ -222,9 +235,10 @@ http_response_chunk(struct buf *out, const void *data, size_t len)
 }
 
 int
-http_response_chunk_end(struct buf *out)
+http_body_end(struct buf *out, size_t framing)
 {
-	return buf_append(out, "0\r\n\r\n", 5);
+	return framing == HTTP_UNTIL_CLOSE ? 0
+	                                   : buf_append(out, "0\r\n\r\n", 5);
 }
 
 int
@@ -297,111 +311,38 @@ http_error_hdr(struct buf *out, int status, const char *code,
 
 /* --- Fitting an answer to its request --- */
 
-enum { FIT_HEAD, FIT_PASS, FIT_DROP, FIT_UNCHUNK };
+enum { FIT_HEAD, FIT_PASS, FIT_DROP };
 
-/* Offset of @p s (@p n bytes) in out->data[from, to), or to. */
+/* Offset of "\r\n\r\n" in out->data[from, out->len), or out->len. */
 static size_t
-find(const struct buf *out, size_t from, size_t to, const char *s, size_t n)
+head_end(const struct buf *out, size_t from)
 {
 	size_t i;
 
-	for (i = from; i + n <= to; i++)
-		if (memcmp(out->data + i, s, n) == 0)
+	for (i = from; i + 4 <= out->len; i++)
+		if (memcmp(out->data + i, "\r\n\r\n", 4) == 0)
 			return i;
-	return to;
+	return out->len;
 }
 
-/* Replace @p n bytes at @p at with the @p rn bytes of @p r (rn <= n). */
-static void
-splice(struct buf *out, size_t at, size_t n, const char *r, size_t rn)
-{
-	memcpy(out->data + at, r, rn);
-	memmove(out->data + at + rn, out->data + at + n, out->len - at - n);
-	out->len -= n - rn;
-}
-
-/* A chunked head [from, *end) made close-delimited, in place. */
-static void
-unchunk_head(struct buf *out, size_t from, size_t *end)
-{
-	static const char te[] = "\r\nTransfer-Encoding: chunked\r\n",
-	                  ka[] = "\r\nConnection: keep-alive\r\n",
-	                  cl[] = "\r\nConnection: close\r\n";
-	size_t at;
-
-	at = find(out, from, *end, te, sizeof(te) - 1);
-	splice(out, at, sizeof(te) - 1, "\r\n", 2);
-	*end -= sizeof(te) - 3;
-	at = find(out, from, *end, ka, sizeof(ka) - 1);
-	if (at < *end) {
-		splice(out, at, sizeof(ka) - 1, cl, sizeof(cl) - 1);
-		*end -= sizeof(ka) - sizeof(cl);
-	}
-}
-
-/* The chunks written at [at, out->len) as bare bytes; the last chunk
- * ends the body (what follows it is dropped). */
-static void
-unchunk_body(struct buf *out, size_t at, struct http_fit *f)
-{
-	size_t r = at, w = at, size, eol;
-	int d;
-
-	while (f->state == FIT_UNCHUNK && r < out->len) {
-		eol = find(out, r, out->len, "\r\n", 2);
-		for (size = 0; r < eol; r++) { /* hex size; then extensions */
-			d = out->data[r];
-			d = d >= '0' && d <= '9'   ? d - '0'
-			    : d >= 'a' && d <= 'f' ? d - 'a' + 10
-			    : d >= 'A' && d <= 'F' ? d - 'A' + 10
-			                           : -1;
-			if (d < 0)
-				break;
-			size = size * 16 + (size_t)d;
-		}
-		r = eol + 2;
-		if (eol == out->len || size == 0 || size > out->len - r) {
-			f->state = FIT_DROP; /* the last chunk, or not ours */
-			break;
-		}
-		memmove(out->data + w, out->data + r, size);
-		w += size;
-		r += size + 2; /* the chunk's CRLF */
-	}
-	out->len = w;
-}
-
-int
+void
 http_answer_fit(struct buf *out, size_t from, struct http_fit *f)
 {
-	static const char te[] = "\r\nTransfer-Encoding: chunked\r\n";
 	size_t end;
 
 	if (from > out->len)
-		return f->close;
+		return;
 	if (f->state == FIT_HEAD) {
-		if (!f->head && !f->v10) {
+		if (!f->head) {
 			f->state = FIT_PASS;
-			return 0;
+			return;
 		}
-		end = find(out, from, out->len, "\r\n\r\n", 4);
+		end = head_end(out, from);
 		if (end == out->len) /* no head yet */
-			return 0;
-		end += 4;
-		f->state = FIT_PASS;
-		if (f->v10 &&
-		    find(out, from, end - 2, te, sizeof(te) - 1) < end - 2) {
-			unchunk_head(out, from, &end);
-			f->state = FIT_UNCHUNK;
-			f->close = 1; /* the end of the body is the close */
-		}
-		if (f->head)
-			f->state = FIT_DROP;
-		from = end;
+			return;
+		f->state = FIT_DROP;
+		from = end + 4;
 	}
 	if (f->state == FIT_DROP)
 		out->len = from;
-	else if (f->state == FIT_UNCHUNK)
-		unchunk_body(out, from, f);
-	return f->close;
 }

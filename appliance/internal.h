@@ -326,32 +326,41 @@ int http_parser_continue(struct http_parser *p);
  * no-store and Content-Security-Policy: default-src 'none' (unless the
  * caller passes its own). */
 #define HTTP_CHUNKED ((size_t)-1)
+/* The body ends when the connection closes: neither Content-Length nor
+ * Transfer-Encoding, and keep_alive must be 0. HTTP/1.0 has no chunked
+ * coding (RFC 9112 7), so a stream to an HTTP/1.0 client is framed so. */
+#define HTTP_UNTIL_CLOSE ((size_t)-2)
 
-/** Status line and headers; @p content_length or HTTP_CHUNKED. */
+/** Status line and headers; @p content_length, HTTP_CHUNKED or
+ * HTTP_UNTIL_CLOSE (then @p keep_alive 0, else -EINVAL). */
 int http_response_head(struct buf *out, int status, const char *content_type,
     size_t content_length, int keep_alive, const struct http_header *extra,
     size_t nextra);
+/** The framing of a streamed body for a request of HTTP/1.@p
+ * version_minor: HTTP_CHUNKED for 1.1, HTTP_UNTIL_CLOSE for 1.0. The
+ * producer chooses it once and gives it to the head and to every part. */
+size_t http_stream_framing(int version_minor);
+/** One part of a streamed body framed by @p framing (HTTP_CHUNKED: a chunk;
+ * HTTP_UNTIL_CLOSE: the bytes as they are; len 0 writes nothing), and
+ * its end (the last chunk; nothing when the close ends it). */
+int http_body_part(
+    struct buf *out, size_t framing, const void *data, size_t len);
+int http_body_end(struct buf *out, size_t framing);
 /** How an answer is cut to its request, as it is written
- * (http_answer_fit). Zeroed for each request; head and v10 set. */
+ * (http_answer_fit). Zeroed for each request; head set. */
 struct http_fit {
 	int head;  /* HEAD: only the head goes out */
-	int v10;   /* HTTP/1.0: no chunked framing; close-delimited instead */
 	int state; /* where in the answer the writing is (http_response.c) */
-	int close; /* the answer ends with the connection */
 };
 /**
  * Cut the answer bytes written from @p from on in @p out to what the
  * request may receive: for HEAD the head only (up to and including its
- * blank line; nothing after it, in this call or a later one), for HTTP/1.0
- * a chunked answer's head loses Transfer-Encoding and says Connection:
- * close, and its chunks are sent bare. Call it after each part of an
- * answer is written. @return 1 when the connection must close after the
- * answer (its end is the end of the body), else 0.
+ * blank line; nothing after it, in this call or a later one); any other
+ * answer passes as it is. Call it after each part of an answer is
+ * written: a HEAD is answered by the route that answers its GET, which
+ * writes the body as for a GET (RFC 9110 9.3.2 wants the same head).
  */
-int http_answer_fit(struct buf *out, size_t from, struct http_fit *f);
-/** One chunk of a chunked body (len 0 is skipped), and the last chunk. */
-int http_response_chunk(struct buf *out, const void *data, size_t len);
-int http_response_chunk_end(struct buf *out);
+void http_answer_fit(struct buf *out, size_t from, struct http_fit *f);
 /** A whole response with a body. */
 int http_response(struct buf *out, int status, const char *content_type,
     const void *body, size_t len, int keep_alive);

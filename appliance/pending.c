@@ -31,7 +31,7 @@ struct app_pending {
 	enum metric_route route;
 	uint64_t t0_ns;
 	int keep_alive;
-	struct http_fit fit; /* HEAD: head only; HTTP/1.0: unchunked */
+	struct http_fit fit; /* HEAD: head only */
 	unsigned deadline_ms;
 	/* under l->posted_mu: */
 	int queued;     /* in the posted queue */
@@ -55,7 +55,6 @@ app_pending_new(struct route_ctx *ctx, app_step_fn step, void *arg)
 	p->t0_ns = ctx->t0_ns;
 	p->keep_alive = ctx->keep_alive;
 	p->fit.head = ctx->req->head;
-	p->fit.v10 = ctx->req->version_minor == 0;
 	p->deadline_ms = c->gen->cfg.idle_timeout_ms;
 	p->w.data = p;
 	c->pending = p;
@@ -162,9 +161,9 @@ run_step(struct app_pending *p)
 	mark = c->out.len;
 	status = p->step(p, p->arg, &c->out, &p->keep_alive);
 	/* Every part of the answer as its request may receive it: a HEAD's
-	 * head only, an HTTP/1.0 stream unchunked and closed at its end. */
-	if (http_answer_fit(&c->out, mark, &p->fit))
-		p->keep_alive = 0;
+	 * head only. (A stream is framed for the request's version by its
+	 * producer: http_stream_framing.) */
+	http_answer_fit(&c->out, mark, &p->fit);
 	if (status == ROUTE_PENDING)
 		return;
 	if (status == ROUTE_STREAM) {

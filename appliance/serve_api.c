@@ -175,9 +175,9 @@ answer_now(struct serve_req *r, struct buf *out, int *keep_alive)
 		*keep_alive = 0;
 		status = 503;
 	} else if (r->audit_rc != 0) {
-		serve_sse_error(out, "audit_unavailable",
+		serve_sse_error(out, r->framing, "audit_unavailable",
 		    "the audit log cannot be written");
-		serve_sse_done(out);
+		serve_sse_done(out, r->framing);
 		*keep_alive = 0;
 		status = 503;
 	} else {
@@ -497,6 +497,7 @@ serve_route(struct serve *s, struct api *api, struct route_ctx *ctx)
 	r->chat = ext == &ext_chat;
 	r->ans.chat = r->chat;
 	r->ans.created = (int64_t)time(NULL);
+	r->framing = http_stream_framing(q->version_minor);
 	{
 		uint8_t id[12];
 		int i;

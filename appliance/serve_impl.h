@@ -337,27 +337,34 @@ int serve_answer_json(struct buf *out, const struct serve_answer *a,
     const struct inf_tok_text *reason, const struct inf_tok_text *content,
     const char *finish, int n_prompt, int n_out, int keep_alive);
 
-/** @brief The head of a stream (200, text/event-stream, chunked). */
-int serve_sse_head(struct buf *out, int keep_alive);
+/**
+ * @brief The head of a stream (200, text/event-stream) framed by
+ * @p framing (http_stream_framing of the request: HTTP_CHUNKED, or
+ * HTTP_UNTIL_CLOSE with @p keep_alive 0). Every event of the stream and
+ * its end take the same @p framing.
+ */
+int serve_sse_head(struct buf *out, size_t framing, int keep_alive);
 
 /**
- * @brief One SSE event as an HTTP chunk: a chunk object with the role
+ * @brief One SSE event as a part of the body: a chunk object with the role
  * (when @p role), reasoning and content deltas (for completions the text
  * is @p content), and @p finish (NULL: null).
  */
-int serve_sse_delta(struct buf *out, const struct serve_answer *a,
-    const char *role, const struct inf_tok_text *reason,
-    const struct inf_tok_text *content, const char *finish);
+int serve_sse_delta(struct buf *out, size_t framing,
+    const struct serve_answer *a, const char *role,
+    const struct inf_tok_text *reason, const struct inf_tok_text *content,
+    const char *finish);
 
 /** @brief The usage chunk (choices empty) of stream_options.include_usage. */
-int serve_sse_usage(
-    struct buf *out, const struct serve_answer *a, int n_prompt, int n_out);
+int serve_sse_usage(struct buf *out, size_t framing,
+    const struct serve_answer *a, int n_prompt, int n_out);
 
 /** @brief An error event, for a stream that cannot go on. */
-int serve_sse_error(struct buf *out, const char *code, const char *message);
+int serve_sse_error(
+    struct buf *out, size_t framing, const char *code, const char *message);
 
-/** @brief "data: [DONE]" and the last chunk. */
-int serve_sse_done(struct buf *out);
+/** @brief "data: [DONE]" and the end of the body. */
+int serve_sse_done(struct buf *out, size_t framing);
 
 /* ------------------------------------------------------------------ */
 /* One request's life (serve_api.c) and the /v1 work (serve_v1.c)       */
@@ -382,6 +389,7 @@ struct serve_req {
 	char method[8];
 	uint64_t t0_ns;
 	int keep_alive;
+	size_t framing; /* a stream's: http_stream_framing of the request */
 	/* inference */
 	struct serve_model *model;
 	struct serve_answer ans;

@@ -267,18 +267,18 @@ serve_answer_json(struct buf *out, const struct serve_answer *a,
 }
 
 int
-serve_sse_head(struct buf *out, int keep_alive)
+serve_sse_head(struct buf *out, size_t framing, int keep_alive)
 {
 	static const struct http_header h = { "X-Accel-Buffering", "no", 17,
 		2 };
 
 	return http_response_head(
-	    out, 200, "text/event-stream", HTTP_CHUNKED, keep_alive, &h, 1);
+	    out, 200, "text/event-stream", framing, keep_alive, &h, 1);
 }
 
-/* "data: JSON\n\n" as one chunk. */
+/* "data: JSON\n\n" as one part of the body. */
 static int
-sse_event(struct buf *out, const char *json, size_t len)
+sse_event(struct buf *out, size_t framing, const char *json, size_t len)
 {
 	struct buf ev = { .wipe = 1 };
 	int rc;
@@ -289,13 +289,13 @@ sse_event(struct buf *out, const char *json, size_t len)
 	if (rc == 0)
 		rc = buf_append(&ev, "\n\n", 2);
 	if (rc == 0)
-		rc = http_response_chunk(out, ev.data, ev.len);
+		rc = http_body_part(out, framing, ev.data, ev.len);
 	buf_free(&ev);
 	return rc;
 }
 
 static int
-sse_doc(struct buf *out, yyjson_mut_doc *d)
+sse_doc(struct buf *out, size_t framing, yyjson_mut_doc *d)
 {
 	size_t len = 0;
 	char *text = doc_text(d, &len);
@@ -303,15 +303,15 @@ sse_doc(struct buf *out, yyjson_mut_doc *d)
 
 	if (text == NULL)
 		return -ENOMEM;
-	rc = sse_event(out, text, len);
+	rc = sse_event(out, framing, text, len);
 	sr_free_wiped(text);
 	return rc;
 }
 
 int
-serve_sse_delta(struct buf *out, const struct serve_answer *a, const char *role,
-    const struct inf_tok_text *reason, const struct inf_tok_text *content,
-    const char *finish)
+serve_sse_delta(struct buf *out, size_t framing, const struct serve_answer *a,
+    const char *role, const struct inf_tok_text *reason,
+    const struct inf_tok_text *content, const char *finish)
 {
 	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root, *choices, *c, *delta;
@@ -338,12 +338,12 @@ serve_sse_delta(struct buf *out, const struct serve_answer *a, const char *role,
 		yyjson_mut_obj_add_str(d, c, "finish_reason", finish);
 	else
 		yyjson_mut_obj_add_null(d, c, "finish_reason");
-	return sse_doc(out, d);
+	return sse_doc(out, framing, d);
 }
 
 int
-serve_sse_usage(
-    struct buf *out, const struct serve_answer *a, int n_prompt, int n_out)
+serve_sse_usage(struct buf *out, size_t framing, const struct serve_answer *a,
+    int n_prompt, int n_out)
 {
 	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root;
@@ -353,11 +353,12 @@ serve_sse_usage(
 	root = answer_root(d, a, 1);
 	yyjson_mut_obj_add_arr(d, root, "choices");
 	add_usage(d, root, n_prompt, n_out);
-	return sse_doc(out, d);
+	return sse_doc(out, framing, d);
 }
 
 int
-serve_sse_error(struct buf *out, const char *code, const char *message)
+serve_sse_error(
+    struct buf *out, size_t framing, const char *code, const char *message)
 {
 	yyjson_mut_doc *d = yyjson_mut_doc_new(&serve_wiping_alc);
 	yyjson_mut_val *root, *e;
@@ -371,14 +372,14 @@ serve_sse_error(struct buf *out, const char *code, const char *message)
 	yyjson_mut_obj_add_str(d, e, "type", "server_error");
 	yyjson_mut_obj_add_null(d, e, "param");
 	yyjson_mut_obj_add_strcpy(d, e, "code", code);
-	return sse_doc(out, d);
+	return sse_doc(out, framing, d);
 }
 
 int
-serve_sse_done(struct buf *out)
+serve_sse_done(struct buf *out, size_t framing)
 {
 	static const char done[] = "data: [DONE]\n\n";
-	int rc = http_response_chunk(out, done, sizeof(done) - 1);
+	int rc = http_body_part(out, framing, done, sizeof(done) - 1);
 
-	return rc == 0 ? http_response_chunk_end(out) : rc;
+	return rc == 0 ? http_body_end(out, framing) : rc;
 }

@@ -329,11 +329,12 @@ answer_whole(struct serve_req *r)
 
 	r->answer.len = 0;
 	if (r->stream) {
-		serve_sse_delta(&r->answer, &r->ans, NULL, NULL, NULL, fin);
+		serve_sse_delta(
+		    &r->answer, r->framing, &r->ans, NULL, NULL, NULL, fin);
 		if (r->include_usage)
-			serve_sse_usage(
-			    &r->answer, &r->ans, r->n_prompt, r->n_out);
-		serve_sse_done(&r->answer);
+			serve_sse_usage(&r->answer, r->framing, &r->ans,
+			    r->n_prompt, r->n_out);
+		serve_sse_done(&r->answer, r->framing);
 	} else {
 		serve_answer_json(&r->answer, &r->ans, &r->reason, &r->content,
 		    fin, r->n_prompt, r->n_out, r->keep_alive);
@@ -354,11 +355,21 @@ emit(struct serve_req *r, struct buf *out, const char *p, size_t n, int final)
 	rc = serve_split_feed(&r->split, p, n, final, &r->reason, &r->content);
 	if (rc == 0 && r->stream &&
 	    (!r->role_sent || r->reason.len > 0 || r->content.len > 0))
-		rc = serve_sse_delta(out, &r->ans,
+		rc = serve_sse_delta(out, r->framing, &r->ans,
 		    r->role_sent ? NULL : "assistant", &r->reason, &r->content,
 		    NULL);
 	r->role_sent = 1;
 	return rc;
+}
+
+/* The stream's head. A stream to an HTTP/1.0 client ends with the
+ * connection, whatever keep-alive it asked for. */
+static void
+stream_head(struct serve_req *r, struct buf *out)
+{
+	if (r->framing == HTTP_UNTIL_CLOSE)
+		r->keep_alive = 0;
+	serve_sse_head(out, r->framing, r->keep_alive);
 }
 
 static int
@@ -369,7 +380,7 @@ from_cache(struct serve_req *r, struct buf *out, struct serve_cached *hit)
 	r->n_out = hit->n_tokens;
 	r->finish = hit->finish;
 	if (r->stream)
-		serve_sse_head(out, r->keep_alive);
+		stream_head(r, out);
 	emit(r, out, hit->text, hit->len, 1);
 	free(hit->text);
 	return answer_whole(r);
@@ -422,7 +433,7 @@ submit(struct serve_req *r, const struct params *pa,
 	r->phase = SP_GEN;
 	if (!r->stream)
 		return ROUTE_PENDING;
-	serve_sse_head(out, r->keep_alive);
+	stream_head(r, out);
 	if (r->chat)
 		emit(r, out, NULL, 0, 0); /* the role, at once */
 	return ROUTE_STREAM;
@@ -554,9 +565,9 @@ serve_v1_step(struct serve_req *r, struct buf *out)
 			        ? "the inference engine failed this batch"
 			        : "the server is stopping",
 			    1);
-		serve_sse_error(
-		    &r->answer, "engine_error", "the generation ended early");
-		serve_sse_done(&r->answer);
+		serve_sse_error(&r->answer, r->framing, "engine_error",
+		    "the generation ended early");
+		serve_sse_done(&r->answer, r->framing);
 		return serve_req_end(r, 503);
 	}
 	if (r->cacheable) {

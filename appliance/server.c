@@ -409,9 +409,8 @@ answer(struct conn *c, struct http_request *req)
 		.route = MR_OTHER,
 		.t0_ns = uv_hrtime(),
 		.conn = c };
-	/* HEAD: the head only; HTTP/1.0: no chunked framing. */
-	struct http_fit fit = { .head = req->head,
-		.v10 = req->version_minor == 0 };
+	/* HEAD: the head only. */
+	struct http_fit fit = { .head = req->head };
 	size_t mark = c->out.len;
 	unsigned retry;
 	int status;
@@ -438,8 +437,7 @@ answer(struct conn *c, struct http_request *req)
 			ctx.keep_alive = 0;
 		}
 	}
-	if (http_answer_fit(&c->out, mark, &fit))
-		ctx.keep_alive = 0;
+	http_answer_fit(&c->out, mark, &fit);
 	conn_answered(c, ctx.route, status, ctx.t0_ns, ctx.keep_alive);
 }
 

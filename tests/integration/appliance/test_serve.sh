@@ -91,6 +91,26 @@ check "curl: text/event-stream of chat.completion.chunk ending in [DONE]" \
      grep -q "\"finish_reason\":\"length\"" "$TMP/sse" &&
      [ "$(grep "^data: " "$TMP/sse" | tail -n 1)" = "data: [DONE]" ]'
 
+# HTTP/1.0 has no chunked coding: the stream is sent bare and ends with
+# the close, even when the client asks for keep-alive; a greedy request
+# twice, so the second comes from the answer cache.
+hb=$(metric 'response_cache_hits_total{model="tiny-qwen2"}')
+for i in 1 2; do
+	$C -N --http1.0 -H "Connection: keep-alive" -H "Authorization: Bearer $AK" \
+	    -d '{"messages":[{"role":"user","content":"one point oh"}],"max_tokens":4,"temperature":0,"stream":true}' \
+	    "$U/v1/chat/completions" -D "$TMP/sse10.head$i" >"$TMP/sse10.$i"
+done
+sse10_ok() {
+	grep -qi "^connection: close" "$TMP/sse10.head$1" &&
+	    ! grep -qi "^transfer-encoding\|^content-length" "$TMP/sse10.head$1" &&
+	    grep -q '^data: {.*"object":"chat.completion.chunk"' "$TMP/sse10.$1" &&
+	    ! grep -qv '^data: \|^\r\?$' "$TMP/sse10.$1" &&
+	    [ "$(grep '^data: ' "$TMP/sse10.$1" | tail -n 1)" = "data: [DONE]" ]
+}
+check "HTTP/1.0 stream and its cached replay: bare SSE, Connection: close, no chunk sizes" \
+    'sse10_ok 1 && sse10_ok 2 &&
+     [ "$(metric "response_cache_hits_total{model=\"tiny-qwen2\"}")" -gt "$hb" ]'
+
 sleep 1
 check "abandoned streams were cancelled (abort counted, none running)" \
     '[ "$(metric "requests_finished_total{model=\"tiny-qwen2\",reason=\"abort\"}")" -ge 1 ] &&

@@ -48,6 +48,7 @@ struct job {
 	struct app_pending *p;
 	pthread_t thread;
 	int n, ms, stream;
+	size_t framing; /* http_stream_framing of the request */
 	atomic_int produced, cancelled, finished, released;
 	int sent, head_sent;
 };
@@ -119,17 +120,21 @@ step(struct app_pending *p, void *arg, struct buf *out, int *keep_alive)
 		return 200;
 	}
 	if (!j->head_sent) {
-		http_response_head(out, 200, "text/event-stream", HTTP_CHUNKED,
+		/* HTTP/1.0: the close ends the body, whatever keep-alive
+		 * the client asked for. */
+		if (j->framing == HTTP_UNTIL_CLOSE)
+			*keep_alive = 0;
+		http_response_head(out, 200, "text/event-stream", j->framing,
 		    *keep_alive, NULL, 0);
 		j->head_sent = 1;
 	}
 	for (; j->sent < produced; j->sent++) {
 		int len = snprintf(line, sizeof(line), "data: %d\n\n", j->sent);
-		http_response_chunk(out, line, (size_t)len);
+		http_body_part(out, j->framing, line, (size_t)len);
 	}
 	if (!finished)
 		return ROUTE_STREAM;
-	http_response_chunk_end(out);
+	http_body_end(out, j->framing);
 	pthread_join(j->thread, NULL);
 	free(j);
 	return 200;
@@ -164,6 +169,7 @@ route_request(struct route_ctx *ctx)
 	j->stream = strcmp(path, "/stream") == 0;
 	j->n = j->stream ? query_int(ctx->req->target, "n=", 10) : 1;
 	j->ms = query_int(ctx->req->target, "ms=", 10);
+	j->framing = http_stream_framing(ctx->req->version_minor);
 	j->p = app_pending_new(ctx, step, j);
 	assert_non_null(j->p);
 	if (query_int(ctx->req->target, "nodeadline=", 0))

@@ -136,10 +136,10 @@ test_response_chunked(void **state)
 	assert_non_null(find_line(&b, "Transfer-Encoding: chunked\r\n"));
 	assert_null(find_line(&b, "Content-Length"));
 	head = b.len;
-	assert_int_equal(http_response_chunk(&b, "hello", 5), 0);
-	assert_int_equal(http_response_chunk(&b, "ignored", 0), 0);
-	assert_int_equal(http_response_chunk(&b, big, sizeof(big)), 0);
-	assert_int_equal(http_response_chunk_end(&b), 0);
+	assert_int_equal(http_body_part(&b, HTTP_CHUNKED, "hello", 5), 0);
+	assert_int_equal(http_body_part(&b, HTTP_CHUNKED, "ignored", 0), 0);
+	assert_int_equal(http_body_part(&b, HTTP_CHUNKED, big, sizeof(big)), 0);
+	assert_int_equal(http_body_end(&b, HTTP_CHUNKED), 0);
 	body = (const char *)b.data + head;
 	assert_int_equal(b.len - head, 10 + 5 + sizeof(big) + 2 + 5);
 	assert_memory_equal(body, "5\r\nhello\r\n12c\r\n", 15);
@@ -350,8 +350,42 @@ test_buf_wipe(void **state)
 	buf_free(&plain);
 }
 
+/* A stream to an HTTP/1.0 client: no chunked coding (RFC 9112 7); the
+ * close ends the body, so the head says close and the parts go bare. */
+static void
+test_response_until_close(void **state)
+{
+	struct buf b = { 0 };
+	size_t head;
+
+	(void)state;
+	assert_int_equal(http_stream_framing(1), HTTP_CHUNKED);
+	assert_int_equal(http_stream_framing(0), HTTP_UNTIL_CLOSE);
+	/* Kept alive, the client could not tell where the body ends. */
+	assert_int_equal(http_response_head(&b, 200, "text/event-stream",
+	                     HTTP_UNTIL_CLOSE, 1, NULL, 0),
+	    -EINVAL);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(http_response_head(&b, 200, "text/event-stream",
+	                     HTTP_UNTIL_CLOSE, 0, NULL, 0),
+	    0);
+	assert_null(find_line(&b, "Transfer-Encoding"));
+	assert_null(find_line(&b, "Content-Length"));
+	assert_non_null(find_line(&b, "Connection: close\r\n"));
+	head = b.len;
+	assert_int_equal(
+	    http_body_part(&b, HTTP_UNTIL_CLOSE, "data: 1\n\n", 9), 0);
+	assert_int_equal(http_body_part(&b, HTTP_UNTIL_CLOSE, "x", 0), 0);
+	assert_int_equal(
+	    http_body_part(&b, HTTP_UNTIL_CLOSE, "data: 22\n\n", 10), 0);
+	assert_int_equal(http_body_end(&b, HTTP_UNTIL_CLOSE), 0);
+	assert_int_equal(b.len, head + 19);
+	assert_memory_equal(b.data + head, "data: 1\n\ndata: 22\n\n", 19);
+	buf_free(&b);
+}
+
 /* http_answer_fit: a HEAD's answer is its head only, in one part or many;
- * an HTTP/1.0 chunked answer becomes close-delimited. */
+ * any other answer passes untouched. */
 static void
 test_answer_fit(void **state)
 {
@@ -365,56 +399,35 @@ test_answer_fit(void **state)
 	    http_error(&b, 404, "not_found", "no such route", 1), 404);
 	head = (size_t)((const uint8_t *)find(&b, "\r\n\r\n") - b.data) + 4;
 	assert_true(head < b.len);
-	assert_int_equal(http_answer_fit(&b, 0, &f), 0);
+	http_answer_fit(&b, 0, &f);
 	assert_int_equal(b.len, head);
 	assert_non_null(find_line(&b, "Content-Length: 56\r\n"));
 	assert_non_null(find_line(&b, "Connection: keep-alive\r\n"));
 	/* A later part of a HEAD's answer sends nothing. */
 	mark = b.len;
-	assert_int_equal(http_response_chunk(&b, "more", 4), 0);
-	assert_int_equal(http_answer_fit(&b, mark, &f), 0);
+	assert_int_equal(http_body_part(&b, HTTP_CHUNKED, "more", 4), 0);
+	http_answer_fit(&b, mark, &f);
 	assert_int_equal(b.len, head);
-	/* Not HEAD, HTTP/1.1: untouched. */
+	/* A HEAD whose head comes in two parts: cut once the head is whole. */
+	b.len = 0;
+	f = (struct http_fit){ .head = 1 };
+	assert_int_equal(buf_append(&b, "HTTP/1.1 200 OK\r\n", 17), 0);
+	http_answer_fit(&b, 0, &f);
+	assert_int_equal(b.len, 17);
+	mark = b.len;
+	assert_int_equal(buf_append(&b, "A: b\r\n\r\nbody", 12), 0);
+	http_answer_fit(&b, mark, &f);
+	assert_int_equal(b.len, 17 + 8);
+	/* Not HEAD: untouched, a stream's parts too. */
 	b.len = 0;
 	f = (struct http_fit){ 0 };
 	assert_int_equal(http_error(&b, 404, "not_found", "x", 1), 404);
 	mark = b.len;
-	assert_int_equal(http_answer_fit(&b, 0, &f), 0);
+	http_answer_fit(&b, 0, &f);
 	assert_int_equal(b.len, mark);
-	/* HTTP/1.0 and a chunked stream, written in three parts. */
-	b.len = 0;
-	f = (struct http_fit){ .v10 = 1 };
-	assert_int_equal(http_response_head(&b, 200, "text/event-stream",
-	                     HTTP_CHUNKED, 1, NULL, 0),
-	    0);
-	assert_int_equal(http_response_chunk(&b, "data: 1\n\n", 9), 0);
-	assert_int_equal(http_answer_fit(&b, 0, &f), 1);
-	assert_null(find_line(&b, "Transfer-Encoding"));
-	assert_null(find_line(&b, "Content-Length"));
-	assert_non_null(find_line(&b, "Connection: close\r\n"));
-	assert_null(find(&b, "keep-alive"));
-	head = (size_t)((const uint8_t *)find(&b, "\r\n\r\n") - b.data) + 4;
-	assert_int_equal(b.len, head + 9);
-	assert_memory_equal(b.data + head, "data: 1\n\n", 9);
-	mark = b.len;
-	assert_int_equal(http_response_chunk(&b, "data: 22\n\n", 10), 0);
-	assert_int_equal(http_response_chunk(&b, "x", 1), 0);
-	assert_int_equal(http_answer_fit(&b, mark, &f), 1);
-	assert_int_equal(b.len, mark + 11);
-	assert_memory_equal(b.data + mark, "data: 22\n\nx", 11);
-	mark = b.len;
-	assert_int_equal(http_response_chunk(&b, "end", 3), 0);
-	assert_int_equal(http_response_chunk_end(&b), 0);
-	assert_int_equal(http_answer_fit(&b, mark, &f), 1);
-	assert_int_equal(b.len, mark + 3);
-	assert_memory_equal(b.data + mark, "end", 3);
-	/* HTTP/1.0, a Content-Length answer: untouched, kept alive. */
-	b.len = 0;
-	f = (struct http_fit){ .v10 = 1 };
-	assert_int_equal(http_error(&b, 404, "not_found", "x", 1), 404);
-	mark = b.len;
-	assert_int_equal(http_answer_fit(&b, 0, &f), 0);
-	assert_int_equal(b.len, mark);
+	assert_int_equal(http_body_part(&b, HTTP_CHUNKED, "more", 4), 0);
+	http_answer_fit(&b, mark, &f);
+	assert_int_equal(b.len, mark + 9);
 	buf_free(&b);
 }
 
@@ -424,6 +437,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_response_exact),
 		cmocka_unit_test(test_response_chunked),
+		cmocka_unit_test(test_response_until_close),
 		cmocka_unit_test(test_answer_fit),
 		cmocka_unit_test(test_error_json),
 		cmocka_unit_test(test_extra_headers),

@@ -6,7 +6,10 @@
 # on 1 and 2 loops (nginx: 1 and 2 workers). The client is h2load --h1.
 # It reports figures; it fails only when a measurement could not be made.
 # SR_HTTP_PART=tls or =auth runs only that half (both by default);
-# SR_HTTP_CONF adds lines to strongroomd's configuration.
+# SR_HTTP_PART=cpu prints, instead, the server's CPU per request by thread
+# (loops, workers, audit writer) for /health, an API-key route and
+# /oauth/token: where a figure's time goes. SR_HTTP_CONF adds lines to
+# strongroomd's configuration.
 set -u
 PART=${SR_HTTP_PART:-all}
 
@@ -167,13 +170,16 @@ paired() {
 	    cut -d' ' -f2-
 }
 
-echo "client: h2load --h1 on this machine; keep-alive: $CONNS connections," \
-    "$REQS requests, median of 3 alternated pairs; new connections:" \
-    "$NEWCONN at once, one request each, x3"
-printf '%-22s %5s %12s %8s %8s %12s %8s %8s %7s\n' test loops strongroom p50ms \
-    p99ms nginx p50ms p99ms ratio
 status=0
-[ "$PART" = auth ] && loops_list= || loops_list="1 2"
+loops_list=
+if [ "$PART" != cpu ]; then
+	echo "client: h2load --h1 on this machine; keep-alive: $CONNS" \
+	    "connections, $REQS requests, median of 3 alternated pairs; new" \
+	    "connections: $NEWCONN at once, one request each, x3"
+	printf '%-22s %5s %12s %8s %8s %12s %8s %8s %7s\n' test loops \
+	    strongroom p50ms p99ms nginx p50ms p99ms ratio
+	[ "$PART" = auth ] || loops_list="1 2"
+fi
 for loops in $loops_list; do
 	start_strongroom $loops
 	start_nginx $loops
@@ -192,7 +198,8 @@ for loops in $loops_list; do
 	done
 	cleanup
 done
-echo "goals: keep-alive >= 1.00x nginx, new handshakes >= 0.90x nginx"
+[ -z "$loops_list" ] ||
+    echo "goals: keep-alive >= 1.00x nginx, new handshakes >= 0.90x nginx"
 
 # Authenticated requests (the access issue's figures), 2 loops: an API key
 # verified from the keystore's cache, the policy, and a durable audit line
@@ -255,6 +262,62 @@ auth_figures() {
 	fi
 	cleanup
 }
+# thread_ticks: "kind user system" clock ticks of strongroomd's threads,
+# summed by kind (sr-loop0 and sr-loop1 are both sr-loop).
+thread_ticks() {
+	for _t in /proc/"$spid"/task/*; do
+		echo "$(cat "$_t/comm") $(cut -d')' -f2 "$_t/stat" |
+		    awk '{ print $12, $13 }')"
+	done | awk '{ sub(/[0-9]+$/, "", $1); u[$1] += $2; k[$1] += $3 }
+	    END { for (t in u) print t, u[t], k[t] }' | sort
+}
+
+# cpu_of LABEL PATH [h2load options]: one keep-alive run; the CPU each
+# kind of thread spent per request in it, in microseconds.
+cpu_of() {
+	_label=$1
+	_path=$2
+	shift 2
+	thread_ticks >"$DIR/t0"
+	_r=$(keepalive "$sport" "$_path" "$@") || return 1
+	thread_ticks >"$DIR/t1"
+	join "$DIR/t0" "$DIR/t1" | awk -v l="$_label" -v r="${_r%% *}" \
+	    -v n="$REQS" -v hz="$(getconf CLK_TCK)" '
+	    function us(t) { return t * 1e6 / hz / n }
+	    { u = $4 - $2; k = $5 - $3; if (u + k == 0) next
+	      printf "%-34s %-16s %7.1f %7.1f %7.1f\n", l, $1, us(u), us(k),
+	          us(u + k); tu += u; tk += k }
+	    END { printf "%-34s %-16s %7.1f %7.1f %7.1f   (%.0f req/s)\n", l,
+	          "all", us(tu), us(tk), us(tu + tk), r }'
+}
+
+cpu_figures() {
+	start_strongroom 2
+	AK=$(cat "$DIR/state/admin.key")
+	CURL="curl -sS --cacert $DIR/state/tls/cert.pem --resolve localhost:$sport:127.0.0.1"
+	set -- $(new_app bench) "" ""
+	[ -n "$1" ] && [ -n "$2" ] || {
+		echo "http_bench: could not make the benchmark's app" >&2
+		return 1
+	}
+	printf 'grant_type=client_credentials&client_id=%s&client_secret=%s' \
+	    "$1" "$2" >"$DIR/token.form"
+	echo "server CPU per request by thread, us ($REQS requests," \
+	    "$CONNS connections, 2 loops; h2load not counted)"
+	printf '%-34s %-16s %7s %7s %7s\n' request thread user kernel total
+	cpu_of "GET /health" /health &&
+	    cpu_of "GET /api/apps/ID (API key, audit)" "/api/apps/$1" \
+	        -H "Authorization: Bearer $AK" || return 1
+	REQS=${SR_JWT_REQUESTS:-20000}
+	cpu_of "POST /oauth/token (audit)" /oauth/token -d "$DIR/token.form" \
+	    -H "Content-Type: application/x-www-form-urlencoded"
+}
+
+if [ "$PART" = cpu ]; then
+	cpu_figures || status=1
+	cleanup
+	exit $status
+fi
 [ "$PART" = tls ] || auth_figures
 [ "$PART" = auth ] && exit $status
 # The anchor DESIGN holds the handshake path to: what mbedTLS's own

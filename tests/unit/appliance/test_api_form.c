@@ -117,40 +117,39 @@ static void
 test_stray(void **state)
 {
 	static const char *const names[] = { "key", "from", "to", NULL };
+	static const struct {
+		const char *query;
+		int why;
+		const char *bad; /* the name reported, cut to 7 bytes */
+	} cases[] = {
+		/* Every parameter known, once each, empty ones skipped. */
+		{ "", 0, NULL },
+		{ "key=K&&from=&to=2&", 0, NULL },
+		/* A mistyped filter, a prefix of a name, a longer name. */
+		{ "key=K&since=2025-06-01", API_QUERY_UNKNOWN, "since" },
+		{ "ke=K", API_QUERY_UNKNOWN, "ke" },
+		{ "keys=K", API_QUERY_UNKNOWN, "keys" },
+		/* A known name with no '=' would be dropped by api_query_get.
+		 */
+		{ "from=1&key", API_QUERY_NO_VALUE, "key" },
+		/* Given twice: only the first would be used. */
+		{ "to=1&key=A&key=B", API_QUERY_REPEATED, "key" },
+		/* Names as sent, not decoded; a long one cut to the buffer. */
+		{ "k%65y=K", API_QUERY_UNKNOWN, "k%65y" },
+		{ "averyverylongname=1", API_QUERY_UNKNOWN, "averyve" },
+	};
 	char bad[8];
+	size_t i;
 
 	(void)state;
-	/* Every parameter known, once each, empty ones skipped. */
-	assert_int_equal(api_query_stray("", names, bad, sizeof(bad)), 0);
-	assert_int_equal(
-	    api_query_stray("key=K&&from=&to=2&", names, bad, sizeof(bad)), 0);
-	/* A mistyped filter, a prefix of a name, a longer name. */
-	assert_int_equal(
-	    api_query_stray("key=K&since=2025-06-01", names, bad, sizeof(bad)),
-	    API_QUERY_UNKNOWN);
-	assert_string_equal(bad, "since");
-	assert_int_equal(api_query_stray("ke=K", names, bad, sizeof(bad)),
-	    API_QUERY_UNKNOWN);
-	assert_string_equal(bad, "ke");
-	assert_int_equal(api_query_stray("keys=K", names, bad, sizeof(bad)),
-	    API_QUERY_UNKNOWN);
-	/* A known name with no '=' would be dropped by api_query_get. */
-	assert_int_equal(api_query_stray("from=1&key", names, bad, sizeof(bad)),
-	    API_QUERY_NO_VALUE);
-	assert_string_equal(bad, "key");
-	/* Given twice: only the first would be used. */
-	assert_int_equal(
-	    api_query_stray("to=1&key=A&key=B", names, bad, sizeof(bad)),
-	    API_QUERY_REPEATED);
-	assert_string_equal(bad, "key");
-	/* Names as sent, not decoded; a long one cut to the buffer. */
-	assert_int_equal(api_query_stray("k%65y=K", names, bad, sizeof(bad)),
-	    API_QUERY_UNKNOWN);
-	assert_string_equal(bad, "k%65y");
-	assert_int_equal(
-	    api_query_stray("averyverylongname=1", names, bad, sizeof(bad)),
-	    API_QUERY_UNKNOWN);
-	assert_string_equal(bad, "averyve");
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bad[0] = '\0';
+		assert_int_equal(
+		    api_query_stray(cases[i].query, names, bad, sizeof(bad)),
+		    cases[i].why);
+		if (cases[i].bad != NULL)
+			assert_string_equal(bad, cases[i].bad);
+	}
 }
 
 int

@@ -243,7 +243,6 @@ api_audit_read(struct api_req *r)
 	struct audit_query q = { 0 };
 	yyjson_mut_doc *d;
 	yyjson_mut_val *o;
-
 	static const char *const params[] = { "key", "actor", "action", "from",
 		"to", NULL };
 

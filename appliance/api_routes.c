@@ -282,9 +282,8 @@ out:
 void
 api_list_op(struct api_req *r, unsigned kind, const char *parent)
 {
-	int rc;
-
 	static const char *const params[] = { "after", NULL };
+	int rc;
 
 	if (api_query_only(r, params) != 0)
 		return;
@@ -460,9 +459,8 @@ api_keys_list(struct api_req *r)
 static void
 keys_expiring(struct api_req *r)
 {
-	int rc;
-
 	static const char *const params[] = { "after", NULL };
+	int rc;
 
 	if (api_query_only(r, params) != 0)
 		return;

@@ -78,6 +78,8 @@ api_ks(struct api_req *r)
 	int rc;
 
 	ks_reply_init(&r->kr);
+	if (r->kq.op != KS_OP_GET) /* it may change the record kept */
+		r->res_read = 0;
 	if (r->on_loop)
 		r->kq.flags |= KS_REQ_NO_WAIT;
 	rc = ks_call(r->api->ks, &r->kq, &r->kr);

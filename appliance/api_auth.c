@@ -224,6 +224,9 @@ authenticate(struct api_req *r)
 		ks_request_init(&r->kq, KS_OP_GET);
 		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
 		if (api_ks(r) == 0) {
+			/* Kept for the route, which would read it again. */
+			r->res_meta = r->kr.meta;
+			r->res_read = 1;
 			/* An API key's owner is its app's or user's owner. */
 			snprintf(r->owner, sizeof(r->owner), "%s",
 			    r->kr.meta.kind == KS_KIND_APP ||

@@ -132,6 +132,11 @@ struct api_req {
 	/* the route's error format (ext->error, api_oauth_error); NULL:
 	 * {"error":{"code","message"}} */
 	api_error_fn *error_fmt;
+	/* The {id} record as authentication read it, for its owner (res_read
+	 * 1): the first api_expect_kind answers from it rather than read it
+	 * again in the same request; any keystore call but a GET drops it. */
+	struct ks_meta res_meta;
+	int res_read;
 	struct ks_request kq;
 	/* Last: its list (35 KB) is neither zeroed nor wiped per request (it
 	 * holds metadata only, valid up to kr.count); see API_REQ_CLEAR. */

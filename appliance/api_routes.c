@@ -161,11 +161,16 @@ api_query_only(struct api_req *r, const char *const names[])
 int
 api_expect_kind(struct api_req *r, unsigned kind)
 {
-	int rc;
+	int rc = 0;
 
-	ks_request_init(&r->kq, KS_OP_GET);
-	snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
-	rc = api_ks(r);
+	if (r->res_read && strcmp(r->res_meta.id, r->id) == 0) {
+		r->kr.meta = r->res_meta; /* read by authenticate() */
+		r->res_read = 0;          /* once: what follows may change it */
+	} else {
+		ks_request_init(&r->kq, KS_OP_GET);
+		snprintf(r->kq.u.key.id, sizeof(r->kq.u.key.id), "%s", r->id);
+		rc = api_ks(r);
+	}
 	if (rc == 0 && r->kr.meta.kind != kind)
 		rc = KS_ENOTFOUND;
 	if (rc != 0)
